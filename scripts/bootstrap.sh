@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up a bare Debian machine for Solstice CI: the Debian packages the VM backend and the
+# image builders use, pnpm through corepack, and the workspace's npm dependencies.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Host tools: QEMU and qemu-img (VMs), pasta (guest network isolation), genisoimage (NoCloud
+# seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
+# zstd/xz (compressed cloud images), git (local checkout).
+packages=(qemu-system-x86 qemu-utils passt genisoimage debootstrap busybox-static dosfstools mtools
+  syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 git ca-certificates util-linux iproute2 procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The image builders fetch guest packages with `apt-get download`, which needs package lists.
+if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  apt-get update -qq
+fi
+
+# Older corepack releases cannot verify the signatures of current pnpm releases.
+export COREPACK_ENABLE_DOWNLOAD_PROMPT=0
+if ! corepack pnpm --version >/dev/null 2>&1; then
+  echo "bootstrap: updating corepack (this one cannot fetch the pinned pnpm)"
+  npm install -g --silent corepack@latest
+fi
+corepack pnpm install --frozen-lockfile --reporter=silent
+echo "bootstrap: ready (node $(node --version), pnpm $(corepack pnpm --version))"

@@ -1,0 +1,333 @@
+import { and, asc, desc, eq, exists, inArray, lt, lte, or, type SQL } from "drizzle-orm";
+import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
+import pg from "pg";
+import type { Logger } from "pino";
+import { checkSchemaName, DbError } from "./db-error.ts";
+import type {
+  HostRecord,
+  HostRegistration,
+  JobDetails,
+  JobFilter,
+  JobRecord,
+  JobResult,
+  JobStore,
+  NewJob,
+  StepRecord,
+  StepResult,
+} from "./job-store.ts";
+import { listLimit } from "./job-store.ts";
+import { hosts, jobSteps, jobs } from "./schema.ts";
+
+export interface PgJobStoreOptions {
+  databaseUrl: string;
+  /** PostgreSQL schema holding the tables (see `migrate`). Default `public`. */
+  schema?: string;
+  log: Logger;
+  /** Pool size. Default 5. */
+  maxConnections?: number;
+  /** How long to wait for a connection. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Server-side bound on every statement. Default 15000. */
+  statementTimeoutMs?: number;
+}
+
+type Db = NodePgDatabase<Record<string, never>>;
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+type JobRow = typeof jobs.$inferSelect;
+type StepRow = typeof jobSteps.$inferSelect;
+
+const UNFINISHED = ["queued", "running"] as const;
+
+/** Opens a pool on the database; `close()` ends it. Run `migrate` first. */
+export function createPgJobStore(opts: PgJobStoreOptions): { store: PgJobStore; close(): Promise<void> } {
+  const schema = checkSchemaName(opts.schema ?? "public");
+  const log = opts.log.child({ component: "job-store", schema });
+  const pool = new pg.Pool({
+    connectionString: opts.databaseUrl,
+    max: opts.maxConnections ?? 5,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    statement_timeout: opts.statementTimeoutMs ?? 15_000,
+    options: `-c search_path=${schema}`,
+  });
+  // An idle client that loses its connection emits here; unhandled, it would crash the process.
+  pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
+  return { store: new PgJobStore(drizzle(pool)), close: () => pool.end() };
+}
+
+export class PgJobStore implements JobStore {
+  constructor(private readonly db: Db) {}
+
+  async recordQueued(job: NewJob, at: Date = new Date()): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx
+        .insert(jobs)
+        .values(jobRow(job.jobId, job.attempt, job, { state: "queued", createdAt: at, queuedAt: at, updatedAt: at }))
+        .onConflictDoNothing();
+      await insertSteps(tx, job.jobId, job.attempt, job.steps);
+    });
+  }
+
+  async markRunning(jobId: string, attempt: number, hostId: string, at: Date, details?: JobDetails): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      if (details !== undefined) {
+        const inserted = await tx
+          .insert(jobs)
+          .values(
+            jobRow(jobId, attempt, details, {
+              state: "running",
+              hostId,
+              createdAt: at,
+              queuedAt: at,
+              startedAt: at,
+              updatedAt: at,
+            }),
+          )
+          .onConflictDoNothing()
+          .returning({ id: jobs.id });
+        if (inserted.length > 0) {
+          await insertSteps(tx, jobId, attempt, details.steps);
+          return true;
+        }
+      }
+      const claimed = await tx
+        .update(jobs)
+        .set({ state: "running", attempt, hostId, startedAt: at, updatedAt: at })
+        .where(
+          and(
+            eq(jobs.id, jobId),
+            or(
+              and(eq(jobs.state, "queued"), lte(jobs.attempt, attempt)),
+              and(eq(jobs.state, "running"), lt(jobs.attempt, attempt)),
+            ),
+          ),
+        )
+        .returning({ id: jobs.id });
+      if (claimed.length > 0) {
+        if (details !== undefined) await insertSteps(tx, jobId, attempt, details.steps);
+        return true;
+      }
+      if (details === undefined) {
+        const existing = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, jobId)).limit(1);
+        if (existing.length === 0) throw unknownJob(jobId);
+      }
+      return false;
+    });
+  }
+
+  async stepStarted(jobId: string, attempt: number, index: number, at: Date): Promise<boolean> {
+    const updated = await this.db
+      .update(jobSteps)
+      .set({ state: "running", startedAt: at })
+      .where(and(stepKey(jobId, attempt, index), eq(jobSteps.state, "pending"), this.onCurrentAttempt(jobId, attempt)))
+      .returning({ idx: jobSteps.idx });
+    return updated.length > 0;
+  }
+
+  async stepFinished(jobId: string, attempt: number, index: number, result: StepResult, at: Date): Promise<boolean> {
+    const updated = await this.db
+      .update(jobSteps)
+      .set({ state: result.state, conclusion: result.conclusion, exitCode: result.exitCode, finishedAt: at })
+      .where(
+        and(
+          stepKey(jobId, attempt, index),
+          inArray(jobSteps.state, ["pending", "running"]),
+          this.onCurrentAttempt(jobId, attempt),
+        ),
+      )
+      .returning({ idx: jobSteps.idx });
+    return updated.length > 0;
+  }
+
+  async finishJob(jobId: string, attempt: number, result: JobResult, at: Date): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const finished = await tx
+        .update(jobs)
+        .set({ state: result.state, reason: result.reason ?? null, finishedAt: at, updatedAt: at })
+        .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED)))
+        .returning({ id: jobs.id });
+      if (finished.length === 0) return false;
+      const ofAttempt = and(eq(jobSteps.jobId, jobId), eq(jobSteps.attempt, attempt));
+      await tx
+        .update(jobSteps)
+        .set({ state: "skipped", conclusion: "skipped" })
+        .where(and(ofAttempt, eq(jobSteps.state, "pending")));
+      await tx
+        .update(jobSteps)
+        .set({ state: "cancelled", conclusion: "cancelled", finishedAt: at })
+        .where(and(ofAttempt, eq(jobSteps.state, "running")));
+      return true;
+    });
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const [row] = await this.db.select().from(jobs).where(eq(jobs.id, jobId)).limit(1);
+    if (row === undefined) return undefined;
+    return toJobRecord(row, await this.stepsOf([row]));
+  }
+
+  async listJobs(filter: JobFilter = {}): Promise<JobRecord[]> {
+    const conditions: SQL[] = [];
+    if (filter.state !== undefined) conditions.push(eq(jobs.state, filter.state));
+    if (filter.label !== undefined) conditions.push(eq(jobs.label, filter.label));
+    if (filter.host !== undefined) conditions.push(eq(jobs.hostId, filter.host));
+    if (filter.repo !== undefined) {
+      const repo = or(eq(jobs.repoFullName, filter.repo), eq(jobs.repoUrl, filter.repo));
+      if (repo !== undefined) conditions.push(repo);
+    }
+    const rows = await this.db
+      .select()
+      .from(jobs)
+      .where(and(...conditions))
+      .orderBy(desc(jobs.createdAt), desc(jobs.id))
+      .limit(listLimit(filter));
+    const steps = await this.stepsOf(rows);
+    return rows.map((row) => toJobRecord(row, steps));
+  }
+
+  async upsertHost(host: HostRegistration, at: Date): Promise<void> {
+    const fields = {
+      labels: host.labels,
+      maxVms: host.maxVms,
+      version: host.version,
+      backend: host.backend,
+      accelerator: host.accelerator,
+      startedAt: host.startedAt,
+      lastHeartbeatAt: at,
+    };
+    await this.db
+      .insert(hosts)
+      .values({ id: host.id, ...fields })
+      .onConflictDoUpdate({ target: hosts.id, set: fields });
+  }
+
+  async heartbeatHost(id: string, at: Date): Promise<boolean> {
+    const updated = await this.db
+      .update(hosts)
+      .set({ lastHeartbeatAt: at })
+      .where(eq(hosts.id, id))
+      .returning({ id: hosts.id });
+    return updated.length > 0;
+  }
+
+  async listHosts(): Promise<HostRecord[]> {
+    return this.db.select().from(hosts).orderBy(asc(hosts.id));
+  }
+
+  async setDraining(id: string, draining: boolean): Promise<boolean> {
+    const updated = await this.db.update(hosts).set({ draining }).where(eq(hosts.id, id)).returning({ id: hosts.id });
+    return updated.length > 0;
+  }
+
+  /** Step writes count only for the attempt the job is on, while it is unfinished. */
+  private onCurrentAttempt(jobId: string, attempt: number): SQL {
+    return exists(
+      this.db
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED))),
+    );
+  }
+
+  /** The current attempt's steps of each job, keyed by job id. */
+  private async stepsOf(rows: JobRow[]): Promise<Map<string, StepRow[]>> {
+    const byJob = new Map<string, StepRow[]>();
+    if (rows.length === 0) return byJob;
+    const attempts = new Map(rows.map((r) => [r.id, r.attempt]));
+    const steps = await this.db
+      .select()
+      .from(jobSteps)
+      .where(
+        inArray(
+          jobSteps.jobId,
+          rows.map((r) => r.id),
+        ),
+      )
+      .orderBy(asc(jobSteps.idx));
+    for (const step of steps) {
+      if (attempts.get(step.jobId) !== step.attempt) continue;
+      const list = byJob.get(step.jobId) ?? [];
+      list.push(step);
+      byJob.set(step.jobId, list);
+    }
+    return byJob;
+  }
+}
+
+function jobRow(
+  jobId: string,
+  attempt: number,
+  details: JobDetails,
+  fields: Pick<JobRow, "state" | "createdAt" | "queuedAt" | "updatedAt"> & Partial<JobRow>,
+): typeof jobs.$inferInsert {
+  return {
+    id: jobId,
+    attempt,
+    source: details.source,
+    owner: details.owner,
+    label: details.label,
+    repoUrl: details.repoUrl,
+    repoFullName: details.repoFullName,
+    commitSha: details.commitSha,
+    ref: details.ref,
+    workflowPath: details.workflowPath,
+    jobKey: details.jobKey,
+    jobName: details.jobName,
+    ...fields,
+  };
+}
+
+async function insertSteps(tx: Tx, jobId: string, attempt: number, steps: JobDetails["steps"]): Promise<void> {
+  if (steps.length === 0) return;
+  await tx
+    .insert(jobSteps)
+    .values(steps.map((s) => ({ jobId, attempt, idx: s.index, name: s.name, state: "pending" as const })))
+    .onConflictDoNothing();
+}
+
+function stepKey(jobId: string, attempt: number, index: number): SQL | undefined {
+  return and(eq(jobSteps.jobId, jobId), eq(jobSteps.attempt, attempt), eq(jobSteps.idx, index));
+}
+
+function toJobRecord(row: JobRow, steps: Map<string, StepRow[]>): JobRecord {
+  return {
+    jobId: row.id,
+    attempt: row.attempt,
+    state: row.state,
+    source: row.source,
+    owner: row.owner,
+    label: row.label,
+    repoUrl: row.repoUrl,
+    repoFullName: row.repoFullName,
+    commitSha: row.commitSha,
+    ref: row.ref,
+    workflowPath: row.workflowPath,
+    jobKey: row.jobKey,
+    jobName: row.jobName,
+    hostId: row.hostId,
+    reason: row.reason,
+    createdAt: row.createdAt,
+    queuedAt: row.queuedAt,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+    updatedAt: row.updatedAt,
+    steps: (steps.get(row.id) ?? []).map(toStepRecord),
+  };
+}
+
+function toStepRecord(row: StepRow): StepRecord {
+  return {
+    index: row.idx,
+    name: row.name,
+    state: row.state,
+    conclusion: row.conclusion,
+    exitCode: row.exitCode,
+    startedAt: row.startedAt,
+    finishedAt: row.finishedAt,
+  };
+}
+
+function unknownJob(jobId: string): DbError {
+  return new DbError("unknown_job", `job ${jobId} has no record`, {
+    hint: "pass the job's details to markRunning so a job that was never recorded as queued can be inserted",
+  });
+}

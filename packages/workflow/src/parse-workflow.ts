@@ -1,0 +1,475 @@
+import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
+import { type ExpressionContext, interpolate, wholeSecretReference } from "./expressions.ts";
+import { PlanExpressionContext } from "./plan-context.ts";
+import { DEFAULT_SHELL, resolveShell } from "./shells.ts";
+import { isSupportedCondition, SUPPORTED_CONDITIONS } from "./step-condition.ts";
+import { WorkflowValidationError } from "./workflow-errors.ts";
+import type {
+  Env,
+  PlanContexts,
+  PlannedCheckoutStep,
+  PlannedJob,
+  PlannedRunStep,
+  PlannedStepDef,
+  Workflow,
+} from "./workflow-plan.ts";
+import { type Entry, ProblemCollector, YamlReader } from "./yaml-reader.ts";
+
+/** Larger files are refused before parsing: a workflow is hand-written text, never this big. */
+export const MAX_WORKFLOW_BYTES = 1024 * 1024;
+
+/** As in Actions, a job without `timeout-minutes` may run for six hours. */
+export const DEFAULT_JOB_TIMEOUT_MINUTES = 360;
+
+/** actions/checkout clones one commit unless told otherwise. */
+const DEFAULT_FETCH_DEPTH = 1;
+
+// `permissions` narrows a forge token; Solstice gives steps no forge token, so there is nothing to narrow.
+const WORKFLOW_KEYS = ["name", "on", "env", "defaults", "jobs", "permissions"];
+const JOB_KEYS = [
+  "name",
+  "runs-on",
+  "env",
+  "defaults",
+  "timeout-minutes",
+  "continue-on-error",
+  "if",
+  "needs",
+  "outputs",
+  "steps",
+  "permissions",
+];
+const STEP_KEYS = [
+  "name",
+  "id",
+  "if",
+  "run",
+  "uses",
+  "with",
+  "shell",
+  "working-directory",
+  "env",
+  "timeout-minutes",
+  "continue-on-error",
+];
+const CHECKOUT_INPUTS = ["repository", "ref", "path", "fetch-depth"];
+
+const SUPPORTED_STEPS = "Solstice runs `run:` steps and the built-in actions/checkout";
+
+const REJECTED_JOB_KEYS: Readonly<Record<string, string>> = {
+  uses: `reusable workflows (job-level uses:) are not supported: ${SUPPORTED_STEPS}; copy the called workflow's jobs into this file`,
+  services:
+    "service containers are not supported: each Solstice job runs in its own VM; install and start the service from a run: step",
+  container:
+    "job containers are not supported: Solstice runs steps directly in a VM of the runs-on label; pick a label whose image has what you need, or install it from a run: step",
+};
+
+const SECRET_IN_RUN = `secrets are not substituted into scripts; pass it through the step's env: (e.g. TOKEN: \${{ secrets.TOKEN }}) and read $TOKEN in the script`;
+const SECRET_ELSEWHERE = `a secret may only be a whole env: value, e.g. TOKEN: \${{ secrets.TOKEN }}`;
+const STEP_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const CHECKOUT_USES = /^actions\/checkout@(.+)$/i;
+
+interface RunDefaults {
+  shell?: string;
+  workingDirectory?: string;
+}
+
+export interface ParseWorkflowOptions {
+  /** Shown in every problem; usually the path relative to the repository, e.g. `.forgejo/workflows/ci.yml`. */
+  file: string;
+  contexts?: PlanContexts;
+}
+
+class Planner {
+  constructor(
+    private readonly reader: YamlReader,
+    private readonly contexts: PlanContexts,
+  ) {}
+
+  private get problems(): ProblemCollector {
+    return this.reader.problems;
+  }
+
+  private context(env: Env): ExpressionContext {
+    return new PlanExpressionContext(this.contexts, env);
+  }
+
+  /** Substitutes expressions in a string-valued node; problems are reported and the raw text kept. */
+  expandedText(entry: Entry | undefined, env: Env, secretRule = SECRET_ELSEWHERE): string | undefined {
+    if (entry === undefined) return undefined;
+    const raw = this.reader.text(entry.value, entry.key);
+    if (raw === undefined || entry.value === undefined) return undefined;
+    const { text, issues } = interpolate(raw, this.context(env), secretRule);
+    this.problems.expressionIssues(entry.value, entry.key, raw, issues);
+    return text;
+  }
+
+  /** The entry's own variables, with expressions resolved against `outer` (the enclosing levels' env). */
+  env(entry: Entry | undefined, outer: Env): Env {
+    const env: Env = {};
+    if (entry === undefined) return env;
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return env;
+    const context = this.context(outer);
+    for (const variable of this.reader.entries(map, entry.key)) {
+      if (!isScalar(variable.value)) {
+        this.problems.atNode(
+          variable.value ?? variable.keyNode,
+          variable.key,
+          "env values must be strings, numbers or booleans, not a mapping or list",
+        );
+        continue;
+      }
+      const raw = this.reader.text(variable.value, variable.key, "");
+      if (raw === undefined) continue;
+      const secret = wholeSecretReference(raw);
+      if (secret !== undefined) {
+        env[variable.name] = { fromSecret: secret };
+        continue;
+      }
+      const { text, issues } = interpolate(raw, context, SECRET_ELSEWHERE);
+      this.problems.expressionIssues(variable.value, variable.key, raw, issues);
+      env[variable.name] = text;
+    }
+    return env;
+  }
+
+  /** `defaults.run`, each key falling back to `outer`. */
+  defaults(entry: Entry | undefined, outer: RunDefaults, env: Env): RunDefaults {
+    if (entry === undefined) return outer;
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return outer;
+    const run = this.reader.keyed(map, entry.key, ["run"]).get("run");
+    if (run === undefined) return outer;
+    const runMap = this.reader.mapping(run.value, run.key);
+    if (runMap === undefined) return outer;
+    const keys = this.reader.keyed(runMap, run.key, ["shell", "working-directory"]);
+    return {
+      shell: this.shell(keys.get("shell"), env) ?? outer.shell,
+      workingDirectory: this.expandedText(keys.get("working-directory"), env) ?? outer.workingDirectory,
+    };
+  }
+
+  private shell(entry: Entry | undefined, env: Env): string | undefined {
+    const shell = this.expandedText(entry, env);
+    if (entry === undefined || shell === undefined) return undefined;
+    const resolved = resolveShell(shell.trim());
+    if (resolved.ok) return resolved.template;
+    this.problems.atNode(entry.value, entry.key, resolved.message);
+    return undefined;
+  }
+
+  private condition(entry: Entry | undefined): string | undefined {
+    if (entry === undefined) return undefined;
+    const text = this.reader.text(entry.value, entry.key);
+    if (text === undefined) return undefined;
+    if (!isSupportedCondition(text)) {
+      this.problems.atNode(
+        entry.value,
+        entry.key,
+        `condition \`${text}\` is not supported yet; supported: ${SUPPORTED_CONDITIONS.join(", ")} (bare or inside \${{ }})`,
+      );
+    }
+    return text;
+  }
+
+  private runsOn(entry: Entry | undefined, jobEntry: Entry, env: Env): string {
+    if (entry === undefined) {
+      this.problems.atNode(jobEntry.keyNode, jobEntry.key, "has no runs-on: name the label of the machine to run on");
+      return "";
+    }
+    if (isMap(entry.value)) {
+      this.problems.atNode(
+        entry.value,
+        entry.key,
+        "runs-on with group/labels is not supported; give a label or a list of labels",
+      );
+      return "";
+    }
+    const labels = this.reader.stringList(entry.value, entry.key).map((label) => {
+      const { text, issues } = interpolate(label, this.context(env), SECRET_ELSEWHERE);
+      if (entry.value !== undefined) this.problems.expressionIssues(entry.value, entry.key, label, issues);
+      return text.trim();
+    });
+    // A job goes to one label's queue. In a list, the last entry other than "self-hosted" is that label,
+    // so `[self-hosted, ubuntu-24.04]` works as it does on a forge with self-hosted runners.
+    const label = labels.filter((l) => l !== "" && l.toLowerCase() !== "self-hosted").at(-1);
+    if (label === undefined) {
+      this.problems.atNode(
+        entry.value ?? entry.keyNode,
+        entry.key,
+        "names no label: give the label of the machine to run on, e.g. runs-on: ubuntu-24.04",
+      );
+      return "";
+    }
+    return label;
+  }
+
+  private outputs(entry: Entry | undefined): Record<string, string> {
+    const outputs: Record<string, string> = {};
+    if (entry === undefined) return outputs;
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return outputs;
+    for (const output of this.reader.entries(map, entry.key)) {
+      const text = this.reader.text(output.value, output.key);
+      if (text !== undefined) outputs[output.name] = text;
+    }
+    return outputs;
+  }
+
+  job(
+    jobEntry: Entry,
+    jobKeys: readonly string[],
+    workflowEnv: Env,
+    workflowDefaults: RunDefaults,
+  ): PlannedJob | undefined {
+    const map = this.reader.mapping(jobEntry.value, jobEntry.key);
+    if (map === undefined) return undefined;
+    const keys = this.reader.keyed(map, jobEntry.key, JOB_KEYS, REJECTED_JOB_KEYS, ["strategy"]);
+    const strategy = this.reader.entries(map, jobEntry.key).find((e) => e.name === "strategy");
+    if (strategy !== undefined) this.strategy(strategy);
+
+    const env = { ...workflowEnv, ...this.env(keys.get("env"), workflowEnv) };
+    const defaults = this.defaults(keys.get("defaults"), workflowDefaults, env);
+    const timeout = keys.get("timeout-minutes");
+    const continueOnError = keys.get("continue-on-error");
+    const needs = keys.get("needs");
+    const needed = needs === undefined ? [] : this.reader.stringList(needs.value, needs.key);
+    for (const need of needed) {
+      if (needs !== undefined && !jobKeys.includes(need)) {
+        this.problems.atNode(
+          needs.value,
+          needs.key,
+          `needs unknown job \`${need}\`; jobs in this file: ${jobKeys.join(", ")}`,
+        );
+      }
+    }
+    const ifCondition = this.condition(keys.get("if"));
+    return {
+      key: jobEntry.name,
+      name: this.expandedText(keys.get("name"), env) ?? jobEntry.name,
+      runsOn: this.runsOn(keys.get("runs-on"), jobEntry, env),
+      timeoutMinutes:
+        (timeout && this.reader.positiveNumber(timeout.value, timeout.key)) ?? DEFAULT_JOB_TIMEOUT_MINUTES,
+      continueOnError: (continueOnError && this.reader.boolean(continueOnError.value, continueOnError.key)) ?? false,
+      env,
+      needs: needed,
+      ...(ifCondition === undefined ? {} : { ifCondition }),
+      outputs: this.outputs(keys.get("outputs")),
+      steps: this.steps(keys.get("steps"), jobEntry, env, defaults),
+    };
+  }
+
+  private strategy(entry: Entry): void {
+    const matrix = isMap(entry.value)
+      ? this.reader.entries(entry.value, entry.key).find((e) => e.name === "matrix")
+      : undefined;
+    if (matrix !== undefined) {
+      this.problems.atNode(
+        matrix.keyNode,
+        matrix.key,
+        "strategy.matrix is not supported yet: write one job per combination for now",
+      );
+    } else {
+      this.problems.atNode(entry.keyNode, entry.key, "strategy is not supported yet (it only matters with a matrix)");
+    }
+  }
+
+  private steps(entry: Entry | undefined, jobEntry: Entry, env: Env, defaults: RunDefaults): PlannedStepDef[] {
+    if (entry === undefined) {
+      this.problems.atNode(jobEntry.keyNode, jobEntry.key, "has no steps:");
+      return [];
+    }
+    const seq = this.reader.sequence(entry.value, entry.key);
+    if (seq === undefined) return [];
+    if (seq.items.length === 0) this.problems.atNode(seq, entry.key, "has no steps");
+    const steps: PlannedStepDef[] = [];
+    const ids = new Set<string>();
+    seq.items.forEach((item, index) => {
+      const step = this.step(this.reader.node(item), `${entry.key}[${index}]`, index, env, defaults, ids);
+      if (step !== undefined) steps.push(step);
+    });
+    return steps;
+  }
+
+  private step(
+    node: Node | undefined,
+    key: string,
+    index: number,
+    jobEnv: Env,
+    defaults: RunDefaults,
+    ids: Set<string>,
+  ): PlannedStepDef | undefined {
+    const map = this.reader.mapping(node, key);
+    if (map === undefined) return undefined;
+    const keys = this.reader.keyed(map, key, STEP_KEYS);
+    const env = { ...jobEnv, ...this.env(keys.get("env"), jobEnv) };
+    const run = keys.get("run");
+    const uses = keys.get("uses");
+    if (run === undefined && uses === undefined) {
+      this.problems.atNode(map, key, "a step needs either run: or uses:");
+      return undefined;
+    }
+    if (run !== undefined && uses !== undefined) {
+      this.problems.atNode(uses.keyNode, key, "a step has either run: or uses:, not both");
+      return undefined;
+    }
+
+    const idEntry = keys.get("id");
+    const id = idEntry && this.reader.text(idEntry.value, idEntry.key);
+    if (idEntry !== undefined && id !== undefined) {
+      if (!STEP_ID.test(id)) {
+        this.problems.atNode(
+          idEntry.value,
+          idEntry.key,
+          "an id starts with a letter or _ and has only letters, digits, - and _",
+        );
+      } else if (ids.has(id)) {
+        this.problems.atNode(idEntry.value, idEntry.key, `another step of this job already has id \`${id}\``);
+      }
+      ids.add(id);
+    }
+    const timeout = keys.get("timeout-minutes");
+    const timeoutMinutes = timeout && this.reader.positiveNumber(timeout.value, timeout.key);
+    const continueOnError = keys.get("continue-on-error");
+    const condition = this.condition(keys.get("if"));
+    const common = {
+      index,
+      ...(id === undefined ? {} : { id }),
+      env,
+      ...(condition === undefined ? {} : { condition }),
+      continueOnError: (continueOnError && this.reader.boolean(continueOnError.value, continueOnError.key)) ?? false,
+      ...(timeoutMinutes === undefined ? {} : { timeoutMinutes }),
+    };
+    const name = this.expandedText(keys.get("name"), env);
+
+    if (run !== undefined) {
+      const script = this.expandedText(run, env, SECRET_IN_RUN) ?? "";
+      const with_ = keys.get("with");
+      if (with_ !== undefined) this.problems.atNode(with_.keyNode, with_.key, "with: only applies to uses: steps");
+      const workingDirectory = this.expandedText(keys.get("working-directory"), env) ?? defaults.workingDirectory;
+      const firstLine = script.split("\n").find((line) => line.trim() !== "") ?? "";
+      const step: PlannedRunStep = {
+        ...common,
+        name: name ?? `Run ${firstLine.trim()}`,
+        kind: "run",
+        script,
+        shell: this.shell(keys.get("shell"), env) ?? defaults.shell ?? DEFAULT_SHELL,
+        ...(workingDirectory === undefined ? {} : { workingDirectory }),
+      };
+      return step;
+    }
+
+    const action = uses === undefined ? undefined : this.reader.text(uses.value, uses.key);
+    if (uses === undefined || action === undefined) return undefined;
+    if (!CHECKOUT_USES.test(action.trim())) {
+      this.problems.atNode(
+        uses.value,
+        uses.key,
+        `action \`${action}\` is not supported: ${SUPPORTED_STEPS} (actions/checkout@<ref>); do what the action does in a run: step instead`,
+      );
+      return undefined;
+    }
+    for (const runOnly of ["shell", "working-directory"]) {
+      const entry = keys.get(runOnly);
+      if (entry !== undefined) this.problems.atNode(entry.keyNode, entry.key, `${runOnly}: only applies to run: steps`);
+    }
+    const step: PlannedCheckoutStep = {
+      ...common,
+      name: name ?? `Run ${action.trim()}`,
+      kind: "checkout",
+      fetchDepth: DEFAULT_FETCH_DEPTH,
+      ...this.checkoutInputs(keys.get("with"), env),
+    };
+    return step;
+  }
+
+  private checkoutInputs(
+    entry: Entry | undefined,
+    env: Env,
+  ): Partial<Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth">> {
+    if (entry === undefined) return {};
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return {};
+    const inputs: Partial<Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth">> = {};
+    for (const input of this.reader.entries(map, entry.key)) {
+      if (!CHECKOUT_INPUTS.includes(input.name)) {
+        this.problems.atNode(
+          input.keyNode,
+          input.key,
+          `actions/checkout input \`${input.name}\` is not supported by the built-in checkout; supported: ${CHECKOUT_INPUTS.join(", ")}`,
+        );
+        continue;
+      }
+      const value = this.expandedText(input, env);
+      if (value === undefined) continue;
+      if (input.name === "fetch-depth") {
+        const depth = Number(value.trim());
+        if (value.trim() === "" || !Number.isInteger(depth) || depth < 0) {
+          this.problems.atNode(input.value, input.key, `must be a whole number, 0 for full history, not \`${value}\``);
+        } else inputs.fetchDepth = depth;
+      } else if (value !== "") {
+        inputs[input.name as "repository" | "ref" | "path"] = value;
+      }
+    }
+    return inputs;
+  }
+}
+
+/**
+ * Parses an Actions workflow into planned jobs. Throws `WorkflowValidationError` with every problem
+ * found (file, line, column and key of each) when any part cannot run on Solstice.
+ */
+export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflow {
+  const lineCounter = new LineCounter();
+  const problems = new ProblemCollector(opts.file, text, lineCounter);
+  if (Buffer.byteLength(text, "utf8") > MAX_WORKFLOW_BYTES) {
+    problems.at(0, "", `the file is larger than ${MAX_WORKFLOW_BYTES} bytes; a workflow file cannot be this big`);
+    throw new WorkflowValidationError(opts.file, problems.problems);
+  }
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  for (const error of doc.errors) {
+    problems.at(error.pos[0], "", `YAML syntax error: ${error.message.split("\n")[0]}`);
+  }
+  if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, problems.problems);
+
+  const reader = new YamlReader(doc, problems);
+  const planner = new Planner(reader, opts.contexts ?? {});
+  const root = reader.node(doc.contents);
+  if (!isMap(root)) {
+    problems.atNode(root, "", "a workflow file is a mapping with at least `jobs:`");
+    throw new WorkflowValidationError(opts.file, problems.problems);
+  }
+  const keys = reader.keyed(root, "", WORKFLOW_KEYS);
+  const nameEntry = keys.get("name");
+  const name = planner.expandedText(nameEntry, {}) ?? opts.file;
+  const onEntry = keys.get("on");
+  let on: unknown;
+  try {
+    on = reader.toJS(onEntry?.value);
+  } catch (error) {
+    problems.atNode(onEntry?.value, "on", `cannot be read: ${(error as Error).message}`);
+  }
+  const env = planner.env(keys.get("env"), {});
+  const defaults = planner.defaults(keys.get("defaults"), {}, env);
+
+  const jobs: PlannedJob[] = [];
+  const jobsEntry = keys.get("jobs");
+  if (jobsEntry === undefined) {
+    problems.atNode(root, "jobs", "the workflow has no jobs: section");
+  } else {
+    const jobsMap = isScalar(jobsEntry.value) && jobsEntry.value.value === null ? undefined : jobsEntry.value;
+    const map = jobsMap === undefined ? undefined : reader.mapping(jobsMap, "jobs");
+    const entries = map === undefined ? [] : reader.entries(map, "jobs");
+    if (jobsMap === undefined || (map !== undefined && entries.length === 0)) {
+      problems.atNode(jobsEntry.keyNode, "jobs", "has no jobs: define at least one job with runs-on and steps");
+    }
+    const jobKeys = entries.map((e) => e.name);
+    for (const entry of entries) {
+      const job = planner.job(entry, jobKeys, env, defaults);
+      if (job !== undefined) jobs.push(job);
+    }
+  }
+  if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, problems.problems);
+  return { name, file: opts.file, on, jobs };
+}

@@ -1,0 +1,72 @@
+/** An environment value: plain text, or a secret the executor unseals and sets at run time. */
+export type EnvValue = string | { fromSecret: string };
+
+export type Env = Record<string, EnvValue>;
+
+/** Values known when the workflow is planned; a context left out makes references to it an error. */
+export interface PlanContexts {
+  github?: Record<string, unknown>;
+  runner?: Record<string, unknown>;
+  vars?: Record<string, unknown>;
+  inputs?: Record<string, unknown>;
+  matrix?: Record<string, unknown>;
+}
+
+interface PlannedStepCommon {
+  /** Position in the job, from 0. */
+  index: number;
+  name: string;
+  id?: string;
+  /** Merged: workflow `env` < job `env` < step `env`. */
+  env: Env;
+  workingDirectory?: string;
+  /** The `if:` as written; one of the forms `evaluateStepCondition` knows. */
+  condition?: string;
+  continueOnError: boolean;
+  timeoutMinutes?: number;
+}
+
+export interface PlannedRunStep extends PlannedStepCommon {
+  kind: "run";
+  script: string;
+  /** Command template with {0} where the script file goes. */
+  shell: string;
+}
+
+/** The built-in replacement for `actions/checkout`. */
+export interface PlannedCheckoutStep extends PlannedStepCommon {
+  kind: "checkout";
+  /** "owner/name"; absent for the job's own repository. */
+  repository?: string;
+  ref?: string;
+  path?: string;
+  /** 0 means full history; 1 (a shallow clone) when not given, as actions/checkout does. */
+  fetchDepth: number;
+}
+
+export type PlannedStepDef = PlannedRunStep | PlannedCheckoutStep;
+
+export interface PlannedJob {
+  /** The job's key under `jobs:`. */
+  key: string;
+  name: string;
+  /** The one label a host must serve; see README for how a `runs-on` list is reduced to it. */
+  runsOn: string;
+  timeoutMinutes: number;
+  continueOnError: boolean;
+  /** Merged: workflow `env` < job `env`. */
+  env: Env;
+  needs: string[];
+  ifCondition?: string;
+  /** As written; evaluated after the job once step outputs exist. */
+  outputs: Record<string, string>;
+  steps: PlannedStepDef[];
+}
+
+export interface Workflow {
+  name: string;
+  file: string;
+  /** The `on:` triggers as written; not interpreted yet. */
+  on: unknown;
+  jobs: PlannedJob[];
+}

@@ -1,0 +1,10 @@
+export { waitForSshBanner } from "./banner-probe.ts";
+export type { SshErrorCode } from "./errors.ts";
+export { HostKeyMismatchError, SshError } from "./errors.ts";
+export { fingerprint, hostKeyBlob } from "./host-key.ts";
+export type { JobKeys, KeyPair } from "./job-keys.ts";
+export { generateJobKeys } from "./job-keys.ts";
+export { LineSplitter, MAX_LINE_BYTES } from "./line-splitter.ts";
+export type { ExecOptions, ExecResult, RunScriptOptions, RunScriptResult } from "./session.ts";
+export { connectSsh, SshSession } from "./session.ts";
+export type { SshTarget } from "./target.ts";

@@ -1,0 +1,258 @@
+import { randomUUID } from "node:crypto";
+import { Client, type ClientChannel, type SFTPWrapper } from "ssh2";
+import { HostKeyMismatchError, SshError } from "./errors.ts";
+import { fingerprint, hostKeyBlob } from "./host-key.ts";
+import { LineSplitter } from "./line-splitter.ts";
+import { exportLines, shellQuote } from "./shell-quote.ts";
+import type { SshTarget } from "./target.ts";
+
+export interface ExecOptions {
+  signal?: AbortSignal;
+  onStdout?(line: string): void;
+  onStderr?(line: string): void;
+  /** Exported by the remote shell before the command; no SSH env requests are used. */
+  env?: Record<string, string>;
+}
+
+export interface ExecResult {
+  /** null when the command died of a signal or the channel closed without a status. */
+  exitCode: number | null;
+  signal?: string;
+}
+
+export interface RunScriptOptions {
+  script: string;
+  /** Command template; `{0}` becomes the uploaded script's path, e.g. "bash -e {0}". */
+  shell: string;
+  env: Record<string, string>;
+  /** Created if missing; the remote login directory when absent. */
+  workingDirectory?: string;
+  /** Aborting kills the script's whole process group in the guest (TERM, then KILL). */
+  signal?: AbortSignal;
+  onLine(stream: "stdout" | "stderr", text: string): void;
+}
+
+export interface RunScriptResult {
+  exitCode: number | null;
+  aborted: boolean;
+}
+
+/** Time the script's process group gets between SIGTERM and SIGKILL after an abort. */
+const KILL_GRACE_SECONDS = 2;
+/** Bound on the kill command itself (a hung guest must not hang the abort). */
+const KILL_DEADLINE_MS = 10_000;
+
+/** One authenticated SSH connection to a VM, with its host key pinned. */
+export class SshSession {
+  private sftpChannel: Promise<SFTPWrapper> | undefined;
+
+  constructor(
+    private readonly client: Client,
+    private readonly target: SshTarget,
+  ) {}
+
+  /** Writes `content` to `remotePath` over SFTP and sets its mode. */
+  async upload(remotePath: string, content: string | Buffer, mode: number): Promise<void> {
+    try {
+      const sftp = await this.sftp();
+      await new Promise<void>((resolve, reject) => {
+        sftp.writeFile(remotePath, content, { mode }, (err) => (err ? reject(err) : resolve()));
+      });
+      // The server applies its umask to the open mode; set the mode explicitly.
+      await new Promise<void>((resolve, reject) => {
+        sftp.chmod(remotePath, mode, (err) => (err ? reject(err) : resolve()));
+      });
+    } catch (err) {
+      throw new SshError("upload_failed", `could not upload ${remotePath}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Runs `command` through the remote shell, streaming stdout and stderr as lines. Rejects with
+   * `aborted` when the signal fires (the channel is closed; use `runScript` to kill what it started).
+   */
+  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    const full = opts.env ? `${exportLines(opts.env)}${command}` : command;
+    return new Promise<ExecResult>((resolve, reject) => {
+      if (opts.signal?.aborted) {
+        reject(new SshError("aborted", "command aborted before it started"));
+        return;
+      }
+      this.client.exec(full, (err, channel) => {
+        if (err) {
+          reject(new SshError("channel_failed", `could not start a command: ${err.message}`, { cause: err }));
+          return;
+        }
+        this.follow(channel, opts).then(resolve, reject);
+      });
+    });
+  }
+
+  /**
+   * Uploads `script` to a unique temporary path, runs it with `shell` in its own process group with
+   * `env` exported and in `workingDirectory`, and streams its output as lines. On abort the group is
+   * killed in the guest, so a timed-out step really stops.
+   */
+  async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
+    const base = `/tmp/solstice-step-${randomUUID()}`;
+    const scriptPath = `${base}.script`;
+    const pidFile = `${base}.pid`;
+    if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
+    await this.upload(scriptPath, opts.script, 0o700);
+    const cd = opts.workingDirectory
+      ? `mkdir -p -- ${shellQuote(opts.workingDirectory)} && cd -- ${shellQuote(opts.workingDirectory)} || exit 1\n`
+      : "";
+    // The job runs as a child in a new session (setsid), so its pid is the process group id that an
+    // abort kills; the wrapper waits for it and passes its exit status on.
+    const wrapper =
+      "set -u\n" +
+      `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(pidFile)}' EXIT\n` +
+      `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
+        `${exportLines(opts.env)}${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
+      )} </dev/null &\n` +
+      "wait $!\n";
+    const inner = new AbortController();
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      inner.abort();
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.signal?.aborted) onAbort();
+    try {
+      const result = await this.exec(wrapper, {
+        signal: inner.signal,
+        onStdout: (line) => opts.onLine("stdout", line),
+        onStderr: (line) => opts.onLine("stderr", line),
+      }).catch((err: unknown) => {
+        if (aborted) return { exitCode: null };
+        throw err;
+      });
+      if (aborted) {
+        await this.killGroup(pidFile, scriptPath);
+        return { exitCode: null, aborted: true };
+      }
+      return { exitCode: result.exitCode, aborted: false };
+    } finally {
+      opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Closes the connection; idempotent. */
+  close(): void {
+    this.client.end();
+  }
+
+  private async killGroup(pidFile: string, scriptPath: string): Promise<void> {
+    const pid = `$(cat ${shellQuote(pidFile)} 2>/dev/null)`;
+    const command =
+      `p=${pid}; if [ -n "$p" ]; then kill -TERM -- "-$p" 2>/dev/null; i=0; ` +
+      `while kill -0 -- "-$p" 2>/dev/null && [ $i -lt ${KILL_GRACE_SECONDS * 10} ]; do sleep 0.1; i=$((i+1)); done; ` +
+      `kill -KILL -- "-$p" 2>/dev/null; fi; rm -f -- ${shellQuote(pidFile)} ${shellQuote(scriptPath)}; true`;
+    await this.exec(command, { signal: AbortSignal.timeout(KILL_DEADLINE_MS) });
+  }
+
+  private follow(channel: ClientChannel, opts: ExecOptions): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve, reject) => {
+      const out = new LineSplitter((line) => opts.onStdout?.(line));
+      const err = new LineSplitter((line) => opts.onStderr?.(line));
+      let exitCode: number | null = null;
+      let exitSignal: string | undefined;
+      let settled = false;
+      const onAbort = () => {
+        if (settled) return;
+        settled = true;
+        channel.close();
+        reject(new SshError("aborted", "command aborted"));
+      };
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      channel.on("data", (chunk: Buffer) => out.push(chunk));
+      channel.stderr.on("data", (chunk: Buffer) => err.push(chunk));
+      channel.on("exit", (code: number | null, signalName?: string) => {
+        exitCode = typeof code === "number" ? code : null;
+        if (signalName) exitSignal = signalName;
+      });
+      channel.on("close", () => {
+        opts.signal?.removeEventListener("abort", onAbort);
+        if (settled) return;
+        settled = true;
+        out.flush();
+        err.flush();
+        resolve(exitSignal === undefined ? { exitCode } : { exitCode, signal: exitSignal });
+      });
+    });
+  }
+
+  private sftp(): Promise<SFTPWrapper> {
+    this.sftpChannel ??= new Promise<SFTPWrapper>((resolve, reject) => {
+      this.client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
+    });
+    this.sftpChannel.catch(() => {
+      this.sftpChannel = undefined;
+    });
+    return this.sftpChannel;
+  }
+
+  /** For error messages: where this session points. */
+  get address(): string {
+    return `${this.target.username}@${this.target.host}:${this.target.port}`;
+  }
+}
+
+/**
+ * Opens an SSH connection that accepts only `target.hostKey` (a different key fails with
+ * `HostKeyMismatchError`). `readyTimeoutMs` (default 20000) bounds the handshake and authentication.
+ */
+export function connectSsh(
+  target: SshTarget,
+  opts: { signal?: AbortSignal; readyTimeoutMs?: number } = {},
+): Promise<SshSession> {
+  const pinned = hostKeyBlob(target.hostKey);
+  return new Promise<SshSession>((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(new SshError("aborted", `connecting to ${target.host}:${target.port} was aborted`));
+      return;
+    }
+    const client = new Client();
+    let mismatch: HostKeyMismatchError | undefined;
+    let settled = false;
+    const fail = (err: SshError) => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener("abort", onAbort);
+      client.end();
+      reject(err);
+    };
+    const onAbort = () => fail(new SshError("aborted", `connecting to ${target.host}:${target.port} was aborted`));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    client.on("ready", () => {
+      if (settled) return;
+      settled = true;
+      opts.signal?.removeEventListener("abort", onAbort);
+      resolve(new SshSession(client, target));
+    });
+    client.on("error", (err) => {
+      fail(
+        mismatch ??
+          new SshError("connect_failed", `SSH to ${target.host}:${target.port} failed: ${err.message}`, {
+            cause: err,
+          }),
+      );
+    });
+    client.on("close", () => fail(mismatch ?? new SshError("connect_failed", "connection closed before ready")));
+    client.connect({
+      host: target.host,
+      port: target.port,
+      username: target.username,
+      privateKey: target.privateKey,
+      readyTimeout: opts.readyTimeoutMs ?? 20_000,
+      hostVerifier: (key: Buffer) => {
+        if (key.equals(pinned)) return true;
+        mismatch = new HostKeyMismatchError(target.host, target.port, fingerprint(key));
+        return false;
+      },
+    });
+  });
+}

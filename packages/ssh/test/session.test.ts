@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { connectSsh, generateJobKeys, HostKeyMismatchError, SshError, type SshSession } from "@solstice/ssh";
+import { bootTestGuest, type TestGuest } from "./tiny-guest.ts";
+
+describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
+  let guest: TestGuest;
+  let session: SshSession;
+
+  before(async () => {
+    guest = await bootTestGuest();
+    session = await connectSsh(guest.target, { readyTimeoutMs: 30_000 });
+  });
+
+  after(() => {
+    session?.close();
+    guest?.stop();
+  });
+
+  test("a connection with the pinned host key runs a command", { timeout: 30_000 }, async () => {
+    const out: string[] = [];
+    const result = await session.exec("echo pinned-ok", { onStdout: (l) => out.push(l) });
+    assert.deepEqual(out, ["pinned-ok"]);
+    assert.equal(result.exitCode, 0);
+  });
+
+  test("a guest presenting any other host key is refused", { timeout: 30_000 }, async () => {
+    const wrong = { ...guest.target, hostKey: generateJobKeys().host.publicKey };
+    await assert.rejects(connectSsh(wrong, { readyTimeoutMs: 20_000 }), (err) => {
+      assert.ok(err instanceof HostKeyMismatchError);
+      assert.equal(err.code, "host_key_mismatch");
+      assert.match(err.message, /SHA256:/);
+      return true;
+    });
+  });
+
+  test("a script's stdout and stderr arrive as lines, in order, with its exit code", { timeout: 30_000 }, async () => {
+    const lines: string[] = [];
+    const result = await session.runScript({
+      script: "echo one\necho two >&2\nsleep 0.2\necho three\nprintf 'no newline'\nexit 7\n",
+      shell: "bash -e {0}",
+      env: {},
+      onLine: (stream, text) => lines.push(`${stream}:${text}`),
+    });
+    assert.deepEqual(lines, ["stdout:one", "stderr:two", "stdout:three", "stdout:no newline"]);
+    assert.deepEqual(result, { exitCode: 7, aborted: false });
+  });
+
+  test("a script sees its environment and runs in its working directory, created if missing", {
+    timeout: 30_000,
+  }, async () => {
+    const dir = `/tmp/${randomUUID()}/work dir`;
+    const lines: string[] = [];
+    const result = await session.runScript({
+      script: 'echo "$GREETING"\npwd\n',
+      shell: "bash -e {0}",
+      env: { GREETING: 'it\'s a "quoted" $value' },
+      workingDirectory: dir,
+      onLine: (_stream, text) => lines.push(text),
+    });
+    assert.equal(result.exitCode, 0);
+    assert.deepEqual(lines, ['it\'s a "quoted" $value', dir]);
+  });
+
+  test("aborting a script kills it and its children in the guest", { timeout: 60_000 }, async () => {
+    const marker = `/tmp/${randomUUID()}`;
+    const controller = new AbortController();
+    const running = session.runScript({
+      script: `sleep 300 &\necho $! > ${marker}.child\necho $$ > ${marker}.main\necho started\nwait\n`,
+      shell: "bash -e {0}",
+      env: {},
+      signal: controller.signal,
+      onLine: (_stream, text) => {
+        if (text === "started") controller.abort();
+      },
+    });
+    const result = await running;
+    assert.deepEqual(result, { exitCode: null, aborted: true });
+    const out: string[] = [];
+    await session.exec(
+      `for f in ${marker}.child ${marker}.main; do if kill -0 "$(cat $f)" 2>/dev/null; then echo alive; else echo gone; fi; done`,
+      { onStdout: (l) => out.push(l) },
+    );
+    assert.deepEqual(out, ["gone", "gone"]);
+  });
+
+  test("exec rejects with an aborted error when its signal fires", { timeout: 30_000 }, async () => {
+    await assert.rejects(session.exec("sleep 30", { signal: AbortSignal.timeout(300) }), (err) => {
+      assert.ok(err instanceof SshError);
+      assert.equal(err.code, "aborted");
+      return true;
+    });
+  });
+});

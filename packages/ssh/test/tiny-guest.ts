@@ -1,0 +1,144 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LocalImage } from "@solstice/images";
+import { generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
+import pino from "pino";
+
+/**
+ * The tiny test guest, from @solstice/images when it offers `ensureLocalImage`, otherwise built with
+ * the reference recipe (guest-images/build-tiny.sh) into a shared cache.
+ */
+export async function tinyImage(): Promise<LocalImage> {
+  const cacheDir = process.env.SOLSTICE_TEST_CACHE_DIR ?? "/var/tmp/solstice-test-cache";
+  // @solstice/images is written in parallel; until it has an entry point, use the reference recipe.
+  const images = (await import("@solstice/images").catch(() => ({}))) as {
+    ensureLocalImage?: (label: string, opts: { cacheDir: string; log: pino.Logger }) => Promise<LocalImage>;
+  };
+  if (images.ensureLocalImage) return images.ensureLocalImage("tiny", { cacheDir, log: pino({ level: "warn" }) });
+  const dir = join(cacheDir, "tiny-reference");
+  if (!existsSync(join(dir, "disk.qcow2"))) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync("bash", ["/work/shared/guest-images/build-tiny.sh", dir], { stdio: "ignore", timeout: 120_000 });
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, "disk.qcow2"), "64M"]);
+  }
+  return {
+    label: "tiny",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.img"), append: "console=ttyS0 quiet" },
+    machine: "pc",
+    seedMedium: "cdrom",
+    readiness: "ssh",
+    sshUser: "root",
+    defaultCpus: 1,
+    defaultMemoryMiB: 256,
+    recipeHash: "reference",
+  };
+}
+
+export interface TestGuest {
+  target: SshTarget;
+  stop(): void;
+}
+
+/**
+ * Boots the tiny guest with plain QEMU (this package cannot use @solstice/vm, which depends on it):
+ * a NoCloud seed with fresh job keys and a forwarded SSH port.
+ */
+export async function bootTestGuest(): Promise<TestGuest> {
+  const image = await tinyImage();
+  const dir = mkdtempSync(join(tmpdir(), "solstice-ssh-test-"));
+  const keys = generateJobKeys();
+  const hostKey = keys.host.privateKey
+    .trim()
+    .split("\n")
+    .map((l) => `    ${l}`)
+    .join("\n");
+  writeFileSync(
+    join(dir, "user-data"),
+    `#cloud-config\nssh_authorized_keys:\n  - ${keys.client.publicKey}\nssh_keys:\n  ed25519_private: |\n${hostKey}\n  ed25519_public: ${keys.host.publicKey}\n`,
+  );
+  writeFileSync(join(dir, "meta-data"), "instance-id: ssh-test\nlocal-hostname: ssh-test\n");
+  execFileSync("genisoimage", [
+    "-quiet",
+    "-output",
+    join(dir, "seed.iso"),
+    "-volid",
+    "cidata",
+    "-joliet",
+    "-rock",
+    join(dir, "user-data"),
+    join(dir, "meta-data"),
+  ]);
+  const port = await freePort();
+  const kernel = image.kernel;
+  if (!kernel) throw new Error("the tiny image boots with -kernel");
+  const qemu: ChildProcess = spawn(
+    "qemu-system-x86_64",
+    [
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-machine",
+      image.machine,
+      "-accel",
+      "tcg",
+      "-cpu",
+      "max",
+      "-m",
+      "256",
+      "-netdev",
+      `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:22`,
+      "-device",
+      "virtio-net-pci,netdev=n0,romfile=",
+      "-device",
+      "virtio-rng-pci",
+      "-drive",
+      `file=${join(dir, "seed.iso")},media=cdrom,format=raw,readonly=on`,
+      "-kernel",
+      kernel.path,
+      "-initrd",
+      kernel.initrd ?? "",
+      "-append",
+      kernel.append,
+    ],
+    { stdio: "ignore" },
+  );
+  const stop = () => {
+    qemu.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForSshBanner("127.0.0.1", port, { deadlineMs: 90_000 });
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return {
+    target: {
+      host: "127.0.0.1",
+      port,
+      username: "root",
+      privateKey: keys.client.privateKey,
+      hostKey: keys.host.publicKey,
+    },
+    stop,
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        address && typeof address === "object" ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}

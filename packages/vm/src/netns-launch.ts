@@ -1,0 +1,150 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, readlinkSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { VmError } from "./errors.ts";
+
+/**
+ * Run inside the new network namespace before QEMU: wait until pasta has configured it (a default
+ * route exists), so QEMU's user-mode network and port forward bind in a namespace that works.
+ */
+const WAIT_FOR_NETWORK = `i=0
+until cut -f2 /proc/net/route | grep -qx 00000000; do
+  i=$((i+1))
+  if [ "$i" -gt 500 ]; then echo "solstice: pasta did not configure the VM network within 5 s" >&2; exit 97; fi
+  sleep 0.01
+done
+exec "$@"`;
+
+/** Bound on the namespace being created by the launcher before pasta is attached. */
+const NAMESPACE_DEADLINE_MS = 5_000;
+/** Most stderr kept from each process, for error messages. */
+const MAX_STDERR_BYTES = 8 * 1024;
+
+export interface LaunchedVm {
+  readonly qemu: ChildProcess;
+  readonly pasta: ChildProcess;
+  /** Resolves when QEMU has exited (with its code or signal). */
+  readonly qemuExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last stderr output of QEMU and pasta. */
+  stderr(): string;
+}
+
+/**
+ * Starts QEMU in its own network namespace, connected to the outside by pasta:
+ * - The guest's gateway address (10.0.2.2) reaches the namespace's loopback, not the host's, and
+ *   the host's own addresses inside the namespace are the namespace's (nothing listens there), so
+ *   the guest cannot reach services on the host; outbound traffic still goes through pasta.
+ * - pasta forwards 127.0.0.1:sshPort on the host to the same port in the namespace, where QEMU's
+ *   hostfwd listens; nothing is forwarded from the namespace back to the host (-T/-U none).
+ * - Both die with this process (parent-death signal via setpriv); QEMU runs with no capabilities.
+ */
+export async function launchInNetns(opts: {
+  qemuBinary: string;
+  args: readonly string[];
+  runDir: string;
+  sshPort: number;
+  signal: AbortSignal;
+}): Promise<LaunchedVm> {
+  let stderr = "";
+  const collect = (prefix: string) => (chunk: Buffer) => {
+    stderr = `${stderr}${prefix}${chunk.toString("utf8")}`.slice(-MAX_STDERR_BYTES);
+  };
+  const qemu = spawn(
+    "setpriv",
+    [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "unshare",
+      "--net",
+      "--",
+      "setpriv",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      "--",
+      "sh",
+      "-c",
+      WAIT_FOR_NETWORK,
+      "solstice-vm",
+      opts.qemuBinary,
+      ...opts.args,
+    ],
+    { cwd: opts.runDir, stdio: ["ignore", "pipe", "pipe"], detached: true },
+  );
+  const qemuExit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    qemu.on("exit", (code, signal) => resolve({ code, signal }));
+    qemu.on("error", (err) => {
+      collect("launcher: ")(Buffer.from(err.message));
+      resolve({ code: null, signal: null });
+    });
+  });
+  qemu.stderr?.on("data", collect(""));
+  const pid = qemu.pid;
+  if (pid === undefined) throw new VmError("boot_failed", "could not start QEMU (setpriv/unshare missing?)");
+  await waitForOwnNamespace(pid, qemuExit, opts.signal);
+  const pasta = spawn(
+    "setpriv",
+    [
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "pasta",
+      "--runas",
+      "0",
+      "--netns",
+      `/proc/${pid}/ns/net`,
+      "--config-net",
+      "--no-map-gw",
+      "-T",
+      "none",
+      "-U",
+      "none",
+      "-u",
+      "none",
+      "-t",
+      `127.0.0.1/${opts.sshPort}`,
+      "-q",
+      "-f",
+    ],
+    { cwd: opts.runDir, stdio: ["ignore", "ignore", "pipe"], detached: true },
+  );
+  // pasta also writes "Failed to send … to syslog" noise to stderr when there is no syslog.
+  pasta.stderr?.on("data", (chunk: Buffer) => {
+    const text = chunk
+      .toString("utf8")
+      .split("\n")
+      .filter((line) => line !== "" && !line.includes("to syslog"))
+      .join("\n");
+    if (text) collect("pasta: ")(Buffer.from(`${text}\n`));
+  });
+  pasta.on("error", (err) => collect("pasta: ")(Buffer.from(err.message)));
+  return { qemu, pasta, qemuExit, stderr: () => stderr };
+}
+
+/**
+ * Waits until the launcher has entered its new network namespace and dropped its capabilities, so
+ * pasta attaches to the VM's namespace and never to the host's.
+ */
+async function waitForOwnNamespace(pid: number, exited: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  const ours = readlinkSync("/proc/self/ns/net");
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const until = Date.now() + NAMESPACE_DEADLINE_MS;
+  while (Date.now() < until) {
+    if (gone) throw new VmError("qemu_exited", "the VM launcher exited before its network namespace was ready");
+    if (signal.aborted) throw new VmError("aborted", "boot aborted");
+    try {
+      const ns = readlinkSync(`/proc/${pid}/ns/net`);
+      const capEff = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+      if (ns !== ours && capEff !== undefined && /^0+$/.test(capEff)) return;
+    } catch {
+      // The process is between execs or gone; the next round tells.
+    }
+    await sleep(5);
+  }
+  throw new VmError("boot_failed", `the VM network namespace was not ready within ${NAMESPACE_DEADLINE_MS} ms`, {
+    hint: "check that unshare (util-linux) works here: unshare --net true",
+  });
+}

@@ -1,0 +1,335 @@
+import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { homedir } from "node:os";
+import { isAbsolute, join, resolve } from "node:path";
+import type { ImageProgress, LocalImage } from "@solstice/images";
+import { connectSsh, generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
+import type { Logger } from "pino";
+import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./accelerator-probe.ts";
+import type { Vm, VmBackend, VmSpec } from "./backend.ts";
+import { ConsoleCapture } from "./console-capture.ts";
+import { VmError } from "./errors.ts";
+import { type LaunchedVm, launchInNetns } from "./netns-launch.ts";
+import { processStartTicks } from "./process-identity.ts";
+import { qemuArgs } from "./qemu-args.ts";
+import { QmpClient } from "./qmp.ts";
+import { runCommand } from "./run-command.ts";
+import { createRunDir, reapRunDirs, writeRunRecord } from "./run-dir.ts";
+import { writeSeedIso } from "./seed-iso.ts";
+
+export interface QemuBackendOptions {
+  /** Where run directories live (default $SOLSTICE_RUN_DIR or /var/tmp/solstice/vms). */
+  runRoot?: string;
+  /** Image cache (default: the images package's, $SOLSTICE_IMAGE_CACHE or ~/.cache/solstice/images). */
+  imageCacheDir?: string;
+  /** "auto" (default) probes; "kvm"/"tcg" force one. */
+  accelerator?: "auto" | "kvm" | "tcg";
+  qemuBinary?: string;
+  log: Logger;
+}
+
+/** A VM of the qemu backend. */
+export interface QemuVm extends Vm {
+  readonly runDir: string;
+  readonly qemuPid: number;
+  readonly pastaPid: number;
+  /** Graceful ACPI power-down (for a VM kept for debugging); quits and cleans up after `deadlineMs` anyway. */
+  powerDown(deadlineMs: number): Promise<void>;
+}
+
+export interface QemuBackend extends VmBackend {
+  boot(spec: VmSpec): Promise<QemuVm>;
+}
+
+/** Bound on QMP `quit` and on QEMU exiting after it, before SIGKILL. */
+const QUIT_DEADLINE_MS = 3_000;
+/** Bound on a process exiting after SIGKILL. */
+const KILL_WAIT_MS = 5_000;
+/** Lines of `cloud-init status --wait` output kept for an error message. */
+const CLOUD_INIT_OUTPUT_LINES = 20;
+
+export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
+  const runRoot = resolve(opts.runRoot ?? process.env.SOLSTICE_RUN_DIR ?? "/var/tmp/solstice/vms");
+  // The accelerator verdict is cached beside the images, not among them.
+  const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
+  const qemuBinary = opts.qemuBinary ?? "qemu-system-x86_64";
+  const probes = new Map<string, Promise<AcceleratorChoice>>();
+
+  const chooseAccelerator = (image: LocalImage, signal?: AbortSignal): Promise<AcceleratorChoice> => {
+    if (opts.accelerator === "kvm" || opts.accelerator === "tcg") {
+      return Promise.resolve({ accelerator: opts.accelerator, reason: "set in the configuration" });
+    }
+    const key = image.kernel?.path ?? "";
+    let probe = probes.get(key);
+    if (!probe) {
+      probe = probeAccelerator({
+        cacheDir,
+        log: opts.log,
+        qemuBinary,
+        ...(image.kernel ? { kernel: image.kernel.path } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      probes.set(key, probe);
+      probe.catch(() => probes.delete(key));
+    }
+    return probe;
+  };
+
+  return {
+    name: "qemu",
+    async ensureImage(label: string, progress?: ImageProgress): Promise<LocalImage> {
+      // Loaded on first use: booting an image already resolved needs none of the builders' code.
+      const { ensureLocalImage } = await import("@solstice/images");
+      return ensureLocalImage(label, {
+        log: opts.log,
+        ...(opts.imageCacheDir ? { cacheDir: opts.imageCacheDir } : {}),
+        ...(progress ? { progress } : {}),
+      });
+    },
+    reapOrphans: () => reapRunDirs(runRoot, opts.log),
+    async boot(spec: VmSpec): Promise<QemuVm> {
+      const { accelerator } = await chooseAccelerator(spec.image, spec.signal);
+      return bootVm({ spec, runRoot, qemuBinary, accelerator });
+    },
+  };
+}
+
+async function bootVm(ctx: {
+  spec: VmSpec;
+  runRoot: string;
+  qemuBinary: string;
+  accelerator: Accelerator;
+}): Promise<QemuVm> {
+  const { spec, accelerator } = ctx;
+  const { image } = spec;
+  const id = randomUUID();
+  const log = spec.log.child({ vm: spec.vmName, vmId: id });
+  if (spec.signal?.aborted) throw new VmError("aborted", `boot of ${spec.vmName} aborted before it started`);
+  if (!isAbsolute(image.disk)) throw new VmError("image_unsupported", `image disk path is not absolute: ${image.disk}`);
+
+  const bootTimeoutMs = spec.bootTimeoutMs ?? (accelerator === "kvm" ? 60_000 : 120_000);
+  const boot = new AbortController();
+  const deadline = setTimeout(() => boot.abort(), bootTimeoutMs);
+  const onAbort = () => boot.abort();
+  spec.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const runDir = await createRunDir(ctx.runRoot, spec.vmName, id.slice(0, 8));
+  const capture = new ConsoleCapture(join(runDir, "console.log"));
+  const qmp = new QmpClient(join(runDir, "qmp.sock"));
+  let launched: LaunchedVm | undefined;
+  let qemuGone = false;
+  let destroying: Promise<void> | undefined;
+
+  const destroy = (): Promise<void> => {
+    destroying ??= (async () => {
+      if (launched && !qemuGone) {
+        await withDeadline(qmp.execute("quit", QUIT_DEADLINE_MS), QUIT_DEADLINE_MS).catch(() => undefined);
+        await withDeadline(launched.qemuExit, QUIT_DEADLINE_MS).catch(() => undefined);
+      }
+      qmp.close();
+      if (launched) {
+        await killGroup(launched.qemu.pid, launched.qemuExit);
+        await killGroup(
+          launched.pasta.pid,
+          launched.pasta.exitCode !== null || launched.pasta.signalCode !== null
+            ? Promise.resolve()
+            : new Promise<void>((done) => launched?.pasta.once("exit", () => done())),
+        );
+      }
+      capture.end();
+      await rm(runDir, { recursive: true, force: true });
+      log.info("VM destroyed");
+    })();
+    return destroying;
+  };
+
+  const started = Date.now();
+  try {
+    const overlayPath = join(runDir, "overlay.qcow2");
+    const seedPath = join(runDir, "seed.img");
+    await runCommand(
+      "qemu-img",
+      ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlayPath],
+      {
+        timeoutMs: 30_000,
+        signal: boot.signal,
+      },
+    );
+    const keys = generateJobKeys();
+    await writeSeedIso({
+      isoPath: seedPath,
+      workDir: runDir,
+      keys,
+      instanceId: id,
+      hostname: hostnameFor(spec.vmName),
+      signal: boot.signal,
+    });
+    const sshPort = await freePort();
+    const args = qemuArgs({
+      image,
+      accelerator,
+      cpus: spec.cpus ?? image.defaultCpus,
+      memoryMiB: spec.memoryMiB ?? image.defaultMemoryMiB,
+      overlayPath,
+      seedPath,
+      qmpSocket: join(runDir, "qmp.sock"),
+      sshPort,
+    });
+    log.info({ accelerator, sshPort, runDir, image: image.label }, "starting VM");
+    launched = await launchInNetns({ qemuBinary: ctx.qemuBinary, args, runDir, sshPort, signal: boot.signal });
+    const current = launched;
+    void current.qemuExit.then(() => {
+      qemuGone = true;
+      boot.abort();
+    });
+    current.qemu.stdout?.on("data", (chunk: Buffer) => capture.push(chunk));
+    current.qemu.stdout?.on("end", () => capture.end());
+    await writeRunRecord(runDir, {
+      vmName: spec.vmName,
+      ownerPid: process.pid,
+      ownerStartTicks: processStartTicks(process.pid),
+      ...pidRecord("qemu", current.qemu.pid),
+      ...pidRecord("pasta", current.pasta.pid),
+      sshPort,
+    });
+
+    const ssh: SshTarget = {
+      host: "127.0.0.1",
+      port: sshPort,
+      username: image.sshUser,
+      privateKey: keys.client.privateKey,
+      hostKey: keys.host.publicKey,
+    };
+    await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
+    if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
+    const bootMs = Date.now() - started;
+    log.info({ bootMs }, "VM ready");
+    const qemuPid = current.qemu.pid ?? -1;
+    const pastaPid = current.pasta.pid ?? -1;
+    return {
+      id,
+      ssh,
+      console: capture.lines,
+      accelerator,
+      bootMs,
+      runDir,
+      qemuPid,
+      pastaPid,
+      destroy,
+      async powerDown(deadlineMs: number): Promise<void> {
+        if (!qemuGone) {
+          await withDeadline(qmp.execute("system_powerdown", deadlineMs), deadlineMs).catch(() => undefined);
+          await withDeadline(current.qemuExit, deadlineMs).catch(() => undefined);
+        }
+        await destroy();
+      },
+    };
+  } catch (err) {
+    const failure = explainBootFailure(err, {
+      spec,
+      qemuGone,
+      stderr: launched?.stderr() ?? "",
+      tail: capture.tail(),
+      bootTimeoutMs,
+    });
+    await destroy();
+    log.warn({ code: failure.code }, failure.message);
+    throw failure;
+  } finally {
+    clearTimeout(deadline);
+    spec.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function explainBootFailure(
+  err: unknown,
+  ctx: { spec: VmSpec; qemuGone: boolean; stderr: string; tail: string; bootTimeoutMs: number },
+): VmError {
+  const details = `\n--- qemu stderr ---\n${ctx.stderr.trim() || "(none)"}\n--- console (last 30 lines) ---\n${ctx.tail || "(nothing)"}`;
+  if (ctx.spec.signal?.aborted) return new VmError("aborted", `boot of ${ctx.spec.vmName} was aborted`, { cause: err });
+  if (ctx.qemuGone) {
+    return new VmError("qemu_exited", `QEMU exited while booting ${ctx.spec.vmName}${details}`, { cause: err });
+  }
+  if (err instanceof VmError && err.code === "boot_failed") {
+    return new VmError("boot_failed", `${err.message}${details}`, { cause: err });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if ((err as { code?: string }).code === "banner_timeout" || (err as { code?: string }).code === "aborted") {
+    return new VmError("boot_timeout", `${ctx.spec.vmName} was not ready within ${ctx.bootTimeoutMs} ms${details}`, {
+      cause: err,
+      hint: "the guest may be slow under TCG; raise bootTimeoutMs or check the console above",
+    });
+  }
+  return new VmError("boot_failed", `booting ${ctx.spec.vmName} failed: ${message}${details}`, { cause: err });
+}
+
+/** cloud-init images are ready for steps once cloud-init has finished (status 0 done, 2 done with warnings). */
+async function waitForCloudInit(ssh: SshTarget, signal: AbortSignal, capture: ConsoleCapture): Promise<void> {
+  const session = await connectSsh(ssh, { signal });
+  const output: string[] = [];
+  const keep = (line: string) => {
+    output.push(line);
+    if (output.length > CLOUD_INIT_OUTPUT_LINES) output.shift();
+  };
+  try {
+    const result = await session.exec("cloud-init status --wait", { signal, onStdout: keep, onStderr: keep });
+    if (result.exitCode !== 0 && result.exitCode !== 2) {
+      throw new VmError(
+        "boot_failed",
+        `cloud-init status --wait exited ${result.exitCode ?? result.signal}: ${output.join("\n")}\n--- console ---\n${capture.tail()}`,
+      );
+    }
+  } finally {
+    session.close();
+  }
+}
+
+async function killGroup(pid: number | undefined, exited: Promise<unknown>): Promise<void> {
+  if (pid === undefined) return;
+  try {
+    // Each launcher was started detached, as the leader of its own process group.
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  await withDeadline(exited, KILL_WAIT_MS).catch(() => undefined);
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A free TCP port on 127.0.0.1, for the SSH forward; pasta binds it right after. */
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === "object") resolvePort(address.port);
+        else reject(new Error("no port assigned"));
+      });
+    });
+  });
+}
+
+function pidRecord(name: "qemu" | "pasta", pid: number | undefined): Record<string, number | string | undefined> {
+  if (pid === undefined) return {};
+  return { [`${name}Pid`]: pid, [`${name}StartTicks`]: processStartTicks(pid) };
+}
+
+function hostnameFor(vmName: string): string {
+  return (
+    vmName
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 63) || "solstice-vm"
+  );
+}

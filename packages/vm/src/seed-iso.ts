@@ -1,0 +1,70 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { JobKeys } from "@solstice/ssh";
+import { runCommand } from "./run-command.ts";
+
+/**
+ * cloud-config for a throwaway job VM: root login with the per-job client key, and the per-job host
+ * key so the connection is pinned. No `ssh_pwauth`: setting it makes cloud-init restart sshd under an
+ * early connection (guest-images README, finding 2).
+ */
+export function cloudConfig(keys: JobKeys): string {
+  const indented = keys.host.privateKey
+    .trim()
+    .split("\n")
+    .map((line) => `    ${line}`)
+    .join("\n");
+  return [
+    "#cloud-config",
+    "disable_root: false",
+    "ssh_authorized_keys:",
+    `  - ${keys.client.publicKey}`,
+    "ssh_genkeytypes: [ed25519]",
+    "ssh_keys:",
+    "  ed25519_private: |",
+    indented,
+    `  ed25519_public: ${keys.host.publicKey}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Writes a NoCloud seed image (volume label `cidata`) to `isoPath`, mode 0600: it holds the VM's
+ * private host key and is deleted with the run directory.
+ */
+export async function writeSeedIso(opts: {
+  isoPath: string;
+  workDir: string;
+  keys: JobKeys;
+  instanceId: string;
+  hostname: string;
+  signal?: AbortSignal;
+}): Promise<void> {
+  const src = join(opts.workDir, "seed-src");
+  await mkdir(src, { mode: 0o700 });
+  try {
+    await writeFile(join(src, "user-data"), cloudConfig(opts.keys), { mode: 0o600 });
+    await writeFile(join(src, "meta-data"), `instance-id: ${opts.instanceId}\nlocal-hostname: ${opts.hostname}\n`, {
+      mode: 0o600,
+    });
+    // Create the image file first so genisoimage writes into a 0600 file, never a world-readable one.
+    await writeFile(opts.isoPath, "", { mode: 0o600 });
+    await runCommand(
+      "genisoimage",
+      [
+        "-quiet",
+        "-output",
+        opts.isoPath,
+        "-volid",
+        "cidata",
+        "-joliet",
+        "-rock",
+        join(src, "user-data"),
+        join(src, "meta-data"),
+      ],
+      { timeoutMs: 30_000, ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
+  } finally {
+    await rm(src, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,144 @@
+import { EventOrder, type JobEvent, LogStream, Outcome } from "@solstice/protocol";
+
+export interface PrintedStep {
+  readonly index: number;
+  readonly name: string;
+  readonly outcome: Outcome;
+  readonly conclusion: Outcome;
+  readonly reason: string;
+  readonly durationMs: number;
+}
+
+export interface PrintedJob {
+  readonly name: string;
+  readonly result: Outcome;
+  readonly reason: string;
+  readonly steps: PrintedStep[];
+  readonly durationMs: number;
+}
+
+type Write = (text: string) => void;
+
+const OUTCOME_WORD: Record<Outcome, string> = {
+  [Outcome.UNSPECIFIED]: "unknown",
+  [Outcome.SUCCESS]: "succeeded",
+  [Outcome.FAILURE]: "failed",
+  [Outcome.CANCELLED]: "cancelled",
+  [Outcome.SKIPPED]: "skipped",
+};
+
+export function outcomeWord(outcome: Outcome): string {
+  return OUTCOME_WORD[outcome];
+}
+
+/**
+ * Shows one job's events as a person reads them: a header per step, its output indented, the
+ * step's result with its duration. The same printer serves the local run and a run through the
+ * fleet, since both are a stream of JobEvents.
+ */
+export class JobPrinter {
+  private readonly order = new EventOrder();
+  private readonly stepNames = new Map<number, string>();
+  private readonly stepStarts = new Map<number, number>();
+  private readonly steps: PrintedStep[] = [];
+  private readonly started = Date.now();
+  private finished: PrintedJob | undefined;
+  private readonly color: boolean;
+
+  constructor(
+    private readonly jobName: string,
+    private readonly stepCount: number,
+    private readonly write: Write,
+    options: { color: boolean },
+  ) {
+    this.color = options.color;
+  }
+
+  /** Handles one event (in any order); returns the job's summary once JobFinished arrives. */
+  handle(event: JobEvent): PrintedJob | undefined {
+    for (const e of this.order.push(event)) this.print(e);
+    return this.finished;
+  }
+
+  private print(event: JobEvent): void {
+    const body = event.body;
+    switch (body.case) {
+      case "accepted":
+        this.line(this.dim(`· accepted by ${body.value.host}`));
+        break;
+      case "stepStarted":
+        this.stepNames.set(body.value.index, body.value.name);
+        this.stepStarts.set(body.value.index, Date.now());
+        this.line(this.bold(`▶ [${body.value.index + 1}/${this.stepCount}] ${body.value.name}`));
+        break;
+      case "log":
+        for (const l of body.value.lines) {
+          if (l.stream === LogStream.SYSTEM) this.line(this.dim(`· ${l.text}`));
+          else this.line(`  ${l.stream === LogStream.STDERR ? this.red("│") : "│"} ${l.text}`);
+        }
+        break;
+      case "stepFinished": {
+        const { index, outcome, conclusion, reason } = body.value;
+        const name = this.stepNames.get(index) ?? `step ${index + 1}`;
+        const started = this.stepStarts.get(index);
+        const durationMs = started === undefined ? 0 : Date.now() - started;
+        this.steps.push({ index, name, outcome, conclusion, reason, durationMs });
+        this.line(this.stepLine(name, outcome, conclusion, reason, durationMs));
+        break;
+      }
+      case "jobFinished":
+        this.finished = {
+          name: this.jobName,
+          result: body.value.result,
+          reason: body.value.reason,
+          steps: this.steps,
+          durationMs: Date.now() - this.started,
+        };
+        break;
+      default:
+        break;
+    }
+  }
+
+  private stepLine(name: string, outcome: Outcome, conclusion: Outcome, reason: string, ms: number): string {
+    const time = this.dim(`(${(ms / 1000).toFixed(1)} s)`);
+    if (outcome === Outcome.SUCCESS) return `${this.green("✔")} ${name} ${time}`;
+    if (outcome === Outcome.SKIPPED) return this.dim(`⊘ ${name} skipped${reason ? `: ${reason}` : ""}`);
+    const tolerated = conclusion === Outcome.SUCCESS ? " (continue-on-error)" : "";
+    return `${this.red("✘")} ${name} ${outcomeWord(outcome)}${reason ? `: ${reason}` : ""}${tolerated} ${time}`;
+  }
+
+  private line(text: string): void {
+    this.write(`${text}\n`);
+  }
+  private paint(code: string, text: string): string {
+    return this.color ? `\u001b[${code}m${text}\u001b[0m` : text;
+  }
+  private dim(text: string) {
+    return this.paint("2", text);
+  }
+  private bold(text: string) {
+    return this.paint("1", text);
+  }
+  private red(text: string) {
+    return this.paint("31", text);
+  }
+  private green(text: string) {
+    return this.paint("32", text);
+  }
+}
+
+/** The closing table of a run: one line per job, and which step failed. */
+export function formatSummary(jobs: PrintedJob[]): string {
+  const lines = ["", "Summary:"];
+  for (const job of jobs) {
+    lines.push(`  ${job.name.padEnd(24)} ${outcomeWord(job.result).padEnd(10)} ${(job.durationMs / 1000).toFixed(1)} s`);
+    for (const step of job.steps.filter((s) => s.conclusion === Outcome.FAILURE || s.conclusion === Outcome.CANCELLED)) {
+      lines.push(`    ✘ step "${step.name}" ${outcomeWord(step.outcome)}${step.reason ? `: ${step.reason}` : ""}`);
+    }
+    if (job.result !== Outcome.SUCCESS && job.reason && !job.steps.some((s) => s.conclusion === Outcome.FAILURE)) {
+      lines.push(`    ${job.reason}`);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,57 @@
+import { Command, Option } from "commander";
+import { pino } from "pino";
+import { runWorkflow } from "./commands/run.ts";
+import { migrateDatabase } from "./commands/db-migrate.ts";
+import { processTerminal } from "./terminal.ts";
+
+const term = processTerminal();
+const program = new Command("ciadm")
+  .description("Solstice CI: run workflows in fresh VMs, and see and steer the fleet")
+  .addOption(
+    new Option("--log-level <level>", "structured log level on stderr")
+      .choices(["fatal", "error", "warn", "info", "debug", "trace"])
+      .default("warn"),
+  )
+  .showHelpAfterError();
+
+const logger = () => pino({ level: program.opts<{ logLevel: string }>().logLevel }, pino.destination(2));
+
+program
+  .command("run")
+  .description("run a workflow's jobs, each in a fresh VM, with live output; exits non-zero if a job fails")
+  .argument("<workflow>", "the workflow file, e.g. .forgejo/workflows/ci.yml")
+  .option("--job <id>", "run only this job (its key under `jobs:`)")
+  .option("--include-uncommitted", "check out tracked uncommitted changes too, not only HEAD", false)
+  .addOption(
+    new Option("--accelerator <kind>", "how VMs run: auto probes KVM and falls back to TCG")
+      .choices(["auto", "kvm", "tcg"])
+      .default(process.env.SOLSTICE_ACCELERATOR ?? "auto"),
+  )
+  .option("--image-cache <dir>", "where guest images are cached (default ~/.cache/solstice/images)", process.env.SOLSTICE_IMAGE_CACHE)
+  .option("--run-dir <dir>", "where VM run directories live", process.env.SOLSTICE_RUN_DIR)
+  .action(async (workflow: string, opts) => {
+    process.exitCode = await runWorkflow(workflow, opts, term, logger());
+  });
+
+program
+  .command("db")
+  .description("the PostgreSQL state")
+  .command("migrate")
+  .description("apply the schema migrations (safe while services start: they take the same lock)")
+  .option("--database-url <url>", "PostgreSQL URL", process.env.SOLSTICE_DATABASE_URL)
+  .option("--schema <name>", "PostgreSQL schema", process.env.SOLSTICE_DATABASE_SCHEMA ?? "public")
+  .action(async (opts: { databaseUrl?: string; schema: string }) => {
+    if (!opts.databaseUrl) throw new UsageError("no database: pass --database-url or set SOLSTICE_DATABASE_URL");
+    const applied = await migrateDatabase(opts.databaseUrl, opts.schema, logger());
+    term.out(`${applied === 0 ? "schema is up to date" : `applied ${applied} migration(s)`}\n`);
+  });
+
+class UsageError extends Error {}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const message = error instanceof Error ? error.message : String(error);
+  term.err(`ciadm: ${message}\n`);
+  process.exitCode = error instanceof UsageError ? 2 : 1;
+}

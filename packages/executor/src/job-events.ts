@@ -1,0 +1,121 @@
+import {
+  create,
+  type JobEvent,
+  JobEventSchema,
+  type MessageInitShape,
+  LogStream,
+  Outcome,
+  SCHEMA_VERSION,
+  timestampFromDate,
+} from "@solstice/protocol";
+import { LogBatcher, type LogBatcherOptions, type OutputLine } from "./log-batcher.ts";
+
+/** Where a job's events go: the bus in the fleet, the terminal in a local run. */
+export type PublishEvent = (event: JobEvent) => Promise<void>;
+
+type JobEventBody = MessageInitShape<typeof JobEventSchema>["body"];
+
+const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR, system: LogStream.SYSTEM } as const;
+
+/**
+ * The events of one job attempt, numbered with a gap-free `seq` from 1 and published strictly in
+ * that order (each publish waits for the one before), so the owner can order, de-duplicate and
+ * notice loss. Log lines are batched per step; every step boundary flushes the batch first, so a
+ * `StepFinished` never overtakes that step's output.
+ */
+export class JobEventStream {
+  private seq = 0n;
+  private chain: Promise<void> = Promise.resolve();
+  private failure: unknown;
+  private currentStep = -1;
+  private readonly batcher: LogBatcher;
+
+  constructor(
+    readonly jobId: string,
+    readonly attempt: number,
+    private readonly publish: PublishEvent,
+    batching?: LogBatcherOptions,
+  ) {
+    this.batcher = new LogBatcher((lines) => this.sendLog(lines), batching);
+  }
+
+  accepted(host: string): Promise<void> {
+    return this.send({ case: "accepted", value: { host } });
+  }
+
+  heartbeat(): Promise<void> {
+    return this.send({ case: "heartbeat", value: {} });
+  }
+
+  stepStarted(index: number, name: string): Promise<void> {
+    this.batcher.flush();
+    this.currentStep = index;
+    return this.send({ case: "stepStarted", value: { index, name } });
+  }
+
+  line(text: string, stream: OutputLine["stream"], time = new Date()): void {
+    this.batcher.add({ text, stream, time });
+  }
+
+  stepFinished(
+    index: number,
+    result: { outcome: Outcome; conclusion: Outcome; exitCode: number; reason?: string; outputs?: Record<string, string> },
+  ): Promise<void> {
+    this.batcher.flush();
+    this.currentStep = -1;
+    return this.send({
+      case: "stepFinished",
+      value: {
+        index,
+        outcome: result.outcome,
+        conclusion: result.conclusion,
+        exitCode: result.exitCode,
+        reason: result.reason ?? "",
+        outputs: result.outputs ?? {},
+      },
+    });
+  }
+
+  jobFinished(result: Outcome, reason = ""): Promise<void> {
+    this.batcher.flush();
+    return this.send({ case: "jobFinished", value: { result, reason } });
+  }
+
+  /** Resolves when everything sent so far is published; rejects if any publish failed. */
+  async drain(): Promise<void> {
+    this.batcher.flush();
+    await this.chain;
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private sendLog(lines: OutputLine[]): void {
+    // Nobody awaits a log batch: its failure is kept for drain() by send().
+    this.send({
+      case: "log",
+      value: {
+        stepIndex: this.currentStep,
+        lines: lines.map((l) => ({ text: l.text, stream: STREAMS[l.stream], time: timestampFromDate(l.time) })),
+      },
+    }).catch(() => {});
+  }
+
+  private send(body: JobEventBody): Promise<void> {
+    this.seq += 1n;
+    const event = create(JobEventSchema, {
+      schemaVersion: SCHEMA_VERSION,
+      jobId: this.jobId,
+      attempt: this.attempt,
+      seq: this.seq,
+      time: timestampFromDate(new Date()),
+      body,
+    });
+    const sent = this.chain.then(() => this.publish(event));
+    // A failed publish must not stop later events from being tried, but is reported by drain().
+    this.chain = sent.catch((error: unknown) => {
+      this.failure ??= error;
+    });
+    return sent;
+  }
+}
+
+export { Outcome };

@@ -1,0 +1,224 @@
+import type { ImageProgress } from "@solstice/images";
+import { type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
+import { connectSsh, type SshSession } from "@solstice/ssh";
+import type { Vm, VmBackend } from "@solstice/vm";
+import { evaluateStepCondition } from "@solstice/workflow";
+import type { Logger } from "pino";
+import { checkoutScript, type LocalCheckoutSource, uploadBundle } from "./checkout-step.ts";
+import type { JobEventStream } from "./job-events.ts";
+import { defaultStepEnvironment, workspacePath } from "./step-environment.ts";
+
+export interface RunJobOptions {
+  readonly job: JobRequest;
+  readonly backend: VmBackend;
+  readonly events: JobEventStream;
+  /** Cancels the job: the running step is stopped and the VM destroyed. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** In a local run, the developer's commit to check out instead of fetching the repository. */
+  readonly localCheckout?: LocalCheckoutSource;
+  /** How often a Heartbeat event tells the owner the job is alive (default 5 s). */
+  readonly heartbeatIntervalMs?: number;
+  /** Image builds and downloads report here (default: throttled system log lines). */
+  readonly imageProgress?: ImageProgress;
+}
+
+export interface StepResult {
+  readonly index: number;
+  readonly name: string;
+  readonly outcome: Outcome;
+  readonly conclusion: Outcome;
+  readonly exitCode: number;
+  readonly durationMs: number;
+  readonly reason: string;
+}
+
+export interface JobResult {
+  readonly result: Outcome;
+  readonly reason: string;
+  readonly steps: StepResult[];
+  readonly bootMs?: number;
+  readonly accelerator?: "kvm" | "tcg";
+}
+
+/** The shell for Solstice's own step scripts (checkout): POSIX sh is in every guest. */
+const SYSTEM_SHELL = "sh -e {0}";
+
+/**
+ * Runs one job attempt end to end: image, fresh VM, steps over SSH in order, events for every
+ * boundary and line, and the VM destroyed in every outcome. Used by the orchestrator and by the
+ * local `ciadm run`, with different event sinks.
+ */
+export async function runJob(options: RunJobOptions): Promise<JobResult> {
+  const { job, backend, events, log } = options;
+  const jobTimeoutMs = Math.max(1, job.timeoutSeconds) * 1000;
+  const timeout = AbortSignal.timeout(jobTimeoutMs);
+  const signal = AbortSignal.any([options.signal, timeout]);
+  const heartbeat = setInterval(() => {
+    events.heartbeat().catch((error: unknown) => log.warn({ err: error }, "heartbeat not published"));
+  }, options.heartbeatIntervalMs ?? 5_000);
+
+  const steps: StepResult[] = [];
+  let vm: Vm | undefined;
+  let session: SshSession | undefined;
+  let result: Outcome = Outcome.SUCCESS;
+  let reason = "";
+  try {
+    events.line(`Preparing image for label ${job.runsOn}`, "system");
+    const image = await backend.ensureImage(job.runsOn, options.imageProgress ?? throttledProgress(events));
+    events.line(`Booting a fresh VM (${image.label}, ${image.machine})`, "system");
+    vm = await backend.boot({ vmName: `${job.jobId}-${job.attempt}`, image, signal, log });
+    events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator})`, "system");
+    session = await connectSsh(vm.ssh, { signal });
+    const home = (await captureOutput(session, 'printf %s "$HOME"', signal)) || "/root";
+    const workspace = workspacePath(home, job);
+    const baseEnv = { ...defaultStepEnvironment(job, workspace, home), ...job.env };
+    await session.exec(`mkdir -p '${workspace}'`, { signal });
+
+    let failed = false;
+    for (const step of job.steps) {
+      const cancelled = signal.aborted;
+      if (cancelled || !evaluateStepCondition(step.condition, { jobFailed: failed, cancelled })) {
+        steps.push(await skipStep(events, step, cancelled ? "the job was cancelled" : `condition not met: ${step.condition || "success()"}`));
+        continue;
+      }
+      const stepResult = await runStep({ step, session, events, signal, job, workspace, baseEnv, options });
+      steps.push(stepResult);
+      if (stepResult.conclusion === Outcome.FAILURE) failed = true;
+    }
+    if (timeout.aborted) {
+      result = Outcome.FAILURE;
+      reason = `the job exceeded its timeout of ${formatDuration(jobTimeoutMs)}`;
+    } else if (options.signal.aborted) {
+      result = Outcome.CANCELLED;
+      reason = String(options.signal.reason instanceof Error ? options.signal.reason.message : (options.signal.reason ?? "cancelled"));
+    } else if (failed) {
+      const first = steps.find((s) => s.conclusion === Outcome.FAILURE);
+      result = Outcome.FAILURE;
+      reason = first ? `step "${first.name}" failed${first.reason ? `: ${first.reason}` : ""}` : "a step failed";
+    }
+  } catch (error) {
+    result = options.signal.aborted && !timeout.aborted ? Outcome.CANCELLED : Outcome.FAILURE;
+    reason = timeout.aborted
+      ? `the job exceeded its timeout of ${formatDuration(jobTimeoutMs)}`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+    events.line(`Error: ${reason}`, "system");
+    log.warn({ err: error }, "job ended before its steps completed");
+    for (const step of job.steps.slice(steps.length)) steps.push(await skipStep(events, step, "the job ended early"));
+  } finally {
+    clearInterval(heartbeat);
+    session?.close();
+    // Teardown must finish even when the job was cancelled: destroy() takes no signal.
+    await vm?.destroy().catch((error: unknown) => log.error({ err: error }, "VM teardown failed"));
+  }
+  await events.jobFinished(result, reason);
+  await events.drain();
+  return { result, reason, steps, ...(vm ? { bootMs: vm.bootMs, accelerator: vm.accelerator } : {}) };
+}
+
+interface StepContext {
+  readonly step: PlannedStep;
+  readonly session: SshSession;
+  readonly events: JobEventStream;
+  readonly signal: AbortSignal;
+  readonly job: JobRequest;
+  readonly workspace: string;
+  readonly baseEnv: Record<string, string>;
+  readonly options: RunJobOptions;
+}
+
+async function runStep(ctx: StepContext): Promise<StepResult> {
+  const { step, session, events, workspace } = ctx;
+  const started = Date.now();
+  await events.stepStarted(step.index, step.name);
+  const stepTimeoutMs = step.timeoutSeconds > 0 ? step.timeoutSeconds * 1000 : undefined;
+  const stepTimeout = stepTimeoutMs ? AbortSignal.timeout(stepTimeoutMs) : undefined;
+  const signal = stepTimeout ? AbortSignal.any([ctx.signal, stepTimeout]) : ctx.signal;
+  const onLine = (stream: "stdout" | "stderr", text: string) => events.line(text, stream);
+
+  let outcome: Outcome;
+  let exitCode = -1;
+  let reason = "";
+  try {
+    const { script, shell } = await stepCommand(ctx);
+    const run = await session.runScript({
+      script,
+      shell,
+      env: { ...ctx.baseEnv, ...step.env },
+      workingDirectory: resolveDirectory(workspace, step.workingDirectory),
+      signal,
+      onLine,
+    });
+    if (stepTimeout?.aborted && !ctx.signal.aborted) {
+      outcome = Outcome.FAILURE;
+      reason = `timed out after ${formatDuration(stepTimeoutMs ?? 0)} (timeout-minutes)`;
+    } else if (run.aborted || ctx.signal.aborted) {
+      outcome = Outcome.CANCELLED;
+      reason = "cancelled";
+    } else {
+      exitCode = run.exitCode ?? -1;
+      outcome = exitCode === 0 ? Outcome.SUCCESS : Outcome.FAILURE;
+      if (exitCode !== 0) reason = run.exitCode === null ? "the step's process was killed" : `exit code ${exitCode}`;
+    }
+  } catch (error) {
+    outcome = ctx.signal.aborted ? Outcome.CANCELLED : Outcome.FAILURE;
+    reason = error instanceof Error ? error.message : String(error);
+    events.line(`Error: ${reason}`, "system");
+  }
+  if (outcome === Outcome.FAILURE && reason) events.line(`Step "${step.name}" failed: ${reason}`, "system");
+  const conclusion = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
+  if (conclusion !== outcome) events.line("continue-on-error: the job goes on", "system");
+  await events.stepFinished(step.index, { outcome, conclusion, exitCode, reason });
+  return { index: step.index, name: step.name, outcome, conclusion, exitCode, reason, durationMs: Date.now() - started };
+}
+
+async function stepCommand(ctx: StepContext): Promise<{ script: string; shell: string }> {
+  const { step, job, workspace, session, options } = ctx;
+  if (step.action.case === "run") return { script: step.action.value.script, shell: step.action.value.shell };
+  if (step.action.case === "checkout") {
+    const checkout = step.action.value;
+    const dest = resolveDirectory(workspace, checkout.path) ?? workspace;
+    const local = options.localCheckout
+      ? { bundlePath: await uploadBundle(session, options.localCheckout, job.jobId), ref: options.localCheckout.ref }
+      : undefined;
+    return { script: checkoutScript(job, checkout, dest, local), shell: SYSTEM_SHELL };
+  }
+  throw new Error(`step ${step.index} has no action this version of Solstice can run`);
+}
+
+async function skipStep(events: JobEventStream, step: PlannedStep, why: string): Promise<StepResult> {
+  await events.stepFinished(step.index, { outcome: Outcome.SKIPPED, conclusion: Outcome.SKIPPED, exitCode: -1, reason: why });
+  return { index: step.index, name: step.name, outcome: Outcome.SKIPPED, conclusion: Outcome.SKIPPED, exitCode: -1, durationMs: 0, reason: why };
+}
+
+function resolveDirectory(workspace: string, dir: string | undefined): string | undefined {
+  if (!dir) return workspace;
+  return dir.startsWith("/") ? dir : `${workspace}/${dir}`;
+}
+
+async function captureOutput(session: SshSession, command: string, signal: AbortSignal): Promise<string> {
+  const out: string[] = [];
+  await session.exec(command, { signal, onStdout: (line) => out.push(line) });
+  return out.join("\n").trim();
+}
+
+/** One system line per phase and per 10 % of progress, so a download does not flood the log. */
+function throttledProgress(events: JobEventStream): ImageProgress {
+  let lastPhase = "";
+  let lastTenth = -1;
+  return ({ phase, detail, fraction }) => {
+    const tenth = fraction === undefined ? -1 : Math.floor(fraction * 10);
+    if (phase === lastPhase && tenth === lastTenth) return;
+    lastPhase = phase;
+    lastTenth = tenth;
+    const pct = fraction === undefined ? "" : ` ${Math.round(fraction * 100)}%`;
+    events.line(`image: ${phase}${pct}${detail ? ` (${detail})` : ""}`, "system");
+  };
+}
+
+export function formatDuration(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000} min`;
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+}

@@ -3,7 +3,9 @@ export { probeAccelerator } from "./accelerator-probe.ts";
 export type { Vm, VmBackend, VmSpec } from "./backend.ts";
 export type { VmErrorCode } from "./errors.ts";
 export { VmError } from "./errors.ts";
+// Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline.
+export { type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";
 export { reapRunDirs as reapOrphans } from "./run-dir.ts";
-export { cloudConfig } from "./seed-iso.ts";
+export { cloudConfig, writeSeedIso } from "./seed-iso.ts";

@@ -1,0 +1,1 @@
+export { ORCHESTRATOR_VERSION, type Orchestrator, type OrchestratorDeps, startOrchestrator } from "./orchestrator.ts";

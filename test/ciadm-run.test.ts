@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { leftovers } from "./support/fleet.ts";
+
+const root = path.resolve(fileURLToPath(import.meta.url), "../..");
+const ciadm = path.join(root, "packages/ciadm/bin/ciadm.js");
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCiadm(args: string[], cwd: string, env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ciadm, ...args], { cwd, env: { ...process.env, ...env, NO_COLOR: "1" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
+
+describe("ciadm run, the embedded default (no broker, no database; TCG on this machine)", { timeout: 900_000 }, () => {
+  let repo: string;
+  let runDir: string;
+  before(async () => {
+    repo = await mkdtemp(path.join(tmpdir(), "solstice-repo-"));
+    runDir = await mkdtemp(path.join(tmpdir(), "solstice-ciadm-vms-"));
+    await git(repo, "init", "-q", "-b", "main");
+    await writeFile(path.join(repo, "README.md"), "# a project under test\n");
+    await git(repo, "add", ".");
+    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+  });
+  after(async () => {
+    await rm(repo, { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
+  });
+
+  test("a passing workflow prints each step's output live and a success summary, and exits 0", async () => {
+    await writeFile(
+      path.join(repo, "ci.yml"),
+      [
+        "on: push",
+        "jobs:",
+        "  build:",
+        "    runs-on: tiny",
+        "    steps:",
+        "      - uses: actions/checkout@v4",
+        "      - name: Show the checkout",
+        "        run: cat README.md && git log --oneline | wc -l",
+        "      - run: echo uncommitted=$(cat extra.txt 2>/dev/null || echo none)",
+      ].join("\n"),
+    );
+    await writeFile(path.join(repo, "extra.txt"), "not committed\n");
+    const run = await runCiadm(["run", "ci.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /▶ \[1\/3\] Run actions\/checkout@v4/);
+    assert.match(run.stdout, /▶ \[2\/3\] Show the checkout/);
+    assert.match(run.stdout, /│ # a project under test/);
+    assert.match(run.stdout, /uncommitted=none/, "HEAD is checked out, not the working tree");
+    assert.match(run.stdout, /Summary:\n\s+build\s+succeeded/);
+    assert.deepEqual(await leftovers(runDir), { dirs: [], qemu: [] });
+  });
+
+  test("a failing step makes the run exit non-zero and the summary names the step", async () => {
+    await writeFile(
+      path.join(repo, "fail.yml"),
+      [
+        "on: push",
+        "jobs:",
+        "  check:",
+        "    runs-on: tiny",
+        "    steps:",
+        "      - name: Breaks",
+        "        run: echo about to fail; exit 4",
+        "      - run: echo never",
+      ].join("\n"),
+    );
+    const run = await runCiadm(["run", "fail.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stdout, /about to fail/);
+    assert.match(run.stdout, /✘ step "Breaks" failed: exit code 4/);
+    assert.doesNotMatch(run.stdout, /│ never/);
+  });
+
+  test("a workflow Solstice cannot run is refused before any VM boots, with file, line and key", async () => {
+    await writeFile(
+      path.join(repo, "bad.yml"),
+      ["on: push", "jobs:", "  build:", "    runs-on: tiny", "    steps:", "      - uses: actions/setup-node@v4"].join(
+        "\n",
+      ),
+    );
+    const run = await runCiadm(["run", "bad.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /bad\.yml:6:\d+: jobs\.build\.steps\[0\]\.uses/);
+    assert.match(run.stderr, /actions\/setup-node/);
+  });
+
+  test("the README's example runs in the Debian 12 guest booted from its own disk, with cloud-init", async () => {
+    const run = await runCiadm(["run", "examples/hello.yml", "--accelerator", "tcg", "--run-dir", runDir], root, {});
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /Hello from Solstice CI/);
+    assert.match(run.stdout, /guest: Debian GNU\/Linux 12/);
+    assert.match(run.stdout, /Python 3\.\d+/);
+    assert.match(run.stdout, /# Solstice CI/);
+    assert.deepEqual(await leftovers(runDir), { dirs: [], qemu: [] });
+  });
+});

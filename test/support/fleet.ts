@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { type Bus, connectBus } from "@solstice/bus";
+import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
+import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
+import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
+import {
+  create,
+  type JobEvent,
+  type JobRequest,
+  JobRequestSchema,
+  JobSource,
+  SCHEMA_VERSION,
+} from "@solstice/protocol";
+import { createQemuBackend } from "@solstice/vm";
+import pg from "pg";
+import { pino } from "pino";
+
+export const AMQP_URL = process.env.SOLSTICE_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+export const DATABASE_URL = process.env.SOLSTICE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+/**
+ * One isolated fleet for a test: its own exchange/queue namespace, PostgreSQL schema and VM run
+ * directory, an orchestrator serving `capacity`, and an owner that collects every job's events.
+ * `close()` removes all of it.
+ */
+export interface TestFleet {
+  readonly bus: Bus;
+  readonly store: JobStore;
+  readonly orchestrator: Orchestrator;
+  readonly owner: string;
+  readonly runRoot: string;
+  readonly namespace: string;
+  /** Publishes a job and resolves with its events, in arrival order, once JobFinished arrives. */
+  runToEnd(job: JobRequest, timeoutMs?: number): Promise<JobEvent[]>;
+  close(): Promise<void>;
+}
+
+const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+
+export async function startTestFleet(capacity = "tiny=2"): Promise<TestFleet> {
+  const id = randomUUID().slice(0, 8);
+  const namespace = `test-${id}`;
+  const schema = `test_${id}`;
+  const owner = `owner-${id}`;
+  const runRoot = await mkdtemp(path.join(tmpdir(), "solstice-vms-"));
+  const config = loadConfig("orchestrator", orchestratorConfigSchema, {
+    SOLSTICE_AMQP_URL: AMQP_URL,
+    SOLSTICE_DATABASE_URL: DATABASE_URL,
+    SOLSTICE_DATABASE_SCHEMA: schema,
+    SOLSTICE_NAMESPACE: namespace,
+    SOLSTICE_HOST_ID: `host-${id}`,
+    SOLSTICE_CAPACITY: capacity,
+    SOLSTICE_RUN_DIR: runRoot,
+    SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
+  });
+  await migrate({ databaseUrl: DATABASE_URL, schema, log });
+  const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
+  const bus = await connectBus({ url: AMQP_URL, namespace, log });
+  const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
+  const orchestrator = await startOrchestrator({ config, bus, store, backend, accelerator: "tcg", log });
+
+  const waiting = new Map<string, { events: JobEvent[]; done: (events: JobEvent[]) => void }>();
+  const events = await bus.consumeEvents({
+    owner,
+    onEvent: async (event) => {
+      const entry = waiting.get(event.jobId);
+      if (!entry) return;
+      entry.events.push(event);
+      if (event.body.case === "jobFinished") entry.done(entry.events);
+    },
+  });
+
+  return {
+    bus,
+    store,
+    orchestrator,
+    owner,
+    runRoot,
+    namespace,
+    async runToEnd(job, timeoutMs = 180_000) {
+      const finished = new Promise<JobEvent[]>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`job ${job.jobId} did not finish in ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        waiting.set(job.jobId, {
+          events: [],
+          done: (all) => {
+            clearTimeout(timer);
+            resolve(all);
+          },
+        });
+      });
+      await bus.publishJob(job);
+      return finished;
+    },
+    async close() {
+      await orchestrator.stop(0);
+      await events.stop();
+      await bus.deleteNamespace();
+      await bus.close();
+      await closeStore();
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      await client.query(`drop schema if exists "${schema}" cascade`);
+      await client.end();
+      await rm(runRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A job for the tiny guest with the given `run` steps. */
+export function tinyJob(
+  owner: string,
+  steps: { name: string; run: string; continueOnError?: boolean; timeoutSeconds?: number; condition?: string }[],
+  overrides: { runsOn?: string; timeoutSeconds?: number; attempt?: number } = {},
+): JobRequest {
+  return create(JobRequestSchema, {
+    schemaVersion: SCHEMA_VERSION,
+    jobId: randomUUID(),
+    attempt: 1,
+    source: JobSource.MANUAL,
+    owner,
+    runsOn: "tiny",
+    timeoutSeconds: 600,
+    workflowPath: "test.yml",
+    workflowJobId: "test",
+    jobName: "test",
+    repository: { fullName: "solstice/test", url: "", commitSha: "", ref: "" },
+    steps: steps.map((s, index) => ({
+      index,
+      name: s.name,
+      action: { case: "run" as const, value: { script: s.run, shell: "bash -e {0}" } },
+      continueOnError: s.continueOnError ?? false,
+      timeoutSeconds: s.timeoutSeconds ?? 0,
+      condition: s.condition ?? "",
+    })),
+    ...overrides,
+  });
+}
+
+/** Whether any VM or qemu process is left under a run root. */
+export async function leftovers(runRoot: string): Promise<{ dirs: string[]; qemu: string[] }> {
+  const dirs = await readdir(runRoot).catch(() => []);
+  const qemu: string[] = [];
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmdline.includes("qemu-system") && cmdline.includes(runRoot)) qemu.push(pid);
+  }
+  return { dirs, qemu };
+}

@@ -5,46 +5,50 @@ import type { Logger } from "pino";
 import { jobStateOf, stepConclusionOf, stepStateOf } from "./outcome-states.ts";
 
 /**
- * Publishes each event of a job to its owner, then records the step and job boundaries in
- * PostgreSQL. A database hiccup is logged, not fatal: the owner, who relays to the forge, still
- * gets every event, and the row catches up at the next boundary or at the end.
+ * Records the step and job boundaries of each event in PostgreSQL, then publishes the event to
+ * the job's owner, so whoever hears of a boundary finds the row already showing it. A database
+ * hiccup is logged, not fatal: the owner, who relays to the forge, still gets every event.
  */
 export function recordingPublisher(publish: PublishEvent, store: JobStore, log: Logger): PublishEvent {
   return async (event: JobEvent) => {
+    await record(event, store, log);
     await publish(event);
-    const at = event.time ? timestampDate(event.time) : new Date();
-    const { jobId, attempt, body } = event;
-    try {
-      switch (body.case) {
-        case "stepStarted":
-          await store.stepStarted(jobId, attempt, body.value.index, at);
-          break;
-        case "stepFinished":
-          await store.stepFinished(
-            jobId,
-            attempt,
-            body.value.index,
-            {
-              state: stepStateOf(body.value.outcome),
-              conclusion: stepConclusionOf(body.value.conclusion),
-              exitCode: body.value.exitCode >= 0 ? body.value.exitCode : null,
-            },
-            at,
-          );
-          break;
-        case "jobFinished":
-          await store.finishJob(
-            jobId,
-            attempt,
-            { state: jobStateOf(body.value.result), ...(body.value.reason ? { reason: body.value.reason } : {}) },
-            at,
-          );
-          break;
-        default:
-          break;
-      }
-    } catch (error) {
-      log.error({ err: error, seq: String(event.seq), event: body.case }, "could not record a job event");
-    }
   };
+}
+
+async function record(event: JobEvent, store: JobStore, log: Logger): Promise<void> {
+  const at = event.time ? timestampDate(event.time) : new Date();
+  const { jobId, attempt, body } = event;
+  try {
+    switch (body.case) {
+      case "stepStarted":
+        await store.stepStarted(jobId, attempt, body.value.index, at);
+        break;
+      case "stepFinished":
+        await store.stepFinished(
+          jobId,
+          attempt,
+          body.value.index,
+          {
+            state: stepStateOf(body.value.outcome),
+            conclusion: stepConclusionOf(body.value.conclusion),
+            exitCode: body.value.exitCode >= 0 ? body.value.exitCode : null,
+          },
+          at,
+        );
+        break;
+      case "jobFinished":
+        await store.finishJob(
+          jobId,
+          attempt,
+          { state: jobStateOf(body.value.result), ...(body.value.reason ? { reason: body.value.reason } : {}) },
+          at,
+        );
+        break;
+      default:
+        break;
+    }
+  } catch (error) {
+    log.error({ err: error, seq: String(event.seq), event: body.case }, "could not record a job event");
+  }
 }

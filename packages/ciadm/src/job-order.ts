@@ -12,7 +12,8 @@ export function orderByNeeds(jobs: PlannedJob[]): PlannedJob[] {
   const ordered: PlannedJob[] = [];
   const visit = (job: PlannedJob, path: string[]) => {
     if (done.has(job.key)) return;
-    if (visiting.has(job.key)) throw new Error(`jobs depend on each other in a cycle: ${[...path, job.key].join(" → ")}`);
+    if (visiting.has(job.key))
+      throw new Error(`jobs depend on each other in a cycle: ${[...path, job.key].join(" → ")}`);
     visiting.add(job.key);
     for (const need of job.needs) {
       const dep = byKey.get(need);

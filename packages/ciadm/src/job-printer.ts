@@ -132,8 +132,12 @@ export class JobPrinter {
 export function formatSummary(jobs: PrintedJob[]): string {
   const lines = ["", "Summary:"];
   for (const job of jobs) {
-    lines.push(`  ${job.name.padEnd(24)} ${outcomeWord(job.result).padEnd(10)} ${(job.durationMs / 1000).toFixed(1)} s`);
-    for (const step of job.steps.filter((s) => s.conclusion === Outcome.FAILURE || s.conclusion === Outcome.CANCELLED)) {
+    lines.push(
+      `  ${job.name.padEnd(24)} ${outcomeWord(job.result).padEnd(10)} ${(job.durationMs / 1000).toFixed(1)} s`,
+    );
+    for (const step of job.steps.filter(
+      (s) => s.conclusion === Outcome.FAILURE || s.conclusion === Outcome.CANCELLED,
+    )) {
       lines.push(`    ✘ step "${step.name}" ${outcomeWord(step.outcome)}${step.reason ? `: ${step.reason}` : ""}`);
     }
     if (job.result !== Outcome.SUCCESS && job.reason && !job.steps.some((s) => s.conclusion === Outcome.FAILURE)) {

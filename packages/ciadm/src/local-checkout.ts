@@ -27,7 +27,10 @@ async function git(cwd: string, ...args: string[]): Promise<string> {
  * tree or the stash). It is packed into a git bundle under a temporary ref that is deleted again
  * at once, so the user's refs are left as they were.
  */
-export async function readLocalRepository(dir: string, options: { includeUncommitted: boolean }): Promise<LocalRepository> {
+export async function readLocalRepository(
+  dir: string,
+  options: { includeUncommitted: boolean },
+): Promise<LocalRepository> {
   const root = await git(dir, "rev-parse", "--show-toplevel").catch(() => {
     throw new Error(`${dir} is not inside a git repository; a local run checks out the repository's current commit`);
   });
@@ -37,7 +40,13 @@ export async function readLocalRepository(dir: string, options: { includeUncommi
   const commitSha = (options.includeUncommitted && (await git(root, "stash", "create"))) || head;
   const ref = (await git(root, "symbolic-ref", "-q", "HEAD").catch(() => "")) || commitSha;
   const url = await git(root, "remote", "get-url", "origin").catch(() => "");
-  const fullName = url ? url.replace(/\.git$/, "").split(/[/:]/).slice(-2).join("/") : `local/${path.basename(root)}`;
+  const fullName = url
+    ? url
+        .replace(/\.git$/, "")
+        .split(/[/:]/)
+        .slice(-2)
+        .join("/")
+    : `local/${path.basename(root)}`;
 
   const bundleRef = `refs/solstice/local-run-${process.pid}`;
   const work = await mkdtemp(path.join(tmpdir(), "solstice-bundle-"));

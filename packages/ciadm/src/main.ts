@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { pino } from "pino";
-import { runWorkflow } from "./commands/run.ts";
 import { migrateDatabase } from "./commands/db-migrate.ts";
+import { runWorkflow } from "./commands/run.ts";
 import { processTerminal } from "./terminal.ts";
 
 const term = processTerminal();
@@ -27,7 +27,11 @@ program
       .choices(["auto", "kvm", "tcg"])
       .default(process.env.SOLSTICE_ACCELERATOR ?? "auto"),
   )
-  .option("--image-cache <dir>", "where guest images are cached (default ~/.cache/solstice/images)", process.env.SOLSTICE_IMAGE_CACHE)
+  .option(
+    "--image-cache <dir>",
+    "where guest images are cached (default ~/.cache/solstice/images)",
+    process.env.SOLSTICE_IMAGE_CACHE,
+  )
   .option("--run-dir <dir>", "where VM run directories live", process.env.SOLSTICE_RUN_DIR)
   .action(async (workflow: string, opts) => {
     process.exitCode = await runWorkflow(workflow, opts, term, logger());

@@ -2,8 +2,8 @@ import {
   create,
   type JobEvent,
   JobEventSchema,
-  type MessageInitShape,
   LogStream,
+  type MessageInitShape,
   Outcome,
   SCHEMA_VERSION,
   timestampFromDate,
@@ -59,7 +59,13 @@ export class JobEventStream {
 
   stepFinished(
     index: number,
-    result: { outcome: Outcome; conclusion: Outcome; exitCode: number; reason?: string; outputs?: Record<string, string> },
+    result: {
+      outcome: Outcome;
+      conclusion: Outcome;
+      exitCode: number;
+      reason?: string;
+      outputs?: Record<string, string>;
+    },
   ): Promise<void> {
     this.batcher.flush();
     this.currentStep = -1;

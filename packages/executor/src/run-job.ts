@@ -79,7 +79,13 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     for (const step of job.steps) {
       const cancelled = signal.aborted;
       if (cancelled || !evaluateStepCondition(step.condition, { jobFailed: failed, cancelled })) {
-        steps.push(await skipStep(events, step, cancelled ? "the job was cancelled" : `condition not met: ${step.condition || "success()"}`));
+        steps.push(
+          await skipStep(
+            events,
+            step,
+            cancelled ? "the job was cancelled" : `condition not met: ${step.condition || "success()"}`,
+          ),
+        );
         continue;
       }
       const stepResult = await runStep({ step, session, events, signal, job, workspace, baseEnv, options });
@@ -91,7 +97,9 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
       reason = `the job exceeded its timeout of ${formatDuration(jobTimeoutMs)}`;
     } else if (options.signal.aborted) {
       result = Outcome.CANCELLED;
-      reason = String(options.signal.reason instanceof Error ? options.signal.reason.message : (options.signal.reason ?? "cancelled"));
+      reason = String(
+        options.signal.reason instanceof Error ? options.signal.reason.message : (options.signal.reason ?? "cancelled"),
+      );
     } else if (failed) {
       const first = steps.find((s) => s.conclusion === Outcome.FAILURE);
       result = Outcome.FAILURE;
@@ -171,7 +179,15 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   const conclusion = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
   if (conclusion !== outcome) events.line("continue-on-error: the job goes on", "system");
   await events.stepFinished(step.index, { outcome, conclusion, exitCode, reason });
-  return { index: step.index, name: step.name, outcome, conclusion, exitCode, reason, durationMs: Date.now() - started };
+  return {
+    index: step.index,
+    name: step.name,
+    outcome,
+    conclusion,
+    exitCode,
+    reason,
+    durationMs: Date.now() - started,
+  };
 }
 
 async function stepCommand(ctx: StepContext): Promise<{ script: string; shell: string }> {
@@ -189,8 +205,21 @@ async function stepCommand(ctx: StepContext): Promise<{ script: string; shell: s
 }
 
 async function skipStep(events: JobEventStream, step: PlannedStep, why: string): Promise<StepResult> {
-  await events.stepFinished(step.index, { outcome: Outcome.SKIPPED, conclusion: Outcome.SKIPPED, exitCode: -1, reason: why });
-  return { index: step.index, name: step.name, outcome: Outcome.SKIPPED, conclusion: Outcome.SKIPPED, exitCode: -1, durationMs: 0, reason: why };
+  await events.stepFinished(step.index, {
+    outcome: Outcome.SKIPPED,
+    conclusion: Outcome.SKIPPED,
+    exitCode: -1,
+    reason: why,
+  });
+  return {
+    index: step.index,
+    name: step.name,
+    outcome: Outcome.SKIPPED,
+    conclusion: Outcome.SKIPPED,
+    exitCode: -1,
+    durationMs: 0,
+    reason: why,
+  };
 }
 
 function resolveDirectory(workspace: string, dir: string | undefined): string | undefined {

@@ -6,8 +6,8 @@ import { type JobRequest, JobSource, Outcome } from "@solstice/protocol";
 import { createQemuBackend, type VmBackend } from "@solstice/vm";
 import { loadWorkflowFile, type PlannedJob, selectJobs, toJobRequest } from "@solstice/workflow";
 import type { Logger } from "pino";
-import { formatSummary, JobPrinter, type PrintedJob } from "../job-printer.ts";
 import { orderByNeeds } from "../job-order.ts";
+import { formatSummary, JobPrinter, type PrintedJob } from "../job-printer.ts";
 import { type LocalRepository, readLocalRepository } from "../local-checkout.ts";
 import type { Terminal } from "../terminal.ts";
 
@@ -25,11 +25,16 @@ export interface RunOptions {
  * process (the embedded default). Resolves to the process exit code: 0 only if every job
  * succeeded.
  */
-export async function runWorkflow(workflowPath: string, options: RunOptions, term: Terminal, log: Logger): Promise<number> {
+export async function runWorkflow(
+  workflowPath: string,
+  options: RunOptions,
+  term: Terminal,
+  log: Logger,
+): Promise<number> {
   const absolute = path.resolve(workflowPath);
-  const repo = await readLocalRepository(path.dirname(absolute), { includeUncommitted: options.includeUncommitted }).catch(
-    (error: unknown) => error as Error,
-  );
+  const repo = await readLocalRepository(path.dirname(absolute), {
+    includeUncommitted: options.includeUncommitted,
+  }).catch((error: unknown) => error as Error);
   const file = repo instanceof Error ? workflowPath : path.relative(repo.root, absolute);
   const workflow = await loadWorkflowFile(absolute, { file, contexts: planContexts(repo) });
   const jobs = orderByNeeds(selectJobs(workflow, options.job));
@@ -57,7 +62,9 @@ export async function runWorkflow(workflowPath: string, options: RunOptions, ter
     for (const job of jobs) {
       const blocker = job.needs.find((n) => outcomes.has(n) && outcomes.get(n) !== Outcome.SUCCESS);
       if (blocker || controller.signal.aborted) {
-        term.out(`\n⊘ job ${job.name} skipped: ${blocker ? `it needs "${blocker}", which did not succeed` : "cancelled"}\n`);
+        term.out(
+          `\n⊘ job ${job.name} skipped: ${blocker ? `it needs "${blocker}", which did not succeed` : "cancelled"}\n`,
+        );
         outcomes.set(job.key, Outcome.SKIPPED);
         results.push({ name: job.name, result: Outcome.SKIPPED, reason: "skipped", steps: [], durationMs: 0 });
         continue;

@@ -1,0 +1,20 @@
+export { type Bus, type BusOptions, type ConsumeEventsOptions, connectBus } from "./bus.ts";
+export type { ConnectFn, ConnectionState, ReconnectOptions } from "./connection.ts";
+export {
+  type DeadLetter,
+  ORIGINAL_QUEUE_HEADER,
+  REASON_CODE_HEADER,
+  REASON_HEADER,
+} from "./dead-letter.ts";
+export {
+  BusError,
+  type BusErrorCode,
+  BusUnavailableError,
+  DeliveryLostError,
+  TopologyMismatchError,
+  UnroutableLabelError,
+} from "./errors.ts";
+export type { ConsumeJobsOptions, JobConsumer, JobDelivery } from "./job-consumer.ts";
+export { type CapacitySlotGate, createSlotGate, type SlotGate } from "./slot-gate.ts";
+export type { Subscription } from "./subscription.ts";
+export type { TopologyNames } from "./topology.ts";

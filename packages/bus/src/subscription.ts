@@ -1,0 +1,151 @@
+import { UndecodableMessageError } from "@solstice/protocol";
+import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
+import type { Logger } from "pino";
+import type { BusConnection } from "./connection.ts";
+import { republishToDeadLetters } from "./dead-letter.ts";
+import type { ConfirmPublisher } from "./publisher.ts";
+import type { TopologyNames } from "./topology.ts";
+
+export interface Subscription {
+  /** Stops the consumer after the message being handled; no handler runs after it resolves. */
+  stop(): Promise<void>;
+}
+
+export interface SubscriptionSpec<T> {
+  /** For logs: "events of owner runner-1", "control". */
+  name: string;
+  /** Parses the body; throws UndecodableMessageError for anything unusable. */
+  decode(content: Uint8Array, type: string | undefined): T;
+  /** Messages handed to this consumer ahead of the one being handled; bounds its memory. */
+  prefetch: number;
+  /** Declares (or re-declares after a reconnect) the queue on `channel` and returns its name. */
+  declareQueue(channel: Channel): Promise<string>;
+  handle(message: T): Promise<void>;
+  /**
+   * What happens when `handle` throws: "requeue" (for a durable queue with a delivery limit, so
+   * the broker dead-letters a message that keeps failing) or "drop" (temporary queues).
+   */
+  onHandlerError: "requeue" | "drop";
+}
+
+interface Attached {
+  channel: Channel;
+  consumerTag: string;
+}
+
+/**
+ * A push consumer that hands messages to `handle` one at a time, in queue order, acking each after
+ * it returns. Undecodable messages go to the dead-letter queue with the reason. It re-attaches after
+ * every reconnect (a temporary queue is then a new one; what was published meanwhile is lost to it).
+ */
+export class OrderedSubscription<T> implements Subscription {
+  private attached: Attached | undefined;
+  private handling: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly removeHook: () => void;
+
+  private constructor(
+    connection: BusConnection,
+    private readonly publisher: ConfirmPublisher,
+    private readonly names: TopologyNames,
+    private readonly log: Logger,
+    private readonly spec: SubscriptionSpec<T>,
+  ) {
+    this.removeHook = connection.onReconnect((model) => this.attach(model));
+  }
+
+  static async start<T>(
+    connection: BusConnection,
+    publisher: ConfirmPublisher,
+    names: TopologyNames,
+    log: Logger,
+    spec: SubscriptionSpec<T>,
+    timeoutMs: number,
+  ): Promise<OrderedSubscription<T>> {
+    const subscription = new OrderedSubscription(connection, publisher, names, log, spec);
+    try {
+      await subscription.attach(await connection.ready(timeoutMs));
+    } catch (error) {
+      await subscription.stop();
+      throw error;
+    }
+    return subscription;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.removeHook();
+    const attached = this.attached;
+    this.attached = undefined;
+    if (attached) {
+      await attached.channel.cancel(attached.consumerTag).catch(() => {
+        // The channel is gone; so is the consumer.
+      });
+    }
+    await this.handling;
+    await attached?.channel.close().catch(() => {
+      // Already closed.
+    });
+  }
+
+  private async attach(model: ChannelModel) {
+    if (this.stopped) return;
+    const channel = await model.createChannel();
+    channel.on("error", (error: unknown) => this.log.warn({ err: error, consumer: this.spec.name }, "channel closed"));
+    await channel.prefetch(this.spec.prefetch);
+    const queue = await this.spec.declareQueue(channel);
+    const { consumerTag } = await channel.consume(queue, (message) => {
+      if (message === null) {
+        this.log.warn({ consumer: this.spec.name, queue }, "the broker cancelled the consumer (queue deleted?)");
+        return;
+      }
+      this.handling = this.handling
+        .then(() => this.deliver(channel, queue, message))
+        .catch((error: unknown) => this.log.error({ err: error, consumer: this.spec.name }, "delivering failed"));
+    });
+    this.attached = { channel, consumerTag };
+  }
+
+  private async deliver(channel: Channel, queue: string, message: ConsumeMessage) {
+    let decoded: T;
+    try {
+      decoded = this.spec.decode(message.content, message.properties.type);
+    } catch (error) {
+      if (!(error instanceof UndecodableMessageError)) throw error;
+      await this.deadLetter(channel, queue, message, error);
+      return;
+    }
+    try {
+      await this.spec.handle(decoded);
+    } catch (error) {
+      this.log.error({ err: error, consumer: this.spec.name }, "handler failed");
+      settle(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
+      return;
+    }
+    settle(() => channel.ack(message));
+  }
+
+  private async deadLetter(channel: Channel, queue: string, message: ConsumeMessage, error: UndecodableMessageError) {
+    this.log.warn({ consumer: this.spec.name, queue, reason: error.message }, "dead-lettering a message");
+    try {
+      await republishToDeadLetters(this.publisher, this.names.deadLetterExchange, message, queue, {
+        code: error.code,
+        message: error.message,
+      });
+    } catch (publishError) {
+      this.log.error({ err: publishError, consumer: this.spec.name }, "could not dead-letter; putting it back");
+      settle(() => channel.nack(message, false, true));
+      return;
+    }
+    settle(() => channel.ack(message));
+  }
+}
+
+// A settle on a channel that is already gone needs nothing: the broker has put the message back.
+function settle(action: () => void) {
+  try {
+    action();
+  } catch {
+    // See above.
+  }
+}

@@ -1,0 +1,195 @@
+import type { Channel, ChannelModel } from "amqplib";
+import { BusError, TopologyMismatchError } from "./errors.ts";
+
+/** Every exchange and queue name of one namespace, in one place. */
+export interface TopologyNames {
+  readonly namespace: string;
+  readonly jobsExchange: string;
+  readonly deadLetterExchange: string;
+  readonly deadLetterQueue: string;
+  readonly eventsExchange: string;
+  readonly controlExchange: string;
+  labelQueue(label: string): string;
+  ownerQueue(owner: string): string;
+}
+
+export function topologyNames(namespace: string): TopologyNames {
+  checkName("namespace", namespace, NAMESPACE_PATTERN);
+  return {
+    namespace,
+    jobsExchange: `${namespace}.jobs`,
+    deadLetterExchange: `${namespace}.dlx`,
+    deadLetterQueue: `${namespace}.dlq`,
+    eventsExchange: `${namespace}.events`,
+    controlExchange: `${namespace}.control`,
+    labelQueue: (label) => `${namespace}.jobs.v1.${checkName("label", label, LABEL_PATTERN)}`,
+    ownerQueue: (owner) => `${namespace}.events.${checkName("owner", owner, OWNER_PATTERN)}`,
+  };
+}
+
+// Labels and owners become queue names and routing keys. An owner is one word of a topic routing
+// key (`<owner>.<job_id>`), so it may not contain the topic separators `.`, `*` or `#`.
+const NAMESPACE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
+
+export function checkName(kind: string, value: string, pattern: RegExp = LABEL_PATTERN): string {
+  if (!pattern.test(value)) {
+    throw new BusError("invalid_name", `${kind} "${value}" is not allowed on the bus`, {
+      hint: `a ${kind} is 1-100 characters of letters, digits${pattern === OWNER_PATTERN ? "" : ", ."}, _ and -, starting with a letter or digit`,
+    });
+  }
+  return value;
+}
+
+export function checkOwner(owner: string): string {
+  return checkName("owner", owner, OWNER_PATTERN);
+}
+
+/** A job id is the second word of an event routing key, with the same alphabet as an owner. */
+export function checkJobId(jobId: string): string {
+  return checkName("job id", jobId, OWNER_PATTERN);
+}
+
+/** Queue bounds and the redelivery limit; part of a queue's identity on the broker. */
+export interface QueueLimits {
+  /** Deliveries after which the broker dead-letters a job (e.g. it crashed every host that took it). */
+  readonly deliveryLimit: number;
+  /** Ready jobs per label queue; further publishes are refused (nacked), not dropped. */
+  readonly maxQueuedJobs: number;
+  /** Unconsumed events per owner queue; further publishes are refused. */
+  readonly maxQueuedEvents: number;
+  /** Dead letters kept; the oldest are dropped beyond it. */
+  readonly maxDeadLetters: number;
+}
+
+function quorumQueueArguments(names: TopologyNames, deliveryLimit: number, maxLength: number) {
+  return {
+    "x-queue-type": "quorum",
+    "x-delivery-limit": deliveryLimit,
+    "x-dead-letter-exchange": names.deadLetterExchange,
+    // At-least-once dead-lettering keeps a message until the dead-letter queue confirms it; the
+    // broker requires reject-publish overflow for it, so a full queue refuses rather than drops.
+    "x-dead-letter-strategy": "at-least-once",
+    "x-overflow": "reject-publish",
+    "x-max-length": maxLength,
+  };
+}
+
+/** Exchanges, the dead-letter queue and its binding. Idempotent. */
+export async function declareCoreTopology(model: ChannelModel, names: TopologyNames, limits: QueueLimits) {
+  await withDeclareChannel(model, async (channel) => {
+    await declareStep(names.jobsExchange, () =>
+      channel.assertExchange(names.jobsExchange, "direct", { durable: true }),
+    );
+    await declareStep(names.deadLetterExchange, () =>
+      channel.assertExchange(names.deadLetterExchange, "fanout", { durable: true }),
+    );
+    await declareStep(names.eventsExchange, () =>
+      channel.assertExchange(names.eventsExchange, "topic", { durable: true }),
+    );
+    await declareStep(names.controlExchange, () =>
+      channel.assertExchange(names.controlExchange, "fanout", { durable: true }),
+    );
+    await declareStep(names.deadLetterQueue, () =>
+      channel.assertQueue(names.deadLetterQueue, {
+        durable: true,
+        // Dead letters are for people to read; when nobody does, the oldest make room.
+        arguments: { "x-max-length": limits.maxDeadLetters, "x-overflow": "drop-head" },
+      }),
+    );
+    await declareStep(names.deadLetterQueue, () =>
+      channel.bindQueue(names.deadLetterQueue, names.deadLetterExchange, ""),
+    );
+  });
+}
+
+/** The durable quorum queue of one label, bound to the jobs exchange. Idempotent. */
+export async function declareLabelQueue(model: ChannelModel, names: TopologyNames, label: string, limits: QueueLimits) {
+  const queue = names.labelQueue(label);
+  await withDeclareChannel(model, async (channel) => {
+    await declareStep(queue, () =>
+      channel.assertQueue(queue, {
+        durable: true,
+        arguments: quorumQueueArguments(names, limits.deliveryLimit, limits.maxQueuedJobs),
+      }),
+    );
+    await declareStep(queue, () => channel.bindQueue(queue, names.jobsExchange, label));
+  });
+}
+
+/** Declares an owner's durable event queue on `channel`, bound to `<owner>.#`. Idempotent. */
+export async function declareOwnerQueue(channel: Channel, names: TopologyNames, owner: string, limits: QueueLimits) {
+  const queue = names.ownerQueue(owner);
+  await declareStep(queue, () =>
+    channel.assertQueue(queue, {
+      durable: true,
+      arguments: quorumQueueArguments(names, limits.deliveryLimit, limits.maxQueuedEvents),
+    }),
+  );
+  await declareStep(queue, () => channel.bindQueue(queue, names.eventsExchange, `${owner}.#`));
+  return queue;
+}
+
+/** Deletes queues and exchanges, each on its own channel, so one already gone stops nothing. */
+export async function deleteEntities(model: ChannelModel, queues: Iterable<string>, exchanges: Iterable<string>) {
+  for (const queue of queues) {
+    await withThrowawayChannel(model, (channel) => channel.deleteQueue(queue));
+  }
+  for (const exchange of exchanges) {
+    await withThrowawayChannel(model, (channel) => channel.deleteExchange(exchange));
+  }
+}
+
+// A refused declaration closes its channel, so declarations get a channel of their own.
+async function withDeclareChannel(model: ChannelModel, body: (channel: Channel) => Promise<void>) {
+  const channel = await model.createChannel();
+  channel.on("error", () => {
+    // The failing operation's promise reports the same error; this listener only keeps an
+    // unhandled 'error' event from crashing the process.
+  });
+  try {
+    await body(channel);
+  } finally {
+    await channel.close().catch(() => {
+      // Already closed by the broker's refusal, which the caller is being told about.
+    });
+  }
+}
+
+async function declareStep<T>(entity: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    if (isPreconditionFailed(error)) {
+      throw new TopologyMismatchError(entity, brokerText(error), { cause: error });
+    }
+    throw error;
+  }
+}
+
+async function withThrowawayChannel(model: ChannelModel, action: (channel: Channel) => Promise<unknown>) {
+  const channel = await model.createChannel();
+  channel.on("error", () => {
+    // A 404 for something already deleted closes this channel; that outcome is the goal.
+  });
+  try {
+    await action(channel);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 404) throw error;
+  } finally {
+    await channel.close().catch(() => {
+      // Closed by the broker already.
+    });
+  }
+}
+
+function isPreconditionFailed(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 406;
+}
+
+function brokerText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const match = /PRECONDITION_FAILED - (.*)$/s.exec(text);
+  return (match?.[1] ?? text).trim();
+}

@@ -15,7 +15,7 @@ export class EventOrder {
   push(event: JobEvent): JobEvent[] {
     if (event.seq < this.next || this.pending.has(event.seq)) return [];
     this.pending.set(event.seq, event);
-    if (this.pending.size > this.maxPending) this.next = [...this.pending.keys()].reduce((a, b) => (a < b ? a : b));
+    if (this.pending.size > this.maxPending) this.next = smallest(this.pending.keys());
     const ready: JobEvent[] = [];
     for (let e = this.pending.get(this.next); e; e = this.pending.get(this.next)) {
       ready.push(e);
@@ -29,4 +29,10 @@ export class EventOrder {
   get expected(): bigint {
     return this.next;
   }
+}
+
+function smallest(values: Iterable<bigint>): bigint {
+  let min: bigint | undefined;
+  for (const v of values) if (min === undefined || v < min) min = v;
+  return min ?? 0n;
 }

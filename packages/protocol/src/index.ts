@@ -7,6 +7,7 @@ export {
   type MessageTypeName,
   UndecodableMessageError,
 } from "./codec.ts";
+export { EventOrder } from "./event-order.ts";
 export { Outcome, type Sealed, SealedSchema } from "./gen/solstice/v1/common_pb.ts";
 export {
   type Cancel,
@@ -49,4 +50,3 @@ export {
   type SealedSecret,
 } from "./gen/solstice/v1/job_request_pb.ts";
 export { majorOf, SCHEMA_VERSION, SUPPORTED_MAJOR_VERSIONS } from "./schema-version.ts";
-export { EventOrder } from "./event-order.ts";

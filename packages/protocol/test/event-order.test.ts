@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create, EventOrder, JobEventSchema, SCHEMA_VERSION } from "../src/index.ts";
 
-const event = (seq: number) => create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: "j", attempt: 1, seq: BigInt(seq) });
+const event = (seq: number) =>
+  create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: "j", attempt: 1, seq: BigInt(seq) });
 const seqs = (events: { seq: bigint }[]) => events.map((e) => Number(e.seq));
 
 test("events arriving out of order are delivered in seq order", () => {

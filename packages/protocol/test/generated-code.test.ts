@@ -24,15 +24,22 @@ test("the committed protocol code is exactly what buf generates from proto/", { 
   const out = await mkdtemp(path.join(tmpdir(), "solstice-gen-"));
   try {
     // buf.gen.yaml writes to ../packages/protocol/src/gen relative to the output base.
-    await promisify(execFile)(path.join(root, "node_modules/.bin/buf"), ["generate", "--output", path.join(out, "proto")], {
-      cwd: path.join(root, "proto"),
-      env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env.PATH}` },
-    });
+    await promisify(execFile)(
+      path.join(root, "node_modules/.bin/buf"),
+      ["generate", "--output", path.join(out, "proto")],
+      {
+        cwd: path.join(root, "proto"),
+        env: { ...process.env, PATH: `${path.join(root, "node_modules/.bin")}:${process.env.PATH}` },
+      },
+    );
     const fresh = path.join(out, "packages/protocol/src/gen");
     const names = await listFiles(committed);
     assert.deepEqual(await listFiles(fresh), names, "generated file set differs: run `corepack pnpm gen`");
     for (const name of names) {
-      const [a, b] = await Promise.all([readFile(path.join(committed, name), "utf8"), readFile(path.join(fresh, name), "utf8")]);
+      const [a, b] = await Promise.all([
+        readFile(path.join(committed, name), "utf8"),
+        readFile(path.join(fresh, name), "utf8"),
+      ]);
       assert.equal(a, b, `${name} is stale: run \`corepack pnpm gen\` and commit the result`);
     }
   } finally {

@@ -3,40 +3,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { LocalImage } from "@solstice/images";
+import { ensureLocalImage, type LocalImage } from "@solstice/images";
 import { generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
-import pino from "pino";
+import { pino } from "pino";
 
-/**
- * The tiny test guest, from @solstice/images when it offers `ensureLocalImage`, otherwise built with
- * the reference recipe (guest-images/build-tiny.sh) into a shared cache.
- */
-export async function tinyImage(): Promise<LocalImage> {
-  const cacheDir = process.env.SOLSTICE_TEST_CACHE_DIR ?? "/var/tmp/solstice-test-cache";
-  // @solstice/images is written in parallel; until it has an entry point, use the reference recipe.
-  const images = (await import("@solstice/images").catch(() => ({}))) as {
-    ensureLocalImage?: (label: string, opts: { cacheDir: string; log: pino.Logger }) => Promise<LocalImage>;
-  };
-  if (images.ensureLocalImage) return images.ensureLocalImage("tiny", { cacheDir, log: pino({ level: "warn" }) });
-  const dir = join(cacheDir, "tiny-reference");
-  if (!existsSync(join(dir, "disk.qcow2"))) {
-    mkdirSync(dir, { recursive: true });
-    execFileSync("bash", ["/work/shared/guest-images/build-tiny.sh", dir], { stdio: "ignore", timeout: 120_000 });
-    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", join(dir, "disk.qcow2"), "64M"]);
-  }
-  return {
-    label: "tiny",
-    disk: join(dir, "disk.qcow2"),
-    diskFormat: "qcow2",
-    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.img"), append: "console=ttyS0 quiet" },
-    machine: "pc",
-    seedMedium: "cdrom",
-    readiness: "ssh",
-    sshUser: "root",
-    defaultCpus: 1,
-    defaultMemoryMiB: 256,
-    recipeHash: "reference",
-  };
+/** The tiny test guest from the project's own builder, cached like any image. */
+export function tinyImage(): Promise<LocalImage> {
+  return ensureLocalImage("tiny", { log: pino({ level: "warn" }) });
 }
 
 export interface TestGuest {
@@ -97,8 +70,7 @@ export async function bootTestGuest(): Promise<TestGuest> {
       "virtio-net-pci,netdev=n0,romfile=",
       "-device",
       "virtio-rng-pci",
-      "-drive",
-      `file=${join(dir, "seed.iso")},media=cdrom,format=raw,readonly=on`,
+      ...seedDrive(join(dir, "seed.iso"), image.seedMedium),
       "-kernel",
       kernel.path,
       "-initrd",
@@ -141,4 +113,9 @@ function freePort(): Promise<number> {
       );
     });
   });
+}
+
+function seedDrive(path: string, medium: LocalImage["seedMedium"]): string[] {
+  if (medium === "cdrom") return ["-drive", `file=${path},media=cdrom,format=raw,readonly=on`];
+  return ["-drive", `file=${path},if=none,id=seed0,format=raw,readonly=on`, "-device", "virtio-blk-pci,drive=seed0"];
 }

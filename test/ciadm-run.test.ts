@@ -1,37 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { projectRoot as root, runCiadm } from "./support/ciadm.ts";
 import { leftovers } from "./support/fleet.ts";
-
-const root = path.resolve(fileURLToPath(import.meta.url), "../..");
-const ciadm = path.join(root, "packages/ciadm/bin/ciadm.js");
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCiadm(args: string[], cwd: string, env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ciadm, ...args], { cwd, env: { ...process.env, ...env, NO_COLOR: "1" } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
 
@@ -67,7 +42,7 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
       ].join("\n"),
     );
     await writeFile(path.join(repo, "extra.txt"), "not committed\n");
-    const run = await runCiadm(["run", "ci.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    const run = await runCiadm(["run", "ci.yml", "--accelerator", "tcg", "--run-dir", runDir], repo);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /▶ \[1\/3\] Run actions\/checkout@v4/);
     assert.match(run.stdout, /▶ \[2\/3\] Show the checkout/);
@@ -91,7 +66,7 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
         "      - run: echo never",
       ].join("\n"),
     );
-    const run = await runCiadm(["run", "fail.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    const run = await runCiadm(["run", "fail.yml", "--accelerator", "tcg", "--run-dir", runDir], repo);
     assert.equal(run.code, 1, run.stdout + run.stderr);
     assert.match(run.stdout, /about to fail/);
     assert.match(run.stdout, /✘ step "Breaks" failed: exit code 4/);
@@ -105,14 +80,14 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
         "\n",
       ),
     );
-    const run = await runCiadm(["run", "bad.yml", "--accelerator", "tcg", "--run-dir", runDir], repo, {});
+    const run = await runCiadm(["run", "bad.yml", "--accelerator", "tcg", "--run-dir", runDir], repo);
     assert.notEqual(run.code, 0);
     assert.match(run.stderr, /bad\.yml:6:\d+: jobs\.build\.steps\[0\]\.uses/);
     assert.match(run.stderr, /actions\/setup-node/);
   });
 
   test("the README's example runs in the Debian 12 guest booted from its own disk, with cloud-init", async () => {
-    const run = await runCiadm(["run", "examples/hello.yml", "--accelerator", "tcg", "--run-dir", runDir], root, {});
+    const run = await runCiadm(["run", "examples/hello.yml", "--accelerator", "tcg", "--run-dir", runDir], root);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /Hello from Solstice CI/);
     assert.match(run.stdout, /guest: Debian GNU\/Linux 12/);

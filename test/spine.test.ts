@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { create, encodeMessage, type JobEvent, JobRequestSchema, Outcome } from "@solstice/protocol";
 import amqp from "amqplib";
+import { runCiadm } from "./support/ciadm.ts";
 import { AMQP_URL, leftovers, startTestFleet, type TestFleet, tinyJob } from "./support/fleet.ts";
 
 /** The bodies of a job's events, in the order the owner received them. */
@@ -139,6 +143,31 @@ describe("a job published on the bus runs in a fresh VM (TCG on this machine)", 
       fleet.bus.publishJob(job),
       (e: unknown) => e instanceof Error && e.message.includes("no-such-label"),
     );
+  });
+
+  test("ciadm run --amqp sends a workflow through the fleet and prints its live output", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "solstice-fleet-wf-"));
+    try {
+      const workflow = path.join(dir, "fleet.yml");
+      await writeFile(
+        workflow,
+        [
+          "on: push",
+          "jobs:",
+          "  remote:",
+          "    runs-on: tiny",
+          "    steps:",
+          "      - run: echo via-the-fleet from $(hostname)",
+        ].join("\n"),
+      );
+      const run = await runCiadm(["run", workflow, "--amqp", AMQP_URL, "--namespace", fleet.namespace], dir);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      assert.match(run.stdout, /accepted by host-/);
+      assert.match(run.stdout, /│ via-the-fleet from /);
+      assert.match(run.stdout, /Summary:\n\s+remote\s+succeeded/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("no qemu process or run directory survives the jobs", async () => {

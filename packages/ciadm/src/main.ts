@@ -33,8 +33,20 @@ program
     process.env.SOLSTICE_IMAGE_CACHE,
   )
   .option("--run-dir <dir>", "where VM run directories live", process.env.SOLSTICE_RUN_DIR)
+  .option(
+    "--amqp <url>",
+    "run through the fleet on this broker instead of in this process",
+    process.env.SOLSTICE_AMQP_URL,
+  )
+  .option("--namespace <name>", "the fleet's exchange and queue prefix", process.env.SOLSTICE_NAMESPACE ?? "solstice")
+  .option(
+    "--queue-timeout <seconds>",
+    "through the fleet: give up on a job no host takes within this time",
+    Number,
+    600,
+  )
   .action(async (workflow: string, opts) => {
-    process.exitCode = await runWorkflow(workflow, opts, term, logger());
+    process.exitCode = await runWorkflow(workflow, { ...opts, queueTimeoutSeconds: opts.queueTimeout }, term, logger());
   });
 
 program

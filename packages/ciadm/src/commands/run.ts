@@ -1,13 +1,10 @@
-import { hostname } from "node:os";
 import path from "node:path";
-import { JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
-import type { ImageProgress } from "@solstice/images";
-import { type JobRequest, JobSource, Outcome } from "@solstice/protocol";
-import { createQemuBackend, type VmBackend } from "@solstice/vm";
-import { loadWorkflowFile, type PlannedJob, selectJobs, toJobRequest } from "@solstice/workflow";
+import { JobSource, Outcome } from "@solstice/protocol";
+import { loadWorkflowFile, selectJobs, toJobRequest } from "@solstice/workflow";
 import type { Logger } from "pino";
 import { orderByNeeds } from "../job-order.ts";
 import { formatSummary, JobPrinter, type PrintedJob } from "../job-printer.ts";
+import { fleetJobRunner, type JobRunner, localJobRunner } from "../job-runners.ts";
 import { type LocalRepository, readLocalRepository } from "../local-checkout.ts";
 import type { Terminal } from "../terminal.ts";
 
@@ -17,13 +14,17 @@ export interface RunOptions {
   readonly accelerator: "auto" | "kvm" | "tcg";
   readonly imageCache?: string;
   readonly runDir?: string;
+  /** Run through the fleet on this broker instead of in this process. */
+  readonly amqp?: string;
+  readonly namespace: string;
+  readonly queueTimeoutSeconds: number;
 }
 
 /**
  * `ciadm run`: runs a workflow's jobs, each in a fresh VM, in `needs` order, printing live
- * output. With no broker configured it runs the same executor as the orchestrator, in this
- * process (the embedded default). Resolves to the process exit code: 0 only if every job
- * succeeded.
+ * output. With no broker it runs the orchestrator's executor in this process (the embedded
+ * default); with `--amqp` it publishes the jobs to the fleet and follows their events. Resolves
+ * to the exit code: 0 only if every job succeeded.
  */
 export async function runWorkflow(
   workflowPath: string,
@@ -40,13 +41,27 @@ export async function runWorkflow(
   const jobs = orderByNeeds(selectJobs(workflow, options.job));
   if (repo instanceof Error && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) throw repo;
 
-  const backend = createQemuBackend({
-    log,
-    accelerator: options.accelerator,
-    ...(options.imageCache ? { imageCacheDir: options.imageCache } : {}),
-    ...(options.runDir ? { runRoot: options.runDir } : {}),
-  });
-  await backend.reapOrphans();
+  const runner: JobRunner = options.amqp
+    ? await fleetJobRunner({
+        amqpUrl: options.amqp,
+        namespace: options.namespace,
+        log,
+        term,
+        queueTimeoutMs: options.queueTimeoutSeconds * 1000,
+      })
+    : await localJobRunner({
+        log,
+        term,
+        accelerator: options.accelerator,
+        ...(options.imageCache ? { imageCache: options.imageCache } : {}),
+        ...(options.runDir ? { runDir: options.runDir } : {}),
+        ...(repo instanceof Error ? {} : { localCheckout: repo.checkout }),
+      });
+  if (options.amqp && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) {
+    term.err(
+      "note: through the fleet, checkout fetches the pushed commit from the repository's URL, not your working tree\n",
+    );
+  }
 
   const controller = new AbortController();
   const interrupt = () => {
@@ -71,59 +86,22 @@ export async function runWorkflow(
       }
       const request = toJobRequest(workflow, job, {
         source: JobSource.MANUAL,
-        owner: `ciadm-${hostname()}-${process.pid}`,
+        owner: runner.owner,
         repository: repositoryOf(repo),
       });
-      const printed = await runLocalJob(request, job, {
-        backend,
-        term,
-        log,
-        signal: controller.signal,
-        ...(repo instanceof Error ? {} : { localCheckout: repo.checkout }),
-      });
+      term.out(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
+      const printer = new JobPrinter(job.name, request.steps.length, (text) => term.out(text), { color: term.color });
+      const printed = await runner.run(request, printer, controller.signal);
       outcomes.set(job.key, printed.result);
       results.push(printed);
     }
   } finally {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);
+    await runner.close();
   }
   term.out(formatSummary(results));
   return results.every((r) => r.result === Outcome.SUCCESS) ? 0 : 1;
-}
-
-async function runLocalJob(
-  request: JobRequest,
-  job: PlannedJob,
-  ctx: { backend: VmBackend; term: Terminal; log: Logger; signal: AbortSignal; localCheckout?: LocalCheckoutSource },
-): Promise<PrintedJob> {
-  const { term } = ctx;
-  term.out(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
-  const printer = new JobPrinter(job.name, request.steps.length, (text) => term.out(text), { color: term.color });
-  let printed: PrintedJob | undefined;
-  const events = new JobEventStream(request.jobId, request.attempt, async (event) => {
-    printed = printer.handle(event) ?? printed;
-  });
-  const result = await runJob({
-    job: request,
-    backend: ctx.backend,
-    events,
-    signal: ctx.signal,
-    log: ctx.log.child({ job_id: request.jobId, attempt: request.attempt }),
-    imageProgress: progressOn(term),
-    ...(ctx.localCheckout ? { localCheckout: ctx.localCheckout } : {}),
-  });
-  return printed ?? { name: job.name, result: result.result, reason: result.reason, steps: [], durationMs: 0 };
-}
-
-function progressOn(term: Terminal): ImageProgress {
-  let last = "";
-  return ({ phase, detail, fraction }) => {
-    const pct = fraction === undefined ? "" : ` ${Math.round(fraction * 100)}%`;
-    const text = `image: ${phase}${pct}${detail ? ` (${detail})` : ""}`;
-    if (text !== last) term.status(text);
-    last = text;
-  };
 }
 
 function repositoryOf(repo: LocalRepository | Error) {

@@ -1,0 +1,118 @@
+import { mkdir, mkdtemp, rename } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import type { Logger } from "pino";
+import { removeAbandonedBuilds, removeBuildDir } from "./build-dir.ts";
+import { withBuildLock } from "./build-lock.ts";
+import { imageCacheDir } from "./cache-dir.ts";
+import { ImageBuildError, ImageError, UnknownImageError } from "./errors.ts";
+import type { ImageProgress, LocalImage } from "./local-image.ts";
+import { readManifest, writeManifest } from "./manifest.ts";
+import { findRecipe, type ImageRecipe, knownImageLabels, recipeFiles, recipeHash } from "./recipes.ts";
+import { runRecipe } from "./run-recipe.ts";
+
+export interface EnsureImageOptions {
+  /** Default: `imageCacheDir()` (`$SOLSTICE_IMAGE_CACHE` or `~/.cache/solstice/images`). */
+  cacheDir?: string;
+  signal?: AbortSignal;
+  progress?: ImageProgress;
+  log?: Logger;
+  /** Deadline of one build. Default 20 minutes. */
+  buildTimeoutMs?: number;
+  /** Longest wait for another process building the same image. Default 30 minutes. */
+  lockWaitTimeoutMs?: number;
+}
+
+const defaultBuildTimeoutMs = 20 * 60_000;
+const defaultLockWaitTimeoutMs = 30 * 60_000;
+
+/**
+ * Returns the locally built image for `label` ("tiny", "debian-12" or an alias), building it
+ * first when the cache has no image for the current recipe. Concurrent callers, in this
+ * process or others, share one build.
+ */
+export async function ensureLocalImage(label: string, options: EnsureImageOptions = {}): Promise<LocalImage> {
+  const recipe = findRecipe(label);
+  if (!recipe) throw new UnknownImageError(label, knownImageLabels());
+  const cacheDir = resolve(options.cacheDir ?? imageCacheDir());
+  const hash = await recipeHash(recipe);
+  const imageDir = join(cacheDir, `${recipe.label}-${hash}`);
+
+  const cached = await readManifest(imageDir).catch(ignoreDamage);
+  if (cached) {
+    options.log?.debug({ image: recipe.label, dir: imageDir }, "image found in cache");
+    return cached;
+  }
+
+  await mkdir(cacheDir, { recursive: true });
+  const lockPath = join(cacheDir, `${recipe.label}-${hash}.lock`);
+  return withBuildLock(
+    lockPath,
+    {
+      waitTimeoutMs: options.lockWaitTimeoutMs ?? defaultLockWaitTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      onWait: (holder) => {
+        options.log?.info({ image: recipe.label, lock: lockPath, holder }, "waiting for another build of this image");
+        options.progress?.({ phase: "waiting-for-build", detail: holder });
+      },
+    },
+    async () => {
+      // The build we waited for may have finished, or an earlier one left a damaged copy.
+      const existing = await readManifest(imageDir).catch(ignoreDamage);
+      if (existing) return existing;
+      await removeBuildDir(imageDir);
+      return build(recipe, hash, cacheDir, imageDir, options);
+    },
+  );
+}
+
+async function build(
+  recipe: ImageRecipe,
+  hash: string,
+  cacheDir: string,
+  imageDir: string,
+  options: EnsureImageOptions,
+): Promise<LocalImage> {
+  if (recipe.needsRoot && process.getuid?.() !== 0) {
+    throw new ImageBuildError(recipe.label, "this build needs root (debootstrap)", "", {
+      hint: `build it once as root (SOLSTICE_IMAGE_CACHE=${cacheDir}), or use the "tiny" image`,
+    });
+  }
+  const tempPrefix = `.build-${recipe.label}-${hash}-`;
+  // We hold this image's lock, so any other temp dir of the same build is abandoned.
+  await removeAbandonedBuilds(cacheDir, tempPrefix);
+  const temp = await mkdtemp(join(cacheDir, tempPrefix));
+  const outDir = join(temp, "image");
+  const scratchDir = join(temp, "scratch");
+  const started = Date.now();
+  options.log?.info({ image: recipe.label, recipeHash: hash }, "building image");
+  try {
+    await mkdir(outDir);
+    await mkdir(scratchDir);
+    const files = recipeFiles(recipe);
+    await runRecipe({
+      label: recipe.label,
+      script: files.script,
+      outDir,
+      scratchDir,
+      env: { ...recipe.params, ...files.inputs, ...recipe.cacheEnv(cacheDir) },
+      timeoutMs: options.buildTimeoutMs ?? defaultBuildTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.progress ? { progress: options.progress } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
+    const image = recipe.describe(imageDir, hash);
+    await writeManifest(outDir, image);
+    await removeBuildDir(scratchDir);
+    await rename(outDir, imageDir);
+    options.log?.info({ image: recipe.label, dir: imageDir, ms: Date.now() - started }, "image built");
+    options.progress?.({ phase: "done", fraction: 1 });
+    return image;
+  } finally {
+    await removeBuildDir(temp);
+  }
+}
+
+function ignoreDamage(error: unknown): undefined {
+  if (error instanceof ImageError && error.code === "bad_manifest") return undefined;
+  throw error;
+}

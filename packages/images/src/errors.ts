@@ -1,0 +1,55 @@
+/** What went wrong, for code that branches on it and for the front of a log line. */
+export type ImageErrorCode = "unknown_image" | "build_failed" | "lock_timeout" | "bad_manifest";
+
+/** Base of every error this package throws (apart from an AbortSignal's own reason). */
+export class ImageError extends Error {
+  override readonly name: string = "ImageError";
+  readonly code: ImageErrorCode;
+  /** What to do next, e.g. the command to run. */
+  readonly hint: string | undefined;
+
+  constructor(code: ImageErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(`[${code}] ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+/** The label names no image this host can build. */
+export class UnknownImageError extends ImageError {
+  override readonly name = "UnknownImageError";
+  readonly label: string;
+  readonly knownLabels: readonly string[];
+
+  constructor(label: string, knownLabels: readonly string[]) {
+    super("unknown_image", `no image is called "${label}"; known: ${knownLabels.join(", ")}`, {
+      hint: `use one of: ${knownLabels.join(", ")}`,
+    });
+    this.label = label;
+    this.knownLabels = knownLabels;
+  }
+}
+
+/** A recipe script failed; `logTail` holds its last output lines (no secrets pass through it). */
+export class ImageBuildError extends ImageError {
+  override readonly name = "ImageBuildError";
+  readonly label: string;
+  readonly logTail: string;
+
+  constructor(label: string, message: string, logTail: string, options: { hint?: string; cause?: unknown } = {}) {
+    super("build_failed", `building image "${label}" failed: ${message}`, options);
+    this.label = label;
+    this.logTail = logTail;
+  }
+}
+
+/** Another process held the build lock for longer than we were willing to wait. */
+export class ImageLockTimeoutError extends ImageError {
+  override readonly name = "ImageLockTimeoutError";
+
+  constructor(lockPath: string, waitedMs: number, holder: string) {
+    super("lock_timeout", `waited ${Math.round(waitedMs / 1000)} s for the build lock ${lockPath} (${holder})`, {
+      hint: `if no build is running, delete ${lockPath}`,
+    });
+  }
+}

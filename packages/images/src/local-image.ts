@@ -1,0 +1,35 @@
+/**
+ * A guest image ready to boot on this host: what the VM backend needs to start it and to know
+ * when it is ready. Produced by the image builders (local guests) and, later, by the catalog
+ * download path (`images.yaml`).
+ */
+export interface LocalImage {
+  /** The label jobs ask for in `runs-on`, e.g. "tiny" or "debian-12". */
+  readonly label: string;
+  /** Absolute path of the golden disk; every VM gets its own qcow2 overlay on it. */
+  readonly disk: string;
+  readonly diskFormat: "qcow2" | "raw";
+  /**
+   * Direct kernel boot (`-kernel/-initrd/-append`), for locally built guests that carry their
+   * own kernel. Absent for self-bootable disks, which the firmware boots like a cloud image.
+   */
+  readonly kernel?: { readonly path: string; readonly initrd?: string; readonly append: string };
+  /** QEMU machine type the image is known to boot on. */
+  readonly machine: "q35" | "pc" | "microvm";
+  /** How the NoCloud seed is attached: a CD-ROM (like cloud images expect) or a virtio disk. */
+  readonly seedMedium: "cdrom" | "virtio";
+  /**
+   * When the guest is ready for steps: as soon as SSH answers with our pinned host key, or only
+   * once `cloud-init status --wait` has finished in the guest.
+   */
+  readonly readiness: "ssh" | "cloud-init";
+  /** The account steps run as (key login, passwordless root or sudo). */
+  readonly sshUser: string;
+  readonly defaultCpus: number;
+  readonly defaultMemoryMiB: number;
+  /** Hash of the recipe that built it; part of the cache key. */
+  readonly recipeHash: string;
+}
+
+/** Progress of a long image operation (build, download), for a progress bar or log lines. */
+export type ImageProgress = (event: { phase: string; detail?: string; fraction?: number }) => void;

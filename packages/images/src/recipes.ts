@@ -1,0 +1,135 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { LocalImage } from "./local-image.ts";
+
+const recipesDir = fileURLToPath(new URL("../recipes/", import.meta.url));
+
+/** How to build one local guest image and what the result looks like to a VM backend. */
+export interface ImageRecipe {
+  readonly label: string;
+  readonly aliases: readonly string[];
+  /** The build script in `recipes/`, run as `bash SCRIPT OUT_DIR SCRATCH_DIR`. */
+  readonly script: string;
+  /** Whether the build must run as root (debootstrap's chroot). */
+  readonly needsRoot: boolean;
+  /** Other files in `recipes/` the build reads; part of the recipe hash. */
+  readonly inputs: Readonly<Record<string, string>>;
+  /** Builder parameters, passed as environment variables; part of the recipe hash. */
+  readonly params: Readonly<Record<string, string>>;
+  /** Environment that does not change the result (caches), so not hashed. */
+  cacheEnv(cacheDir: string): Record<string, string>;
+  /** The manifest of an image built into `dir`. */
+  describe(dir: string, recipeHash: string): LocalImage;
+}
+
+const tiny: ImageRecipe = {
+  label: "tiny",
+  aliases: [],
+  script: "tiny.sh",
+  needsRoot: false,
+  inputs: { GUEST_INIT: "tiny-init.sh" },
+  params: { DISK_SIZE: "1G" },
+  cacheEnv: () => ({}),
+  describe: (dir, recipeHash) => ({
+    label: "tiny",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.cpio"), append: "console=ttyS0 quiet" },
+    machine: "q35",
+    seedMedium: "virtio",
+    readiness: "ssh",
+    sshUser: "root",
+    defaultCpus: 1,
+    defaultMemoryMiB: 512,
+    recipeHash,
+  }),
+};
+
+const debian12: ImageRecipe = {
+  label: "debian-12",
+  aliases: ["debian"],
+  script: "debian-12.sh",
+  needsRoot: true,
+  inputs: {},
+  params: {
+    SUITE: "bookworm",
+    MIRROR: "http://deb.debian.org/debian",
+    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    DISK_SIZE_MIB: "3072",
+    BOOT_SIZE_MIB: "128",
+    // debootstrap does not resolve virtual packages: python3-cryptography (for cloud-init)
+    // needs python3-cffi-backend named explicitly.
+    PACKAGES: [
+      "systemd",
+      "systemd-sysv",
+      "udev",
+      "dbus",
+      "linux-image-cloud-amd64",
+      "openssh-server",
+      "cloud-init",
+      "python3-cffi-backend",
+      "ca-certificates",
+      "git",
+      "python3",
+      "python-is-python3",
+      "iproute2",
+      "sudo",
+      "procps",
+      "curl",
+      "netbase",
+    ].join(","),
+  },
+  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),
+  describe: (dir, recipeHash) => ({
+    label: "debian-12",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    machine: "q35",
+    // Debian's cloud kernel has no AHCI driver, so a q35 IDE/SATA CD-ROM is invisible to it;
+    // cloud-init's NoCloud finds the cidata label on a virtio disk just as well.
+    seedMedium: "virtio",
+    readiness: "cloud-init",
+    sshUser: "root",
+    defaultCpus: 2,
+    defaultMemoryMiB: 1024,
+    recipeHash,
+  }),
+};
+
+const recipes: readonly ImageRecipe[] = [tiny, debian12];
+
+/** Canonical labels of the images this host can build. */
+export function knownImageLabels(): string[] {
+  return recipes.map((r) => r.label);
+}
+
+/** The recipe for a label or one of its aliases. */
+export function findRecipe(label: string): ImageRecipe | undefined {
+  return recipes.find((r) => r.label === label || r.aliases.includes(label));
+}
+
+/** Absolute paths of a recipe's script and input files. */
+export function recipeFiles(recipe: ImageRecipe): { script: string; inputs: Record<string, string> } {
+  const inputs: Record<string, string> = {};
+  for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(recipesDir, file);
+  return { script: join(recipesDir, recipe.script), inputs };
+}
+
+/**
+ * 16 hex digits of sha256 over the script, its input files and the parameters: editing any
+ * of them gives a new cache directory, so the image is rebuilt.
+ */
+export async function recipeHash(recipe: ImageRecipe): Promise<string> {
+  const files = recipeFiles(recipe);
+  const hash = createHash("sha256");
+  hash.update(`script ${recipe.script}\0`);
+  hash.update(await readFile(files.script));
+  for (const name of Object.keys(files.inputs).sort()) {
+    hash.update(`\0input ${name}\0`);
+    hash.update(await readFile(files.inputs[name] as string));
+  }
+  for (const name of Object.keys(recipe.params).sort()) hash.update(`\0param ${name}=${recipe.params[name]}`);
+  return hash.digest("hex").slice(0, 16);
+}

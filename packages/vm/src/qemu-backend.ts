@@ -108,7 +108,7 @@ async function bootVm(ctx: {
   if (spec.signal?.aborted) throw new VmError("aborted", `boot of ${spec.vmName} aborted before it started`);
   if (!isAbsolute(image.disk)) throw new VmError("image_unsupported", `image disk path is not absolute: ${image.disk}`);
 
-  const bootTimeoutMs = spec.bootTimeoutMs ?? (accelerator === "kvm" ? 60_000 : 120_000);
+  const bootTimeoutMs = spec.bootTimeoutMs ?? (accelerator === "kvm" ? 120_000 : 300_000);
   const boot = new AbortController();
   const deadline = setTimeout(() => boot.abort(), bootTimeoutMs);
   const onAbort = () => boot.abort();

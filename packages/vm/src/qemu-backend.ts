@@ -3,8 +3,16 @@ import { rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ImageProgress, LocalImage } from "@solstice/images";
-import { connectSsh, generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
+import {
+  connectSsh,
+  generateJobKeys,
+  SshError,
+  type SshSession,
+  type SshTarget,
+  waitForSshBanner,
+} from "@solstice/ssh";
 import type { Logger } from "pino";
 import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./accelerator-probe.ts";
 import type { Vm, VmBackend, VmSpec } from "./backend.ts";
@@ -48,6 +56,8 @@ const QUIT_DEADLINE_MS = 3_000;
 const KILL_WAIT_MS = 5_000;
 /** Lines of `cloud-init status --wait` output kept for an error message. */
 const CLOUD_INIT_OUTPUT_LINES = 20;
+/** Pause before reconnecting when cloud-init cut an early SSH connection. */
+const CLOUD_INIT_RETRY_MS = 500;
 
 export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const runRoot = resolve(opts.runRoot ?? process.env.SOLSTICE_RUN_DIR ?? "/var/tmp/solstice/vms");
@@ -265,23 +275,41 @@ function explainBootFailure(
 }
 
 /** cloud-init images are ready for steps once cloud-init has finished (status 0 done, 2 done with warnings). */
+/**
+ * Waits in the guest until cloud-init has finished. The first connections may be cut while
+ * cloud-init configures SSH, so a connection lost before the check could run is retried until
+ * the boot deadline (the signal); a finished check that reports an error is a boot failure.
+ */
 async function waitForCloudInit(ssh: SshTarget, signal: AbortSignal, capture: ConsoleCapture): Promise<void> {
-  const session = await connectSsh(ssh, { signal });
-  const output: string[] = [];
-  const keep = (line: string) => {
-    output.push(line);
-    if (output.length > CLOUD_INIT_OUTPUT_LINES) output.shift();
-  };
-  try {
-    const result = await session.exec("cloud-init status --wait", { signal, onStdout: keep, onStderr: keep });
-    if (result.exitCode !== 0 && result.exitCode !== 2) {
-      throw new VmError(
-        "boot_failed",
-        `cloud-init status --wait exited ${result.exitCode ?? result.signal}: ${output.join("\n")}\n--- console ---\n${capture.tail()}`,
-      );
+  for (;;) {
+    let session: SshSession;
+    try {
+      session = await connectSsh(ssh, { signal });
+    } catch (error) {
+      if (!(error instanceof SshError) || error.code !== "connect_failed" || signal.aborted) throw error;
+      await sleep(CLOUD_INIT_RETRY_MS, undefined, { signal });
+      continue;
     }
-  } finally {
-    session.close();
+    const output: string[] = [];
+    const keep = (line: string) => {
+      output.push(line);
+      if (output.length > CLOUD_INIT_OUTPUT_LINES) output.shift();
+    };
+    let result: Awaited<ReturnType<SshSession["exec"]>>;
+    try {
+      result = await session.exec("cloud-init status --wait", { signal, onStdout: keep, onStderr: keep });
+    } catch (error) {
+      if (!(error instanceof SshError) || signal.aborted) throw error;
+      continue; // the connection was cut mid-wait
+    } finally {
+      session.close();
+    }
+    if (result.exitCode === 0 || result.exitCode === 2) return;
+    if (result.exitCode === null && !signal.aborted) continue;
+    throw new VmError(
+      "boot_failed",
+      `cloud-init status --wait exited ${result.exitCode ?? result.signal}: ${output.join("\n")}\n--- console ---\n${capture.tail()}`,
+    );
   }
 }
 

@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import { type Bus, connectBus } from "@solstice/bus";
 import { JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
-import type { ImageProgress } from "@solstice/images";
 import { ControlSchema, create, type JobEvent, type JobRequest, Outcome, SCHEMA_VERSION } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import type { Logger } from "pino";
@@ -54,7 +53,7 @@ export async function localJobRunner(opts: {
         events,
         signal,
         log: opts.log.child({ job_id: request.jobId, attempt: request.attempt }),
-        imageProgress: progressOn(opts.term),
+        status: (text) => opts.term.status(text),
         ...(opts.localCheckout ? { localCheckout: opts.localCheckout } : {}),
       });
       return (
@@ -132,15 +131,5 @@ export async function fleetJobRunner(opts: {
       }
     },
     close: () => bus.close(),
-  };
-}
-
-function progressOn(term: Terminal): ImageProgress {
-  let last = "";
-  return ({ phase, detail, fraction }) => {
-    const pct = fraction === undefined ? "" : ` ${Math.round(fraction * 100)}%`;
-    const text = `image: ${phase}${pct}${detail ? ` (${detail})` : ""}`;
-    if (text !== last) term.status(text);
-    last = text;
   };
 }

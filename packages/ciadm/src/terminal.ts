@@ -15,6 +15,8 @@ export function processTerminal(): Terminal {
   const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
   const inPlace = Boolean(process.stderr.isTTY);
   let statusShown = false;
+  let lastStatusKind = "";
+  let lastStatusAt = 0;
   const clearStatus = () => {
     if (statusShown) process.stderr.write("\r\u001b[2K");
     statusShown = false;
@@ -34,7 +36,14 @@ export function processTerminal(): Terminal {
         process.stderr.write(`\r\u001b[2K${text}`);
         statusShown = true;
       } else {
-        process.stderr.write(`${text}\n`);
+        // In a log there is no line to rewrite: print a new phase at once, and repeats of the same
+        // phase (a ticking counter) at most every 10 s.
+        const kind = text.replace(/[\d.]+.*$/, "");
+        if (kind !== lastStatusKind || Date.now() - lastStatusAt >= 10_000) {
+          process.stderr.write(`${text}\n`);
+          lastStatusKind = kind;
+          lastStatusAt = Date.now();
+        }
       }
     },
     bold(text) {

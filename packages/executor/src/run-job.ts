@@ -19,8 +19,11 @@ export interface RunJobOptions {
   readonly localCheckout?: LocalCheckoutSource;
   /** How often a Heartbeat event tells the owner the job is alive (default 5 s). */
   readonly heartbeatIntervalMs?: number;
-  /** Image builds and downloads report here (default: throttled system log lines). */
-  readonly imageProgress?: ImageProgress;
+  /**
+   * Transient progress of the long phases (image build or download, boot), for a status line
+   * on a terminal. Without it, image progress becomes throttled system log lines.
+   */
+  readonly status?: (text: string) => void;
 }
 
 export interface StepResult {
@@ -65,9 +68,18 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let reason = "";
   try {
     events.line(`Preparing image for label ${job.runsOn}`, "system");
-    const image = await backend.ensureImage(job.runsOn, options.imageProgress ?? throttledProgress(events));
+    const status = options.status;
+    const image = await backend.ensureImage(job.runsOn, status ? statusProgress(status) : throttledProgress(events));
     events.line(`Booting a fresh VM (${image.label}, ${image.machine})`, "system");
-    vm = await backend.boot({ vmName: `${job.jobId}-${job.attempt}`, image, signal, log });
+    const bootStarted = Date.now();
+    const bootTicker = status
+      ? setInterval(() => status(`booting ${image.label}… ${Math.round((Date.now() - bootStarted) / 1000)} s`), 1000)
+      : undefined;
+    try {
+      vm = await backend.boot({ vmName: `${job.jobId}-${job.attempt}`, image, signal, log });
+    } finally {
+      clearInterval(bootTicker);
+    }
     events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator})`, "system");
     session = await connectSsh(vm.ssh, { signal });
     const home = (await captureOutput(session, 'printf %s "$HOME"', signal)) || "/root";
@@ -233,17 +245,25 @@ async function captureOutput(session: SshSession, command: string, signal: Abort
   return out.join("\n").trim();
 }
 
+function progressText({ phase, detail, fraction }: Parameters<ImageProgress>[0]): string {
+  const pct = fraction === undefined ? "" : ` ${Math.round(fraction * 100)}%`;
+  return `image: ${phase}${pct}${detail ? ` (${detail})` : ""}`;
+}
+
+function statusProgress(status: (text: string) => void): ImageProgress {
+  return (event) => status(progressText(event));
+}
+
 /** One system line per phase and per 10 % of progress, so a download does not flood the log. */
 function throttledProgress(events: JobEventStream): ImageProgress {
   let lastPhase = "";
   let lastTenth = -1;
-  return ({ phase, detail, fraction }) => {
-    const tenth = fraction === undefined ? -1 : Math.floor(fraction * 10);
-    if (phase === lastPhase && tenth === lastTenth) return;
-    lastPhase = phase;
+  return (event) => {
+    const tenth = event.fraction === undefined ? -1 : Math.floor(event.fraction * 10);
+    if (event.phase === lastPhase && tenth === lastTenth) return;
+    lastPhase = event.phase;
     lastTenth = tenth;
-    const pct = fraction === undefined ? "" : ` ${Math.round(fraction * 100)}%`;
-    events.line(`image: ${phase}${pct}${detail ? ` (${detail})` : ""}`, "system");
+    events.line(progressText(event), "system");
   };
 }
 

@@ -8,8 +8,9 @@ import type { SshTarget } from "./target.ts";
 
 export interface ExecOptions {
   signal?: AbortSignal;
-  onStdout?(line: string): void;
-  onStderr?(line: string): void;
+  /** `continued`: the line was longer than MAX_LINE_BYTES and its next piece follows. */
+  onStdout?(line: string, continued: boolean): void;
+  onStderr?(line: string, continued: boolean): void;
   /** Exported by the remote shell before the command; no SSH env requests are used. */
   env?: Record<string, string>;
 }
@@ -29,7 +30,8 @@ export interface RunScriptOptions {
   workingDirectory?: string;
   /** Aborting kills the script's whole process group in the guest (TERM, then KILL). */
   signal?: AbortSignal;
-  onLine(stream: "stdout" | "stderr", text: string): void;
+  /** `continued`: the line was longer than MAX_LINE_BYTES and its next piece follows. */
+  onLine(stream: "stdout" | "stderr", text: string, continued: boolean): void;
 }
 
 export interface RunScriptResult {
@@ -124,8 +126,8 @@ export class SshSession {
     try {
       const result = await this.exec(wrapper, {
         signal: inner.signal,
-        onStdout: (line) => opts.onLine("stdout", line),
-        onStderr: (line) => opts.onLine("stderr", line),
+        onStdout: (line, continued) => opts.onLine("stdout", line, continued),
+        onStderr: (line, continued) => opts.onLine("stderr", line, continued),
       }).catch((err: unknown) => {
         if (aborted) return { exitCode: null };
         throw err;
@@ -156,8 +158,8 @@ export class SshSession {
 
   private follow(channel: ClientChannel, opts: ExecOptions): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
-      const out = new LineSplitter((line) => opts.onStdout?.(line));
-      const err = new LineSplitter((line) => opts.onStderr?.(line));
+      const out = new LineSplitter((line, continued) => opts.onStdout?.(line, continued));
+      const err = new LineSplitter((line, continued) => opts.onStderr?.(line, continued));
       let exitCode: number | null = null;
       let exitSignal: string | undefined;
       let settled = false;

@@ -40,3 +40,24 @@ test("output is split into lines, an overlong line in bounded pieces, a partial 
     ["a", "bc", `x*${MAX_LINE_BYTES}`, "xxxxxxxxxx", "tail"],
   );
 });
+
+test("an overlong line's pieces are marked continued and never cut inside a UTF-8 character", () => {
+  const pieces: Array<[string, boolean]> = [];
+  const splitter = new LineSplitter((line, continued) => pieces.push([line, continued]));
+  // "é" is two bytes; starting at an odd offset puts a character across every 64 KiB boundary.
+  const text = `a${"é".repeat(MAX_LINE_BYTES)}`;
+  splitter.push(Buffer.from(`${text}\nnext\n`));
+  assert.ok(pieces.length >= 3);
+  assert.deepEqual(
+    pieces.map(([, c]) => c),
+    [...pieces.slice(0, -2).map(() => true), false, false],
+  );
+  assert.ok(pieces.every(([line]) => !line.includes("\uFFFD")));
+  assert.equal(
+    pieces
+      .slice(0, -1)
+      .map(([l]) => l)
+      .join(""),
+    text,
+  );
+});

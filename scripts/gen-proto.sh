@@ -3,3 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../proto"
 PATH="$PWD/../node_modules/.bin:$PATH" buf generate
+(cd forgejo && PATH="$PWD/../../node_modules/.bin:$PATH" buf generate)

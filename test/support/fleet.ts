@@ -8,6 +8,7 @@ import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
 import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
 import {
   create,
+  type FleetKeyring,
   type JobEvent,
   type JobRequest,
   JobRequestSchema,
@@ -16,7 +17,7 @@ import {
 } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import pg from "pg";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
 
 export const AMQP_URL = process.env.SOLSTICE_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const DATABASE_URL = process.env.SOLSTICE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -38,9 +39,19 @@ export interface TestFleet {
   close(): Promise<void>;
 }
 
-const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+const defaultLog = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
 
-export async function startTestFleet(capacity = "tiny=2"): Promise<TestFleet> {
+export interface TestFleetOptions {
+  /** Unseals the jobs' secrets in the orchestrator. */
+  readonly keyring?: FleetKeyring;
+  /** The services' logger (default: silent, or SOLSTICE_TEST_LOG's level). */
+  readonly log?: Logger;
+  /** More SOLSTICE_* settings for the orchestrator. */
+  readonly env?: Record<string, string>;
+}
+
+export async function startTestFleet(capacity = "tiny=2", options: TestFleetOptions = {}): Promise<TestFleet> {
+  const log = options.log ?? defaultLog;
   const id = randomUUID().slice(0, 8);
   const namespace = `test-${id}`;
   const schema = `test_${id}`;
@@ -55,12 +66,21 @@ export async function startTestFleet(capacity = "tiny=2"): Promise<TestFleet> {
     SOLSTICE_CAPACITY: capacity,
     SOLSTICE_RUN_DIR: runRoot,
     SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
+    ...options.env,
   });
   await migrate({ databaseUrl: DATABASE_URL, schema, log });
   const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
   const bus = await connectBus({ url: AMQP_URL, namespace, log });
   const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
-  const orchestrator = await startOrchestrator({ config, bus, store, backend, accelerator: "tcg", log });
+  const orchestrator = await startOrchestrator({
+    config,
+    bus,
+    store,
+    backend,
+    accelerator: "tcg",
+    log,
+    ...(options.keyring ? { keyring: options.keyring } : {}),
+  });
 
   const waiting = new Map<string, { events: JobEvent[]; done: (events: JobEvent[]) => void }>();
   const events = await bus.consumeEvents({

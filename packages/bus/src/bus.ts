@@ -19,6 +19,13 @@ import {
   type ReconnectOptions,
 } from "./connection.ts";
 import { type DeadLetter, describeDeadLetter } from "./dead-letter.ts";
+import {
+  labelQueueDepths,
+  purgeDeadLetters,
+  type ReplayResult,
+  type ReplaySelection,
+  replayDeadLetters,
+} from "./dead-letter-admin.ts";
 import { BusError, UnroutableLabelError } from "./errors.ts";
 import { type ConsumeJobsOptions, type JobConsumer, SlotGatedJobConsumer } from "./job-consumer.ts";
 import { ConfirmPublisher } from "./publisher.ts";
@@ -98,6 +105,14 @@ export interface Bus {
   consumeControl(onControl: (control: Control) => Promise<void>): Promise<Subscription>;
   /** Up to `limit` dead letters, oldest first, left in the queue. */
   listDeadLetters(limit: number): Promise<DeadLetter[]>;
+  /** Republishes the selected dead letters (looking at up to `limit`) to where they came from. */
+  replayDeadLetters(selection: ReplaySelection, limit: number): Promise<ReplayResult>;
+  /** Empties the dead-letter queue; resolves with how many were dropped. */
+  purgeDeadLetters(): Promise<number>;
+  /** Ready jobs per label queue; undefined for a label that has no queue. */
+  queueDepths(labels: readonly string[]): Promise<Map<string, number | undefined>>;
+  /** Letters waiting in the dead-letter queue (a passive declare: nothing is moved). */
+  deadLetterDepth(): Promise<number>;
   /** Deletes every queue and exchange of this namespace that this Bus declared or knows of. */
   deleteNamespace(): Promise<void>;
   /** Stops every consumer and closes the connection; unsettled deliveries go back to their queues. */
@@ -284,6 +299,30 @@ class AmqpBus implements Bus {
       await channel.close().catch(() => {
         // Closing the channel returns the messages too.
       });
+    }
+  }
+
+  async replayDeadLetters(selection: ReplaySelection, limit: number): Promise<ReplayResult> {
+    await this.ensureTopology();
+    return replayDeadLetters(await this.ready(), this.publisher, this.names, selection, limit);
+  }
+
+  async purgeDeadLetters(): Promise<number> {
+    await this.ensureTopology();
+    return purgeDeadLetters(await this.ready(), this.names);
+  }
+
+  async queueDepths(labels: readonly string[]): Promise<Map<string, number | undefined>> {
+    return labelQueueDepths(await this.ready(), this.names, labels);
+  }
+
+  async deadLetterDepth(): Promise<number> {
+    await this.ensureTopology();
+    const channel = await (await this.ready()).createChannel();
+    try {
+      return (await channel.checkQueue(this.names.deadLetterQueue)).messageCount;
+    } finally {
+      await channel.close().catch(() => undefined);
     }
   }
 

@@ -6,6 +6,7 @@ export {
   REASON_CODE_HEADER,
   REASON_HEADER,
 } from "./dead-letter.ts";
+export type { ReplayResult, ReplaySelection } from "./dead-letter-admin.ts";
 export {
   BusError,
   type BusErrorCode,

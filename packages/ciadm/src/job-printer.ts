@@ -37,7 +37,9 @@ export function outcomeWord(outcome: Outcome): string {
  * fleet, since both are a stream of JobEvents.
  */
 export class JobPrinter {
-  private readonly order = new EventOrder();
+  private order = new EventOrder();
+  private attempt = 0;
+  private readonly joinMidway: boolean;
   private readonly stepNames = new Map<number, string>();
   private readonly stepStarts = new Map<number, number>();
   private readonly steps: PrintedStep[] = [];
@@ -49,13 +51,26 @@ export class JobPrinter {
     private readonly jobName: string,
     private readonly stepCount: number,
     private readonly write: Write,
-    options: { color: boolean },
+    options: { color: boolean; joinMidway?: boolean },
   ) {
     this.color = options.color;
+    this.joinMidway = options.joinMidway ?? false;
   }
 
-  /** Handles one event (in any order); returns the job's summary once JobFinished arrives. */
+  /**
+   * Handles one event (in any order); returns the job's summary once JobFinished arrives. Events of
+   * an older attempt than one already seen are ignored; a newer attempt starts the steps afresh.
+   * With `joinMidway` (a follower of a running job) the first event seen starts the order.
+   */
   handle(event: JobEvent): PrintedJob | undefined {
+    if (event.attempt < this.attempt) return this.finished;
+    if (event.attempt > this.attempt) {
+      const first = this.attempt === 0;
+      if (!first) this.line(this.dim(`· attempt ${event.attempt} starts: attempt ${this.attempt} was lost`));
+      this.order = new EventOrder(10_000, first && this.joinMidway ? event.seq : 1n);
+      this.attempt = event.attempt;
+      this.steps.length = 0;
+    }
     for (const e of this.order.push(event)) this.print(e);
     return this.finished;
   }

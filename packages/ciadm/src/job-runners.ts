@@ -1,7 +1,15 @@
 import { hostname } from "node:os";
 import { type Bus, connectBus } from "@solstice/bus";
-import { JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
-import { ControlSchema, create, type JobEvent, type JobRequest, Outcome, SCHEMA_VERSION } from "@solstice/protocol";
+import { JobEventStream, LeaseWatch, type LocalCheckoutSource, runJob } from "@solstice/executor";
+import {
+  ControlSchema,
+  create,
+  type FleetKeyring,
+  type JobEvent,
+  type JobRequest,
+  Outcome,
+  SCHEMA_VERSION,
+} from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import type { JobPrinter, PrintedJob } from "./job-printer.ts";
@@ -32,6 +40,8 @@ export async function localJobRunner(opts: {
   imageCache?: string;
   runDir?: string;
   localCheckout?: LocalCheckoutSource;
+  /** Unseals the jobs' secrets in this process. */
+  keyring?: FleetKeyring;
 }): Promise<JobRunner> {
   const backend = createQemuBackend({
     log: opts.log,
@@ -55,6 +65,7 @@ export async function localJobRunner(opts: {
         log: opts.log.child({ job_id: request.jobId, attempt: request.attempt }),
         status: (text) => opts.term.status(text),
         ...(opts.localCheckout ? { localCheckout: opts.localCheckout } : {}),
+        ...(opts.keyring ? { keyring: opts.keyring } : {}),
       });
       return (
         printed ?? { name: request.jobName, result: result.result, reason: result.reason, steps: [], durationMs: 0 }
@@ -75,6 +86,10 @@ export async function fleetJobRunner(opts: {
   term: Terminal;
   /** How long a job may wait for a host before this run gives up on it. */
   queueTimeoutMs: number;
+  /** The lease rule: a running attempt silent this long is lost and retried. Default 60000. */
+  leaseMs?: number;
+  /** Attempts in all before a lost job fails. Default 3. */
+  maxAttempts?: number;
 }): Promise<JobRunner> {
   const bus: Bus = await connectBus({ url: opts.amqpUrl, namespace: opts.namespace, log: opts.log });
   return {
@@ -85,10 +100,31 @@ export async function fleetJobRunner(opts: {
         settle = resolve;
       });
       let accepted = false;
+      const sendCancel = (attempt: number, reason: string) =>
+        bus.publishControl(
+          create(ControlSchema, {
+            schemaVersion: SCHEMA_VERSION,
+            command: { case: "cancel", value: { jobId: request.jobId, attempt, reason } },
+          }),
+        );
+      const lease = new LeaseWatch({
+        request,
+        log: opts.log,
+        ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+        ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+        publish: (attempt) => bus.publishJob(attempt),
+        cancel: (_jobId, attempt, reason) => sendCancel(attempt, reason),
+        onLost: (_lost, next, reason) => {
+          opts.term.err(`job ${request.jobName}: ${reason}${next ? `; retrying as attempt ${next}` : ""}\n`);
+          if (next === undefined) {
+            settle?.({ name: request.jobName, result: Outcome.FAILURE, reason, steps: [], durationMs: 0 });
+          }
+        },
+      });
       const follower = await bus.consumeEvents({
         jobId: request.jobId,
         onEvent: async (event: JobEvent) => {
-          if (event.attempt !== request.attempt) return;
+          if (!lease.observe(event)) return;
           if (event.body.case === "accepted") accepted = true;
           const printed = printer.handle(event);
           if (printed) settle?.(printed);
@@ -96,14 +132,9 @@ export async function fleetJobRunner(opts: {
       });
       const cancel = () => {
         const reason = signal.reason instanceof Error ? signal.reason.message : "cancelled";
-        bus
-          .publishControl(
-            create(ControlSchema, {
-              schemaVersion: SCHEMA_VERSION,
-              command: { case: "cancel", value: { jobId: request.jobId, attempt: request.attempt, reason } },
-            }),
-          )
-          .catch((error: unknown) => opts.log.error({ err: error }, "could not send the cancel"));
+        sendCancel(lease.attempt, reason).catch((error: unknown) =>
+          opts.log.error({ err: error }, "could not send the cancel"),
+        );
       };
       signal.addEventListener("abort", cancel, { once: true });
       const queueTimer = setTimeout(() => {
@@ -121,11 +152,12 @@ export async function fleetJobRunner(opts: {
         });
       }, opts.queueTimeoutMs);
       try {
-        await bus.publishJob(request);
+        await lease.start();
         opts.term.status(`queued job ${request.jobId} for label ${request.runsOn}`);
         return await finished;
       } finally {
         clearTimeout(queueTimer);
+        lease.stop();
         signal.removeEventListener("abort", cancel);
         await follower.stop();
       }

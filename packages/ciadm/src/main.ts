@@ -1,6 +1,15 @@
 import { Command, Option } from "commander";
 import { pino } from "pino";
+import { registerControl } from "./commands/control.ts";
 import { migrateDatabase } from "./commands/db-migrate.ts";
+import { registerDebug } from "./commands/debug.ts";
+import { registerDlq } from "./commands/dlq.ts";
+import { registerEnqueue } from "./commands/enqueue.ts";
+import { registerHosts } from "./commands/hosts.ts";
+import { registerImagesCommands } from "./commands/images.ts";
+import { registerJobs } from "./commands/jobs.ts";
+import { registerKeys } from "./commands/keys-generate.ts";
+import { registerLogs } from "./commands/logs.ts";
 import { runWorkflow } from "./commands/run.ts";
 import { processTerminal } from "./terminal.ts";
 
@@ -45,6 +54,13 @@ program
     Number,
     600,
   )
+  .option(
+    "--secret <name>",
+    "pass the secret NAME, its value read from the environment variable NAME (repeatable)",
+    (name: string, names: string[]) => [...names, name],
+    [] as string[],
+  )
+  .option("--secrets-file <file>", "read secrets from a file of NAME=VALUE lines")
   .action(async (workflow: string, opts) => {
     process.exitCode = await runWorkflow(workflow, { ...opts, queueTimeoutSeconds: opts.queueTimeout }, term, logger());
   });
@@ -62,6 +78,16 @@ program
     term.out(`${applied === 0 ? "schema is up to date" : `applied ${applied} migration(s)`}\n`);
   });
 
+registerImagesCommands(program, term, logger);
+registerKeys(program, term);
+registerDebug(program, term, logger);
+registerJobs(program, term, logger);
+registerHosts(program, term, logger);
+registerControl(program, term, logger);
+registerDlq(program, term, logger);
+registerLogs(program, term, logger);
+registerEnqueue(program, term, logger);
+
 class UsageError extends Error {}
 
 try {
@@ -69,5 +95,7 @@ try {
 } catch (error) {
   const message = error instanceof Error ? error.message : String(error);
   term.err(`ciadm: ${message}\n`);
+  const hint = (error as { hint?: unknown } | null)?.hint;
+  if (typeof hint === "string") term.err(`hint: ${hint}\n`);
   process.exitCode = error instanceof UsageError ? 2 : 1;
 }

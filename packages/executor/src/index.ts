@@ -1,4 +1,20 @@
 export type { LocalCheckoutSource } from "./checkout-step.ts";
 export { JobEventStream, type PublishEvent } from "./job-events.ts";
+export { LeaseWatch, type LeaseWatchOptions } from "./lease-watch.ts";
 export { LogBatcher, type LogBatcherOptions, type OutputLine } from "./log-batcher.ts";
-export { formatDuration, type JobResult, type RunJobOptions, runJob, type StepResult } from "./run-job.ts";
+export {
+  type FailedVm,
+  formatDuration,
+  type JobResult,
+  type RunJobOptions,
+  runJob,
+  type StepResult,
+} from "./run-job.ts";
+export {
+  type AddMaskResult,
+  MASK,
+  MAX_MASKED_VALUE_CHARS,
+  MAX_MASKED_VALUES,
+  SecretMasker,
+  StreamMasker,
+} from "./secret-masker.ts";

@@ -9,6 +9,7 @@ import {
   timestampFromDate,
 } from "@solstice/protocol";
 import { LogBatcher, type LogBatcherOptions, type OutputLine } from "./log-batcher.ts";
+import { SecretMasker, StreamMasker } from "./secret-masker.ts";
 
 /** Where a job's events go: the bus in the fleet, the terminal in a local run. */
 export type PublishEvent = (event: JobEvent) => Promise<void>;
@@ -22,6 +23,9 @@ const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR, system: Lo
  * that order (each publish waits for the one before), so the owner can order, de-duplicate and
  * notice loss. Log lines are batched per step; every step boundary flushes the batch first, so a
  * `StepFinished` never overtakes that step's output.
+ *
+ * Every text that goes out (log lines, step and job reasons, step outputs) passes `masker` first,
+ * so every sink — the bus, the terminal — only ever sees masked text.
  */
 export class JobEventStream {
   private seq = 0n;
@@ -29,6 +33,9 @@ export class JobEventStream {
   private failure: unknown;
   private currentStep = -1;
   private readonly batcher: LogBatcher;
+  /** The job's secret values; `masker.add` is also the hook for `::add-mask::`. */
+  readonly masker = new SecretMasker();
+  private readonly streams = { stdout: new StreamMasker(this.masker), stderr: new StreamMasker(this.masker) };
 
   constructor(
     readonly jobId: string,
@@ -48,13 +55,19 @@ export class JobEventStream {
   }
 
   stepStarted(index: number, name: string): Promise<void> {
-    this.batcher.flush();
+    this.flushOutput();
     this.currentStep = index;
     return this.send({ case: "stepStarted", value: { index, name } });
   }
 
-  line(text: string, stream: OutputLine["stream"], time = new Date()): void {
-    this.batcher.add({ text, stream, time });
+  /**
+   * One line of output. `continued` marks a piece of an overlong line whose next piece follows
+   * (see LineSplitter): its end may be held back until then, so a secret cut in two is still masked.
+   */
+  line(text: string, stream: OutputLine["stream"], time = new Date(), continued = false): void {
+    const masked = stream === "system" ? this.masker.mask(text) : this.streams[stream].push(text, continued);
+    if (masked === "" && text !== "") return;
+    this.batcher.add({ text: masked, stream, time });
   }
 
   stepFinished(
@@ -67,8 +80,11 @@ export class JobEventStream {
       outputs?: Record<string, string>;
     },
   ): Promise<void> {
-    this.batcher.flush();
+    this.flushOutput();
     this.currentStep = -1;
+    const outputs = Object.fromEntries(
+      Object.entries(result.outputs ?? {}).map(([name, value]) => [name, this.masker.mask(value)]),
+    );
     return this.send({
       case: "stepFinished",
       value: {
@@ -76,22 +92,32 @@ export class JobEventStream {
         outcome: result.outcome,
         conclusion: result.conclusion,
         exitCode: result.exitCode,
-        reason: result.reason ?? "",
-        outputs: result.outputs ?? {},
+        reason: this.masker.mask(result.reason ?? ""),
+        outputs,
       },
     });
   }
 
-  jobFinished(result: Outcome, reason = ""): Promise<void> {
-    this.batcher.flush();
-    return this.send({ case: "jobFinished", value: { result, reason } });
+  jobFinished(result: Outcome, reason = "", outputs: Record<string, string> = {}): Promise<void> {
+    this.flushOutput();
+    const masked = Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, this.masker.mask(value)]));
+    return this.send({ case: "jobFinished", value: { result, reason: this.masker.mask(reason), outputs: masked } });
   }
 
   /** Resolves when everything sent so far is published; rejects if any publish failed. */
   async drain(): Promise<void> {
-    this.batcher.flush();
+    this.flushOutput();
     await this.chain;
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Emits what the stream maskers hold, then the batch: the barrier before any step boundary. */
+  private flushOutput(): void {
+    for (const stream of ["stdout", "stderr"] as const) {
+      const rest = this.streams[stream].flush();
+      if (rest) this.batcher.add({ text: rest, stream, time: new Date() });
+    }
+    this.batcher.flush();
   }
 
   private sendLog(lines: OutputLine[]): void {

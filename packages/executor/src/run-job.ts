@@ -1,12 +1,14 @@
 import type { ImageProgress } from "@solstice/images";
-import { type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
+import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
 import { connectSsh, type SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
-import { evaluateStepCondition } from "@solstice/workflow";
 import type { Logger } from "pino";
 import { checkoutScript, type LocalCheckoutSource, uploadBundle } from "./checkout-step.ts";
 import type { JobEventStream } from "./job-events.ts";
+import { type JobSecrets, secretEnvironment, unsealJobSecrets } from "./job-secrets.ts";
 import { defaultStepEnvironment, workspacePath } from "./step-environment.ts";
+import { probeGuest, StepRuntime } from "./step-runtime.ts";
+import type { Annotation } from "./workflow-commands.ts";
 
 export interface RunJobOptions {
   readonly job: JobRequest;
@@ -24,6 +26,13 @@ export interface RunJobOptions {
    * on a terminal. Without it, image progress becomes throttled system log lines.
    */
   readonly status?: (text: string) => void;
+  /** Unseals the job's secrets; a job with secrets fails before booting without it. */
+  readonly keyring?: Pick<FleetKeyring, "unseal">;
+  /**
+   * Asked when the job failed, before its VM is destroyed, with the step session still open:
+   * resolving true takes the VM over (debug SSH), and the caller then owns its `destroy()`.
+   */
+  readonly keepFailedVm?: (failed: FailedVm) => Promise<boolean>;
 }
 
 export interface StepResult {
@@ -34,12 +43,17 @@ export interface StepResult {
   readonly exitCode: number;
   readonly durationMs: number;
   readonly reason: string;
+  /** From GITHUB_OUTPUT (and the deprecated ::set-output). */
+  readonly outputs?: Record<string, string>;
+  readonly annotations?: Annotation[];
 }
 
 export interface JobResult {
   readonly result: Outcome;
   readonly reason: string;
   readonly steps: StepResult[];
+  /** The job's `outputs:`, evaluated after its steps. */
+  readonly outputs?: Record<string, string>;
   readonly bootMs?: number;
   readonly accelerator?: "kvm" | "tcg";
 }
@@ -66,7 +80,12 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let session: SshSession | undefined;
   let result: Outcome = Outcome.SUCCESS;
   let reason = "";
+  let secrets: JobSecrets = new Map();
+  let runtime: StepRuntime | undefined;
+  let failed = false;
   try {
+    // First of all, so every line below is masked, errors included.
+    secrets = unsealJobSecrets(job, options.keyring, events.masker);
     events.line(`Preparing image for label ${job.runsOn}`, "system");
     const status = options.status;
     const image = await backend.ensureImage(job.runsOn, status ? statusProgress(status) : throttledProgress(events));
@@ -84,13 +103,19 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     session = await connectSsh(vm.ssh, { signal });
     const home = (await captureOutput(session, 'printf %s "$HOME"', signal)) || "/root";
     const workspace = workspacePath(home, job);
-    const baseEnv = { ...defaultStepEnvironment(job, workspace, home), ...job.env };
+    const baseEnv = {
+      ...defaultStepEnvironment(job, workspace, home),
+      ...job.env,
+      ...secretEnvironment(job.secretEnv, secrets),
+    };
     await session.exec(`mkdir -p '${workspace}'`, { signal });
+    const guest = { ...(await probeGuest(session, signal)), runnerTemp: baseEnv.RUNNER_TEMP ?? "/tmp" };
+    runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) });
 
-    let failed = false;
     for (const step of job.steps) {
       const cancelled = signal.aborted;
-      if (cancelled || !evaluateStepCondition(step.condition, { jobFailed: failed, cancelled })) {
+      if (cancelled || !runtime.shouldRun(step, { jobFailed: failed, cancelled })) {
+        runtime.record(step, {}, Outcome.SKIPPED, Outcome.SKIPPED);
         steps.push(
           await skipStep(
             events,
@@ -100,7 +125,19 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         );
         continue;
       }
-      const stepResult = await runStep({ step, session, events, signal, job, workspace, baseEnv, options });
+      const stepResult = await runStep({
+        step,
+        session,
+        events,
+        signal,
+        job,
+        workspace,
+        baseEnv,
+        secrets,
+        options,
+        runtime,
+        failed,
+      });
       steps.push(stepResult);
       if (stepResult.conclusion === Outcome.FAILURE) failed = true;
     }
@@ -129,13 +166,46 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     for (const step of job.steps.slice(steps.length)) steps.push(await skipStep(events, step, "the job ended early"));
   } finally {
     clearInterval(heartbeat);
+    const kept = await offerFailedVm(options, result, vm, session);
     session?.close();
     // Teardown must finish even when the job was cancelled: destroy() takes no signal.
-    await vm?.destroy().catch((error: unknown) => log.error({ err: error }, "VM teardown failed"));
+    if (!kept) await vm?.destroy().catch((error: unknown) => log.error({ err: error }, "VM teardown failed"));
   }
-  await events.jobFinished(result, reason);
+  let outputs: Record<string, string> = {};
+  try {
+    outputs = runtime?.jobOutputs({ jobFailed: failed, cancelled: options.signal.aborted }) ?? {};
+  } catch (error) {
+    result = Outcome.FAILURE;
+    reason = error instanceof Error ? error.message : String(error);
+    events.line(`Error: ${reason}`, "system");
+  }
+  await events.jobFinished(result, reason, outputs);
   await events.drain();
-  return { result, reason, steps, ...(vm ? { bootMs: vm.bootMs, accelerator: vm.accelerator } : {}) };
+  return { result, reason, steps, outputs, ...(vm ? { bootMs: vm.bootMs, accelerator: vm.accelerator } : {}) };
+}
+
+/** A failed job's VM, offered to `keepFailedVm` before it is destroyed. */
+export interface FailedVm {
+  readonly job: JobRequest;
+  readonly vm: Vm;
+  readonly session: SshSession;
+  readonly events: JobEventStream;
+}
+
+async function offerFailedVm(
+  options: RunJobOptions,
+  result: Outcome,
+  vm: Vm | undefined,
+  session: SshSession | undefined,
+): Promise<boolean> {
+  if (!options.keepFailedVm || !vm || !session || result !== Outcome.FAILURE || options.signal.aborted) return false;
+  try {
+    return await options.keepFailedVm({ job: options.job, vm, session, events: options.events });
+  } catch (error) {
+    options.log.error({ err: error }, "keeping the failed VM for debugging failed; destroying it");
+    options.events.line("Debug SSH: the VM could not be kept; it is destroyed", "system");
+    return false;
+  }
 }
 
 interface StepContext {
@@ -146,7 +216,11 @@ interface StepContext {
   readonly job: JobRequest;
   readonly workspace: string;
   readonly baseEnv: Record<string, string>;
+  readonly secrets: JobSecrets;
   readonly options: RunJobOptions;
+  readonly runtime: StepRuntime;
+  /** An earlier step failed, for job.status and the status functions in this step's expressions. */
+  readonly failed: boolean;
 }
 
 async function runStep(ctx: StepContext): Promise<StepResult> {
@@ -156,18 +230,27 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   const stepTimeoutMs = step.timeoutSeconds > 0 ? step.timeoutSeconds * 1000 : undefined;
   const stepTimeout = stepTimeoutMs ? AbortSignal.timeout(stepTimeoutMs) : undefined;
   const signal = stepTimeout ? AbortSignal.any([ctx.signal, stepTimeout]) : ctx.signal;
-  const onLine = (stream: "stdout" | "stderr", text: string) => events.line(text, stream);
+  let commands: ReturnType<StepRuntime["commandReader"]> | undefined;
+  let resolved: Awaited<ReturnType<StepRuntime["resolve"]>> | undefined;
+  const onLine = (stream: "stdout" | "stderr", text: string, continued: boolean) => {
+    // A piece of an overlong line is not a workflow command; it is logged as is.
+    const display = commands === undefined || continued ? text : commands.line(text).display;
+    if (display !== undefined) events.line(display, stream, new Date(), continued);
+  };
 
   let outcome: Outcome;
   let exitCode = -1;
   let reason = "";
   try {
-    const { script, shell } = await stepCommand(ctx);
+    resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: false }, session, signal);
+    const env = { ...ctx.baseEnv, ...resolved.env, ...secretEnvironment(step.secretEnv, ctx.secrets) };
+    commands = ctx.runtime.commandReader(step, env);
+    const { script, shell } = await stepCommand(ctx, resolved);
     const run = await session.runScript({
       script,
       shell,
-      env: { ...ctx.baseEnv, ...step.env },
-      workingDirectory: resolveDirectory(workspace, step.workingDirectory),
+      env,
+      workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
       signal,
       onLine,
     });
@@ -187,10 +270,26 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     reason = error instanceof Error ? error.message : String(error);
     events.line(`Error: ${reason}`, "system");
   }
+  let outputs: Record<string, string> = {};
+  if (resolved !== undefined && !ctx.signal.aborted) {
+    try {
+      const concluded = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
+      const files = await ctx.runtime.finish(step, resolved, { outcome, conclusion: concluded }, session, ctx.signal);
+      outputs = files.outputs;
+      if (files.summary.trim() !== "") {
+        events.line("Step summary:", "system");
+        for (const line of files.summary.replace(/\n$/, "").split("\n")) events.line(line, "system");
+      }
+    } catch (error) {
+      if (outcome === Outcome.SUCCESS) outcome = Outcome.FAILURE;
+      reason = error instanceof Error ? error.message : String(error);
+    }
+  }
   if (outcome === Outcome.FAILURE && reason) events.line(`Step "${step.name}" failed: ${reason}`, "system");
   const conclusion = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
   if (conclusion !== outcome) events.line("continue-on-error: the job goes on", "system");
-  await events.stepFinished(step.index, { outcome, conclusion, exitCode, reason });
+  ctx.runtime.record(step, outputs, outcome, conclusion);
+  await events.stepFinished(step.index, { outcome, conclusion, exitCode, reason, outputs });
   return {
     index: step.index,
     name: step.name,
@@ -198,13 +297,20 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     conclusion,
     exitCode,
     reason,
+    outputs,
+    annotations: commands?.annotations ?? [],
     durationMs: Date.now() - started,
   };
 }
 
-async function stepCommand(ctx: StepContext): Promise<{ script: string; shell: string }> {
+async function stepCommand(
+  ctx: StepContext,
+  resolved: { script?: string; shell?: string },
+): Promise<{ script: string; shell: string }> {
   const { step, job, workspace, session, options } = ctx;
-  if (step.action.case === "run") return { script: step.action.value.script, shell: step.action.value.shell };
+  if (step.action.case === "run") {
+    return { script: resolved.script ?? step.action.value.script, shell: resolved.shell ?? step.action.value.shell };
+  }
   if (step.action.case === "checkout") {
     const checkout = step.action.value;
     const dest = resolveDirectory(workspace, checkout.path) ?? workspace;

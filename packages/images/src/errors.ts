@@ -1,5 +1,13 @@
 /** What went wrong, for code that branches on it and for the front of a log line. */
-export type ImageErrorCode = "unknown_image" | "build_failed" | "lock_timeout" | "bad_manifest";
+export type ImageErrorCode =
+  | "unknown_image"
+  | "build_failed"
+  | "lock_timeout"
+  | "bad_manifest"
+  | "bad_catalog"
+  | "download_failed"
+  | "checksum_mismatch"
+  | "convert_failed";
 
 /** Base of every error this package throws (apart from an AbortSignal's own reason). */
 export class ImageError extends Error {

@@ -6,10 +6,16 @@ import type { JobEvent } from "./gen/solstice/v1/job_event_pb.ts";
  * missing seq is declared lost and skipped, so a lost event cannot stall a follower forever.
  */
 export class EventOrder {
-  private next = 1n;
+  private next: bigint;
   private readonly pending = new Map<bigint, JobEvent>();
 
-  constructor(private readonly maxPending = 10_000) {}
+  /** `firstSeq`: where delivery starts; a follower that joins a running job starts at the first seq it sees. */
+  constructor(
+    private readonly maxPending = 10_000,
+    firstSeq = 1n,
+  ) {
+    this.next = firstSeq;
+  }
 
   /** Accepts one event and returns those now deliverable, in order. */
   push(event: JobEvent): JobEvent[] {

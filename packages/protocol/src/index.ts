@@ -8,6 +8,18 @@ export {
   UndecodableMessageError,
 } from "./codec.ts";
 export { EventOrder } from "./event-order.ts";
+export {
+  checkoutTokenContext,
+  type FleetKey,
+  FleetKeyError,
+  type FleetKeyErrorCode,
+  FleetKeyring,
+  generateFleetKey,
+  loadFleetKeyring,
+  parseFleetKeys,
+  requireFleetKeyring,
+  secretContext,
+} from "./fleet-keys.ts";
 export { Outcome, type Sealed, SealedSchema } from "./gen/solstice/v1/common_pb.ts";
 export {
   type Cancel,

@@ -18,7 +18,21 @@ export function generateJobKeys(): JobKeys {
   return { client: generatePair("solstice-client"), host: generatePair("solstice-host") };
 }
 
+/** Bound on regenerating a key ssh2 cannot read back; each try fails with p ≈ 0.004. */
+const MAX_KEYGEN_TRIES = 8;
+
+/**
+ * ssh2's own generator now and then writes an ed25519 private key that its parser rejects
+ * ("Malformed OpenSSH private key"; about 1 in 250 here, an open ssh2 bug), which would fail
+ * that job's SSH login. A pair is kept only once both halves parse.
+ */
 function generatePair(comment: string): KeyPair {
-  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  for (let attempt = 1; ; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+    const readable =
+      !(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error);
+    if (readable) return { privateKey: pair.private, publicKey: pair.public.trim() };
+    if (attempt >= MAX_KEYGEN_TRIES)
+      throw new Error(`could not generate a readable ed25519 key in ${MAX_KEYGEN_TRIES} tries`);
+  }
 }

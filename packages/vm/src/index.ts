@@ -1,6 +1,10 @@
 export type { Accelerator, AcceleratorChoice, ProbeOptions } from "./accelerator-probe.ts";
 export { probeAccelerator } from "./accelerator-probe.ts";
 export type { Vm, VmBackend, VmSpec } from "./backend.ts";
+export type { BhyveBackendOptions } from "./bhyve/bhyve-backend.ts";
+export { createBhyveBackend } from "./bhyve/bhyve-backend.ts";
+export { type CommandRunner, hostCommandRunner } from "./bhyve/command-runner.ts";
+export { type ZoneConfigInput, zoneConfig } from "./bhyve/zone-config.ts";
 export type { VmErrorCode } from "./errors.ts";
 export { VmError } from "./errors.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline.

@@ -90,8 +90,9 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     name: "qemu",
     async ensureImage(label: string, progress?: ImageProgress): Promise<LocalImage> {
       // Loaded on first use: booting an image already resolved needs none of the builders' code.
-      const { ensureLocalImage } = await import("@solstice/images");
-      return ensureLocalImage(label, {
+      // images.yaml decides whether the label is pulled, built here, or pulled with a build fallback.
+      const { ensureImage } = await import("@solstice/images");
+      return ensureImage(label, {
         log: opts.log,
         ...(opts.imageCacheDir ? { cacheDir: opts.imageCacheDir } : {}),
         ...(progress ? { progress } : {}),

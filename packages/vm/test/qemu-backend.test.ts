@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -36,7 +36,7 @@ function freshRunRoot(): string {
   return join(tmpdir(), `solstice-vm-test-${randomUUID()}`);
 }
 
-describe("a VM booted by the qemu backend", { timeout: 240_000 }, () => {
+describe("a VM booted by the qemu backend", { timeout: 360_000 }, () => {
   const runRoot = freshRunRoot();
   let vm: QemuVm;
   let session: SshSession;
@@ -97,6 +97,37 @@ describe("a VM booted by the qemu backend", { timeout: 240_000 }, () => {
         });
         s.on("error", reject);
       });
+    }
+  });
+
+  test("the guest cannot connect to another VM on the same host", { timeout: 180_000 }, async () => {
+    const backend = createQemuBackend({ runRoot, accelerator: "tcg", log });
+    const other = await backend.boot({ vmName: `test-other-${randomUUID()}`, image: await tinyImage(), log });
+    try {
+      const hostAddresses = Object.values(networkInterfaces())
+        .flat()
+        .filter((a) => a && a.family === "IPv4" && !a.internal)
+        .map((a) => a?.address ?? "");
+      // The other VM is reachable only through its SSH port forwarded on the host's loopback; its
+      // guest address is the same private 10.0.2.15 in every VM's own user-mode network.
+      const targets = ["10.0.2.2", "127.0.0.1", ...hostAddresses].map((ip) => `${ip}:${other.ssh.port}`);
+      const script = targets
+        .map((t) => {
+          const [ip, port] = t.split(":");
+          return `if timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null; then echo "open ${t}"; else echo "closed ${t}"; fi`;
+        })
+        .join("\n");
+      const lines: string[] = [];
+      await session.runScript({ script, shell: "bash {0}", env: {}, onLine: (_s, text) => lines.push(text) });
+      assert.deepEqual(
+        lines,
+        targets.map((t) => `closed ${t}`),
+      );
+      // From the host the other VM answers, so "closed" above is the isolation's doing.
+      const probe = await connectSsh(other.ssh, { readyTimeoutMs: 30_000 });
+      probe.close();
+    } finally {
+      await other.destroy();
     }
   });
 
@@ -168,6 +199,13 @@ test("QEMU dies with its owner, and reapOrphans removes what the owner left", { 
     }
   }
   assert.ok(record.qemuPid && record.pastaPid, "the child started a VM");
+  // The seed holds the VM's SSH host private key: only its owner may read it, and the reaper must remove it.
+  const [vmDir] = readdirSync(runRoot);
+  assert.ok(vmDir);
+  assert.equal(statSync(join(runRoot, vmDir)).mode & 0o777, 0o700);
+  const seed = join(runRoot, vmDir, "seed.img");
+  assert.equal(statSync(seed).mode & 0o777, 0o600);
+  assert.match(readFileSync(seed, "latin1"), /PRIVATE KEY/, "the seed carries the host key pair");
   child.kill("SIGKILL");
   assert.ok(await waitGone(record.qemuPid, 5_000), "qemu outlived its owner");
   assert.ok(await waitGone(record.pastaPid, 5_000), "pasta outlived its owner");
@@ -188,7 +226,8 @@ test("QEMU dies with its owner, and reapOrphans removes what the owner left", { 
 
   assert.equal(await reapOrphans(runRoot, log), 2);
   assert.ok(await waitGone(stray.pid, 5_000), "the leftover qemu was not killed");
-  assert.deepEqual(readdirSync(runRoot), []);
+  assert.deepEqual(readdirSync(runRoot), [], "the crashed owner's run directory and seed are gone");
+  assert.equal(existsSync(seed), false);
   rmSync(runRoot, { recursive: true, force: true });
 });
 

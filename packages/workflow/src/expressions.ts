@@ -1,15 +1,14 @@
-/** What a context reference stands for when a workflow is planned. */
-export type ExpressionValue =
-  | { kind: "value"; value: string }
-  /** A secret: never substituted into text; only an `env:` value may carry it, as a reference. */
-  | { kind: "secret"; name: string }
-  | { kind: "unavailable"; reason: string };
-
-/** Resolves plain context references such as `env.X` or `github.sha`. */
-export interface ExpressionContext {
-  /** `context` is lower-case (contexts are case-insensitive); `path` has at least one property. */
-  resolve(context: string, path: readonly string[]): ExpressionValue;
-}
+import {
+  type ContextValues,
+  ExpressionError,
+  evaluateParsed,
+  findExpressions,
+  type ParsedExpression,
+  parseExpression,
+  STATUS_FUNCTIONS,
+  valueToText,
+} from "./expression-engine.ts";
+import type { Env } from "./workflow-plan.ts";
 
 export interface ExpressionIssue {
   /** Offset of the `${{` in the interpolated text. */
@@ -19,76 +18,68 @@ export interface ExpressionIssue {
   message: string;
 }
 
-export const SUPPORTED_CONTEXTS: readonly string[] = ["env", "github", "runner", "secrets", "matrix", "inputs", "vars"];
+/** Contexts whose values only exist while the job runs: expressions using them are left for the executor. */
+const RUNTIME_CONTEXTS = ["steps", "job", "jobs", "runner"];
+const RUNTIME_FUNCTIONS = ["hashfiles", ...STATUS_FUNCTIONS];
 
-const UNSUPPORTED_HINT = "(Solstice supports plain context references like env.X, github.sha)";
-
-interface Span {
-  start: number;
-  end: number;
-  /** Text between `${{` and `}}`; undefined when the expression is not closed. */
-  inner: string | undefined;
-}
-
-/** Finds every `${{ … }}` in `text`; `}}` inside a '…' string literal does not close an expression. */
-function scan(text: string): Span[] {
-  const spans: Span[] = [];
-  let from = 0;
-  for (;;) {
-    const start = text.indexOf("${{", from);
-    if (start < 0) return spans;
-    let inString = false;
-    let end = -1;
-    for (let i = start + 3; i < text.length; i++) {
-      if (text[i] === "'") inString = !inString;
-      else if (!inString && text[i] === "}" && text[i + 1] === "}") {
-        end = i + 2;
-        break;
-      }
-    }
-    if (end < 0) {
-      spans.push({ start, end: text.length, inner: undefined });
-      return spans;
-    }
-    spans.push({ start, end, inner: text.slice(start + 3, end - 2) });
-    from = end;
-  }
-}
-
-type Parsed = { kind: "literal"; value: string } | { kind: "reference"; context: string; path: string[] };
-
-const LITERAL = /^'((?:[^']|'')*)'$/;
-const REFERENCE = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)+$/;
-
-function parse(inner: string): Parsed | undefined {
-  const body = inner.trim();
-  const literal = LITERAL.exec(body);
-  if (literal) return { kind: "literal", value: (literal[1] ?? "").replaceAll("''", "'") };
-  if (!REFERENCE.test(body)) return undefined;
-  const [context = "", ...path] = body.split(".");
-  const lower = context.toLowerCase();
-  if (!SUPPORTED_CONTEXTS.includes(lower)) return undefined;
-  return { kind: "reference", context: lower, path };
-}
-
-function unsupported(expression: string): string {
-  return `expression \`${expression}\` is not supported yet ${UNSUPPORTED_HINT}`;
+/** What the planner knows: the caller's contexts and the environment declared so far. */
+export interface PlanScope {
+  readonly contexts: ContextValues;
+  readonly env: Env;
 }
 
 export interface Interpolation {
+  /** The substituted text, or the text as written when `deferred`. */
   text: string;
   issues: ExpressionIssue[];
+  /**
+   * Some expression needs values that exist only while the job runs (steps, job, runner, hashFiles):
+   * the whole text is kept as written for the executor, so substituted values are never re-read as
+   * expressions.
+   */
+  deferred: boolean;
+}
+
+function envContext(env: Env): Record<string, string> {
+  const plain: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) if (typeof value === "string") plain[name] = value;
+  return plain;
+}
+
+function isDeferredValue(value: Env[string]): boolean {
+  return typeof value === "string" && findExpressions(value).length > 0;
+}
+
+/** Why `parsed` cannot be evaluated now, or "defer" when the executor will evaluate it. */
+function planProblem(parsed: ParsedExpression, scope: PlanScope, secretRule: string): string | "defer" | undefined {
+  const { contexts, functions, properties } = parsed.refs;
+  if (contexts.has("secrets")) return `secrets cannot be used here: ${secretRule}`;
+  if (contexts.has("env")) {
+    for (const [name, value] of Object.entries(scope.env)) {
+      const mentioned = properties.has(`env.${name.toLowerCase()}`);
+      if (typeof value === "object" && mentioned) {
+        return `env.${name} holds the secret ${value.fromSecret}; read it as $${name} in the script instead`;
+      }
+    }
+    if (Object.values(scope.env).some(isDeferredValue)) return "defer";
+  }
+  const runtime = RUNTIME_CONTEXTS.some((c) => contexts.has(c) && !(c === "runner" && scope.contexts.runner));
+  if (runtime || RUNTIME_FUNCTIONS.some((f) => functions.has(f))) return "defer";
+  return undefined;
 }
 
 /**
- * Replaces every `${{ … }}` in `text` with its value. A secret reference is an issue whose message ends
+ * Replaces every `${{ … }}` in `text` with its value when the workflow is planned. An expression that
+ * needs run-time values defers the whole text to the executor; a secret is an issue whose message ends
  * with `secretRule` (where secrets may go instead), because substituting it would put it in plain text.
  */
-export function interpolate(text: string, context: ExpressionContext, secretRule: string): Interpolation {
+export function interpolate(text: string, scope: PlanScope, secretRule: string): Interpolation {
   const issues: ExpressionIssue[] = [];
+  const contexts = { ...scope.contexts, env: envContext(scope.env) };
   let out = "";
   let last = 0;
-  for (const span of scan(text)) {
+  let deferred = false;
+  for (const span of findExpressions(text)) {
     const expression = text.slice(span.start, span.end);
     out += text.slice(last, span.start);
     last = span.end;
@@ -97,31 +88,29 @@ export function interpolate(text: string, context: ExpressionContext, secretRule
       issue(`expression \`${expression}\` is not closed with }}`);
       continue;
     }
-    const parsed = parse(span.inner);
-    if (parsed === undefined) {
-      issue(unsupported(expression));
-      continue;
+    try {
+      const parsed = parseExpression(span.inner.trim());
+      const problem = planProblem(parsed, scope, secretRule);
+      if (problem === "defer") deferred = true;
+      else if (problem !== undefined) issue(`expression \`${expression}\`: ${problem}`);
+      else out += valueToText(evaluateParsed(parsed, contexts));
+    } catch (error) {
+      if (!(error instanceof ExpressionError)) throw error;
+      issue(`${error.message.replace(/^\[invalid_expression\] /, "")}`);
     }
-    if (parsed.kind === "literal") {
-      out += parsed.value;
-      continue;
-    }
-    const value = context.resolve(parsed.context, parsed.path);
-    if (value.kind === "value") out += value.value;
-    else if (value.kind === "secret") issue(`secret \`${expression}\` cannot be used here: ${secretRule}`);
-    else issue(`expression \`${expression}\` has no value when the workflow is planned: ${value.reason}`);
   }
-  return { text: out + text.slice(last), issues };
+  return { text: deferred ? text : out + text.slice(last), issues, deferred };
 }
+
+const WHOLE_SECRET = /^secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*'([A-Za-z_][A-Za-z0-9_]*)'\s*\])$/i;
 
 /** The secret's name when `text` is exactly one `${{ secrets.NAME }}` (surrounding spaces allowed). */
 export function wholeSecretReference(text: string): string | undefined {
   const trimmed = text.trim();
-  const spans = scan(trimmed);
+  const spans = findExpressions(trimmed);
   const only = spans[0];
   if (spans.length !== 1 || only === undefined || only.start !== 0 || only.end !== trimmed.length) return undefined;
   if (only.inner === undefined) return undefined;
-  const parsed = parse(only.inner);
-  if (parsed?.kind !== "reference" || parsed.context !== "secrets" || parsed.path.length !== 1) return undefined;
-  return parsed.path[0];
+  const match = WHOLE_SECRET.exec(only.inner.trim());
+  return match === null ? undefined : (match[1] ?? match[2]);
 }

@@ -1,11 +1,24 @@
 export {
-  type ExpressionContext,
-  type ExpressionIssue,
-  type ExpressionValue,
-  type Interpolation,
-  interpolate,
-  SUPPORTED_CONTEXTS,
-} from "./expressions.ts";
+  CONTEXT_NAMES,
+  type ContextValues,
+  conditionExpression,
+  type EvaluateOptions,
+  ExpressionError,
+  type ExpressionRefs,
+  type ExpressionSpan,
+  evaluateCondition,
+  evaluateExpression,
+  findExpressions,
+  interpolateText,
+  isTruthy,
+  type JobStatus,
+  type ParsedExpression,
+  parseCondition,
+  parseExpression,
+  STATUS_FUNCTIONS,
+  valueToText,
+} from "./expression-engine.ts";
+export { type ExpressionIssue, type Interpolation, interpolate, type PlanScope } from "./expressions.ts";
 export { type JobRequestOrigin, toJobRequest } from "./job-request.ts";
 export { type LoadWorkflowFileOptions, loadWorkflowFile } from "./load-workflow-file.ts";
 export {
@@ -14,10 +27,9 @@ export {
   type ParseWorkflowOptions,
   parseWorkflow,
 } from "./parse-workflow.ts";
-export { PlanExpressionContext } from "./plan-context.ts";
 export { selectJobs } from "./select-jobs.ts";
 export { DEFAULT_SHELL, resolveShell, SHELL_TEMPLATES, type ShellResolution } from "./shells.ts";
-export { evaluateStepCondition, isSupportedCondition, type JobStatus, SUPPORTED_CONDITIONS } from "./step-condition.ts";
+export { evaluateStepCondition } from "./step-condition.ts";
 export {
   formatProblem,
   WorkflowError,

@@ -1,16 +1,19 @@
 import { randomUUID } from "node:crypto";
 import {
+  type ContextsSchema,
   create,
+  type FleetKeyring,
   type JobRequest,
   JobRequestSchema,
   type JobSource,
   type MessageInitShape,
   type PlannedStepSchema,
   SCHEMA_VERSION,
+  secretContext,
   timestampFromDate,
 } from "@solstice/protocol";
 import { WorkflowError } from "./workflow-errors.ts";
-import type { Env, PlannedJob, PlannedStepDef, Workflow } from "./workflow-plan.ts";
+import type { Env, PlanContexts, PlannedJob, PlannedStepDef, Workflow } from "./workflow-plan.ts";
 
 export interface JobRequestOrigin {
   readonly source: JobSource;
@@ -19,13 +22,30 @@ export interface JobRequestOrigin {
   readonly repository: { url: string; fullName: string; commitSha: string; ref: string };
   readonly jobId?: string;
   readonly attempt?: number;
+  /**
+   * The secrets the job may read and the fleet keyring that seals them. Only the secrets the job
+   * references travel, sealed; a referenced secret that is not given is empty, as on GitHub.
+   */
+  readonly secrets?: {
+    readonly values: Readonly<Record<string, string>>;
+    readonly keyring: Pick<FleetKeyring, "seal">;
+  };
 }
 
 /** Turns one planned job of a workflow into the versioned message an orchestrator runs. */
 export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobRequestOrigin): JobRequest {
+  const jobId = origin.jobId ?? randomUUID();
+  const referenced = new Set<string>();
+  const split = (env: Env, where: string) => splitEnv(job, env, where, referenced, origin.secrets !== undefined);
+  const jobEnv = split(job.env, "the job");
+  const steps = job.steps.map((step) => toPlannedStep(step, split(step.env, `step "${step.name}"`)));
+  const secrets = [...referenced].sort().map((name) => ({
+    name,
+    value: origin.secrets?.keyring.seal(origin.secrets.values[name] ?? "", secretContext(jobId, name)),
+  }));
   return create(JobRequestSchema, {
     schemaVersion: SCHEMA_VERSION,
-    jobId: origin.jobId ?? randomUUID(),
+    jobId,
     attempt: origin.attempt ?? 1,
     source: origin.source,
     owner: origin.owner,
@@ -35,18 +55,23 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
     jobName: job.name,
     runsOn: job.runsOn,
     timeoutSeconds: job.timeoutMinutes * 60,
-    steps: job.steps.map((step) => toPlannedStep(job, step)),
-    env: plainEnv(job, job.env, "the job"),
+    steps,
+    env: jobEnv.env,
+    secretEnv: jobEnv.secretEnv,
+    secrets,
+    contexts: contextsJson(workflow.contexts ?? {}),
+    outputs: job.outputs,
     submittedAt: timestampFromDate(new Date()),
   });
 }
 
-function toPlannedStep(job: PlannedJob, step: PlannedStepDef): MessageInitShape<typeof PlannedStepSchema> {
+function toPlannedStep(step: PlannedStepDef, env: SplitEnv): MessageInitShape<typeof PlannedStepSchema> {
   const common = {
     index: step.index,
     name: step.name,
     id: step.id ?? "",
-    env: plainEnv(job, step.env, `step "${step.name}"`),
+    env: env.env,
+    secretEnv: env.secretEnv,
     workingDirectory: step.workingDirectory ?? "",
     condition: step.condition ?? "",
     continueOnError: step.continueOnError,
@@ -63,17 +88,40 @@ function toPlannedStep(job: PlannedJob, step: PlannedStepDef): MessageInitShape<
   return { ...common, action: { case: "checkout", value: checkout } };
 }
 
-/** Secrets travel sealed, never as plain env in the request; sealing arrives with the fleet key. */
-function plainEnv(job: PlannedJob, env: Env, where: string): Record<string, string> {
-  const plain: Record<string, string> = {};
+interface SplitEnv {
+  env: Record<string, string>;
+  /** Variable → secret name; the value travels sealed in `JobRequest.secrets`, never in `env`. */
+  secretEnv: Record<string, string>;
+}
+
+function splitEnv(job: PlannedJob, env: Env, where: string, referenced: Set<string>, canSeal: boolean): SplitEnv {
+  const split: SplitEnv = { env: {}, secretEnv: {} };
   for (const [name, value] of Object.entries(env)) {
-    if (typeof value !== "string") {
+    if (typeof value === "string") {
+      split.env[name] = value;
+      continue;
+    }
+    if (!canSeal) {
       throw new WorkflowError(
         "invalid_workflow",
-        `job "${job.key}": ${where} sets ${name} from secrets.${value.fromSecret}, but this Solstice build cannot carry secrets yet; run the job without it`,
+        `job "${job.key}": ${where} sets ${name} from secrets.${value.fromSecret}, but no secrets and fleet key were given to plan it; pass the secret (ciadm run --secret ${value.fromSecret}) or run the job without it`,
       );
     }
-    plain[name] = value;
+    split.secretEnv[name] = value.fromSecret;
+    referenced.add(value.fromSecret);
   }
-  return plain;
+  return split;
+}
+
+/** The plan-time contexts, for the expressions the executor evaluates just before each step. */
+function contextsJson(contexts: PlanContexts): MessageInitShape<typeof ContextsSchema> {
+  const json = (value: Record<string, unknown> | undefined) => (value === undefined ? "" : JSON.stringify(value));
+  return {
+    githubJson: json(contexts.github),
+    varsJson: json(contexts.vars),
+    matrixJson: json(contexts.matrix),
+    needsJson: json(contexts.needs),
+    inputsJson: json(contexts.inputs),
+    strategyJson: json(contexts.strategy),
+  };
 }

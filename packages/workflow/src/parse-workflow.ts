@@ -1,8 +1,7 @@
 import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
-import { type ExpressionContext, interpolate, wholeSecretReference } from "./expressions.ts";
-import { PlanExpressionContext } from "./plan-context.ts";
+import { ExpressionError, parseCondition } from "./expression-engine.ts";
+import { interpolate, type PlanScope, wholeSecretReference } from "./expressions.ts";
 import { DEFAULT_SHELL, resolveShell } from "./shells.ts";
-import { isSupportedCondition, SUPPORTED_CONDITIONS } from "./step-condition.ts";
 import { WorkflowValidationError } from "./workflow-errors.ts";
 import type {
   Env,
@@ -90,17 +89,32 @@ class Planner {
     return this.reader.problems;
   }
 
-  private context(env: Env): ExpressionContext {
-    return new PlanExpressionContext(this.contexts, env);
+  private scope(env: Env): PlanScope {
+    return { contexts: this.contexts as Record<string, unknown>, env };
   }
 
-  /** Substitutes expressions in a string-valued node; problems are reported and the raw text kept. */
-  expandedText(entry: Entry | undefined, env: Env, secretRule = SECRET_ELSEWHERE): string | undefined {
+  /**
+   * Substitutes expressions in a string-valued node; problems are reported and the raw text kept.
+   * With `runtime`, text that needs run-time values (steps, job, runner…) is kept as written for the
+   * executor; without, such text is a problem.
+   */
+  expandedText(
+    entry: Entry | undefined,
+    env: Env,
+    { secretRule = SECRET_ELSEWHERE, runtime = false }: { secretRule?: string; runtime?: boolean } = {},
+  ): string | undefined {
     if (entry === undefined) return undefined;
     const raw = this.reader.text(entry.value, entry.key);
     if (raw === undefined || entry.value === undefined) return undefined;
-    const { text, issues } = interpolate(raw, this.context(env), secretRule);
+    const { text, issues, deferred } = interpolate(raw, this.scope(env), secretRule);
     this.problems.expressionIssues(entry.value, entry.key, raw, issues);
+    if (deferred && !runtime) {
+      this.problems.atNode(
+        entry.value,
+        entry.key,
+        `\`${raw.trim()}\` uses values that exist only while the job runs (steps, job, runner, hashFiles, status functions); here only github, env, vars, inputs, matrix, strategy and needs can be used`,
+      );
+    }
     return text;
   }
 
@@ -110,7 +124,7 @@ class Planner {
     if (entry === undefined) return env;
     const map = this.reader.mapping(entry.value, entry.key);
     if (map === undefined) return env;
-    const context = this.context(outer);
+    const scope = this.scope(outer);
     for (const variable of this.reader.entries(map, entry.key)) {
       if (!isScalar(variable.value)) {
         this.problems.atNode(
@@ -127,7 +141,8 @@ class Planner {
         env[variable.name] = { fromSecret: secret };
         continue;
       }
-      const { text, issues } = interpolate(raw, context, SECRET_ELSEWHERE);
+      // Values that need run-time contexts are kept as written and evaluated by the executor.
+      const { text, issues } = interpolate(raw, scope, SECRET_ELSEWHERE);
       this.problems.expressionIssues(variable.value, variable.key, raw, issues);
       env[variable.name] = text;
     }
@@ -146,7 +161,8 @@ class Planner {
     const keys = this.reader.keyed(runMap, run.key, ["shell", "working-directory"]);
     return {
       shell: this.shell(keys.get("shell"), env) ?? outer.shell,
-      workingDirectory: this.expandedText(keys.get("working-directory"), env) ?? outer.workingDirectory,
+      workingDirectory:
+        this.expandedText(keys.get("working-directory"), env, { runtime: true }) ?? outer.workingDirectory,
     };
   }
 
@@ -163,12 +179,25 @@ class Planner {
     if (entry === undefined) return undefined;
     const text = this.reader.text(entry.value, entry.key);
     if (text === undefined) return undefined;
-    if (!isSupportedCondition(text)) {
-      this.problems.atNode(
-        entry.value,
-        entry.key,
-        `condition \`${text}\` is not supported yet; supported: ${SUPPORTED_CONDITIONS.join(", ")} (bare or inside \${{ }})`,
-      );
+    try {
+      const parsed = parseCondition(text);
+      // As on GitHub: a secret is not readable in if:, because the condition is shown in logs and UIs.
+      if (parsed.refs.contexts.has("secrets")) {
+        this.problems.atNode(
+          entry.value,
+          entry.key,
+          "secrets cannot be read in if:; set a job or step env variable from the secret and test env.NAME instead",
+        );
+      }
+    } catch (error) {
+      if (!(error instanceof ExpressionError)) throw error;
+      const message = error.message.replace(/^\[invalid_expression\] /, "");
+      const offset = Math.max(0, text.indexOf(error.expression));
+      if (entry.value === undefined) this.problems.atNode(entry.keyNode, entry.key, message);
+      else
+        this.problems.expressionIssues(entry.value, entry.key, text, [
+          { offset, expression: error.expression, message },
+        ]);
     }
     return text;
   }
@@ -187,7 +216,14 @@ class Planner {
       return "";
     }
     const labels = this.reader.stringList(entry.value, entry.key).map((label) => {
-      const { text, issues } = interpolate(label, this.context(env), SECRET_ELSEWHERE);
+      const { text, issues, deferred } = interpolate(label, this.scope(env), SECRET_ELSEWHERE);
+      if (deferred) {
+        issues.push({
+          offset: 0,
+          expression: label,
+          message: "runs-on can only use github, env, vars, inputs, matrix",
+        });
+      }
       if (entry.value !== undefined) this.problems.expressionIssues(entry.value, entry.key, label, issues);
       return text.trim();
     });
@@ -341,13 +377,14 @@ class Planner {
       continueOnError: (continueOnError && this.reader.boolean(continueOnError.value, continueOnError.key)) ?? false,
       ...(timeoutMinutes === undefined ? {} : { timeoutMinutes }),
     };
-    const name = this.expandedText(keys.get("name"), env);
+    const name = this.expandedText(keys.get("name"), env, { runtime: true });
 
     if (run !== undefined) {
-      const script = this.expandedText(run, env, SECRET_IN_RUN) ?? "";
+      const script = this.expandedText(run, env, { secretRule: SECRET_IN_RUN, runtime: true }) ?? "";
       const with_ = keys.get("with");
       if (with_ !== undefined) this.problems.atNode(with_.keyNode, with_.key, "with: only applies to uses: steps");
-      const workingDirectory = this.expandedText(keys.get("working-directory"), env) ?? defaults.workingDirectory;
+      const workingDirectory =
+        this.expandedText(keys.get("working-directory"), env, { runtime: true }) ?? defaults.workingDirectory;
       const firstLine = script.split("\n").find((line) => line.trim() !== "") ?? "";
       const step: PlannedRunStep = {
         ...common,
@@ -471,5 +508,5 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflo
     }
   }
   if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, problems.problems);
-  return { name, file: opts.file, on, jobs };
+  return { name, file: opts.file, on, jobs, ...(opts.contexts ? { contexts: opts.contexts } : {}) };
 }

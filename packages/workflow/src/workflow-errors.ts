@@ -8,7 +8,12 @@ export interface WorkflowProblem {
   message: string;
 }
 
-export type WorkflowErrorCode = "invalid_workflow" | "unknown_job" | "unreadable_workflow" | "unsupported_condition";
+export type WorkflowErrorCode =
+  | "invalid_expression"
+  | "invalid_workflow"
+  | "unknown_job"
+  | "unreadable_workflow"
+  | "unsupported_condition";
 
 export class WorkflowError extends Error {
   override name = "WorkflowError";

@@ -10,6 +10,8 @@ export interface PlanContexts {
   vars?: Record<string, unknown>;
   inputs?: Record<string, unknown>;
   matrix?: Record<string, unknown>;
+  strategy?: Record<string, unknown>;
+  needs?: Record<string, unknown>;
 }
 
 interface PlannedStepCommon {
@@ -20,7 +22,7 @@ interface PlannedStepCommon {
   /** Merged: workflow `env` < job `env` < step `env`. */
   env: Env;
   workingDirectory?: string;
-  /** The `if:` as written; one of the forms `evaluateStepCondition` knows. */
+  /** The `if:` as written (validated when planned), evaluated by the executor just before the step. */
   condition?: string;
   continueOnError: boolean;
   timeoutMinutes?: number;
@@ -69,4 +71,6 @@ export interface Workflow {
   /** The `on:` triggers as written; not interpreted yet. */
   on: unknown;
   jobs: PlannedJob[];
+  /** The contexts it was planned with; they travel with each job for run-time expressions. */
+  contexts?: PlanContexts;
 }

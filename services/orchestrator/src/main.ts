@@ -1,8 +1,11 @@
 import { connectBus } from "@solstice/bus";
 import { ConfigError, loadConfig, type OrchestratorConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, migrate } from "@solstice/db";
+import { FleetKeyError, type FleetKeyring, requireFleetKeyring } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
+import { startHealthServer } from "./health-server.ts";
+import { createOrchestratorMetrics } from "./metrics.ts";
 import { startOrchestrator } from "./orchestrator.ts";
 
 const bootLog = pino({ name: "orchestrator" });
@@ -18,6 +21,19 @@ function readConfig(): OrchestratorConfig {
   }
 }
 const config = readConfig();
+function readFleetKeys(): FleetKeyring {
+  try {
+    return requireFleetKeyring("orchestrator");
+  } catch (error) {
+    bootLog.fatal(
+      error instanceof FleetKeyError ? { code: error.code, hint: error.hint } : { err: error },
+      error instanceof Error ? error.message : "no fleet key",
+    );
+    process.exit(2);
+  }
+}
+// Before anything connects: a host that cannot unseal secrets must not take jobs.
+const keyring = readFleetKeys();
 const log = pino({ name: "orchestrator", level: config.logLevel, base: { host: config.hostId } });
 
 await migrate({ databaseUrl: config.databaseUrl, schema: config.databaseSchema, log });
@@ -26,14 +42,49 @@ const { store, close: closeStore } = createPgJobStore({
   schema: config.databaseSchema,
   log,
 });
-const bus = await connectBus({ url: config.amqpUrl, namespace: config.namespace, log });
+const bus = await connectBus({
+  url: config.amqpUrl,
+  namespace: config.namespace,
+  log,
+  // Called only after a loss, once the connection is back: by then `metrics` exists.
+  onStateChange: (state) => {
+    if (state === "connected") metrics.reconnected();
+  },
+});
+const metrics = createOrchestratorMetrics({
+  bus,
+  capacity: config.capacity,
+  running: () => orchestrator.running,
+  log,
+});
 const backend = createQemuBackend({
   log,
   accelerator: config.accelerator,
   ...(config.runDir ? { runRoot: config.runDir } : {}),
   ...(config.imageCache ? { imageCacheDir: config.imageCache } : {}),
 });
-const orchestrator = await startOrchestrator({ config, bus, store, backend, accelerator: config.accelerator, log });
+const orchestrator = await startOrchestrator({
+  config,
+  bus,
+  store,
+  backend,
+  accelerator: config.accelerator,
+  log,
+  keyring,
+  metrics,
+});
+const health = await startHealthServer({
+  host: config.metricsHost,
+  port: config.metricsPort,
+  registry: metrics.registry,
+  ready: () =>
+    !bus.connected
+      ? { ready: false, reason: "not connected to the broker" }
+      : orchestrator.draining
+        ? { ready: false, reason: "draining" }
+        : { ready: true },
+});
+log.info({ port: health.port, host: config.metricsHost }, "serving /healthz, /readyz and /metrics");
 
 // SIGTERM drains: no new jobs, running ones finish (up to the grace time), then exit.
 let stopping = false;
@@ -44,6 +95,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     log.info({ signal, running: orchestrator.running.size }, "draining before exit");
     orchestrator
       .stop()
+      .then(() => health.close())
       .then(() => bus.close())
       .then(() => closeStore())
       .then(() => process.exit(0))

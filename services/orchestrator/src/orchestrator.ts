@@ -1,10 +1,19 @@
-import { type Bus, type CapacitySlotGate, createSlotGate, type JobConsumer, type JobDelivery } from "@solstice/bus";
+import {
+  type Bus,
+  BusUnavailableError,
+  type CapacitySlotGate,
+  createSlotGate,
+  type JobConsumer,
+  type JobDelivery,
+} from "@solstice/bus";
 import { effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import type { JobDetails, JobStore } from "@solstice/db";
 import { JobEventStream, runJob } from "@solstice/executor";
-import { type Control, type JobRequest, JobSource } from "@solstice/protocol";
+import { type Control, type FleetKeyring, type JobEvent, type JobRequest, JobSource } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import { DebugSshKeeper } from "./debug-ssh.ts";
+import type { OrchestratorMetrics } from "./metrics.ts";
 import { recordingPublisher } from "./recording-publisher.ts";
 
 export const ORCHESTRATOR_VERSION = "0.1.0";
@@ -16,17 +25,29 @@ export interface OrchestratorDeps {
   readonly backend: VmBackend;
   readonly accelerator: string;
   readonly log: Logger;
+  /** Unseals jobs' secrets; main.ts refuses to start without one (SOLSTICE_FLEET_KEYS). */
+  readonly keyring?: FleetKeyring;
+  /** Prometheus series fed by each job's events (services/orchestrator/src/metrics.ts). */
+  readonly metrics?: OrchestratorMetrics;
 }
 
 export interface Orchestrator {
   /** Jobs running now, by job id. */
   readonly running: ReadonlyMap<string, { attempt: number; label: string }>;
   readonly slots: CapacitySlotGate;
+  /** Whether the host takes no new jobs (`ciadm drain`); running jobs go on. */
+  readonly draining: boolean;
+  /** Stops taking new jobs and records it; running jobs finish. Idempotent. */
+  drain(): Promise<void>;
+  /** Takes jobs again. Idempotent. */
+  undrain(): Promise<void>;
   /**
    * Stops taking jobs, lets running jobs finish for up to `graceMs`, then cancels what is left and
    * waits for their VMs to be destroyed.
    */
   stop(graceMs?: number): Promise<void>;
+  /** Failed jobs' VMs kept for debug SSH on this host. */
+  readonly debug: DebugSshKeeper;
 }
 
 interface RunningJob {
@@ -72,10 +93,98 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       .catch((error: unknown) => log.warn({ err: error }, "host heartbeat not recorded"));
   }, config.heartbeatIntervalMs);
 
+  // Drain and undrain come from the control exchange and from a restart (the flag in the hosts
+  // table survives it); `consumerChange` orders them, so a quick drain/undrain pair cannot race.
+  let consumer: JobConsumer | undefined;
+  let draining = (await store.listHosts()).find((h) => h.id === config.hostId)?.draining ?? false;
+  let consumerChange: Promise<void> = Promise.resolve();
+  const setDraining = (drain: boolean): Promise<void> => {
+    const change = consumerChange.then(async () => {
+      draining = drain;
+      if (drain && consumer) {
+        await consumer.stop();
+        consumer = undefined;
+      } else if (!drain && !consumer) {
+        consumer = await bus.consumeJobs({ labels, slots, onJob: accept });
+      }
+      await store
+        .setDraining(config.hostId, drain)
+        .catch((error: unknown) => log.warn({ err: error }, "draining flag not recorded"));
+      log.info(
+        { draining: drain, running: running.size },
+        drain ? "draining: taking no new jobs" : "taking jobs again",
+      );
+    });
+    consumerChange = change.catch((error: unknown) => log.error({ err: error }, "could not change draining"));
+    return change;
+  };
+
+  // The broker side of the lease rule: owners retry an attempt that is silent for the lease time,
+  // so a host that cannot reach the broker cancels its jobs itself first. The owner's clock starts
+  // at the last event it got, up to one heartbeat before the connection dropped, and the VMs need
+  // time to go: hence lease − 2 × heartbeat, not lease − heartbeat.
+  // From then on its jobs' events are dropped rather than awaited (their owners ignore that
+  // attempt anyway), so waiting publishes cannot keep a VM alive past the owner's retry.
+  const cutOffLimitMs = Math.max(config.leaseMs - 2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs);
+  let cutOffSince: number | undefined;
+  let droppingEvents = false;
+  const waitingPublishes = new Set<() => void>();
+  const brokerWatch = setInterval(() => {
+    if (bus.connected) {
+      cutOffSince = undefined;
+      droppingEvents = false;
+      return;
+    }
+    cutOffSince ??= Date.now();
+    if (droppingEvents || Date.now() - cutOffSince < cutOffLimitMs) return;
+    droppingEvents = true;
+    for (const drop of waitingPublishes) drop();
+    log.error(
+      { cutOffMs: Date.now() - cutOffSince, running: running.size },
+      "cut off from the broker for longer than lease − 2 × heartbeat: cancelling this host's jobs",
+    );
+    for (const job of running.values()) {
+      job.controller.abort(new Error(`this host lost the broker for over ${Math.round(cutOffLimitMs / 1000)} s`));
+    }
+  }, 500);
+  brokerWatch.unref();
+  // While cut off but within the limit, a job's events wait for the broker (the executor waits
+  // with them, so nothing piles up beyond one pending publish per job); past it they are dropped.
+  const publishToOwner = (event: JobEvent, owner: string): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const attempt = () => {
+        if (droppingEvents) {
+          resolve();
+          return;
+        }
+        waitingPublishes.add(resolve);
+        bus.publishEvent(event, owner).then(
+          () => {
+            waitingPublishes.delete(resolve);
+            resolve();
+          },
+          (error: unknown) => {
+            waitingPublishes.delete(resolve);
+            if (error instanceof BusUnavailableError && !droppingEvents) setTimeout(attempt, 500).unref();
+            else if (droppingEvents) resolve();
+            else reject(error);
+          },
+        );
+      };
+      attempt();
+    });
+
+  const debug = new DebugSshKeeper(config, log);
   const control = await bus.consumeControl(async (message: Control) => {
+    if (message.command.case === "drain" || message.command.case === "undrain") {
+      if (message.command.value.host === config.hostId) await setDraining(message.command.case === "drain");
+      return;
+    }
     if (message.command.case !== "cancel") return;
     const { jobId, attempt, reason } = message.command.value;
     const job = running.get(jobId);
+    // A cancel for a finished job whose VM is kept for debugging ends that (`ciadm debug end`).
+    if (!job && (await debug.end(jobId, reason || "ended"))) return;
     if (!job || (attempt !== 0 && attempt !== job.attempt)) return;
     log.info({ job_id: jobId, attempt: job.attempt, reason }, "cancelling job");
     job.controller.abort(new Error(reason || "cancelled"));
@@ -91,7 +200,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       slots.release(delivery.label);
       return;
     }
-    const publish = recordingPublisher((event) => bus.publishEvent(event, job.owner), store, jobLog);
+    const recorded = recordingPublisher((event) => publishToOwner(event, job.owner), store, jobLog);
+    const publish = deps.metrics ? deps.metrics.observeEvents(delivery.label, recorded) : recorded;
     const events = new JobEventStream(job.jobId, job.attempt, publish);
     await events.accepted(config.hostId);
     await delivery.ack();
@@ -105,6 +215,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       signal: controller.signal,
       log: jobLog,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
+      ...(deps.keyring ? { keyring: deps.keyring } : {}),
+      keepFailedVm: debug.keep,
     })
       .then((result) => jobLog.info({ result: result.result, reason: result.reason }, "job finished"))
       .catch((error: unknown) => jobLog.error({ err: error }, "job ended with an error"))
@@ -115,19 +227,37 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     running.set(job.jobId, { attempt: job.attempt, label: delivery.label, controller, done });
   }
 
-  const consumer: JobConsumer = await bus.consumeJobs({ labels, slots, onJob: accept });
-  log.info({ host: config.hostId, capacity: config.capacity, maxVms: effectiveMaxVms(config) }, "orchestrator ready");
+  if (!draining) consumer = await bus.consumeJobs({ labels, slots, onJob: accept });
+  log.info(
+    { host: config.hostId, capacity: config.capacity, maxVms: effectiveMaxVms(config), draining },
+    "orchestrator ready",
+  );
 
   return {
     slots,
+    debug,
+    get draining() {
+      return draining;
+    },
+    drain: () => setDraining(true),
+    undrain: () => setDraining(false),
     async stop(graceMs = config.shutdownGraceMs) {
-      await consumer.stop();
+      await consumerChange;
+      await consumer?.stop();
+      consumer = undefined;
       const all = () => Promise.all([...running.values()].map((j) => j.done));
       const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([all(), grace]);
+      // Without a broker, the last events of the cancelled jobs could only wait: drop them.
+      if (!bus.connected) {
+        droppingEvents = true;
+        for (const drop of waitingPublishes) drop();
+      }
       for (const job of running.values()) job.controller.abort(new Error("the orchestrator is shutting down"));
       await all();
+      await debug.endAll();
       clearInterval(hostHeartbeat);
+      clearInterval(brokerWatch);
       await control.stop();
     },
     get running() {

@@ -1,11 +1,13 @@
+import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { JobSource, Outcome } from "@solstice/protocol";
+import { FleetKeyring, JobSource, loadFleetKeyring, Outcome, requireFleetKeyring } from "@solstice/protocol";
 import { loadWorkflowFile, selectJobs, toJobRequest } from "@solstice/workflow";
 import type { Logger } from "pino";
 import { orderByNeeds } from "../job-order.ts";
 import { formatSummary, JobPrinter, type PrintedJob } from "../job-printer.ts";
 import { fleetJobRunner, type JobRunner, localJobRunner } from "../job-runners.ts";
 import { type LocalRepository, readLocalRepository } from "../local-checkout.ts";
+import { readSecrets } from "../secret-input.ts";
 import type { Terminal } from "../terminal.ts";
 
 export interface RunOptions {
@@ -18,6 +20,10 @@ export interface RunOptions {
   readonly amqp?: string;
   readonly namespace: string;
   readonly queueTimeoutSeconds: number;
+  /** Secret names whose values are read from the environment. */
+  readonly secret?: readonly string[];
+  /** A file of NAME=VALUE secrets. */
+  readonly secretsFile?: string;
 }
 
 /**
@@ -39,6 +45,8 @@ export async function runWorkflow(
   const file = repo instanceof Error ? workflowPath : path.relative(repo.root, absolute);
   const workflow = await loadWorkflowFile(absolute, { file, contexts: planContexts(repo) });
   const jobs = orderByNeeds(selectJobs(workflow, options.job));
+  const secretValues = await readSecrets(options.secret ?? [], options.secretsFile);
+  const keyring = runKeyring(options.amqp !== undefined, Object.keys(secretValues).length > 0);
   if (repo instanceof Error && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) throw repo;
 
   const runner: JobRunner = options.amqp
@@ -56,6 +64,7 @@ export async function runWorkflow(
         ...(options.imageCache ? { imageCache: options.imageCache } : {}),
         ...(options.runDir ? { runDir: options.runDir } : {}),
         ...(repo instanceof Error ? {} : { localCheckout: repo.checkout }),
+        ...(keyring ? { keyring } : {}),
       });
   if (options.amqp && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) {
     term.err(
@@ -88,7 +97,12 @@ export async function runWorkflow(
         source: JobSource.MANUAL,
         owner: runner.owner,
         repository: repositoryOf(repo),
+        ...(keyring ? { secrets: { values: secretValues, keyring } } : {}),
       });
+      const missing = request.secrets.map((s) => s.name).filter((name) => !(name in secretValues));
+      if (missing.length > 0) {
+        term.err(`note: job ${job.name} reads secrets not given (empty, as on GitHub): ${missing.join(", ")}\n`);
+      }
       term.out(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
       const printer = new JobPrinter(job.name, request.steps.length, (text) => term.out(text), { color: term.color });
       const printed = await runner.run(request, printer, controller.signal);
@@ -104,12 +118,24 @@ export async function runWorkflow(
   return results.every((r) => r.result === Outcome.SUCCESS) ? 0 : 1;
 }
 
-function repositoryOf(repo: LocalRepository | Error) {
+export /**
+ * The keys that seal this run's secrets. In this process (the embedded default) a fresh key that
+ * lives in memory only is enough; through the fleet the orchestrators must unseal, so the fleet's
+ * keys are required as soon as there is a secret to send.
+ */
+function runKeyring(throughFleet: boolean, hasSecrets: boolean): FleetKeyring | undefined {
+  if (!throughFleet) {
+    return loadFleetKeyring() ?? new FleetKeyring([{ id: "ephemeral", key: randomBytes(32) }]);
+  }
+  return hasSecrets ? requireFleetKeyring("ciadm run --amqp with secrets") : loadFleetKeyring();
+}
+
+export function repositoryOf(repo: LocalRepository | Error) {
   if (repo instanceof Error) return { url: "", fullName: "local/workspace", commitSha: "", ref: "" };
   return { url: repo.url, fullName: repo.fullName, commitSha: repo.commitSha, ref: repo.ref };
 }
 
-function planContexts(repo: LocalRepository | Error) {
+export function planContexts(repo: LocalRepository | Error) {
   const r = repositoryOf(repo);
   return {
     github: {

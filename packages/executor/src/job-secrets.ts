@@ -1,0 +1,46 @@
+import {
+  checkoutTokenContext,
+  FleetKeyError,
+  type FleetKeyring,
+  type JobRequest,
+  secretContext,
+} from "@solstice/protocol";
+import type { SecretMasker } from "./secret-masker.ts";
+
+/** A job's unsealed secrets by name; held in memory for the job's life only. */
+export type JobSecrets = ReadonlyMap<string, string>;
+
+/**
+ * Unseals the job's secrets (and checkout token) and registers every value with the masker
+ * before any output can leave. Fails with the FleetKeyError naming the key id when the keyring
+ * lacks the sealing key.
+ */
+export function unsealJobSecrets(
+  job: JobRequest,
+  keyring: Pick<FleetKeyring, "unseal"> | undefined,
+  masker: SecretMasker,
+): JobSecrets {
+  const secrets = new Map<string, string>();
+  const sealed = job.secrets.filter((s) => s.value !== undefined);
+  if (sealed.length === 0 && job.checkoutToken === undefined) return secrets;
+  if (!keyring) {
+    throw new FleetKeyError(
+      "no_fleet_key",
+      `job ${job.jobId} carries sealed secrets, but this executor has no fleet key`,
+      "give the service SOLSTICE_FLEET_KEYS or SOLSTICE_FLEET_KEYS_FILE with the key that sealed them",
+    );
+  }
+  for (const secret of sealed) {
+    if (!secret.value) continue;
+    const value = keyring.unseal(secret.value, secretContext(job.jobId, secret.name));
+    masker.add(value);
+    secrets.set(secret.name, value);
+  }
+  if (job.checkoutToken) masker.add(keyring.unseal(job.checkoutToken, checkoutTokenContext(job.jobId)));
+  return secrets;
+}
+
+/** The variables that `secretEnv` (variable → secret name) sets; a secret not sent is empty, as on GitHub. */
+export function secretEnvironment(secretEnv: Record<string, string>, secrets: JobSecrets): Record<string, string> {
+  return Object.fromEntries(Object.entries(secretEnv).map(([variable, name]) => [variable, secrets.get(name) ?? ""]));
+}

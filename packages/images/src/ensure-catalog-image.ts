@@ -1,0 +1,35 @@
+import { resolve } from "node:path";
+import { imageCacheDir } from "./cache-dir.ts";
+import { findCatalogEntry, type ImageCatalog, loadImageCatalog } from "./catalog.ts";
+import { type EnsureImageOptions, ensureLocalImage } from "./ensure-image.ts";
+import { ImageError } from "./errors.ts";
+import type { LocalImage } from "./local-image.ts";
+import { findPulledImage, type PullImageOptions, pullImage } from "./pull-image.ts";
+
+export interface EnsureCatalogImageOptions extends EnsureImageOptions, Pick<PullImageOptions, "idleTimeoutMs"> {
+  /** Default: `loadImageCatalog()` (images.yaml, or `$SOLSTICE_IMAGE_CATALOG`). */
+  catalog?: ImageCatalog;
+}
+
+/**
+ * The image for a `runs-on` label, as images.yaml says: a pulled copy in the cache, else a
+ * download, else the local build. When the catalog prefers the build (or has no source) it is
+ * built; when a download fails for want of a network and the entry has a build, the build is
+ * used instead. A checksum mismatch never falls back: it is reported.
+ */
+export async function ensureImage(label: string, options: EnsureCatalogImageOptions = {}): Promise<LocalImage> {
+  const catalog = options.catalog ?? (await loadImageCatalog());
+  const entry = findCatalogEntry(catalog, label);
+  const cacheDir = resolve(options.cacheDir ?? imageCacheDir());
+  const build = entry.build;
+  if (entry.prefer === "build" && build) return ensureLocalImage(build, { ...options, cacheDir });
+  const pulled = await findPulledImage(cacheDir, entry.label);
+  if (pulled) return pulled;
+  try {
+    return await pullImage(entry, { ...options, cacheDir });
+  } catch (error) {
+    if (!build || !(error instanceof ImageError) || error.code !== "download_failed") throw error;
+    options.log?.warn({ image: entry.label, err: error }, "download failed; building the image locally instead");
+    return ensureLocalImage(build, { ...options, cacheDir });
+  }
+}

@@ -1,0 +1,359 @@
+import {
+  ExpressionError as ActionsExpressionError,
+  data,
+  Evaluator,
+  type Expr,
+  Lexer,
+  Parser,
+} from "@actions/expressions";
+import {
+  type Binary,
+  type ContextAccess,
+  type ExprVisitor,
+  type FunctionCall,
+  type Grouping,
+  type IndexAccess,
+  type Literal,
+  type Logical,
+  Star,
+  type Unary,
+} from "@actions/expressions/ast";
+import type { FunctionDefinition } from "@actions/expressions/funcs/info";
+import { WorkflowError } from "./workflow-errors.ts";
+
+// GitHub's own lexer, parser and evaluator (@actions/expressions) do the language; this module adds
+// what it lacks: the status functions and hashFiles, our typed errors, and the analysis the planner
+// needs to decide whether an expression can be evaluated when the workflow is planned.
+
+/** Every context an Actions expression may name. */
+export const CONTEXT_NAMES: readonly string[] = [
+  "github",
+  "env",
+  "vars",
+  "secrets",
+  "job",
+  "jobs",
+  "steps",
+  "runner",
+  "matrix",
+  "strategy",
+  "needs",
+  "inputs",
+];
+
+export const STATUS_FUNCTIONS: readonly string[] = ["success", "always", "cancelled", "failure"];
+
+/** Whether earlier steps failed or the job was cancelled, for the status functions. */
+export interface JobStatus {
+  /** A previous step failed (and did not have continue-on-error). */
+  jobFailed: boolean;
+  cancelled: boolean;
+}
+
+/** Plain JSON values per context name (lower-case); a context left out evaluates to null. */
+export type ContextValues = Readonly<Record<string, unknown>>;
+
+export interface EvaluateOptions {
+  /** Needed by the status functions; without it they are an error. */
+  status?: JobStatus;
+  /**
+   * Computes hashFiles(patterns) — in the guest, by the executor, before evaluating. Without it,
+   * hashFiles is an error.
+   */
+  hashFiles?: (patterns: readonly string[]) => string;
+}
+
+/** An expression that does not parse or cannot be evaluated. */
+export class ExpressionError extends WorkflowError {
+  override name = "ExpressionError";
+
+  constructor(
+    /** The expression as written, without `${{ }}`. */
+    readonly expression: string,
+    /** 1-based column in the expression where the problem is. */
+    readonly column: number,
+    readonly reason: string,
+    hint?: string,
+  ) {
+    super("invalid_expression", `expression \`${expression}\`, column ${column}: ${reason}`, hint);
+  }
+}
+
+/** What an expression refers to, found by walking its syntax tree. */
+export interface ExpressionRefs {
+  /** Lower-case context names used. */
+  contexts: Set<string>;
+  /** Lower-case function names called. */
+  functions: Set<string>;
+  /** `context.property` pairs (lower-case) where the property is a literal name. */
+  properties: Set<string>;
+}
+
+export interface ParsedExpression {
+  readonly text: string;
+  readonly refs: ExpressionRefs;
+  /** undefined for an empty expression. */
+  readonly ast: Expr | undefined;
+}
+
+const EXTENSION_FUNCTIONS = [
+  ...STATUS_FUNCTIONS.map((name) => ({ name, minArgs: 0, maxArgs: 0 })),
+  { name: "hashFiles", minArgs: 1, maxArgs: 255 },
+];
+
+const HINT_SYNTAX =
+  "see https://docs.github.com/actions/learn-github-actions/expressions; strings use single quotes, e.g. 'main'";
+
+function reasonOf(message: string): string {
+  return message
+    .replace(/^Unrecognized named-value/, "unknown context")
+    .replace(/^Unrecognized function/, "unknown function");
+}
+
+/** Parses an expression (the text between `${{` and `}}`, or a bare `if:`); throws ExpressionError. */
+export function parseExpression(text: string): ParsedExpression {
+  let ast: Expr | undefined;
+  try {
+    const { tokens } = new Lexer(text).lex();
+    ast = new Parser(tokens, [...CONTEXT_NAMES], EXTENSION_FUNCTIONS).parse();
+  } catch (error) {
+    if (error instanceof ActionsExpressionError) {
+      const hint = /named-value/.test(error.message)
+        ? `contexts are: ${CONTEXT_NAMES.join(", ")}`
+        : /function/.test(error.message)
+          ? "functions are: contains, startsWith, endsWith, format, join, toJSON, fromJSON, hashFiles, case, success, always, cancelled, failure"
+          : HINT_SYNTAX;
+      // The parser reports some positions only in its message.
+      const located = /Located at position (\d+)/.exec(error.message);
+      const column = located ? Number(located[1]) : error.pos.column + 1;
+      throw new ExpressionError(text, column, reasonOf(error.message.replace(/\. Located at position.*$/s, "")), hint);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    const located = /Located at position (\d+)/.exec(message);
+    throw new ExpressionError(
+      text,
+      located ? Number(located[1]) : 1,
+      message.replace(/\. Located at position.*$/s, ""),
+      HINT_SYNTAX,
+    );
+  }
+  return { text, ast, refs: collectRefs(ast) };
+}
+
+function collectRefs(ast: Expr | undefined): ExpressionRefs {
+  const refs: ExpressionRefs = { contexts: new Set(), functions: new Set(), properties: new Set() };
+  if (ast === undefined) return refs;
+  const visitor: ExprVisitor<void> = {
+    visitLiteral: () => {},
+    visitUnary: (u: Unary) => u.expr.accept(visitor),
+    visitBinary: (b: Binary) => {
+      b.left.accept(visitor);
+      b.right.accept(visitor);
+    },
+    visitLogical: (l: Logical) => {
+      for (const arg of l.args) arg.accept(visitor);
+    },
+    visitGrouping: (g: Grouping) => g.group.accept(visitor),
+    visitContextAccess: (c: ContextAccess) => {
+      refs.contexts.add(c.name.lexeme.toLowerCase());
+    },
+    visitIndexAccess: (ia: IndexAccess) => {
+      const target = ia.expr as Partial<ContextAccess>;
+      const index = ia.index as Partial<Literal>;
+      if (target.name !== undefined && index.literal?.kind === data.Kind.String) {
+        refs.properties.add(`${target.name.lexeme.toLowerCase()}.${index.literal.coerceString().toLowerCase()}`);
+      }
+      ia.expr.accept(visitor);
+      // A Star (`.*`) refers to nothing and cannot be visited.
+      if (!(ia.index instanceof Star)) ia.index.accept(visitor);
+    },
+    visitFunctionCall: (f: FunctionCall) => {
+      refs.functions.add(f.functionName.lexeme.toLowerCase());
+      for (const arg of f.args) arg.accept(visitor);
+    },
+  };
+  ast.accept(visitor);
+  return refs;
+}
+
+/** Converts plain JSON to the evaluator's values; what JSON cannot hold (undefined, functions) is null. */
+function toData(value: unknown, depth = 0): data.ExpressionData {
+  if (value === null || value === undefined) return new data.Null();
+  if (typeof value === "string") return new data.StringData(value);
+  if (typeof value === "number") return new data.NumberData(value);
+  if (typeof value === "boolean") return new data.BooleanData(value);
+  // Context documents come from JSON, so they are trees; the bound only guards against a cycle.
+  if (depth > 64) return new data.Null();
+  if (Array.isArray(value)) return new data.Array(...value.map((v) => toData(v, depth + 1)));
+  if (typeof value === "object") {
+    const dict = new data.Dictionary();
+    for (const [key, v] of Object.entries(value)) dict.add(key, toData(v, depth + 1));
+    return dict;
+  }
+  return new data.Null();
+}
+
+/** Converts the evaluator's value to plain JSON. */
+function toPlain(value: data.ExpressionData): unknown {
+  return JSON.parse(JSON.stringify(value, data.replacer)) as unknown;
+}
+
+function functionsFor(expression: string, options: EvaluateOptions): Map<string, FunctionDefinition> {
+  const status = (name: string, decide: (s: JobStatus) => boolean): FunctionDefinition => ({
+    name,
+    minArgs: 0,
+    maxArgs: 0,
+    call: () => {
+      if (options.status === undefined) {
+        throw new ExpressionError(
+          expression,
+          1,
+          `${name}() is only available in if: conditions`,
+          "use it in a step's or job's if:",
+        );
+      }
+      return new data.BooleanData(decide(options.status));
+    },
+  });
+  return new Map<string, FunctionDefinition>([
+    ["success", status("success", (s) => !s.jobFailed && !s.cancelled)],
+    ["failure", status("failure", (s) => s.jobFailed && !s.cancelled)],
+    ["always", status("always", () => true)],
+    ["cancelled", status("cancelled", (s) => s.cancelled)],
+    [
+      "hashfiles",
+      {
+        name: "hashFiles",
+        minArgs: 1,
+        maxArgs: 255,
+        call: (...args) => {
+          if (options.hashFiles === undefined) {
+            throw new ExpressionError(expression, 1, "hashFiles() is computed in the guest, just before a step runs");
+          }
+          return new data.StringData(options.hashFiles(args.map((a) => a.coerceString())));
+        },
+      },
+    ],
+  ]);
+}
+
+/** Evaluates a parsed expression against plain JSON contexts; returns plain JSON. */
+export function evaluateParsed(
+  parsed: ParsedExpression,
+  contexts: ContextValues,
+  options: EvaluateOptions = {},
+): unknown {
+  if (parsed.ast === undefined) return null;
+  const root = new data.Dictionary();
+  // Only the contexts the expression names are converted: the evaluator reads no others.
+  for (const name of CONTEXT_NAMES) {
+    if (parsed.refs.contexts.has(name)) root.add(name, toData(contexts[name]));
+  }
+  try {
+    return toPlain(new Evaluator(parsed.ast, root, functionsFor(parsed.text, options)).evaluate());
+  } catch (error) {
+    if (error instanceof ExpressionError) throw error;
+    throw new ExpressionError(parsed.text, 1, error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function evaluateExpression(text: string, contexts: ContextValues, options: EvaluateOptions = {}): unknown {
+  return evaluateParsed(parseExpression(text), contexts, options);
+}
+
+/** Truthiness as Actions defines it: false, 0, -0, NaN, '' and null are falsy. */
+export function isTruthy(value: unknown): boolean {
+  if (value === null || value === undefined || value === false || value === "") return false;
+  if (typeof value === "number") return value !== 0 && !Number.isNaN(value);
+  return true;
+}
+
+/** How a value is written into text: strings as is, null as '', numbers and booleans as Actions prints them, objects as JSON. */
+export function valueToText(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "string") return value;
+  if (typeof value === "boolean" || typeof value === "number") return toData(value).coerceString();
+  return JSON.stringify(value, null, 2);
+}
+
+/** An `if:` as written: bare or inside one `${{ }}`; empty means success(). */
+export function conditionExpression(text: string): string {
+  const body = text.trim();
+  const spans = findExpressions(body);
+  const only = spans[0];
+  if (spans.length === 1 && only?.inner !== undefined && only.start === 0 && only.end === body.length) {
+    return only.inner.trim();
+  }
+  return body;
+}
+
+/**
+ * Parses an `if:`, adding the implicit `success() &&` when it calls no status function, as Actions
+ * does. Throws ExpressionError.
+ */
+export function parseCondition(text: string): ParsedExpression {
+  const body = conditionExpression(text);
+  if (body === "") return parseExpression("success()");
+  const parsed = parseExpression(body);
+  if (STATUS_FUNCTIONS.some((f) => parsed.refs.functions.has(f))) return parsed;
+  const wrapped = parseExpression(`success() && (${body})`);
+  return { ...wrapped, text: body };
+}
+
+/** Decides an `if:` just before a step or job runs. Throws ExpressionError. */
+export function evaluateCondition(
+  text: string,
+  contexts: ContextValues,
+  status: JobStatus,
+  options: Omit<EvaluateOptions, "status"> = {},
+): boolean {
+  return isTruthy(evaluateParsed(parseCondition(text), contexts, { ...options, status }));
+}
+
+/** One `${{ … }}` in a text. */
+export interface ExpressionSpan {
+  start: number;
+  end: number;
+  /** Text between `${{` and `}}`; undefined when the expression is not closed. */
+  inner: string | undefined;
+}
+
+/** Finds every `${{ … }}` in `text`; `}}` inside a '…' string literal does not close an expression. */
+export function findExpressions(text: string): ExpressionSpan[] {
+  const spans: ExpressionSpan[] = [];
+  let from = 0;
+  for (;;) {
+    const start = text.indexOf("${{", from);
+    if (start < 0) return spans;
+    let inString = false;
+    let end = -1;
+    for (let i = start + 3; i < text.length; i++) {
+      if (text[i] === "'") inString = !inString;
+      else if (!inString && text[i] === "}" && text[i + 1] === "}") {
+        end = i + 2;
+        break;
+      }
+    }
+    if (end < 0) {
+      spans.push({ start, end: text.length, inner: undefined });
+      return spans;
+    }
+    spans.push({ start, end, inner: text.slice(start + 3, end - 2) });
+    from = end;
+  }
+}
+
+/** Replaces every `${{ … }}` in `text` with its value. Throws ExpressionError on the first bad one. */
+export function interpolateText(text: string, contexts: ContextValues, options: EvaluateOptions = {}): string {
+  let out = "";
+  let last = 0;
+  for (const span of findExpressions(text)) {
+    out += text.slice(last, span.start);
+    last = span.end;
+    if (span.inner === undefined) {
+      throw new ExpressionError(text.slice(span.start), 1, "not closed with }}", "close it with }}");
+    }
+    out += valueToText(evaluateExpression(span.inner, contexts, options));
+  }
+  return out + text.slice(last);
+}

@@ -1,0 +1,211 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { Backoff, sleep } from "./backoff.ts";
+import type { ForgeClient } from "./forge-client.ts";
+import { type LogRow, LogRowSchema, Result, type StepState, StepStateSchema } from "./gen/runner/v1/messages_pb.ts";
+
+export interface TaskReporterOptions {
+  client: ForgeClient;
+  taskId: bigint;
+  stepCount: number;
+  /** Values replaced by *** in every row before it is sent (secrets, the task token). */
+  masks: readonly string[];
+  log: Logger;
+  /** How often buffered rows and the state are sent. Default 1000, as the Forgejo runner. */
+  reportIntervalMs?: number;
+  /** Rows kept while the forge does not acknowledge them; more are dropped and counted. Default 100000. */
+  maxBufferedRows?: number;
+  /** How long the final report keeps retrying a forge that is away. Default 600000. */
+  finalDeadlineMs?: number;
+  /** Told once when the forge reports the task done while it runs (a user cancel, a timeout). */
+  onRemoteEnd(result: Result): void;
+}
+
+// The forge limits a row to 64 KiB; longer lines are cut with a marker rather than refused.
+const MAX_ROW_BYTES = 64 * 1024 - 64;
+const MAX_ROWS_PER_REQUEST = 2000;
+
+/**
+ * Relays one task's log rows and state to the forge, as the official runner's reporter does:
+ * rows are sent from the acknowledged offset, the acknowledged prefix is dropped, what was not
+ * acknowledged is sent again next tick, and the end is marked with no_more.
+ */
+export class TaskReporter {
+  private pending: LogRow[] = [];
+  /** Global index of pending[0]; everything below it the forge has acknowledged. */
+  private offset = 0n;
+  /** Global index of the next row produced. */
+  private total = 0n;
+  private dropped = 0;
+  private readonly steps: StepState[];
+  private result = Result.UNSPECIFIED;
+  private startedAt = new Date();
+  private stoppedAt: Date | undefined;
+  private readonly outputs = new Map<string, string>();
+  private readonly sentOutputs = new Set<string>();
+  private remoteEnded = false;
+  private readonly stopTicking = new AbortController();
+  private readonly ticking: Promise<void>;
+
+  constructor(private readonly opts: TaskReporterOptions) {
+    this.steps = Array.from({ length: opts.stepCount }, (_, i) => create(StepStateSchema, { id: BigInt(i) }));
+    this.ticking = this.tick();
+  }
+
+  /** One output line; `step` is the 0-based step it belongs to, or -1 for set-up and clean-up lines. */
+  addLine(step: number, time: Date, text: string): void {
+    if (this.pending.length >= (this.opts.maxBufferedRows ?? 100_000)) {
+      this.dropped++;
+      return;
+    }
+    const content = this.mask(text.replace(/[\r\n]+$/, ""));
+    const index = this.total++;
+    const state = this.steps[step];
+    if (state) {
+      if (state.logLength === 0n) state.logIndex = index;
+      state.logLength++;
+    }
+    this.pending.push(
+      create(LogRowSchema, {
+        time: timestampFromDate(time),
+        content: Buffer.byteLength(content) > MAX_ROW_BYTES ? `${content.slice(0, MAX_ROW_BYTES / 4)}…` : content,
+      }),
+    );
+  }
+
+  stepStarted(step: number, time: Date): void {
+    const state = this.steps[step];
+    if (!state) return;
+    state.startedAt = timestampFromDate(time);
+    if (state.logLength === 0n) state.logIndex = this.total;
+  }
+
+  stepFinished(step: number, result: Result, time: Date): void {
+    const state = this.steps[step];
+    if (!state) return;
+    state.result = result;
+    state.startedAt ??= timestampFromDate(time);
+    state.stoppedAt = timestampFromDate(time);
+    if (state.logLength === 0n) state.logIndex = this.total;
+  }
+
+  /**
+   * Sends everything that is left and the final result, retrying through forge outages until
+   * every row and output is acknowledged or the final deadline passes.
+   */
+  async finish(result: Result, outputs: Record<string, string>, time = new Date()): Promise<void> {
+    this.stopTicking.abort();
+    await this.ticking;
+    if (this.dropped > 0) {
+      this.addLine(
+        -1,
+        time,
+        `[solstice] ${this.dropped} log rows were dropped: the forge did not acknowledge them in time`,
+      );
+    }
+    this.result = result;
+    this.stoppedAt = time;
+    for (const state of this.steps) {
+      if (state.result === Result.UNSPECIFIED) {
+        state.result = result === Result.SKIPPED ? Result.SKIPPED : Result.CANCELLED;
+        if (state.logLength === 0n) state.logIndex = this.total;
+      }
+    }
+    if (result === Result.SUCCESS) for (const [k, v] of Object.entries(outputs)) this.outputs.set(k, v);
+    // A no_more with no rows is ignored by the forge, so the end always carries at least one row.
+    if (this.pending.length === 0) this.addLine(-1, time, "");
+    const deadline = Date.now() + (this.opts.finalDeadlineMs ?? 600_000);
+    const backoff = new Backoff(100, 10_000);
+    for (;;) {
+      try {
+        await this.sendLog(true);
+        if (this.pending.length === 0) {
+          await this.sendState();
+          if ([...this.outputs.keys()].every((k) => this.sentOutputs.has(k))) return;
+        }
+      } catch (error) {
+        this.opts.log.warn({ err: ConnectError.from(error).message }, "final report to the forge failed; retrying");
+      }
+      if (Date.now() > deadline) {
+        this.opts.log.error({ task_id: String(this.opts.taskId) }, "the forge did not take the final report in time");
+        return;
+      }
+      await sleep(backoff.next());
+    }
+  }
+
+  private mask(text: string): string {
+    let out = text;
+    for (const value of this.opts.masks) if (value.length > 0) out = out.split(value).join("***");
+    return out;
+  }
+
+  private async tick(): Promise<void> {
+    const interval = this.opts.reportIntervalMs ?? 1000;
+    const backoff = new Backoff(interval, 30_000);
+    while (!this.stopTicking.signal.aborted) {
+      let wait = interval;
+      try {
+        await this.sendLog(false);
+        await this.sendState();
+        backoff.reset();
+      } catch (error) {
+        wait = backoff.next();
+        this.opts.log.warn({ err: ConnectError.from(error).message, retry_in_ms: wait }, "report to the forge failed");
+      }
+      await sleep(wait, this.stopTicking.signal);
+    }
+  }
+
+  private async sendLog(noMore: boolean): Promise<void> {
+    if (this.pending.length === 0) return;
+    // A copy: lines keep arriving while the call is in flight. Bounded so one request stays small.
+    const rows = this.pending.slice(0, MAX_ROWS_PER_REQUEST);
+    const res = await this.opts.client.runner.updateLog({
+      taskId: this.opts.taskId,
+      index: this.offset,
+      rows,
+      noMore: noMore && rows.length === this.pending.length,
+    });
+    const ack = res.ackIndex;
+    if (ack < this.offset) {
+      throw new Error(
+        `the forge acknowledged ${ack} rows, fewer than the ${this.offset} it had: submitted logs are lost`,
+      );
+    }
+    // Rows added while the call was in flight stay in `pending` after the acknowledged prefix.
+    this.pending = this.pending.slice(Number(ack - this.offset));
+    this.offset = ack;
+  }
+
+  private async sendState(): Promise<void> {
+    const outputs = Object.fromEntries([...this.outputs].filter(([k]) => !this.sentOutputs.has(k)));
+    const res = await this.opts.client.runner.updateTask({
+      state: {
+        id: this.opts.taskId,
+        result: this.result,
+        startedAt: timestampFromDate(this.startedAt),
+        ...(this.stoppedAt ? { stoppedAt: timestampFromDate(this.stoppedAt) } : {}),
+        steps: this.steps,
+      },
+      outputs,
+    });
+    for (const key of res.sentOutputs) this.sentOutputs.add(key);
+    const remote = res.state?.result ?? Result.UNSPECIFIED;
+    if (
+      this.result === Result.UNSPECIFIED &&
+      !this.remoteEnded &&
+      (remote === Result.CANCELLED || remote === Result.FAILURE)
+    ) {
+      this.remoteEnded = true;
+      this.opts.onRemoteEnd(remote);
+    }
+  }
+
+  /** Marks the start time the forge shows (the first row of the task). */
+  started(time: Date): void {
+    this.startedAt = time;
+  }
+}

@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { JobEventStream, type JobResult, runJob } from "@solstice/executor";
+import { type JobEvent, JobSource, Outcome } from "@solstice/protocol";
+import { createQemuBackend } from "@solstice/vm";
+import { parseWorkflow, toJobRequest } from "@solstice/workflow";
+import { pino } from "pino";
+
+// One workflow, run end to end in one tiny VM (TCG), with its expected per-step outcomes, outputs
+// and log. Each step's comment names the Actions behaviour it shows.
+const WORKFLOW = `
+on: push
+jobs:
+  conformance:
+    runs-on: tiny
+    outputs:
+      simple: \${{ steps.files.outputs.simple }}
+      joined: \${{ steps.files.outputs.simple }}-\${{ github.ref_name }}
+    steps:
+      # GITHUB_OUTPUT (both forms), GITHUB_ENV, GITHUB_PATH, GITHUB_STEP_SUMMARY, workflow commands
+      - id: files
+        run: |
+          echo "simple=one two" >> "$GITHUB_OUTPUT"
+          printf 'multi<<EOF_X\\nline 1\\nline 2\\nEOF_X\\n' >> "$GITHUB_OUTPUT"
+          echo "FROM_FILE=bar" >> "$GITHUB_ENV"
+          mkdir -p /tmp/tools && printf '#!/bin/sh\\necho tool ran\\n' > /tmp/tools/mytool && chmod +x /tmp/tools/mytool
+          echo /tmp/tools >> "$GITHUB_PATH"
+          echo "### summary heading" >> "$GITHUB_STEP_SUMMARY"
+          echo "::add-mask::s3cr3t-value"
+          echo "the value is s3cr3t-value"
+          echo "::group::A group"
+          echo "::warning file=src/a.c,line=3,col=5::careful here"
+          echo "::endgroup::"
+          echo "::debug::debug is hidden"
+          echo "::stop-commands::pause-token"
+          echo "::add-mask::still-visible"
+          echo "::pause-token::"
+          echo "shown: still-visible"
+      # steps context and env from earlier steps, evaluated just before this step
+      - name: Reads \${{ steps.files.outcome }}
+        run: |
+          echo "out=\${{ steps.files.outputs.simple }}"
+          echo 'multi=\${{ toJSON(steps.files.outputs.multi) }}'
+          echo "env=$FROM_FILE ctx=\${{ env.FROM_FILE }}"
+          mytool
+          echo "job=\${{ job.status }} sha=\${{ github.sha }}"
+      - id: broken
+        continue-on-error: true
+        run: exit 3
+      - if: steps.broken.outcome == 'failure' && steps.broken.conclusion == 'success'
+        run: echo "saw outcome=\${{ steps.broken.outcome }} conclusion=\${{ steps.broken.conclusion }}"
+      - id: fails
+        shell: sh
+        run: echo failing; exit 1
+      - run: echo never runs
+      - if: failure()
+        run: echo "failure branch job=\${{ job.status }}"
+      - if: \${{ always() && github.ref == 'refs/heads/main' }}
+        run: echo always branch
+      - if: cancelled()
+        run: echo not cancelled
+`;
+
+describe("conformance: step semantics in a real VM (tiny guest, TCG)", { timeout: 300_000 }, () => {
+  let runDir: string;
+  before(async () => {
+    runDir = await mkdtemp(path.join(tmpdir(), "solstice-conformance-"));
+  });
+  after(async () => {
+    await rm(runDir, { recursive: true, force: true });
+  });
+
+  test("outputs, env, path, summary, commands, outcomes and job outputs behave as on GitHub", async () => {
+    const github = { ref: "refs/heads/main", ref_name: "main", sha: "abc123", repository: "acme/app" };
+    const workflow = parseWorkflow(WORKFLOW, { file: "conformance.yml", contexts: { github } });
+    const [job] = workflow.jobs;
+    assert.ok(job);
+    const request = toJobRequest(workflow, job, {
+      source: JobSource.MANUAL,
+      owner: "conformance",
+      repository: { url: "", fullName: "acme/app", commitSha: "abc123", ref: "refs/heads/main" },
+    });
+    const events: JobEvent[] = [];
+    const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
+      events.push(event);
+    });
+    const log = pino({ level: "silent" });
+    const backend = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
+    const result: JobResult = await runJob({
+      job: request,
+      backend,
+      events: stream,
+      signal: new AbortController().signal,
+      log,
+    });
+
+    const lines = events.flatMap((e) => (e.body.case === "log" ? e.body.value.lines.map((l) => l.text) : []));
+    const text = lines.join("\n");
+    const outcomes = result.steps.map((s) => [s.index, Outcome[s.outcome], Outcome[s.conclusion]]);
+    assert.deepEqual(
+      outcomes,
+      [
+        [0, "SUCCESS", "SUCCESS"],
+        [1, "SUCCESS", "SUCCESS"],
+        [2, "FAILURE", "SUCCESS"],
+        [3, "SUCCESS", "SUCCESS"],
+        [4, "FAILURE", "FAILURE"],
+        [5, "SKIPPED", "SKIPPED"],
+        [6, "SUCCESS", "SUCCESS"],
+        [7, "SUCCESS", "SUCCESS"],
+        [8, "SKIPPED", "SKIPPED"],
+      ],
+      text,
+    );
+    assert.equal(result.result, Outcome.FAILURE);
+    assert.deepEqual(result.steps[0]?.outputs, { simple: "one two", multi: "line 1\nline 2" });
+    assert.deepEqual(result.steps[0]?.annotations, [
+      { level: "warning", message: "careful here", file: "src/a.c", line: 3, column: 5 },
+    ]);
+    assert.deepEqual(result.outputs, { simple: "one two", joined: "one two-main" });
+    const finished = events.find((e) => e.body.case === "jobFinished");
+    assert.ok(finished?.body.case === "jobFinished");
+    assert.deepEqual({ ...finished.body.value.outputs }, { simple: "one two", joined: "one two-main" });
+
+    assert.match(text, /the value is \*\*\*/);
+    assert.doesNotMatch(text, /s3cr3t-value/);
+    assert.match(text, /shown: still-visible/, "::add-mask:: inside stop-commands is not a command");
+    assert.match(text, /^::add-mask::still-visible$/m, "commands are logged as written while stopped");
+    assert.match(text, /::group::A group/);
+    assert.match(text, /::warning file=src\/a\.c,line=3,col=5::careful here/);
+    assert.doesNotMatch(text, /debug is hidden/);
+    assert.doesNotMatch(text, /pause-token/);
+    assert.match(text, /### summary heading/);
+    assert.match(text, /out=one two/);
+    assert.match(text, /multi="line 1\\nline 2"/);
+    assert.match(text, /env=bar ctx=bar/);
+    assert.match(text, /tool ran/);
+    assert.match(text, /job=success sha=abc123/);
+    assert.match(text, /saw outcome=failure conclusion=success/);
+    assert.doesNotMatch(text, /never runs/);
+    assert.match(text, /failure branch job=failure/);
+    assert.match(text, /always branch/);
+    const started = events.find((e) => e.body.case === "stepStarted" && e.body.value.index === 1);
+    assert.ok(started?.body.case === "stepStarted");
+  });
+});

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, type Socket, connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { type Bus, connectBus } from "@solstice/bus";
+import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
+import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
+import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
+import { createQemuBackend } from "@solstice/vm";
+import pg from "pg";
+import { pino } from "pino";
+import { AMQP_URL, DATABASE_URL, leftovers, tinyJob } from "../support/fleet.ts";
+
+// The orchestrator reaches RabbitMQ through a TCP relay this test can cut, so the broker itself
+// (shared with tests running in parallel) is never restarted.
+const LEASE_MS = 8_000;
+const HEARTBEAT_MS = 1_000;
+const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+
+interface Relay {
+  readonly port: number;
+  /** Drops every connection and refuses new ones until `restore`. */
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+async function startRelay(target: URL): Promise<Relay> {
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server = createServer((client) => {
+    if (!open) {
+      client.destroy();
+      return;
+    }
+    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => s.destroy());
+      s.on("close", () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : 0,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const id = randomUUID().slice(0, 8);
+const namespace = `test-${id}`;
+const schema = `test_${id}`;
+let relay: Relay;
+let hostBus: Bus;
+let ownerBus: Bus;
+let store: JobStore;
+let closeStore: () => Promise<void>;
+let orchestrator: Orchestrator;
+let runRoot: string;
+
+before(async () => {
+  const target = new URL(AMQP_URL);
+  relay = await startRelay(target);
+  const relayed = new URL(AMQP_URL);
+  relayed.hostname = "127.0.0.1";
+  relayed.port = String(relay.port);
+  runRoot = await mkdtemp(path.join(tmpdir(), "solstice-vms-"));
+  await migrate({ databaseUrl: DATABASE_URL, schema, log });
+  ({ store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log }));
+  ownerBus = await connectBus({ url: AMQP_URL, namespace, log });
+  hostBus = await connectBus({ url: relayed.toString(), namespace, log, publishTimeoutMs: 3_000 });
+  const config = loadConfig("orchestrator", orchestratorConfigSchema, {
+    SOLSTICE_AMQP_URL: relayed.toString(),
+    SOLSTICE_DATABASE_URL: DATABASE_URL,
+    SOLSTICE_DATABASE_SCHEMA: schema,
+    SOLSTICE_NAMESPACE: namespace,
+    SOLSTICE_HOST_ID: `cut-${id}`,
+    SOLSTICE_CAPACITY: "tiny=1",
+    SOLSTICE_RUN_DIR: runRoot,
+    SOLSTICE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
+    SOLSTICE_LEASE_MS: String(LEASE_MS),
+  });
+  const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
+  orchestrator = await startOrchestrator({ config, bus: hostBus, store, backend, accelerator: "tcg", log });
+});
+
+after(async () => {
+  relay?.restore();
+  await orchestrator?.stop(0);
+  await hostBus?.close();
+  await ownerBus?.ensureLabelQueue("tiny");
+  await ownerBus?.deleteNamespace();
+  await ownerBus?.close();
+  await relay?.close();
+  await closeStore?.();
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  await client.query(`drop schema if exists "${schema}" cascade`);
+  await client.end();
+  await rm(runRoot, { recursive: true, force: true });
+});
+
+test("a host cut off from the broker cancels its own job and destroys its VM before the owner's lease runs out", {
+  timeout: 180_000,
+}, async (t) => {
+  const job = tinyJob("nobody-follows", [{ name: "long", run: "echo started; sleep 300" }]);
+  await ownerBus.publishJob(job);
+  const deadline = Date.now() + 120_000;
+  while ((await store.getJob(job.jobId))?.steps[0]?.state !== "running") {
+    assert.ok(Date.now() < deadline, "the job's step never started");
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal((await leftovers(runRoot)).qemu.length, 1, "the job's VM runs");
+
+  const cutAt = Date.now();
+  relay.cut();
+  while (orchestrator.running.size > 0) {
+    assert.ok(Date.now() - cutAt < 60_000, "the host still runs the job a minute after losing the broker");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const stoppedAfterMs = Date.now() - cutAt;
+  t.diagnostic(`job stopped ${stoppedAfterMs} ms after the cut (lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms)`);
+  assert.ok(stoppedAfterMs >= LEASE_MS - 2 * HEARTBEAT_MS, `not before lease − 2 × heartbeat (${stoppedAfterMs} ms)`);
+  assert.ok(stoppedAfterMs < LEASE_MS, `VM gone before the owner would retry (${stoppedAfterMs} ms)`);
+  assert.deepEqual((await leftovers(runRoot)).qemu, [], "its VM is gone");
+  const row = await store.getJob(job.jobId);
+  assert.equal(row?.state, "cancelled");
+  assert.match(row?.reason ?? "", /lost the broker/);
+});

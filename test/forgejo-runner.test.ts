@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
+import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
+import { pino } from "pino";
+import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
+import { startTestFleet, type TestFleet } from "./support/fleet.ts";
+
+// A fake Forgejo, this runner, the real RabbitMQ/PostgreSQL and an orchestrator with tiny TCG guests.
+
+const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+
+const THREE_STEPS = `name: ci
+jobs:
+  build:
+    name: build
+    runs-on: solstice-tiny
+    steps:
+      - name: first
+        run: echo one-a; echo one-b
+      - name: second
+        env:
+          SECRET_VALUE: \${{ secrets.DEPLOY_KEY }}
+        run: echo "two $SECRET_VALUE"
+      - name: third
+        run: echo three
+`;
+
+describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
+  let forge: FakeForgejo;
+  let fleet: TestFleet;
+  let daemon: Daemon;
+  let dir: string;
+  const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("forgejotest")));
+
+  before(async () => {
+    forge = await startFakeForgejo();
+    forge.addRegistrationToken("registration-token");
+    fleet = await startTestFleet("tiny=1", { keyring });
+    dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-"));
+  });
+  after(async () => {
+    await daemon?.stop(5000);
+    await fleet?.close();
+    await forge?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test("register writes a .runner file like the official runner's, mode 0600", async () => {
+    const file = path.join(dir, ".runner");
+    const runner = await registerRunner({
+      instance: `${forge.url}/`,
+      token: "registration-token",
+      name: "solstice-test",
+      labels: ["solstice-tiny:vm:tiny"],
+      file,
+    });
+    const written = JSON.parse(await readFile(file, "utf8"));
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    assert.deepEqual(Object.keys(written), ["WARNING", "id", "uuid", "name", "token", "address", "labels"]);
+    assert.equal(written.uuid, runner.uuid);
+    assert.equal(written.address, forge.url);
+    assert.deepEqual(written.labels, ["solstice-tiny:vm:tiny"]);
+    assert.deepEqual(forge.runners.get(runner.uuid)?.labels, ["solstice-tiny"], "only label names reach the forge");
+
+    daemon = await startDaemon({
+      config: forgejoRunnerConfigSchema.parse({
+        runnerFile: file,
+        namespace: fleet.namespace,
+        capacity: 1,
+        fetchIntervalMs: 200,
+        reportIntervalMs: 300,
+      }),
+      runner,
+      bus: fleet.bus,
+      log,
+      keyring,
+    });
+  });
+
+  test("a three-step task's output, step ranges and result land in the forge, secrets masked", async () => {
+    const jobId = forge.queueJob({ workflow: THREE_STEPS, secrets: { DEPLOY_KEY: "hunter2-very-secret" } });
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 120_000, "the task's log archived");
+    const task = forge.taskOfJob(jobId);
+    assert.ok(task);
+    await forge.waitFor(() => task.result !== Result.UNSPECIFIED, 10_000, "the task's result");
+    const lines = task.log.map((l) => l.content);
+    const all = lines.join("\n");
+    assert.equal(task.result, Result.SUCCESS, all);
+    assert.doesNotMatch(all, /hunter2/, "the secret never reaches the forge");
+    assert.ok(lines.includes("two ***"), all);
+    const range = (i: number) => {
+      const step = task.steps[i];
+      assert.ok(step);
+      return lines.slice(Number(step.logIndex), Number(step.logIndex + step.logLength));
+    };
+    assert.deepEqual(range(0), ["one-a", "one-b"]);
+    assert.deepEqual(range(1), ["two ***"]);
+    assert.deepEqual(range(2), ["three"]);
+    assert.deepEqual(
+      task.steps.map((s) => s.result),
+      [Result.SUCCESS, Result.SUCCESS, Result.SUCCESS],
+    );
+    assert.equal(lines.filter((l) => l === "one-a").length, 1, "no row is duplicated");
+  });
+
+  test("a workflow with an unsupported uses: fails at once with the reason in the log", async () => {
+    const jobId = forge.queueJob({
+      workflow: THREE_STEPS.replace("run: echo three", "uses: actions/setup-node@v4"),
+    });
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.result === Result.FAILURE, 20_000, "the refused task's result");
+    const task = forge.taskOfJob(jobId);
+    const all = task?.log.map((l) => l.content).join("\n") ?? "";
+    assert.match(all, /actions\/setup-node/);
+    assert.doesNotMatch(all, /accepted by/, "no host ever took the job");
+    assert.equal(
+      task?.steps.every((s) => s.result === Result.CANCELLED),
+      true,
+    );
+  });
+
+  test("a failing step marks the task failed", async () => {
+    const jobId = forge.queueJob({
+      workflow: THREE_STEPS.replace("run: echo three", "run: echo bad; exit 3"),
+      secrets: { DEPLOY_KEY: "x-secret-x" },
+    });
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 120_000, "the failed task's log");
+    const task = forge.taskOfJob(jobId);
+    await forge.waitFor(() => task?.result !== Result.UNSPECIFIED, 10_000, "the failed task's result");
+    assert.equal(task?.result, Result.FAILURE);
+    assert.equal(task?.steps[2]?.result, Result.FAILURE);
+    assert.equal(task?.steps[0]?.result, Result.SUCCESS);
+  });
+
+  test("a task cancelled in the forge stops its job within seconds", async () => {
+    const jobId = forge.queueJob({
+      workflow: THREE_STEPS.replace("run: echo three", "run: echo sleeping; sleep 300"),
+      secrets: { DEPLOY_KEY: "x-secret-x" },
+    });
+    await forge.waitFor(
+      () => forge.taskOfJob(jobId)?.log.some((l) => l.content === "sleeping") === true,
+      120_000,
+      "the sleeping step's output",
+    );
+    const task = forge.taskOfJob(jobId);
+    assert.ok(task);
+    const cancelledAt = Date.now();
+    forge.cancel(task.id);
+    await forge.waitFor(() => task.logArchived, 30_000, "the cancelled task's final log");
+    await forge.waitFor(() => daemon.active === 0, 30_000, "the runner's slot freed");
+    assert.ok(Date.now() - cancelledAt < 30_000);
+    assert.equal(task.result, Result.CANCELLED);
+    assert.match(task.log.map((l) => l.content).join("\n"), /cancelled in the forge/);
+  });
+});

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
-import pg from "pg";
 import { projectRoot, runCiadm } from "./support/ciadm.ts";
-import { DATABASE_URL } from "./support/fleet.ts";
+import { DATABASE_URL, dropSchema } from "./support/fleet.ts";
 
 test("ciadm db migrate applies the schema once and then reports it up to date", { timeout: 60_000 }, async () => {
   const schema = `test_${randomUUID().slice(0, 8)}`;
@@ -15,10 +14,7 @@ test("ciadm db migrate applies the schema once and then reports it up to date", 
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /schema is up to date/);
   } finally {
-    const client = new pg.Client({ connectionString: DATABASE_URL });
-    await client.connect();
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    await client.end();
+    await dropSchema(schema);
   }
 });
 

@@ -10,11 +10,10 @@ import { connectBus } from "@solstice/bus";
 import { envNameOf, orchestratorConfigSchema } from "@solstice/config";
 import { forgejoRunnerConfigSchema } from "@solstice/forgejo-runner";
 import { generateFleetKey, type JobEvent } from "@solstice/protocol";
-import pg from "pg";
 import { pino } from "pino";
 import { parse } from "yaml";
 import { projectRoot } from "./support/ciadm.ts";
-import { AMQP_URL, DATABASE_URL, tinyJob } from "./support/fleet.ts";
+import { AMQP_URL, DATABASE_URL, dropSchema, tinyJob } from "./support/fleet.ts";
 
 interface ComposeService {
   command?: string[];
@@ -205,10 +204,7 @@ test("the orchestrator started as compose.yml starts it runs a tiny job and repo
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   cleanups.push(async () => {
     child.kill("SIGKILL");
-    const client = new pg.Client({ connectionString: DATABASE_URL });
-    await client.connect();
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    await client.end();
+    await dropSchema(schema);
   });
   let stderr = "";
   child.stderr?.on("data", (d) => {

@@ -10,9 +10,8 @@ import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
 import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
 import { createQemuBackend } from "@solstice/vm";
-import pg from "pg";
 import { pino } from "pino";
-import { AMQP_URL, DATABASE_URL, leftovers, tinyJob } from "../support/fleet.ts";
+import { AMQP_URL, DATABASE_URL, dropSchema, leftovers, tinyJob } from "../support/fleet.ts";
 
 // The orchestrator reaches RabbitMQ through a TCP relay this test can cut, so the broker itself
 // (shared with tests running in parallel) is never restarted.
@@ -111,10 +110,7 @@ after(async () => {
   await ownerBus?.close();
   await relay?.close();
   await closeStore?.();
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  await client.query(`drop schema if exists "${schema}" cascade`);
-  await client.end();
+  await dropSchema(schema);
   await rm(runRoot, { recursive: true, force: true });
 });
 

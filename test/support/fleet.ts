@@ -123,13 +123,21 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
       await bus.deleteNamespace();
       await bus.close();
       await closeStore();
-      const client = new pg.Client({ connectionString: DATABASE_URL });
-      await client.connect();
-      await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
+      await dropSchema(schema);
       await rm(runRoot, { recursive: true, force: true });
     },
   };
+}
+
+/** Removes a test's PostgreSQL schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`drop schema if exists "${schema}" cascade`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** A job for the tiny guest with the given `run` steps. */

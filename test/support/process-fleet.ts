@@ -6,10 +6,9 @@ import path from "node:path";
 import { type Bus, connectBus } from "@solstice/bus";
 import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
 import type { JobEvent, JobRequest } from "@solstice/protocol";
-import pg from "pg";
 import { pino } from "pino";
 import { projectRoot } from "./ciadm.ts";
-import { AMQP_URL, DATABASE_URL } from "./fleet.ts";
+import { AMQP_URL, DATABASE_URL, dropSchema } from "./fleet.ts";
 
 const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
 
@@ -192,10 +191,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
       await bus.deleteNamespace();
       await bus.close();
       await closeStore();
-      const client = new pg.Client({ connectionString: DATABASE_URL });
-      await client.connect();
-      await client.query(`drop schema if exists "${schema}" cascade`);
-      await client.end();
+      await dropSchema(schema);
     },
   };
 }

@@ -1,4 +1,5 @@
 export { DbError, type DbErrorCode } from "./db-error.ts";
+export { jobDetailsOf } from "./job-details.ts";
 export type {
   FinishedJobState,
   HostRecord,

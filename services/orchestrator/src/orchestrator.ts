@@ -7,9 +7,9 @@ import {
   type JobDelivery,
 } from "@solstice/bus";
 import { effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
-import type { JobDetails, JobStore } from "@solstice/db";
+import { type JobStore, jobDetailsOf } from "@solstice/db";
 import { JobEventStream, runJob } from "@solstice/executor";
-import { type Control, type FleetKeyring, type JobEvent, type JobRequest, JobSource } from "@solstice/protocol";
+import type { Control, FleetKeyring, JobEvent, JobRequest } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { DebugSshKeeper } from "./debug-ssh.ts";
@@ -56,8 +56,6 @@ interface RunningJob {
   readonly controller: AbortController;
   readonly done: Promise<void>;
 }
-
-const SOURCE_NAMES = { [JobSource.FORGEJO]: "forgejo", [JobSource.GITHUB]: "github" } as const;
 
 /**
  * The host agent: takes jobs for the labels this host serves, never more than its slots allow,
@@ -192,7 +190,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
 
   async function accept(job: JobRequest, delivery: JobDelivery): Promise<void> {
     const jobLog = log.child({ job_id: job.jobId, attempt: job.attempt, host: config.hostId });
-    const claimed = await store.markRunning(job.jobId, job.attempt, config.hostId, new Date(), detailsOf(job));
+    const claimed = await store.markRunning(job.jobId, job.attempt, config.hostId, new Date(), jobDetailsOf(job));
     if (!claimed) {
       // Finished already, or a newer attempt runs elsewhere: this delivery is stale.
       jobLog.warn("job is finished or superseded; dropping this delivery");
@@ -263,21 +261,5 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     get running() {
       return new Map([...running].map(([id, j]) => [id, { attempt: j.attempt, label: j.label }]));
     },
-  };
-}
-
-function detailsOf(job: JobRequest): JobDetails {
-  return {
-    source: SOURCE_NAMES[job.source as keyof typeof SOURCE_NAMES] ?? "manual",
-    owner: job.owner,
-    label: job.runsOn,
-    repoUrl: job.repository?.url ?? "",
-    repoFullName: job.repository?.fullName ?? "",
-    commitSha: job.repository?.commitSha ?? "",
-    ref: job.repository?.ref ?? "",
-    workflowPath: job.workflowPath,
-    jobKey: job.workflowJobId,
-    jobName: job.jobName,
-    steps: job.steps.map((s) => ({ index: s.index, name: s.name })),
   };
 }

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { jobDetailsOf } from "@solstice/db";
 import { JobSource } from "@solstice/protocol";
 import { loadWorkflowFile, selectJobs, toJobRequest } from "@solstice/workflow";
 import { type Command, Option } from "commander";
@@ -68,21 +69,7 @@ export function registerEnqueue(program: Command, term: Terminal, logger: () => 
     try {
       await withBus(opts, log, async (bus) => {
         for (const request of requests) {
-          await db?.store.recordQueued({
-            jobId: request.jobId,
-            attempt: request.attempt,
-            source: "manual",
-            owner: request.owner,
-            label: request.runsOn,
-            repoUrl: request.repository?.url ?? "",
-            repoFullName: request.repository?.fullName ?? "",
-            commitSha: request.repository?.commitSha ?? "",
-            ref: request.repository?.ref ?? "",
-            workflowPath: request.workflowPath,
-            jobKey: request.workflowJobId,
-            jobName: request.jobName,
-            steps: request.steps.map((s) => ({ index: s.index, name: s.name })),
-          });
+          await db?.store.recordQueued({ jobId: request.jobId, attempt: request.attempt, ...jobDetailsOf(request) });
           await bus.publishJob(request);
           term.out(`${request.jobId}  ${request.jobName} (runs-on: ${request.runsOn})\n`);
         }

@@ -1,9 +1,9 @@
 import type { JobRequest } from "@solstice/protocol";
 
-/** Where the job's repository lives in the guest, under the SSH user's home. */
+/** Where the job's repository lives in the guest: `~/workspace/<repository name>`. */
 export function workspacePath(home: string, job: JobRequest): string {
   const name = job.repository?.fullName.split("/").pop() || "workspace";
-  return `${home}/work/${name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+  return `${home}/workspace/${name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
 }
 
 /**

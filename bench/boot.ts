@@ -73,7 +73,8 @@ async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Promise<n
       sshPort,
     });
     const started = performance.now();
-    qemu.process = spawn("qemu-system-x86_64", args, { stdio: "ignore" });
+    // The raw QEMU dies with the benchmark, even when it is interrupted.
+    qemu.process = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
     await waitForSshBanner("127.0.0.1", sshPort, { deadlineMs: 300_000 });
     if (image.readiness === "cloud-init") {
       const session = await connectSsh({

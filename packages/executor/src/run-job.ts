@@ -101,14 +101,16 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     }
     events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator})`, "system");
     session = await connectSsh(vm.ssh, { signal });
-    const home = (await captureOutput(session, 'printf %s "$HOME"', signal)) || "/root";
+    // One round trip: the shell expands $HOME in the workspace path (its name is [A-Za-z0-9._-] only).
+    const home =
+      (await captureOutput(session, `mkdir -p "${workspacePath("$HOME", job)}" && printf %s "$HOME"`, signal)) ||
+      "/root";
     const workspace = workspacePath(home, job);
     const baseEnv = {
       ...defaultStepEnvironment(job, workspace, home),
       ...job.env,
       ...secretEnvironment(job.secretEnv, secrets),
     };
-    await session.exec(`mkdir -p '${workspace}'`, { signal });
     const guest = { ...(await probeGuest(session, signal)), runnerTemp: baseEnv.RUNNER_TEMP ?? "/tmp" };
     runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) });
 

@@ -70,21 +70,10 @@ describe("a VM booted by the qemu backend", { timeout: 360_000 }, () => {
   });
 
   test("the guest cannot connect to the host's PostgreSQL or RabbitMQ", { timeout: 60_000 }, async () => {
-    const hostAddresses = Object.values(networkInterfaces())
-      .flat()
-      .filter((a) => a && a.family === "IPv4" && !a.internal)
-      .map((a) => a?.address ?? "");
+    const hostAddresses = hostIPv4Addresses();
     const targets = ["10.0.2.2", ...hostAddresses].flatMap((ip) => [`${ip}:5432`, `${ip}:5672`]);
-    const script = targets
-      .map((t) => {
-        const [ip, port] = t.split(":");
-        return `if timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null; then echo "open ${t}"; else echo "closed ${t}"; fi`;
-      })
-      .join("\n");
-    const lines: string[] = [];
-    await session.runScript({ script, shell: "bash {0}", env: {}, onLine: (_s, text) => lines.push(text) });
     assert.deepEqual(
-      lines,
+      await connectFromGuest(session, targets),
       targets.map((t) => `closed ${t}`),
     );
     // The same services are up on the host, so "closed" above is the namespace's doing.
@@ -104,23 +93,12 @@ describe("a VM booted by the qemu backend", { timeout: 360_000 }, () => {
     const backend = createQemuBackend({ runRoot, accelerator: "tcg", log });
     const other = await backend.boot({ vmName: `test-other-${randomUUID()}`, image: await tinyImage(), log });
     try {
-      const hostAddresses = Object.values(networkInterfaces())
-        .flat()
-        .filter((a) => a && a.family === "IPv4" && !a.internal)
-        .map((a) => a?.address ?? "");
+      const hostAddresses = hostIPv4Addresses();
       // The other VM is reachable only through its SSH port forwarded on the host's loopback; its
       // guest address is the same private 10.0.2.15 in every VM's own user-mode network.
       const targets = ["10.0.2.2", "127.0.0.1", ...hostAddresses].map((ip) => `${ip}:${other.ssh.port}`);
-      const script = targets
-        .map((t) => {
-          const [ip, port] = t.split(":");
-          return `if timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null; then echo "open ${t}"; else echo "closed ${t}"; fi`;
-        })
-        .join("\n");
-      const lines: string[] = [];
-      await session.runScript({ script, shell: "bash {0}", env: {}, onLine: (_s, text) => lines.push(text) });
       assert.deepEqual(
-        lines,
+        await connectFromGuest(session, targets),
         targets.map((t) => `closed ${t}`),
       );
       // From the host the other VM answers, so "closed" above is the isolation's doing.
@@ -249,3 +227,24 @@ test("the accelerator probe picks TCG on a host where KVM cannot run a guest, an
   assert.match(cached.reason, /cached/);
   rmSync(cacheDir, { recursive: true, force: true });
 });
+
+/** The host's own non-loopback IPv4 addresses: a guest must reach none of them. */
+function hostIPv4Addresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && a.family === "IPv4" && !a.internal)
+    .map((a) => a?.address ?? "");
+}
+
+/** Tries a TCP connection from inside the guest to each `ip:port`; one "open"/"closed" line each. */
+async function connectFromGuest(session: SshSession, targets: string[]): Promise<string[]> {
+  const script = targets
+    .map((t) => {
+      const [ip, port] = t.split(":");
+      return `if timeout 3 bash -c 'exec 3<>/dev/tcp/${ip}/${port}' 2>/dev/null; then echo "open ${t}"; else echo "closed ${t}"; fi`;
+    })
+    .join("\n");
+  const lines: string[] = [];
+  await session.runScript({ script, shell: "bash {0}", env: {}, onLine: (_s, text) => lines.push(text) });
+  return lines;
+}

@@ -9,6 +9,7 @@ import { after, test } from "node:test";
 import { connectBus } from "@solstice/bus";
 import { envNameOf, orchestratorConfigSchema } from "@solstice/config";
 import { forgejoRunnerConfigSchema } from "@solstice/forgejo-runner";
+import { githubRunnerConfigSchema } from "@solstice/github-runner";
 import { generateFleetKey, type JobEvent } from "@solstice/protocol";
 import { pino } from "pino";
 import { parse } from "yaml";
@@ -38,7 +39,11 @@ const envExample = parseEnvFile(await readFile(path.join(projectRoot, ".env.exam
 /** Read by code outside a service's zod schema: the fleet keyring (protocol) and the image catalog (images). */
 const readOutsideSchema = new Set(["SOLSTICE_FLEET_KEYS", "SOLSTICE_FLEET_KEYS_FILE", "SOLSTICE_IMAGE_CATALOG"]);
 /** Each built service and the schema its main.ts validates its environment with. */
-const schemas = { orchestrator: orchestratorConfigSchema, "forgejo-runner": forgejoRunnerConfigSchema } as const;
+const schemas = {
+  orchestrator: orchestratorConfigSchema,
+  "forgejo-runner": forgejoRunnerConfigSchema,
+  "github-runner": githubRunnerConfigSchema,
+} as const;
 
 function parseEnvFile(text: string): Map<string, string> {
   const vars = new Map<string, string>();

@@ -3,15 +3,43 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { Bus } from "@solstice/bus";
 import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
-import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
+import {
+  checkoutTokenContext,
+  FleetKeyring,
+  generateFleetKey,
+  type JobRequest,
+  JobRequestSchema,
+  parseFleetKeys,
+  toBinary,
+  toJson,
+} from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { startTestFleet, type TestFleet } from "./support/fleet.ts";
 
 // A fake Forgejo, this runner, the real RabbitMQ/PostgreSQL and an orchestrator with tiny TCG guests.
 
-const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+/** Every log line of the runner and the orchestrator, at debug level, to prove no secret is in one. */
+const logLines: string[] = [];
+const log = pino({ level: "debug" }, { write: (line: string) => logLines.push(line) });
+
+/** The fleet's bus, with each JobRequest the runner publishes kept for inspection. */
+function recordingBus(bus: Bus, published: JobRequest[]): Bus {
+  return new Proxy(bus, {
+    get(target, property) {
+      if (property === "publishJob") {
+        return (job: JobRequest) => {
+          published.push(job);
+          return target.publishJob(job);
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
 
 const THREE_STEPS = `name: ci
 jobs:
@@ -35,11 +63,12 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
   let daemon: Daemon;
   let dir: string;
   const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("forgejotest")));
+  const published: JobRequest[] = [];
 
   before(async () => {
     forge = await startFakeForgejo();
     forge.addRegistrationToken("registration-token");
-    fleet = await startTestFleet("tiny=1", { keyring });
+    fleet = await startTestFleet("tiny=1", { keyring, log });
     dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-"));
   });
   after(async () => {
@@ -75,7 +104,7 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
         reportIntervalMs: 300,
       }),
       runner,
-      bus: fleet.bus,
+      bus: recordingBus(fleet.bus, published),
       log,
       keyring,
     });
@@ -105,6 +134,26 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
       [Result.SUCCESS, Result.SUCCESS, Result.SUCCESS],
     );
     assert.equal(lines.filter((l) => l === "one-a").length, 1, "no row is duplicated");
+  });
+
+  test("the task's forge token reaches the JobRequest sealed, and never in plain text there, in a log or in the forge", () => {
+    const task = [...forge.tasks.values()][0];
+    assert.ok(task);
+    const request = published.find((r) => r.jobName === "build");
+    assert.ok(request, "the runner published the job");
+    assert.ok(request.checkoutToken, "the checkout token travels with the job");
+    assert.equal(keyring.unseal(request.checkoutToken, checkoutTokenContext(request.jobId)), task.token);
+    const wire = Buffer.from(toBinary(JobRequestSchema, request));
+    const text = JSON.stringify(toJson(JobRequestSchema, request));
+    for (const secret of [task.token, "hunter2-very-secret"]) {
+      assert.equal(wire.includes(secret), false, "not in the message on the broker");
+      assert.equal(text.includes(secret), false, "not in any field, contexts included");
+      assert.equal(logLines.join("").includes(secret), false, "not in a log line of the runner or the orchestrator");
+      assert.equal(forge.logText(task.id).includes(secret), false, "not in the forge's log");
+    }
+    const all = logLines.join("");
+    assert.ok(all.includes('"msg":"task received"'), "the runner's log was captured");
+    assert.ok(all.includes('"msg":"job accepted"'), "the orchestrator's log was captured");
   });
 
   test("a workflow with an unsupported uses: fails at once with the reason in the log", async () => {

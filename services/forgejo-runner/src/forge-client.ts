@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { PingService } from "./gen/ping/v1/services_pb.ts";
 import { RunnerService } from "./gen/runner/v1/services_pb.ts";
@@ -11,6 +11,8 @@ export interface ForgeClientOptions {
   credentials?: { uuid: string; token: string };
   /** Deadline of each call. Default 60000, as the Forgejo runner's client. */
   callTimeoutMs?: number;
+  /** Told the outcome of every call (`error` undefined on success): readiness and metrics follow the forge. */
+  observe?: (method: string, error: ConnectError | undefined) => void;
 }
 
 export interface ForgeClient {
@@ -38,12 +40,22 @@ export function createForgeClient(opts: ForgeClientOptions): ForgeClient {
     requestKey = randomUUID();
     return res;
   };
+  const observe: Interceptor = (next) => async (req) => {
+    try {
+      const res = await next(req);
+      opts.observe?.(req.method.name, undefined);
+      return res;
+    } catch (error) {
+      opts.observe?.(req.method.name, ConnectError.from(error));
+      throw error;
+    }
+  };
   const transport = createConnectTransport({
     baseUrl: actionsBaseUrl(opts.address),
     httpVersion: "1.1",
     // Binary protobuf is what the official runners send.
     useBinaryFormat: true,
-    interceptors: [auth],
+    interceptors: [observe, auth],
     defaultTimeoutMs: opts.callTimeoutMs ?? 60_000,
   });
   return {

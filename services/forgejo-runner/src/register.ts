@@ -1,7 +1,6 @@
 import { ConnectError } from "@connectrpc/connect";
-import { sleep } from "./backoff.ts";
+import { parseLabel, sleep } from "@solstice/forge-relay";
 import { createForgeClient } from "./forge-client.ts";
-import { parseLabel } from "./labels.ts";
 import { type RunnerFile, writeRunnerFile } from "./runner-file.ts";
 import { RUNNER_VERSION } from "./version.ts";
 
@@ -22,7 +21,7 @@ export interface RegisterOptions {
 
 export class RegisterError extends Error {
   constructor(
-    readonly code: "forge_unreachable" | "registration_refused",
+    readonly code: "forge_unreachable" | "registration_refused" | "invalid_secret",
     message: string,
     readonly hint: string,
   ) {

@@ -1,39 +1,47 @@
-import type { JsonObject } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Bus, UnroutableLabelError } from "@solstice/bus";
+import { type OwnerEvents, type RunnerLabel, runFleetJob } from "@solstice/forge-relay";
 import {
-  ControlSchema,
-  create,
-  EventOrder,
+  checkoutTokenContext,
   type FleetKeyring,
   type JobEvent,
   type JobRequest,
   JobSource,
   Outcome,
-  SCHEMA_VERSION,
 } from "@solstice/protocol";
-import { parseWorkflow, toJobRequest, type Workflow } from "@solstice/workflow";
+import { toJobRequest, WorkflowError } from "@solstice/workflow";
 import type { Logger } from "pino";
-import { parse as parseYaml } from "yaml";
 import type { ForgeClient } from "./forge-client.ts";
 import { Result, type Task } from "./gen/runner/v1/messages_pb.ts";
-import type { RunnerLabel } from "./labels.ts";
+import type { RunnerMetrics } from "./runner-metrics.ts";
+import { contextText, countSteps, decodeTask, TaskPayloadError, taskContext, taskMasks } from "./task-payload.ts";
 import { TaskReporter } from "./task-reporter.ts";
 
 export interface TaskRelayOptions {
   task: Task;
   client: ForgeClient;
-  bus: Bus;
+  bus: Pick<Bus, "publishJob" | "publishControl" | "queueDepths">;
+  /** The daemon's owner subscription, which hands this task's job events over. */
+  events: OwnerEvents;
   /** This runner's owner name: the routing key prefix of its jobs' events. */
   owner: string;
   labels: readonly RunnerLabel[];
-  keyring?: FleetKeyring;
+  /** Seals the secrets and the checkout token into the JobRequest. */
+  keyring: Pick<FleetKeyring, "seal">;
   log: Logger;
   reportIntervalMs?: number;
+  maxBackoffMs?: number;
+  /** The lease rule (see @solstice/forge-relay's runFleetJob). Default 60000. */
+  leaseMs?: number;
+  /** Attempts in all before a lost job fails the task. Default 3. */
+  maxAttempts?: number;
+  /** How long the job may wait for a host. Default 600000. */
+  queueTimeoutMs?: number;
   /** After a Control.Cancel, how long to wait for the job's end before reporting it cancelled. Default 60000. */
   cancelGraceMs?: number;
-  /** Registers the handler of this job's events with the daemon's single owner subscription. */
-  follow(jobId: string, onEvent: (event: JobEvent) => void): () => void;
+  /** Aborting (the runner is shutting down) cancels the job and reports the task cancelled. */
+  signal?: AbortSignal;
+  metrics?: RunnerMetrics;
 }
 
 /** Proto enums share numbers: Outcome and the forge's Result both go SUCCESS=1 … SKIPPED=4. */
@@ -50,175 +58,159 @@ function resultOf(outcome: Outcome): Result {
   }
 }
 
-function text(value: unknown): string {
-  return typeof value === "string" ? value : "";
-}
-
 /**
- * Runs one forge task to its end: plans the single-job payload, publishes the job, relays its
- * events to the forge, and turns a cancel seen by the forge into Control.Cancel. Never throws:
- * every failure ends the task with the reason in its log.
+ * Runs one forge task to its end: plans the single-job payload, publishes the job (secrets and
+ * checkout token sealed), supervises it as its owner, relays its events to the forge, and turns a
+ * cancel seen by the forge into Control.Cancel. Never throws: every failure ends the task with
+ * the reason in its log.
  */
 export async function relayTask(opts: TaskRelayOptions): Promise<Result> {
   const { task, log } = opts;
-  const context = (task.context ?? {}) as JsonObject;
-  const masks = [
-    ...Object.values(task.secrets),
-    text(context.token),
-    text(context.forgejo_runtime_token),
-    text(context.gitea_runtime_token),
-  ].filter((v) => v.length > 0);
-  let request: JobRequest | undefined;
-  let cancelRequested: ((result: Result) => void) | undefined;
+  const context = taskContext(task);
+  const ended = new AbortController();
   const reporter = new TaskReporter({
     client: opts.client,
     taskId: task.id,
     stepCount: countSteps(task),
-    masks,
+    masks: taskMasks(task),
     log,
     ...(opts.reportIntervalMs ? { reportIntervalMs: opts.reportIntervalMs } : {}),
-    onRemoteEnd: (result) => cancelRequested?.(result),
+    ...(opts.maxBackoffMs ? { maxBackoffMs: opts.maxBackoffMs } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    onRemoteEnd: (result) => {
+      const reason = result === Result.CANCELLED ? "cancelled in the forge" : "the forge ended the task";
+      system(`[solstice] ${reason}; stopping the job`);
+      ended.abort(new Error(reason));
+    },
   });
   const system = (line: string) => reporter.addLine(-1, new Date(), line);
-  system(`[solstice] received task ${task.id} of job ${text(context.job)}, run ${text(context.run_id)}`);
+  const report = async (result: Result, outputs: Record<string, string> = {}) => {
+    await reporter.finish(result, outputs);
+    opts.metrics?.taskFinished(result);
+    return result;
+  };
+  system(
+    `[solstice] received task ${task.id} of job ${contextText(context, "job")}, run ${contextText(context, "run_id")}`,
+  );
 
-  let workflow: Workflow;
+  let request: JobRequest;
   try {
-    workflow = parseWorkflow(new TextDecoder().decode(task.workflowPayload ?? new Uint8Array()), {
-      file: text(context.workflow) || "workflow.yml",
-      contexts: {
-        github: githubContext(context),
-        vars: { ...task.vars },
-        needs: Object.fromEntries(
-          Object.entries(task.needs).map(([id, need]) => [
-            id,
-            { outputs: need.outputs, result: Result[need.result].toLowerCase() },
-          ]),
-        ),
-      },
-    });
-    const job = workflow.jobs[0];
-    if (workflow.jobs.length !== 1 || !job) {
-      throw new Error(`a task carries exactly one job; this payload has ${workflow.jobs.length}`);
-    }
-    const label = opts.labels.find((l) => l.name === job.runsOn);
-    if (!label) {
-      throw new Error(
-        `runs-on "${job.runsOn}" is not a label of this runner; it serves: ${opts.labels.map((l) => l.name).join(", ")}`,
-      );
-    }
-    const repository = text(context.repository);
-    request = toJobRequest(workflow, job, {
+    request = jobRequestOf(opts);
+  } catch (error) {
+    if (!(error instanceof TaskPayloadError)) log.error({ err: error }, "task could not be planned");
+    for (const line of (error as Error).message.split("\n")) system(`[solstice] ${line}`);
+    system("[solstice] the job was not started");
+    return report(Result.FAILURE);
+  }
+
+  const jobLog = log.child({ job_id: request.jobId });
+  let attempt = request.attempt;
+  let noticed = false;
+  const signal = opts.signal ? AbortSignal.any([ended.signal, opts.signal]) : ended.signal;
+  const result = await runFleetJob({
+    request,
+    bus: { publishJob: (job) => publishOrExplain(opts, job), publishControl: (c) => opts.bus.publishControl(c) },
+    events: opts.events,
+    log: jobLog,
+    signal,
+    ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+    ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+    ...(opts.queueTimeoutMs ? { queueTimeoutMs: opts.queueTimeoutMs } : {}),
+    ...(opts.cancelGraceMs ? { cancelGraceMs: opts.cancelGraceMs } : {}),
+    onNotice: (text) => {
+      noticed = true;
+      system(`[solstice] ${text}`);
+    },
+    onEvent: (event: JobEvent) => {
+      if (event.attempt !== attempt) {
+        attempt = event.attempt;
+        reporter.newAttempt();
+      }
+      relayEvent(event, reporter, system);
+    },
+  });
+  if (!result.accepted && !noticed && result.reason) system(`[solstice] ${result.reason}`);
+  const final = await report(resultOf(result.result), result.outputs);
+  jobLog.info({ result: Result[final], attempt }, "task reported");
+  return final;
+}
+
+/** The JobRequest of a task: planned, routed to the fleet label, its secrets and token sealed. */
+function jobRequestOf(opts: TaskRelayOptions): JobRequest {
+  const decoded = decodeTask(opts.task, opts.labels);
+  let request: JobRequest;
+  try {
+    request = toJobRequest(decoded.workflow, decoded.job, {
       source: JobSource.FORGEJO,
       owner: opts.owner,
       repository: {
-        url: `${text(context.server_url).replace(/\/+$/, "")}/${repository}.git`,
-        fullName: repository,
-        commitSha: text(context.sha),
-        ref: text(context.ref),
+        url: decoded.serverUrl && decoded.repository ? `${decoded.serverUrl}/${decoded.repository}.git` : "",
+        fullName: decoded.repository,
+        commitSha: decoded.sha,
+        ref: decoded.ref,
       },
-      ...(opts.keyring ? { secrets: { values: { ...task.secrets }, keyring: opts.keyring } } : {}),
+      secrets: { values: { ...opts.task.secrets }, keyring: opts.keyring },
     });
-    request.runsOn = label.fleetLabel;
   } catch (error) {
-    for (const line of (error as Error).message.split("\n")) system(`[solstice] ${line}`);
-    system("[solstice] the job was not started");
-    await reporter.finish(Result.FAILURE, {});
-    return Result.FAILURE;
+    if (error instanceof WorkflowError) throw new TaskPayloadError("invalid_payload", error.message, { cause: error });
+    throw error;
   }
-
-  const jobRequest = request;
-  const jobLog = log.child({ job_id: jobRequest.jobId, task_id: String(task.id) });
-  const order = new EventOrder();
-  let finished: (value: { result: Result; outputs: Record<string, string> }) => void = () => {};
-  const end = new Promise<{ result: Result; outputs: Record<string, string> }>((resolve) => {
-    finished = resolve;
-  });
-  const unfollow = opts.follow(jobRequest.jobId, (event) => {
-    if (event.attempt !== jobRequest.attempt) return;
-    for (const e of order.push(event)) {
-      const time = e.time ? timestampDate(e.time) : new Date();
-      switch (e.body.case) {
-        case "accepted":
-          system(`[solstice] job ${jobRequest.jobId} accepted by ${e.body.value.host}`);
-          break;
-        case "stepStarted":
-          reporter.stepStarted(e.body.value.index, time);
-          break;
-        case "log":
-          for (const line of e.body.value.lines) {
-            reporter.addLine(e.body.value.stepIndex, line.time ? timestampDate(line.time) : time, line.text);
-          }
-          break;
-        case "stepFinished":
-          reporter.stepFinished(e.body.value.index, resultOf(e.body.value.conclusion), time);
-          break;
-        case "jobFinished":
-          if (e.body.value.reason) system(`[solstice] ${e.body.value.reason}`);
-          finished({ result: resultOf(e.body.value.result), outputs: { ...e.body.value.outputs } });
-          break;
-        default:
-          break;
-      }
-    }
-  });
-
-  let graceTimer: NodeJS.Timeout | undefined;
-  cancelRequested = (remote) => {
-    const reason = remote === Result.CANCELLED ? "cancelled in the forge" : "the forge ended the task";
-    system(`[solstice] ${reason}; stopping the job`);
-    jobLog.info({ reason }, "forge ended the task; sending Control.Cancel");
-    opts.bus
-      .publishControl(
-        create(ControlSchema, {
-          schemaVersion: SCHEMA_VERSION,
-          command: { case: "cancel", value: { jobId: jobRequest.jobId, attempt: jobRequest.attempt, reason } },
-        }),
-      )
-      .catch((error: unknown) => jobLog.error({ err: error }, "Control.Cancel could not be published"));
-    graceTimer = setTimeout(() => finished({ result: Result.CANCELLED, outputs: {} }), opts.cancelGraceMs ?? 60_000);
-  };
-
-  try {
-    await opts.bus.publishJob(jobRequest);
-    jobLog.info({ runs_on: jobRequest.runsOn }, "job published");
-  } catch (error) {
-    unfollow();
-    const message =
-      error instanceof UnroutableLabelError
-        ? error.message
-        : `the job could not be handed to the fleet: ${(error as Error).message}`;
-    system(`[solstice] ${message}`);
-    await reporter.finish(Result.FAILURE, {});
-    return Result.FAILURE;
-  }
-
-  const outcome = await end;
-  clearTimeout(graceTimer);
-  unfollow();
-  await reporter.finish(outcome.result, outcome.outputs);
-  jobLog.info({ result: Result[outcome.result] }, "task reported");
-  return outcome.result;
+  request.runsOn = decoded.label.fleetLabel;
+  // The forge's per-task token lets actions/checkout clone a private repository; it travels sealed.
+  if (decoded.token) request.checkoutToken = opts.keyring.seal(decoded.token, checkoutTokenContext(request.jobId));
+  return request;
 }
 
 /**
- * The number of YAML steps, which is how the forge numbers StepState ids; read apart from planning
- * so that a payload we refuse still gets every step reported.
+ * The bus names the label no queue is bound for; the task's log should also say which runs-on it
+ * came from and which of this runner's labels hosts do serve, so the user can pick one.
  */
-function countSteps(task: Task): number {
+async function publishOrExplain(opts: TaskRelayOptions, job: JobRequest): Promise<void> {
   try {
-    const doc = parseYaml(new TextDecoder().decode(task.workflowPayload ?? new Uint8Array())) as {
-      jobs?: Record<string, { steps?: unknown }>;
-    };
-    const steps = Object.values(doc?.jobs ?? {})[0]?.steps;
-    return Array.isArray(steps) ? steps.length : 0;
-  } catch {
-    return 0;
+    await opts.bus.publishJob(job);
+  } catch (error) {
+    if (!(error instanceof UnroutableLabelError)) throw error;
+    const depths = await opts.bus
+      .queueDepths([...new Set(opts.labels.map((l) => l.fleetLabel))])
+      .catch(() => undefined);
+    const served = opts.labels.filter((l) => depths?.get(l.fleetLabel) !== undefined).map((l) => l.name);
+    const runsOn = opts.labels.filter((l) => l.fleetLabel === job.runsOn).map((l) => l.name);
+    throw new UnservedLabelError(job.runsOn, runsOn, served);
   }
 }
 
-/** The github context the forge sends, without the token (it never travels in plain text). */
-function githubContext(context: JsonObject): Record<string, unknown> {
-  const { token: _token, forgejo_runtime_token: _f, gitea_runtime_token: _g, ...rest } = context;
-  return rest;
+class UnservedLabelError extends UnroutableLabelError {
+  constructor(label: string, runsOn: readonly string[], served: readonly string[]) {
+    super(label, served);
+    this.message =
+      `runs-on ${runsOn.map((l) => `"${l}"`).join(", ")} goes to the fleet label "${label}", which no host serves; ` +
+      (served.length > 0
+        ? `labels of this runner that hosts serve: ${served.join(", ")}`
+        : `no label of this runner is served by a host yet: start an orchestrator with SOLSTICE_CAPACITY=${label}=1`);
+  }
+}
+
+function relayEvent(event: JobEvent, reporter: TaskReporter, system: (line: string) => void): void {
+  const time = event.time ? timestampDate(event.time) : new Date();
+  switch (event.body.case) {
+    case "accepted":
+      system(`[solstice] job ${event.jobId} attempt ${event.attempt} accepted by ${event.body.value.host}`);
+      break;
+    case "stepStarted":
+      reporter.stepStarted(event.body.value.index, time);
+      break;
+    case "log":
+      for (const line of event.body.value.lines) {
+        reporter.addLine(event.body.value.stepIndex, line.time ? timestampDate(line.time) : time, line.text);
+      }
+      break;
+    case "stepFinished":
+      reporter.stepFinished(event.body.value.index, resultOf(event.body.value.conclusion), time);
+      break;
+    case "jobFinished":
+      if (event.body.value.reason) system(`[solstice] ${event.body.value.reason}`);
+      break;
+    default:
+      break;
+  }
 }

@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
+import { Backoff, sleep } from "@solstice/forge-relay";
 import type { Logger } from "pino";
-import { Backoff, sleep } from "./backoff.ts";
 import type { ForgeClient } from "./forge-client.ts";
 import { type LogRow, LogRowSchema, Result, type StepState, StepStateSchema } from "./gen/runner/v1/messages_pb.ts";
+import type { RunnerMetrics } from "./runner-metrics.ts";
 
 export interface TaskReporterOptions {
   client: ForgeClient;
@@ -15,12 +16,15 @@ export interface TaskReporterOptions {
   log: Logger;
   /** How often buffered rows and the state are sent. Default 1000, as the Forgejo runner. */
   reportIntervalMs?: number;
+  /** Longest wait between retries while the forge fails. Default 30000. */
+  maxBackoffMs?: number;
   /** Rows kept while the forge does not acknowledge them; more are dropped and counted. Default 100000. */
   maxBufferedRows?: number;
   /** How long the final report keeps retrying a forge that is away. Default 600000. */
   finalDeadlineMs?: number;
   /** Told once when the forge reports the task done while it runs (a user cancel, a timeout). */
   onRemoteEnd(result: Result): void;
+  metrics?: Pick<RunnerMetrics, "logRowsSent">;
 }
 
 // The forge limits a row to 64 KiB; longer lines are cut with a marker rather than refused.
@@ -39,9 +43,9 @@ export class TaskReporter {
   /** Global index of the next row produced. */
   private total = 0n;
   private dropped = 0;
-  private readonly steps: StepState[];
+  private steps: StepState[];
   private result = Result.UNSPECIFIED;
-  private startedAt = new Date();
+  private readonly startedAt = new Date();
   private stoppedAt: Date | undefined;
   private readonly outputs = new Map<string, string>();
   private readonly sentOutputs = new Set<string>();
@@ -50,7 +54,7 @@ export class TaskReporter {
   private readonly ticking: Promise<void>;
 
   constructor(private readonly opts: TaskReporterOptions) {
-    this.steps = Array.from({ length: opts.stepCount }, (_, i) => create(StepStateSchema, { id: BigInt(i) }));
+    this.steps = this.freshSteps();
     this.ticking = this.tick();
   }
 
@@ -92,6 +96,15 @@ export class TaskReporter {
   }
 
   /**
+   * A new attempt of the job starts its steps again. The forge's log only grows, so the earlier
+   * attempt's rows stay where they are, before the new first step: the forge shows them under
+   * "Set up job", next to the line that says why the job was retried.
+   */
+  newAttempt(): void {
+    this.steps = this.freshSteps();
+  }
+
+  /**
    * Sends everything that is left and the final result, retrying through forge outages until
    * every row and output is acknowledged or the final deadline passes.
    */
@@ -120,11 +133,9 @@ export class TaskReporter {
     const backoff = new Backoff(100, 10_000);
     for (;;) {
       try {
-        await this.sendLog(true);
-        if (this.pending.length === 0) {
-          await this.sendState();
-          if ([...this.outputs.keys()].every((k) => this.sentOutputs.has(k))) return;
-        }
+        await this.flushLog(true);
+        await this.sendState();
+        if ([...this.outputs.keys()].every((k) => this.sentOutputs.has(k))) return;
       } catch (error) {
         this.opts.log.warn({ err: ConnectError.from(error).message }, "final report to the forge failed; retrying");
       }
@@ -136,19 +147,24 @@ export class TaskReporter {
     }
   }
 
+  private freshSteps(): StepState[] {
+    return Array.from({ length: this.opts.stepCount }, (_, i) => create(StepStateSchema, { id: BigInt(i) }));
+  }
+
   private mask(text: string): string {
     let out = text;
-    for (const value of this.opts.masks) if (value.length > 0) out = out.split(value).join("***");
+    for (const value of this.opts.masks) out = out.split(value).join("***");
     return out;
   }
 
   private async tick(): Promise<void> {
     const interval = this.opts.reportIntervalMs ?? 1000;
-    const backoff = new Backoff(interval, 30_000);
+    const backoff = new Backoff(interval, this.opts.maxBackoffMs ?? 30_000);
     while (!this.stopTicking.signal.aborted) {
       let wait = interval;
       try {
-        await this.sendLog(false);
+        // As the Forgejo runner: the rows first, so a step's range never points past what the forge has.
+        await this.flushLog(false);
         await this.sendState();
         backoff.reset();
       } catch (error) {
@@ -159,25 +175,29 @@ export class TaskReporter {
     }
   }
 
-  private async sendLog(noMore: boolean): Promise<void> {
-    if (this.pending.length === 0) return;
-    // A copy: lines keep arriving while the call is in flight. Bounded so one request stays small.
-    const rows = this.pending.slice(0, MAX_ROWS_PER_REQUEST);
-    const res = await this.opts.client.runner.updateLog({
-      taskId: this.opts.taskId,
-      index: this.offset,
-      rows,
-      noMore: noMore && rows.length === this.pending.length,
-    });
-    const ack = res.ackIndex;
-    if (ack < this.offset) {
-      throw new Error(
-        `the forge acknowledged ${ack} rows, fewer than the ${this.offset} it had: submitted logs are lost`,
-      );
+  /** Sends the pending rows in bounded requests until all are acknowledged; throws when the forge stops taking them. */
+  private async flushLog(noMore: boolean): Promise<void> {
+    while (this.pending.length > 0) {
+      // A copy: lines keep arriving while the call is in flight.
+      const rows = this.pending.slice(0, MAX_ROWS_PER_REQUEST);
+      const last = rows.length === this.pending.length;
+      const { ackIndex: ack } = await this.opts.client.runner.updateLog({
+        taskId: this.opts.taskId,
+        index: this.offset,
+        rows,
+        noMore: noMore && last,
+      });
+      if (ack < this.offset) {
+        throw new Error(`submitted logs are lost: the forge acknowledged ${ack} rows, fewer than its ${this.offset}`);
+      }
+      const taken = ack - this.offset;
+      // Rows added while the call was in flight stay in `pending` after the acknowledged prefix.
+      this.pending = this.pending.slice(Number(taken));
+      this.offset = ack;
+      this.opts.metrics?.logRowsSent(Number(taken));
+      if (taken === 0n) throw new Error(`the forge took none of ${rows.length} rows from index ${this.offset}`);
+      if (!noMore && last) return;
     }
-    // Rows added while the call was in flight stay in `pending` after the acknowledged prefix.
-    this.pending = this.pending.slice(Number(ack - this.offset));
-    this.offset = ack;
   }
 
   private async sendState(): Promise<void> {
@@ -202,10 +222,5 @@ export class TaskReporter {
       this.remoteEnded = true;
       this.opts.onRemoteEnd(remote);
     }
-  }
-
-  /** Marks the start time the forge shows (the first row of the task). */
-  started(time: Date): void {
-    this.startedAt = time;
   }
 }

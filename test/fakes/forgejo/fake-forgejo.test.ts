@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -242,7 +243,63 @@ describe("the fake Forgejo", () => {
     forge.goAway();
     const client = createForgeClient({ address: forge.url, callTimeoutMs: 2000 });
     assert.notEqual(await codeOf(client.ping.ping({ data: "x" })), undefined);
-    forge.comeBack();
+    await forge.comeBack();
     assert.equal((await client.ping.ping({ data: "x" })).data, "Hello, x!");
+  });
+
+  test("a forge that is down refuses connections, and one that hangs never answers, until it is back", async () => {
+    const client = createForgeClient({ address: forge.url, callTimeoutMs: 500 });
+    forge.goAway("refuse");
+    assert.notEqual(await codeOf(client.ping.ping({ data: "x" })), undefined, "the call fails");
+    const refused = await new Promise<string | undefined>((resolve) => {
+      const socket = connect(Number(new URL(forge.url).port), "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve("connected");
+      });
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code));
+    });
+    assert.equal(refused, "ECONNREFUSED", "nothing listens on the port");
+    await forge.comeBack();
+    assert.equal((await client.ping.ping({ data: "back" })).data, "Hello, back!");
+    forge.goAway("hang");
+    const started = Date.now();
+    assert.equal(await codeOf(client.ping.ping({ data: "x" })), Code.DeadlineExceeded);
+    assert.ok(Date.now() - started >= 450, "the call waited for its deadline");
+    await forge.comeBack();
+    assert.equal((await client.ping.ping({ data: "again" })).data, "Hello, again!");
+  });
+
+  test("a runner registered offline from a secret exists with the uuid made from it, and Declare never returns a token", async () => {
+    const secret = "0123456789012345678901234567890123456789";
+    const uuid = forge.registerOffline({ secret, name: "offline", labels: ["tiny"], version: "v1" });
+    assert.equal(uuid, "30313233-3435-3637-3839-303132333435");
+    const client = createForgeClient({ address: forge.url, credentials: { uuid, token: secret } });
+    const { runner } = await client.runner.declare({ version: "v2", labels: ["tiny", "more"] });
+    assert.equal(runner?.uuid, uuid);
+    assert.equal(runner?.token, "");
+    assert.deepEqual(forge.runners.get(uuid)?.labels, ["tiny", "more"]);
+    assert.equal(forge.registerOffline({ secret, name: "renamed" }), uuid, "running it again updates the same runner");
+    assert.equal(forge.runners.get(uuid)?.name, "renamed");
+  });
+
+  test("the stored log reads as the server writes it: UTC time with seven decimals, then the content", async () => {
+    const { client, task } = await assignedTask("stored");
+    const time = timestampFromDate(new Date("2024-05-01T10:00:04.123Z"));
+    await client.runner.updateLog({
+      taskId: task.id,
+      index: 0n,
+      rows: [create(LogRowSchema, { time, content: "one" }), create(LogRowSchema, { time, content: "a\nb" })],
+    });
+    assert.equal(forge.logText(task.id), "2024-05-01T10:00:04.1230000Z one\n2024-05-01T10:00:04.1230000Z a\\nb\n");
+  });
+
+  test("each task records the call that assigned it and the one that ended it", async () => {
+    const { client, task } = await assignedTask("journal");
+    const stored = forge.tasks.get(task.id);
+    assert.equal(forge.calls[stored?.assignedAtCall ?? -1]?.procedure, "/runner.v1.RunnerService/FetchTask");
+    await client.runner.updateTask({ state: { id: task.id, result: Result.SUCCESS } });
+    assert.equal(forge.calls[stored?.finishedAtCall ?? -1]?.procedure, "/runner.v1.RunnerService/UpdateTask");
+    assert.ok((stored?.finishedAtCall ?? 0) > (stored?.assignedAtCall ?? 0));
   });
 });

@@ -66,6 +66,10 @@ export interface FakeTask {
   outputs: Map<string, string>;
   /** UpdateTask/UpdateLog calls seen for this task. */
   updates: number;
+  /** Index in `calls` of the FetchTask that assigned it. */
+  assignedAtCall: number;
+  /** Index in `calls` of the call that gave it its final result (an UpdateTask, or a cancel between calls). */
+  finishedAtCall?: number;
 }
 
 export interface QueueJobOptions {
@@ -86,6 +90,17 @@ interface WaitingJob {
   taskId?: bigint;
 }
 
+/** How the forge is away: connections reset, refused (nothing listens), or requests never answered. */
+export type OutageMode = "reset" | "refuse" | "hang";
+
+export interface FakeCall {
+  procedure: string;
+  contentType: string;
+  /** The x-runner-uuid header, empty when absent. */
+  runner: string;
+  at: Date;
+}
+
 export interface FakeForgejo {
   /** The instance URL an admin gives the runner (the RPCs are under <url>/api/actions). */
   readonly url: string;
@@ -93,9 +108,15 @@ export interface FakeForgejo {
   readonly tasks: ReadonlyMap<bigint, FakeTask>;
   /** Current scope-wide tasks version (section 7). */
   readonly tasksVersion: bigint;
-  /** Procedures called, in order, with the request's content type. */
-  readonly calls: { procedure: string; contentType: string }[];
+  /** Requests that reached the server, in order (none while it is away). */
+  readonly calls: FakeCall[];
   addRegistrationToken(token: string): void;
+  /**
+   * `forgejo forgejo-cli actions register --secret S [--name --labels --version]` (section 5): the
+   * runner exists before it ever calls, with the uuid made from the secret and the secret as
+   * token; run again, it updates that runner. Returns the uuid, as the command prints it.
+   */
+  registerOffline(opts: { secret: string; name?: string; labels?: string[]; version?: string }): string;
   /** Revokes a token: a later Register with it fails with invalid_argument. */
   revokeRegistrationToken(token: string): void;
   /** Queues a job; resolves to its id. Throws when the payload has not exactly one job. */
@@ -107,9 +128,11 @@ export interface FakeForgejo {
   /** The zombie reaper times the task out: the next UpdateTask answers RESULT_FAILURE. */
   failTask(taskId: bigint): void;
   deleteRunner(uuid: string): void;
-  /** The forge goes away: every connection is reset until comeBack(). */
-  goAway(): void;
-  comeBack(): void;
+  /** The stored log as the server writes it to storage: `<time> <content>` per line (section 11). */
+  logText(taskId: bigint): string;
+  /** The forge goes away until comeBack(): connections reset (default), refused, or left hanging. */
+  goAway(mode?: OutageMode): void;
+  comeBack(): Promise<void>;
   /** Resolves once `predicate` holds, polling every 50 ms; rejects after `timeoutMs`. */
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
   close(): Promise<void>;
@@ -121,12 +144,13 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
   const tasks = new Map<bigint, FakeTask>();
   const jobs: WaitingJob[] = [];
   const requestKeys = new Map<string, bigint[]>();
-  const calls: { procedure: string; contentType: string }[] = [];
+  const calls: FakeCall[] = [];
   let tasksVersion = 1n;
   let nextRunnerId = 1n;
   let nextTaskId = 100n;
   let nextJobId = 1;
-  let away = false;
+  let away: OutageMode | undefined;
+  const held = new Set<http.ServerResponse>();
   let url = "";
 
   const authenticate = (ctx: HandlerContext): FakeRunnerRecord => {
@@ -138,11 +162,12 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
     runner.lastOnline = new Date();
     return runner;
   };
-  const runnerMessage = (r: FakeRunnerRecord) =>
+  // Section 5: only Register hands the token out; the server keeps a hash, so Declare has none to return.
+  const runnerMessage = (r: FakeRunnerRecord, withToken: boolean) =>
     create(RunnerSchema, {
       id: r.id,
       uuid: r.uuid,
-      token: r.token,
+      token: withToken ? r.token : "",
       name: r.name,
       version: r.version,
       labels: r.labels,
@@ -176,6 +201,7 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
       logArchived: false,
       outputs: new Map(),
       updates: 0,
+      assignedAtCall: calls.length - 1,
     };
     job.taskId = task.id;
     tasks.set(task.id, task);
@@ -241,6 +267,7 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
   const finish = (task: FakeTask, result: Result, stoppedAt: Date) => {
     task.result = result;
     task.stoppedAt = stoppedAt;
+    task.finishedAtCall = calls.length - 1;
     tasksVersion++;
   };
 
@@ -269,13 +296,13 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
             lastOnline: new Date(),
           };
           runners.set(runner.uuid, runner);
-          return { runner: runnerMessage(runner) };
+          return { runner: runnerMessage(runner, true) };
         },
         declare(req, ctx) {
           const runner = authenticate(ctx);
           runner.labels = [...req.labels];
           runner.version = req.version;
-          return { runner: runnerMessage(runner) };
+          return { runner: runnerMessage(runner, false) };
         },
         fetchTask(req, ctx) {
           const runner = authenticate(ctx);
@@ -341,16 +368,32 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
   });
 
   const server = http.createServer((req, res) => {
+    if (away === "hang") {
+      held.add(res);
+      return;
+    }
     if (away) {
       req.socket.destroy();
       return;
     }
     const procedure = (req.url ?? "").replace(/^\/api\/actions/, "");
-    calls.push({ procedure, contentType: req.headers["content-type"] ?? "" });
+    const runner = req.headers["x-runner-uuid"];
+    calls.push({
+      procedure,
+      contentType: req.headers["content-type"] ?? "",
+      runner: typeof runner === "string" ? runner : "",
+      at: new Date(),
+    });
     handler(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const port = (server.address() as AddressInfo).port;
+  url = `http://127.0.0.1:${port}`;
+  const closeListener = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
 
   return {
     url,
@@ -402,14 +445,46 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
       const task = tasks.get(taskId);
       if (task && !FINAL.has(task.result)) finish(task, Result.FAILURE, new Date());
     },
+    registerOffline({ secret, name, labels, version }) {
+      if (!/^[0-9a-fA-F]{40}$/.test(secret)) throw new Error("the secret must be 40 hexadecimal characters");
+      const hex = Buffer.from(secret.slice(0, 16), "latin1").toString("hex");
+      const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+      const existing = runners.get(uuid);
+      const runner: FakeRunnerRecord = existing ?? {
+        id: nextRunnerId++,
+        uuid,
+        token: secret,
+        name: name ?? "",
+        version: version ?? "",
+        labels: labels ?? [],
+        lastOnline: new Date(0),
+      };
+      if (name !== undefined) runner.name = name;
+      if (labels !== undefined) runner.labels = [...labels];
+      if (version !== undefined) runner.version = version;
+      runner.token = secret;
+      runners.set(uuid, runner);
+      return uuid;
+    },
     deleteRunner(uuid) {
       runners.delete(uuid);
     },
-    goAway() {
-      away = true;
+    logText(taskId) {
+      const task = tasks.get(taskId);
+      if (!task) throw new Error(`no task ${taskId}`);
+      return task.log.map((line) => `${storageTime(line.time)} ${line.content.replaceAll("\n", "\\n")}\n`).join("");
     },
-    comeBack() {
-      away = false;
+    goAway(mode = "reset") {
+      away = mode;
+      // Refused: nothing listens on the port until the forge is back.
+      if (mode === "refuse") void closeListener();
+    },
+    async comeBack() {
+      const was = away;
+      away = undefined;
+      for (const res of held) res.socket?.destroy();
+      held.clear();
+      if (was === "refuse") await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
     },
     async waitFor(predicate, timeoutMs, what) {
       const deadline = Date.now() + timeoutMs;
@@ -419,8 +494,14 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
       }
     },
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const res of held) res.socket?.destroy();
+      held.clear();
+      if (server.listening) await closeListener();
     },
   };
+}
+
+/** Go's `2006-01-02T15:04:05.0000000Z07:00` in UTC, the time format of the server's stored log lines. */
+function storageTime(time: Date): string {
+  return time.toISOString().replace(/\.(\d{3})Z$/, (_, millis: string) => `.${millis}0000Z`);
 }

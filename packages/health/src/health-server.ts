@@ -2,13 +2,19 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 
+/** Whether a service can do its work now; `reason` says why not, for whoever reads /readyz. */
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
+}
+
 export interface HealthServerOptions {
   host: string;
   /** 0 picks a free port (tests). */
   port: number;
   registry: Registry;
-  /** Ready to take jobs: the broker is connected and the host is not draining. */
-  ready(): { ready: boolean; reason?: string };
+  /** Asked on every /readyz: the service's own rule (broker connected, not draining, forge reachable…). */
+  ready(): Readiness;
 }
 
 export interface HealthServer {
@@ -17,8 +23,9 @@ export interface HealthServer {
 }
 
 /**
- * /healthz (the process answers), /readyz (it can take jobs now) and /metrics (Prometheus). A
- * container's health check and a load balancer use the first two; nothing else is served.
+ * /healthz (the process answers), /readyz (it can work now) and /metrics (Prometheus), the same
+ * for every Solstice service. A container's health check and a load balancer use the first two;
+ * nothing else is served.
  */
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const server: Server = createServer((req, res) => {

@@ -1,0 +1,4 @@
+export { Backoff, sleep } from "./backoff.ts";
+export { type FleetJobOptions, type FleetJobResult, runFleetJob } from "./fleet-job.ts";
+export { followOwnerEvents, type OwnerEvents } from "./owner-events.ts";
+export { parseLabel, type RunnerLabel } from "./runner-label.ts";

@@ -1,0 +1,1 @@
+export { type HealthServer, type HealthServerOptions, type Readiness, startHealthServer } from "./health-server.ts";

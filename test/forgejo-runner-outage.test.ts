@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
+import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
+import { pino } from "pino";
+import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
+import { startTestFleet, type TestFleet } from "./support/fleet.ts";
+
+// The forge goes away for 30 s in the middle of a job (nothing listens on its port), then comes
+// back. The job runs on; its rows wait in the runner and reach the forge afterwards, every one,
+// in order, once. While the forge is away the runner retries with capped exponential backoff.
+
+const OUTAGE_MS = 30_000;
+const MAX_BACKOFF_MS = 5_000;
+const LINES = 90;
+const WORKFLOW = `name: ci
+jobs:
+  count:
+    name: count
+    runs-on: solstice-tiny
+    steps:
+      - name: count
+        run: for i in $(seq 1 ${LINES}); do echo line-$i; sleep 0.5; done
+`;
+
+let forge: FakeForgejo;
+let fleet: TestFleet;
+let daemon: Daemon | undefined;
+let dir: string;
+const warnings: { msg: string; retry_in_ms?: number; time: number }[] = [];
+const log = pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("outagetest")));
+
+before(async () => {
+  forge = await startFakeForgejo();
+  forge.addRegistrationToken("registration-token");
+  fleet = await startTestFleet("tiny=1", { keyring });
+  dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-outage-"));
+  const runner = await registerRunner({
+    instance: forge.url,
+    token: "registration-token",
+    name: "outage",
+    labels: ["solstice-tiny:vm:tiny"],
+    file: path.join(dir, ".runner"),
+  });
+  daemon = await startDaemon({
+    config: forgejoRunnerConfigSchema.parse({
+      namespace: fleet.namespace,
+      fetchIntervalMs: 200,
+      reportIntervalMs: 300,
+      maxBackoffMs: MAX_BACKOFF_MS,
+      callTimeoutMs: 5_000,
+    }),
+    runner,
+    bus: fleet.bus,
+    log,
+    keyring,
+  });
+});
+after(async () => {
+  await daemon?.stop(5000);
+  await fleet?.close();
+  await forge?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test("the forge away for 30 s mid-job loses no log row: every row arrives once, in order, and the result is right", {
+  timeout: 300_000,
+}, async (t) => {
+  const jobId = forge.queueJob({ workflow: WORKFLOW });
+  await forge.waitFor(
+    () => forge.taskOfJob(jobId)?.log.some((l) => l.content === "line-5") === true,
+    180_000,
+    "the first rows of the job",
+  );
+  const task = forge.taskOfJob(jobId);
+  assert.ok(task);
+  const awayAt = Date.now();
+  forge.goAway("refuse");
+  await new Promise((r) => setTimeout(r, OUTAGE_MS));
+  const backAt = Date.now();
+  await forge.comeBack();
+  await forge.waitFor(() => task.result !== Result.UNSPECIFIED, 120_000, "the task's result");
+  await forge.waitFor(() => task.logArchived, 30_000, "the final log");
+
+  const lines = task.log.map((l) => l.content);
+  const step = task.steps[0];
+  assert.ok(step);
+  const range = lines.slice(Number(step.logIndex), Number(step.logIndex + step.logLength));
+  assert.deepEqual(
+    range,
+    Array.from({ length: LINES }, (_, i) => `line-${i + 1}`),
+    "the step's rows, all there, in order, once",
+  );
+  for (let i = 1; i <= LINES; i++) {
+    assert.equal(lines.filter((l) => l === `line-${i}`).length, 1, `line-${i} is stored exactly once`);
+  }
+  assert.equal(task.result, Result.SUCCESS);
+  assert.equal(step.result, Result.SUCCESS);
+
+  // The forge really was away, and the job went on meanwhile: rows made then arrived afterwards.
+  const duringOutage = forge.calls.filter((c) => c.at.getTime() > awayAt + 500 && c.at.getTime() < backAt);
+  assert.deepEqual(duringOutage, [], "no request reached the forge while it was away");
+  const madeMeanwhile = task.log.filter((l) => l.time.getTime() > awayAt && l.time.getTime() < backAt).length;
+  assert.ok(madeMeanwhile >= 30, `${madeMeanwhile} rows were produced while the forge was away`);
+
+  // Capped exponential backoff: few retries, growing, never beyond the cap and its jitter.
+  const retries = warnings
+    .filter((w) => w.msg === "report to the forge failed" && w.time >= awayAt && w.time <= backAt)
+    .map((w) => w.retry_in_ms ?? 0);
+  t.diagnostic(`retries while away: ${retries.join(", ")} ms`);
+  assert.ok(retries.length >= 4 && retries.length <= 20, `${retries.length} retries in 30 s`);
+  assert.ok(
+    retries.every((ms) => ms <= MAX_BACKOFF_MS * 1.2),
+    "each delay within the cap",
+  );
+  assert.ok((retries.at(-1) ?? 0) >= MAX_BACKOFF_MS * 0.8, "the delays grew to the cap");
+  assert.ok((retries[0] ?? 0) < 1000, "the first retry comes soon");
+  const firstCallBack = forge.calls.find((c) => c.at.getTime() >= backAt);
+  assert.ok(firstCallBack, "the runner came back to the forge");
+  assert.ok(firstCallBack.at.getTime() - backAt <= MAX_BACKOFF_MS * 1.2 + 1000, "within one capped delay");
+});

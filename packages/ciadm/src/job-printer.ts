@@ -15,6 +15,8 @@ export interface PrintedJob {
   readonly reason: string;
   readonly steps: PrintedStep[];
   readonly durationMs: number;
+  /** The job's `outputs:`, as its JobFinished reported them. */
+  readonly outputs?: Readonly<Record<string, string>>;
 }
 
 type Write = (text: string) => void;
@@ -108,6 +110,7 @@ export class JobPrinter {
           reason: body.value.reason,
           steps: this.steps,
           durationMs: Date.now() - this.started,
+          outputs: body.value.outputs,
         };
         break;
       default:

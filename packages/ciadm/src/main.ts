@@ -1,4 +1,4 @@
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
 import { registerControl } from "./commands/control.ts";
 import { migrateDatabase } from "./commands/db-migrate.ts";
@@ -11,6 +11,7 @@ import { registerJobs } from "./commands/jobs.ts";
 import { registerKeys } from "./commands/keys-generate.ts";
 import { registerLogs } from "./commands/logs.ts";
 import { runWorkflow } from "./commands/run.ts";
+import { registerWorkflow } from "./commands/workflow.ts";
 import { processTerminal } from "./terminal.ts";
 
 const term = processTerminal();
@@ -22,6 +23,23 @@ const program = new Command("ciadm")
       .default("warn"),
   )
   .showHelpAfterError();
+
+/** Collects repeated `NAME=VALUE` options into one object; a later NAME wins. */
+function collectPairs(flag: string) {
+  return (pair: string, pairs: Record<string, string>) => {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new InvalidArgumentError(`${flag} takes NAME=VALUE, not \`${pair}\``);
+    return { ...pairs, [pair.slice(0, at)]: pair.slice(at + 1) };
+  };
+}
+
+function positiveInteger(flag: string) {
+  return (text: string) => {
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 1) throw new InvalidArgumentError(`${flag} takes a whole number ≥ 1`);
+    return value;
+  };
+}
 
 const logger = () => pino({ level: program.opts<{ logLevel: string }>().logLevel }, pino.destination(2));
 
@@ -55,14 +73,38 @@ program
     600,
   )
   .option(
+    "--lease <seconds>",
+    "through the fleet: an attempt that sends no event for this long is lost, cancelled and retried (default 60)",
+    positiveInteger("--lease"),
+  )
+  .option(
+    "--max-attempts <n>",
+    "through the fleet: attempts in all before a lost job fails (default 3)",
+    positiveInteger("--max-attempts"),
+  )
+  .option(
     "--secret <name>",
     "pass the secret NAME, its value read from the environment variable NAME (repeatable)",
     (name: string, names: string[]) => [...names, name],
     [] as string[],
   )
   .option("--secrets-file <file>", "read secrets from a file of NAME=VALUE lines")
+  .option("--input <name=value>", "a workflow_dispatch input (repeatable)", collectPairs("--input"), {})
+  .option("--var <name=value>", "a configuration variable, read as vars.NAME (repeatable)", collectPairs("--var"), {})
+  .option("--event <name>", "the event that triggers the run, as github.event_name", "workflow_dispatch")
+  .option("--event-payload <file>", "a JSON file with the event's payload, as github.event")
+  .option(
+    "--parallel <jobs>",
+    "how many jobs may run at once (default: 1 in this process, each matrix's max-parallel through the fleet)",
+    positiveInteger("--parallel"),
+  )
   .action(async (workflow: string, opts) => {
-    process.exitCode = await runWorkflow(workflow, { ...opts, queueTimeoutSeconds: opts.queueTimeout }, term, logger());
+    process.exitCode = await runWorkflow(
+      workflow,
+      { ...opts, queueTimeoutSeconds: opts.queueTimeout, leaseSeconds: opts.lease },
+      term,
+      logger(),
+    );
   });
 
 program
@@ -87,6 +129,7 @@ registerControl(program, term, logger);
 registerDlq(program, term, logger);
 registerLogs(program, term, logger);
 registerEnqueue(program, term, logger);
+registerWorkflow(program, term);
 
 class UsageError extends Error {}
 

@@ -19,6 +19,7 @@ import {
   type Unary,
 } from "@actions/expressions/ast";
 import type { FunctionDefinition } from "@actions/expressions/funcs/info";
+import { nearestName } from "./nearest-name.ts";
 import { WorkflowError } from "./workflow-errors.ts";
 
 // GitHub's own lexer, parser and evaluator (@actions/expressions) do the language; this module adds
@@ -48,6 +49,8 @@ export interface JobStatus {
   /** A previous step failed (and did not have continue-on-error). */
   jobFailed: boolean;
   cancelled: boolean;
+  /** For a job's if: a job it needs was skipped, so success() is false though nothing failed. */
+  neededSkipped?: boolean;
 }
 
 /** Plain JSON values per context name (lower-case); a context left out evaluates to null. */
@@ -82,11 +85,11 @@ export class ExpressionError extends WorkflowError {
 /** What an expression refers to, found by walking its syntax tree. */
 export interface ExpressionRefs {
   /** Lower-case context names used. */
-  contexts: Set<string>;
+  contexts: ReadonlySet<string>;
   /** Lower-case function names called. */
-  functions: Set<string>;
+  functions: ReadonlySet<string>;
   /** `context.property` pairs (lower-case) where the property is a literal name. */
-  properties: Set<string>;
+  properties: ReadonlySet<string>;
 }
 
 export interface ParsedExpression {
@@ -100,6 +103,25 @@ const EXTENSION_FUNCTIONS = [
   ...STATUS_FUNCTIONS.map((name) => ({ name, minArgs: 0, maxArgs: 0 })),
   { name: "hashFiles", minArgs: 1, maxArgs: 255 },
 ];
+const EXTENSION_NAMES = EXTENSION_FUNCTIONS.map((f) => f.name.toLowerCase());
+
+/** Every function an expression may call, with the arguments it takes. */
+const FUNCTION_ARGUMENTS: Readonly<Record<string, string>> = {
+  contains: "2 arguments: contains(search, item)",
+  startsWith: "2 arguments: startsWith(searchString, searchValue)",
+  endsWith: "2 arguments: endsWith(searchString, searchValue)",
+  format: "a format string and the values for its {0}, {1}…: format('{0}-{1}', a, b)",
+  join: "1 or 2 arguments: join(array, separator), the separator ',' when left out",
+  toJSON: "1 argument: toJSON(value)",
+  fromJSON: "1 argument: fromJSON(text)",
+  hashFiles: "1 or more path patterns: hashFiles('**/package-lock.json')",
+  case: "an odd number of arguments: case(condition, value, …, default)",
+  success: "no arguments",
+  always: "no arguments",
+  cancelled: "no arguments",
+  failure: "no arguments",
+};
+const FUNCTION_NAMES = Object.keys(FUNCTION_ARGUMENTS);
 
 const HINT_SYNTAX =
   "see https://docs.github.com/actions/learn-github-actions/expressions; strings use single quotes, e.g. 'main'";
@@ -110,70 +132,125 @@ function reasonOf(message: string): string {
     .replace(/^Unrecognized function/, "unknown function");
 }
 
+/** What to do about a parse error, from the parser's message. */
+function parseErrorHint(message: string): string {
+  if (/named-value/.test(message)) {
+    return nameHint(message, CONTEXT_NAMES, `contexts are: ${CONTEXT_NAMES.join(", ")}`);
+  }
+  if (/^Unrecognized function/.test(message)) {
+    return nameHint(message, FUNCTION_NAMES, `functions are: ${FUNCTION_NAMES.join(", ")}`);
+  }
+  const count = /parameters supplied: '([^']*)'/.exec(message)?.[1];
+  const name = FUNCTION_NAMES.find((f) => f.toLowerCase() === count?.toLowerCase());
+  if (name !== undefined) return `${name}() takes ${FUNCTION_ARGUMENTS[name]}`;
+  // The lexer's symbol for a string never closed starts with the string's own quote.
+  if (/^Unexpected symbol: ''/.test(message))
+    return "a string is not closed: end it with ' (write '' for a quote in it)";
+  return HINT_SYNTAX;
+}
+
+/** What to do about an evaluation error, when its message says enough. */
+function evaluationHint(message: string): string | undefined {
+  if (/format string/.test(message)) {
+    return "format() writes {N} for argument N (counting from 0), and {{ and }} for literal braces";
+  }
+  if (/JSON/i.test(message))
+    return "fromJSON() reads JSON text, e.g. fromJSON('{\"a\": [1, 2]}') or fromJSON(steps.x.outputs.json)";
+  return undefined;
+}
+
+/** "did you mean …?" before `list` when the name quoted in `message` is a likely typo of one in `names`. */
+function nameHint(message: string, names: readonly string[], list: string): string {
+  const quoted = /'([^']*)'/.exec(message)?.[1];
+  const nearest = quoted === undefined ? undefined : nearestName(quoted, names);
+  return nearest === undefined ? list : `did you mean \`${nearest}\`? ${list}`;
+}
+
+// Workflows repeat the same expressions (an `if:` on every step, `github.sha` in many scripts, a
+// matrix plans each job once per combination): each distinct text is parsed once. Parsed
+// expressions are immutable, so they are shared. Bounded by the characters held, as many as one
+// workflow file may have (a syntax tree takes some tens of bytes per character at worst); when
+// full, the cache starts over.
+const PARSE_CACHE_MAX_CHARS = 1024 * 1024;
+const parsedByText = new Map<string, ParsedExpression>();
+let parsedChars = 0;
+
 /** Parses an expression (the text between `${{` and `}}`, or a bare `if:`); throws ExpressionError. */
 export function parseExpression(text: string): ParsedExpression {
+  const cached = parsedByText.get(text);
+  if (cached !== undefined) return cached;
+  const parsed = parseUncached(text);
+  if (parsedChars + text.length > PARSE_CACHE_MAX_CHARS) {
+    parsedByText.clear();
+    parsedChars = 0;
+  }
+  parsedByText.set(text, parsed);
+  parsedChars += text.length;
+  return parsed;
+}
+
+function parseUncached(text: string): ParsedExpression {
   let ast: Expr | undefined;
   try {
     const { tokens } = new Lexer(text).lex();
     ast = new Parser(tokens, [...CONTEXT_NAMES], EXTENSION_FUNCTIONS).parse();
   } catch (error) {
-    if (error instanceof ActionsExpressionError) {
-      const hint = /named-value/.test(error.message)
-        ? `contexts are: ${CONTEXT_NAMES.join(", ")}`
-        : /function/.test(error.message)
-          ? "functions are: contains, startsWith, endsWith, format, join, toJSON, fromJSON, hashFiles, case, success, always, cancelled, failure"
-          : HINT_SYNTAX;
-      // The parser reports some positions only in its message.
-      const located = /Located at position (\d+)/.exec(error.message);
-      const column = located ? Number(located[1]) : error.pos.column + 1;
-      throw new ExpressionError(text, column, reasonOf(error.message.replace(/\. Located at position.*$/s, "")), hint);
-    }
+    // The lexer throws plain Errors, the parser its own; some positions are only in the message.
     const message = error instanceof Error ? error.message : String(error);
     const located = /Located at position (\d+)/.exec(message);
-    throw new ExpressionError(
-      text,
-      located ? Number(located[1]) : 1,
-      message.replace(/\. Located at position.*$/s, ""),
-      HINT_SYNTAX,
-    );
+    const column = located ? Number(located[1]) : error instanceof ActionsExpressionError ? error.pos.column + 1 : 1;
+    const reason = reasonOf(message.replace(/\. Located at position.*$/s, ""));
+    throw new ExpressionError(text, column, reason, parseErrorHint(message));
   }
-  return { text, ast, refs: collectRefs(ast) };
+  const refs = new RefCollector();
+  ast?.accept(refs);
+  return { text, ast, refs };
 }
 
-function collectRefs(ast: Expr | undefined): ExpressionRefs {
-  const refs: ExpressionRefs = { contexts: new Set(), functions: new Set(), properties: new Set() };
-  if (ast === undefined) return refs;
-  const visitor: ExprVisitor<void> = {
-    visitLiteral: () => {},
-    visitUnary: (u: Unary) => u.expr.accept(visitor),
-    visitBinary: (b: Binary) => {
-      b.left.accept(visitor);
-      b.right.accept(visitor);
-    },
-    visitLogical: (l: Logical) => {
-      for (const arg of l.args) arg.accept(visitor);
-    },
-    visitGrouping: (g: Grouping) => g.group.accept(visitor),
-    visitContextAccess: (c: ContextAccess) => {
-      refs.contexts.add(c.name.lexeme.toLowerCase());
-    },
-    visitIndexAccess: (ia: IndexAccess) => {
-      const target = ia.expr as Partial<ContextAccess>;
-      const index = ia.index as Partial<Literal>;
-      if (target.name !== undefined && index.literal?.kind === data.Kind.String) {
-        refs.properties.add(`${target.name.lexeme.toLowerCase()}.${index.literal.coerceString().toLowerCase()}`);
-      }
-      ia.expr.accept(visitor);
-      // A Star (`.*`) refers to nothing and cannot be visited.
-      if (!(ia.index instanceof Star)) ia.index.accept(visitor);
-    },
-    visitFunctionCall: (f: FunctionCall) => {
-      refs.functions.add(f.functionName.lexeme.toLowerCase());
-      for (const arg of f.args) arg.accept(visitor);
-    },
-  };
-  ast.accept(visitor);
-  return refs;
+/** Walks a syntax tree, collecting the contexts, functions and literal properties it refers to. */
+class RefCollector implements ExprVisitor<void>, ExpressionRefs {
+  readonly contexts = new Set<string>();
+  readonly functions = new Set<string>();
+  readonly properties = new Set<string>();
+
+  visitLiteral(): void {}
+
+  visitUnary(u: Unary): void {
+    u.expr.accept(this);
+  }
+
+  visitBinary(b: Binary): void {
+    b.left.accept(this);
+    b.right.accept(this);
+  }
+
+  visitLogical(l: Logical): void {
+    for (const arg of l.args) arg.accept(this);
+  }
+
+  visitGrouping(g: Grouping): void {
+    g.group.accept(this);
+  }
+
+  visitContextAccess(c: ContextAccess): void {
+    this.contexts.add(c.name.lexeme.toLowerCase());
+  }
+
+  visitIndexAccess(ia: IndexAccess): void {
+    const target = ia.expr as Partial<ContextAccess>;
+    const index = ia.index as Partial<Literal>;
+    if (target.name !== undefined && index.literal?.kind === data.Kind.String) {
+      this.properties.add(`${target.name.lexeme.toLowerCase()}.${index.literal.coerceString().toLowerCase()}`);
+    }
+    ia.expr.accept(this);
+    // A Star (`.*`) refers to nothing and cannot be visited.
+    if (!(ia.index instanceof Star)) ia.index.accept(this);
+  }
+
+  visitFunctionCall(f: FunctionCall): void {
+    this.functions.add(f.functionName.lexeme.toLowerCase());
+    for (const arg of f.args) arg.accept(this);
+  }
 }
 
 /** Converts plain JSON to the evaluator's values; what JSON cannot hold (undefined, functions) is null. */
@@ -193,9 +270,21 @@ function toData(value: unknown, depth = 0): data.ExpressionData {
   return new data.Null();
 }
 
-/** Converts the evaluator's value to plain JSON. */
+/**
+ * Converts the evaluator's value to plain JSON, except that a number stays a number even when it is
+ * NaN or ±Infinity (the language has them as literals, and writes them into text as such).
+ */
 function toPlain(value: data.ExpressionData): unknown {
-  return JSON.parse(JSON.stringify(value, data.replacer)) as unknown;
+  switch (value.kind) {
+    case data.Kind.Null:
+      return null;
+    case data.Kind.String:
+    case data.Kind.Number:
+    case data.Kind.Boolean:
+      return value.value;
+    default:
+      return JSON.parse(JSON.stringify(value, data.replacer)) as unknown;
+  }
 }
 
 function functionsFor(expression: string, options: EvaluateOptions): Map<string, FunctionDefinition> {
@@ -216,7 +305,7 @@ function functionsFor(expression: string, options: EvaluateOptions): Map<string,
     },
   });
   return new Map<string, FunctionDefinition>([
-    ["success", status("success", (s) => !s.jobFailed && !s.cancelled)],
+    ["success", status("success", (s) => !s.jobFailed && !s.cancelled && !s.neededSkipped)],
     ["failure", status("failure", (s) => s.jobFailed && !s.cancelled)],
     ["always", status("always", () => true)],
     ["cancelled", status("cancelled", (s) => s.cancelled)],
@@ -249,11 +338,14 @@ export function evaluateParsed(
   for (const name of CONTEXT_NAMES) {
     if (parsed.refs.contexts.has(name)) root.add(name, toData(contexts[name]));
   }
+  // Most expressions call none of our functions: they skip building them.
+  const ours = EXTENSION_NAMES.some((name) => parsed.refs.functions.has(name));
   try {
-    return toPlain(new Evaluator(parsed.ast, root, functionsFor(parsed.text, options)).evaluate());
+    return toPlain(new Evaluator(parsed.ast, root, ours ? functionsFor(parsed.text, options) : undefined).evaluate());
   } catch (error) {
     if (error instanceof ExpressionError) throw error;
-    throw new ExpressionError(parsed.text, 1, error instanceof Error ? error.message : String(error));
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ExpressionError(parsed.text, 1, message, evaluationHint(message));
   }
 }
 

@@ -16,10 +16,16 @@ export interface ExpressionIssue {
   /** The expression as written, `${{` to `}}`. */
   expression: string;
   message: string;
+  /** What to do about it, when we can say. */
+  suggestion?: string | undefined;
 }
 
 /** Contexts whose values only exist while the job runs: expressions using them are left for the executor. */
 const RUNTIME_CONTEXTS = ["steps", "job", "jobs", "runner"];
+/** github properties only the runner knows: where the job runs in the guest, and per step. */
+const RUNTIME_GITHUB_PROPERTIES = ["workspace", "action", "event_path", "env", "path", "output", "step_summary"].map(
+  (p) => `github.${p}`,
+);
 const RUNTIME_FUNCTIONS = ["hashfiles", ...STATUS_FUNCTIONS];
 
 /** What the planner knows: the caller's contexts and the environment declared so far. */
@@ -63,7 +69,11 @@ function planProblem(parsed: ParsedExpression, scope: PlanScope, secretRule: str
     }
     if (Object.values(scope.env).some(isDeferredValue)) return "defer";
   }
-  const runtime = RUNTIME_CONTEXTS.some((c) => contexts.has(c) && !(c === "runner" && scope.contexts.runner));
+  const runtime =
+    RUNTIME_CONTEXTS.some((c) => contexts.has(c) && !(c === "runner" && scope.contexts.runner)) ||
+    RUNTIME_GITHUB_PROPERTIES.some((p) => properties.has(p));
+  // A forge sends the outputs of the jobs this one needs; a local run knows them only when the job starts.
+  if (contexts.has("needs") && scope.contexts.needs === undefined) return "defer";
   if (runtime || RUNTIME_FUNCTIONS.some((f) => functions.has(f))) return "defer";
   return undefined;
 }
@@ -75,7 +85,8 @@ function planProblem(parsed: ParsedExpression, scope: PlanScope, secretRule: str
  */
 export function interpolate(text: string, scope: PlanScope, secretRule: string): Interpolation {
   const issues: ExpressionIssue[] = [];
-  const contexts = { ...scope.contexts, env: envContext(scope.env) };
+  // Built on the first evaluation: most texts hold no expression.
+  let contexts: ContextValues | undefined;
   let out = "";
   let last = 0;
   let deferred = false;
@@ -83,7 +94,8 @@ export function interpolate(text: string, scope: PlanScope, secretRule: string):
     const expression = text.slice(span.start, span.end);
     out += text.slice(last, span.start);
     last = span.end;
-    const issue = (message: string) => issues.push({ offset: span.start, expression, message });
+    const issue = (message: string, suggestion?: string) =>
+      issues.push({ offset: span.start, expression, message, suggestion });
     if (span.inner === undefined) {
       issue(`expression \`${expression}\` is not closed with }}`);
       continue;
@@ -93,10 +105,13 @@ export function interpolate(text: string, scope: PlanScope, secretRule: string):
       const problem = planProblem(parsed, scope, secretRule);
       if (problem === "defer") deferred = true;
       else if (problem !== undefined) issue(`expression \`${expression}\`: ${problem}`);
-      else out += valueToText(evaluateParsed(parsed, contexts));
+      else {
+        contexts ??= { ...scope.contexts, env: envContext(scope.env) };
+        out += valueToText(evaluateParsed(parsed, contexts));
+      }
     } catch (error) {
       if (!(error instanceof ExpressionError)) throw error;
-      issue(`${error.message.replace(/^\[invalid_expression\] /, "")}`);
+      issue(error.detail, error.hint);
     }
   }
   return { text: deferred ? text : out + text.slice(last), issues, deferred };

@@ -19,14 +19,25 @@ export {
   valueToText,
 } from "./expression-engine.ts";
 export { type ExpressionIssue, type Interpolation, interpolate, type PlanScope } from "./expressions.ts";
+export { resolveInputs } from "./inputs.ts";
 export { type JobRequestOrigin, toJobRequest } from "./job-request.ts";
 export { type LoadWorkflowFileOptions, loadWorkflowFile } from "./load-workflow-file.ts";
+export {
+  expandMatrix,
+  MAX_MATRIX_JOBS,
+  type MatrixCombination,
+  type MatrixSpec,
+  matrixJobName,
+  type StrategyContext,
+} from "./matrix.ts";
+export { nearestName } from "./nearest-name.ts";
 export {
   DEFAULT_JOB_TIMEOUT_MINUTES,
   MAX_WORKFLOW_BYTES,
   type ParseWorkflowOptions,
   parseWorkflow,
 } from "./parse-workflow.ts";
+export { type FinishedJob, type NeedsContext, type RunGraphOptions, runGraph } from "./run-graph.ts";
 export { selectJobs } from "./select-jobs.ts";
 export { DEFAULT_SHELL, resolveShell, SHELL_TEMPLATES, type ShellResolution } from "./shells.ts";
 export { evaluateStepCondition } from "./step-condition.ts";

@@ -22,6 +22,8 @@ export interface JobRequestOrigin {
   readonly repository: { url: string; fullName: string; commitSha: string; ref: string };
   readonly jobId?: string;
   readonly attempt?: number;
+  /** The `needs` context, when the jobs this one needs finished after the workflow was planned. */
+  readonly needs?: Record<string, unknown>;
   /**
    * The secrets the job may read and the fleet keyring that seals them. Only the secrets the job
    * references travel, sealed; a referenced secret that is not given is empty, as on GitHub.
@@ -39,6 +41,11 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
   const split = (env: Env, where: string) => splitEnv(job, env, where, referenced, origin.secrets !== undefined);
   const jobEnv = split(job.env, "the job");
   const steps = job.steps.map((step) => toPlannedStep(step, split(step.env, `step "${step.name}"`)));
+  for (const step of job.steps) {
+    if (step.kind !== "checkout" || step.tokenSecret === undefined) continue;
+    // The token travels sealed like any secret the job reads.
+    split({ token: { fromSecret: step.tokenSecret } }, `step "${step.name}" (token:)`);
+  }
   const secrets = [...referenced].sort().map((name) => ({
     name,
     value: origin.secrets?.keyring.seal(origin.secrets.values[name] ?? "", secretContext(jobId, name)),
@@ -54,12 +61,17 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
     workflowJobId: job.key,
     jobName: job.name,
     runsOn: job.runsOn,
-    timeoutSeconds: job.timeoutMinutes * 60,
+    timeoutSeconds: Math.round(job.timeoutMinutes * 60),
     steps,
     env: jobEnv.env,
     secretEnv: jobEnv.secretEnv,
     secrets,
-    contexts: contextsJson(workflow.contexts ?? {}),
+    contexts: contextsJson({
+      ...workflow.contexts,
+      ...(job.matrix ? { matrix: job.matrix } : {}),
+      ...(job.strategy ? { strategy: { ...job.strategy } } : {}),
+      ...(origin.needs ? { needs: origin.needs } : {}),
+    }),
     outputs: job.outputs,
     submittedAt: timestampFromDate(new Date()),
   });
@@ -84,6 +96,9 @@ function toPlannedStep(step: PlannedStepDef, env: SplitEnv): MessageInitShape<ty
     ref: step.ref ?? "",
     path: step.path ?? "",
     fetchDepth: step.fetchDepth,
+    submodules: step.submodules ?? "",
+    ...(step.clean === undefined ? {} : { clean: step.clean }),
+    tokenSecret: step.tokenSecret ?? "",
   };
   return { ...common, action: { case: "checkout", value: checkout } };
 }

@@ -1,8 +1,17 @@
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
-import { ExpressionError, parseCondition } from "./expression-engine.ts";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import { actionSuggestion, checkoutInputSuggestion } from "./action-suggestions.ts";
+import { ExpressionError, evaluateExpression, findExpressions, isTruthy, parseCondition } from "./expression-engine.ts";
 import { interpolate, type PlanScope, wholeSecretReference } from "./expressions.ts";
+import {
+  expandMatrix,
+  MAX_MATRIX_JOBS,
+  type MatrixCombination,
+  type MatrixSpec,
+  matrixJobName,
+  type StrategyContext,
+} from "./matrix.ts";
 import { DEFAULT_SHELL, resolveShell } from "./shells.ts";
-import { WorkflowValidationError } from "./workflow-errors.ts";
+import { type WorkflowProblem, WorkflowValidationError } from "./workflow-errors.ts";
 import type {
   Env,
   PlanContexts,
@@ -37,6 +46,7 @@ const JOB_KEYS = [
   "outputs",
   "steps",
   "permissions",
+  "strategy",
 ];
 const STEP_KEYS = [
   "name",
@@ -51,17 +61,12 @@ const STEP_KEYS = [
   "timeout-minutes",
   "continue-on-error",
 ];
-const CHECKOUT_INPUTS = ["repository", "ref", "path", "fetch-depth"];
+const CHECKOUT_INPUTS = ["repository", "ref", "path", "fetch-depth", "token", "submodules", "clean"];
+type CheckoutInputs = Partial<
+  Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth" | "submodules" | "clean" | "tokenSecret">
+>;
 
 const SUPPORTED_STEPS = "Solstice runs `run:` steps and the built-in actions/checkout";
-
-const REJECTED_JOB_KEYS: Readonly<Record<string, string>> = {
-  uses: `reusable workflows (job-level uses:) are not supported: ${SUPPORTED_STEPS}; copy the called workflow's jobs into this file`,
-  services:
-    "service containers are not supported: each Solstice job runs in its own VM; install and start the service from a run: step",
-  container:
-    "job containers are not supported: Solstice runs steps directly in a VM of the runs-on label; pick a label whose image has what you need, or install it from a run: step",
-};
 
 const SECRET_IN_RUN = `secrets are not substituted into scripts; pass it through the step's env: (e.g. TOKEN: \${{ secrets.TOKEN }}) and read $TOKEN in the script`;
 const SECRET_ELSEWHERE = `a secret may only be a whole env: value, e.g. TOKEN: \${{ secrets.TOKEN }}`;
@@ -112,7 +117,7 @@ class Planner {
       this.problems.atNode(
         entry.value,
         entry.key,
-        `\`${raw.trim()}\` uses values that exist only while the job runs (steps, job, runner, hashFiles, status functions); here only github, env, vars, inputs, matrix, strategy and needs can be used`,
+        `\`${raw.trim()}\` uses values that exist only while the job runs (steps, job, runner, needs, hashFiles, status functions); here only github, env, vars, inputs, matrix and strategy can be used`,
       );
     }
     return text;
@@ -183,21 +188,17 @@ class Planner {
       const parsed = parseCondition(text);
       // As on GitHub: a secret is not readable in if:, because the condition is shown in logs and UIs.
       if (parsed.refs.contexts.has("secrets")) {
-        this.problems.atNode(
-          entry.value,
-          entry.key,
-          "secrets cannot be read in if:; set a job or step env variable from the secret and test env.NAME instead",
-        );
+        this.problems.atNode(entry.value, entry.key, "secrets cannot be read in if:", {
+          suggestion: "set a job or step env variable from the secret and test env.NAME instead",
+        });
       }
     } catch (error) {
       if (!(error instanceof ExpressionError)) throw error;
-      const message = error.message.replace(/^\[invalid_expression\] /, "");
       const offset = Math.max(0, text.indexOf(error.expression));
-      if (entry.value === undefined) this.problems.atNode(entry.keyNode, entry.key, message);
-      else
-        this.problems.expressionIssues(entry.value, entry.key, text, [
-          { offset, expression: error.expression, message },
-        ]);
+      const issue = { offset, expression: error.expression, message: error.detail, suggestion: error.hint };
+      if (entry.value === undefined)
+        this.problems.atNode(entry.keyNode, entry.key, issue.message, { suggestion: issue.suggestion });
+      else this.problems.expressionIssues(entry.value, entry.key, text, [issue]);
     }
     return text;
   }
@@ -253,22 +254,38 @@ class Planner {
     return outputs;
   }
 
-  job(
+  /** The job, or one job per combination of its matrix. */
+  jobs(jobEntry: Entry, jobKeys: readonly string[], workflowEnv: Env, workflowDefaults: RunDefaults): PlannedJob[] {
+    const map = this.reader.mapping(jobEntry.value, jobEntry.key);
+    if (map === undefined) return [];
+    const keys = this.reader.keyed(map, jobEntry.key, JOB_KEYS);
+    const strategy = this.strategy(keys.get("strategy"), workflowEnv);
+    if (strategy === undefined) return [this.job(jobEntry, keys, jobKeys, workflowEnv, workflowDefaults)];
+    return strategy.combinations.map((matrix, index) => {
+      const context: StrategyContext = {
+        "fail-fast": strategy.failFast,
+        "job-index": index,
+        "job-total": strategy.combinations.length,
+        "max-parallel": strategy.maxParallel ?? strategy.combinations.length,
+      };
+      const planner = new Planner(this.reader, { ...this.contexts, matrix, strategy: { ...context } });
+      const job = planner.job(jobEntry, keys, jobKeys, workflowEnv, workflowDefaults);
+      const named = keys.get("name")?.value;
+      const nameUsesMatrix = isScalar(named) && /\$\{\{[^}]*matrix/i.test(String(named.value));
+      return { ...job, name: nameUsesMatrix ? job.name : matrixJobName(job.name, matrix), matrix, strategy: context };
+    });
+  }
+
+  private job(
     jobEntry: Entry,
+    keys: Map<string, Entry>,
     jobKeys: readonly string[],
     workflowEnv: Env,
     workflowDefaults: RunDefaults,
-  ): PlannedJob | undefined {
-    const map = this.reader.mapping(jobEntry.value, jobEntry.key);
-    if (map === undefined) return undefined;
-    const keys = this.reader.keyed(map, jobEntry.key, JOB_KEYS, REJECTED_JOB_KEYS, ["strategy"]);
-    const strategy = this.reader.entries(map, jobEntry.key).find((e) => e.name === "strategy");
-    if (strategy !== undefined) this.strategy(strategy);
-
+  ): PlannedJob {
     const env = { ...workflowEnv, ...this.env(keys.get("env"), workflowEnv) };
     const defaults = this.defaults(keys.get("defaults"), workflowDefaults, env);
     const timeout = keys.get("timeout-minutes");
-    const continueOnError = keys.get("continue-on-error");
     const needs = keys.get("needs");
     const needed = needs === undefined ? [] : this.reader.stringList(needs.value, needs.key);
     for (const need of needed) {
@@ -287,7 +304,7 @@ class Planner {
       runsOn: this.runsOn(keys.get("runs-on"), jobEntry, env),
       timeoutMinutes:
         (timeout && this.reader.positiveNumber(timeout.value, timeout.key)) ?? DEFAULT_JOB_TIMEOUT_MINUTES,
-      continueOnError: (continueOnError && this.reader.boolean(continueOnError.value, continueOnError.key)) ?? false,
+      continueOnError: this.flag(keys.get("continue-on-error"), env) ?? false,
       env,
       needs: needed,
       ...(ifCondition === undefined ? {} : { ifCondition }),
@@ -296,19 +313,120 @@ class Planner {
     };
   }
 
-  private strategy(entry: Entry): void {
-    const matrix = isMap(entry.value)
-      ? this.reader.entries(entry.value, entry.key).find((e) => e.name === "matrix")
-      : undefined;
-    if (matrix !== undefined) {
-      this.problems.atNode(
-        matrix.keyNode,
-        matrix.key,
-        "strategy.matrix is not supported yet: write one job per combination for now",
-      );
-    } else {
-      this.problems.atNode(entry.keyNode, entry.key, "strategy is not supported yet (it only matters with a matrix)");
+  /** true/false as written, or an expression known when planning (e.g. `${{ matrix.experimental }}`). */
+  private flag(entry: Entry | undefined, env: Env): boolean | undefined {
+    if (entry === undefined) return undefined;
+    if (!isScalar(entry.value) || typeof entry.value.value !== "string") {
+      return this.reader.boolean(entry.value, entry.key);
     }
+    const value = this.plannedValue(entry.value, entry.key, entry.value.value, env);
+    if (typeof value !== "string") return value === undefined ? undefined : isTruthy(value);
+    const word = value.trim().toLowerCase();
+    if (word === "true" || word === "false") return word === "true";
+    this.problems.atNode(entry.value, entry.key, `must be true or false, not \`${value}\``);
+    return undefined;
+  }
+
+  /**
+   * A value written as text, with its expressions evaluated now. Exactly one `${{ }}` keeps the
+   * value's type (e.g. `${{ fromJSON(inputs.versions) }}` is a list); values that exist only while
+   * jobs run cannot shape the plan and are a problem.
+   */
+  private plannedValue(node: Node, key: string, raw: string, env: Env): unknown {
+    const { text, issues, deferred } = interpolate(raw, this.scope(env), SECRET_ELSEWHERE);
+    this.problems.expressionIssues(node, key, raw, issues);
+    if (issues.length > 0) return undefined;
+    if (deferred) {
+      this.problems.atNode(
+        node,
+        key,
+        `\`${raw.trim()}\` must be known before the jobs start: it can use github, env, vars, inputs and matrix, not needs, steps or status functions`,
+      );
+      return undefined;
+    }
+    const spans = findExpressions(raw.trim());
+    const only = spans[0];
+    if (spans.length === 1 && only?.inner !== undefined && only.start === 0 && only.end === raw.trim().length) {
+      return evaluateExpression(only.inner, { ...this.contexts, env: plainEnv(env) });
+    }
+    return text;
+  }
+
+  /** `strategy:`; undefined when the job has none or it has no matrix. */
+  private strategy(entry: Entry | undefined, env: Env): PlannedStrategy | undefined {
+    if (entry === undefined) return undefined;
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return undefined;
+    const keys = this.reader.keyed(map, entry.key, ["matrix", "fail-fast", "max-parallel"]);
+    const maxParallel = keys.get("max-parallel");
+    let max: number | undefined;
+    if (maxParallel !== undefined) {
+      const value = maxParallel.value;
+      if (isScalar(value) && Number.isInteger(value.value) && (value.value as number) > 0) max = value.value as number;
+      else this.problems.atNode(value, maxParallel.key, "must be a whole number greater than 0");
+    }
+    const failFast = this.flag(keys.get("fail-fast"), env) ?? true;
+    const matrixEntry = keys.get("matrix");
+    if (matrixEntry === undefined) return undefined;
+    const spec = this.matrixSpec(matrixEntry, env);
+    if (spec === undefined) return undefined;
+    const combinations = expandMatrix(spec);
+    if (combinations.length === 0) {
+      this.problems.atNode(matrixEntry.keyNode, matrixEntry.key, "makes no jobs: every combination is excluded");
+      return undefined;
+    }
+    if (combinations.length > MAX_MATRIX_JOBS) {
+      this.problems.atNode(
+        matrixEntry.keyNode,
+        matrixEntry.key,
+        `makes ${combinations.length} jobs; a matrix may make at most ${MAX_MATRIX_JOBS}, as on GitHub`,
+      );
+      return undefined;
+    }
+    return { combinations, failFast, ...(max === undefined ? {} : { maxParallel: max }) };
+  }
+
+  private matrixSpec(entry: Entry, env: Env): MatrixSpec | undefined {
+    const value = this.matrixValue(entry.value, entry.key, env);
+    if (value === undefined) return undefined;
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      this.problems.atNode(entry.value, entry.key, "must be a mapping of keys to lists of values");
+      return undefined;
+    }
+    const dimensions: Array<[string, unknown[]]> = [];
+    const lists: Record<"include" | "exclude", MatrixCombination[]> = { include: [], exclude: [] };
+    for (const [name, values] of Object.entries(value)) {
+      if (values === undefined) return undefined; // already reported
+      if (name === "include" || name === "exclude") {
+        const entries = Array.isArray(values) ? values : [values];
+        if (!entries.every((e) => typeof e === "object" && e !== null && !Array.isArray(e))) {
+          this.problems.atNode(entry.value, `${entry.key}.${name}`, "must be a list of mappings");
+          return undefined;
+        }
+        lists[name] = entries as MatrixCombination[];
+      } else if (!Array.isArray(values) || values.length === 0) {
+        this.problems.atNode(entry.value, `${entry.key}.${name}`, "must be a non-empty list of values");
+        return undefined;
+      } else dimensions.push([name, values]);
+    }
+    if (dimensions.length === 0 && lists.include.length === 0) {
+      this.problems.atNode(entry.value, entry.key, "has no keys and no include: it makes no jobs");
+      return undefined;
+    }
+    return { dimensions, ...lists };
+  }
+
+  /** The matrix as plain values, every text in it evaluated now. */
+  private matrixValue(node: Node | undefined, key: string, env: Env): unknown {
+    if (isScalar(node) && typeof node.value === "string") return this.plannedValue(node, key, node.value, env);
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const child of this.reader.entries(node, key))
+        out[child.name] = this.matrixValue(child.value, child.key, env);
+      return out;
+    }
+    if (isSeq(node)) return node.items.map((item, i) => this.matrixValue(this.reader.node(item), `${key}[${i}]`, env));
+    return this.reader.toJS(node) ?? null;
   }
 
   private steps(entry: Entry | undefined, jobEntry: Entry, env: Env, defaults: RunDefaults): PlannedStepDef[] {
@@ -367,14 +485,13 @@ class Planner {
     }
     const timeout = keys.get("timeout-minutes");
     const timeoutMinutes = timeout && this.reader.positiveNumber(timeout.value, timeout.key);
-    const continueOnError = keys.get("continue-on-error");
     const condition = this.condition(keys.get("if"));
     const common = {
       index,
       ...(id === undefined ? {} : { id }),
       env,
       ...(condition === undefined ? {} : { condition }),
-      continueOnError: (continueOnError && this.reader.boolean(continueOnError.value, continueOnError.key)) ?? false,
+      continueOnError: this.flag(keys.get("continue-on-error"), env) ?? false,
       ...(timeoutMinutes === undefined ? {} : { timeoutMinutes }),
     };
     const name = this.expandedText(keys.get("name"), env, { runtime: true });
@@ -403,7 +520,8 @@ class Planner {
       this.problems.atNode(
         uses.value,
         uses.key,
-        `action \`${action}\` is not supported: ${SUPPORTED_STEPS} (actions/checkout@<ref>); do what the action does in a run: step instead`,
+        `action \`${action}\` is not supported: ${SUPPORTED_STEPS} (actions/checkout@<ref>)`,
+        { suggestion: actionSuggestion(action) },
       );
       return undefined;
     }
@@ -421,26 +539,35 @@ class Planner {
     return step;
   }
 
-  private checkoutInputs(
-    entry: Entry | undefined,
-    env: Env,
-  ): Partial<Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth">> {
+  private checkoutInputs(entry: Entry | undefined, env: Env): CheckoutInputs {
     if (entry === undefined) return {};
     const map = this.reader.mapping(entry.value, entry.key);
     if (map === undefined) return {};
-    const inputs: Partial<Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth">> = {};
+    const inputs: CheckoutInputs = {};
     for (const input of this.reader.entries(map, entry.key)) {
       if (!CHECKOUT_INPUTS.includes(input.name)) {
         this.problems.atNode(
           input.keyNode,
           input.key,
           `actions/checkout input \`${input.name}\` is not supported by the built-in checkout; supported: ${CHECKOUT_INPUTS.join(", ")}`,
+          { suggestion: checkoutInputSuggestion(input.name, CHECKOUT_INPUTS) },
         );
+        continue;
+      }
+      if (input.name === "token") {
+        this.checkoutToken(input, inputs);
         continue;
       }
       const value = this.expandedText(input, env);
       if (value === undefined) continue;
-      if (input.name === "fetch-depth") {
+      if (input.name === "submodules" || input.name === "clean") {
+        const choice = value.trim().toLowerCase();
+        const allowed = input.name === "submodules" ? ["true", "false", "recursive"] : ["true", "false"];
+        if (!allowed.includes(choice)) {
+          this.problems.atNode(input.value, input.key, `must be ${allowed.join(", ")}, not \`${value}\``);
+        } else if (input.name === "clean") inputs.clean = choice === "true";
+        else if (choice !== "false") inputs.submodules = choice as "true" | "recursive";
+      } else if (input.name === "fetch-depth") {
         const depth = Number(value.trim());
         if (value.trim() === "" || !Number.isInteger(depth) || depth < 0) {
           this.problems.atNode(input.value, input.key, `must be a whole number, 0 for full history, not \`${value}\``);
@@ -451,6 +578,45 @@ class Planner {
     }
     return inputs;
   }
+
+  /**
+   * `token:` is the job's own token (`github.token`, the default) or a secret, which
+   * travels sealed; a token written into the workflow would be readable by anyone who reads it.
+   */
+  private checkoutToken(input: Entry, inputs: CheckoutInputs): void {
+    const raw = this.reader.text(input.value, input.key);
+    if (raw === undefined) return;
+    if (/^\s*\$\{\{\s*github\.token\s*\}\}\s*$/i.test(raw)) return;
+    const secret = wholeSecretReference(raw);
+    if (secret !== undefined) inputs.tokenSecret = secret;
+    else {
+      this.problems.atNode(
+        input.value,
+        input.key,
+        `token must be \${{ secrets.NAME }} or \${{ github.token }}: a token written in the workflow is readable by anyone who can read the file`,
+      );
+    }
+  }
+}
+
+interface PlannedStrategy {
+  combinations: MatrixCombination[];
+  failFast: boolean;
+  maxParallel?: number;
+}
+
+function plainEnv(env: Env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => typeof e[1] === "string"));
+}
+
+function uniqueProblems(problems: readonly WorkflowProblem[]): WorkflowProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.line}:${p.column}:${p.key}:${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /**
@@ -503,10 +669,10 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflo
     }
     const jobKeys = entries.map((e) => e.name);
     for (const entry of entries) {
-      const job = planner.job(entry, jobKeys, env, defaults);
-      if (job !== undefined) jobs.push(job);
+      jobs.push(...planner.jobs(entry, jobKeys, env, defaults));
     }
   }
-  if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, problems.problems);
+  // A matrix plans a job once per combination, so one mistake can be found once per combination.
+  if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, uniqueProblems(problems.problems));
   return { name, file: opts.file, on, jobs, ...(opts.contexts ? { contexts: opts.contexts } : {}) };
 }

@@ -1,3 +1,5 @@
+import type { MatrixCombination, StrategyContext } from "./matrix.ts";
+
 /** An environment value: plain text, or a secret the executor unseals and sets at run time. */
 export type EnvValue = string | { fromSecret: string };
 
@@ -44,6 +46,12 @@ export interface PlannedCheckoutStep extends PlannedStepCommon {
   path?: string;
   /** 0 means full history; 1 (a shallow clone) when not given, as actions/checkout does. */
   fetchDepth: number;
+  /** `submodules: true` or `recursive`; absent for none. */
+  submodules?: "true" | "recursive";
+  /** `clean: false`; absent means true, as actions/checkout does. */
+  clean?: boolean;
+  /** The secret `token:` names; absent for the job's own token. */
+  tokenSecret?: string;
 }
 
 export type PlannedStepDef = PlannedRunStep | PlannedCheckoutStep;
@@ -63,6 +71,9 @@ export interface PlannedJob {
   /** As written; evaluated after the job once step outputs exist. */
   outputs: Record<string, string>;
   steps: PlannedStepDef[];
+  /** This job's combination, when the job has a matrix (one PlannedJob per combination). */
+  matrix?: MatrixCombination;
+  strategy?: StrategyContext;
 }
 
 export interface Workflow {

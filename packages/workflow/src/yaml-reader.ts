@@ -1,4 +1,5 @@
 import {
+  type Alias,
   type Document,
   isAlias,
   isMap,
@@ -7,11 +8,23 @@ import {
   isSeq,
   type LineCounter,
   type Node,
+  visit,
   type YAMLMap,
   type YAMLSeq,
 } from "yaml";
 import type { ExpressionIssue } from "./expressions.ts";
+import { adviseKey } from "./key-suggestions.ts";
 import type { WorkflowProblem } from "./workflow-errors.ts";
+
+/** A file with more problems is not worth reading further: the first ones are what to fix. */
+const MAX_PROBLEMS = 500;
+
+/**
+ * Alias uses a reader resolves in one document. Hand-written workflows use a few anchors, read once
+ * per matrix combination at most; aliases that refer to aliases multiply (a "billion laughs"), and
+ * would make every walk over the document exponential without this bound.
+ */
+const MAX_ALIAS_USES = 20_000;
 
 /** Collects problems with their file position, so one parse reports all of them. */
 export class ProblemCollector {
@@ -23,13 +36,30 @@ export class ProblemCollector {
     private readonly lineCounter: LineCounter,
   ) {}
 
-  at(offset: number, key: string, message: string): void {
+  at(offset: number, key: string, message: string, suggestion?: string): void {
+    if (this.problems.length > MAX_PROBLEMS) return;
+    if (this.problems.length === MAX_PROBLEMS) {
+      message = `more than ${MAX_PROBLEMS} problems; the rest are not reported`;
+      suggestion = "fix the problems above and check again";
+    }
     const { line, col } = this.lineCounter.linePos(offset);
-    this.problems.push({ file: this.file, line, column: col, key, message });
+    this.problems.push({
+      file: this.file,
+      line,
+      column: col,
+      key,
+      message,
+      ...(suggestion === undefined ? {} : { suggestion }),
+    });
   }
 
-  atNode(node: Node | undefined, key: string, message: string, fallbackOffset = 0): void {
-    this.at(node?.range?.[0] ?? fallbackOffset, key, message);
+  atNode(
+    node: Node | undefined,
+    key: string,
+    message: string,
+    { suggestion, fallbackOffset = 0 }: { suggestion?: string | undefined; fallbackOffset?: number | undefined } = {},
+  ): void {
+    this.at(node?.range?.[0] ?? fallbackOffset, key, message, suggestion);
   }
 
   /**
@@ -54,9 +84,27 @@ export class ProblemCollector {
         found = source.indexOf(issue.expression, found + 1);
         if (found < 0) break;
       }
-      this.at(found < 0 ? start : start + found, key, issue.message);
+      this.at(found < 0 ? start : start + found, key, issue.message, issue.suggestion);
     }
   }
+}
+
+/**
+ * Maps each alias to the node of the last anchor of its name before it, as YAML defines; one walk,
+ * where `Alias.resolve` walks the whole document for each alias.
+ */
+function aliasTargets(doc: Document.Parsed): Map<Alias, Node> {
+  const anchors = new Map<string, Node>();
+  const targets = new Map<Alias, Node>();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        const target = anchors.get(node.source);
+        if (target !== undefined) targets.set(node, target);
+      } else if (node.anchor !== undefined) anchors.set(node.anchor, node);
+    },
+  });
+  return targets;
 }
 
 export interface Entry {
@@ -83,14 +131,33 @@ function describe(node: Node | undefined): string {
 
 /** Typed access to YAML nodes that reports, rather than throws, when a node has the wrong shape. */
 export class YamlReader {
+  /** Each alias's anchored node, found in one walk over the document when the first alias is met. */
+  private aliasTargets: Map<Alias, Node> | undefined;
+  private aliasUses = 0;
+
   constructor(
     private readonly doc: Document.Parsed,
     readonly problems: ProblemCollector,
   ) {}
 
+  /** The node `value` is, or the node an alias refers to; undefined for anything else. */
   node(value: unknown): Node | undefined {
-    if (isAlias(value)) return value.resolve(this.doc) as Node | undefined;
+    if (isAlias(value)) return this.resolve(value);
     return isNode(value) ? value : undefined;
+  }
+
+  private resolve(alias: Alias): Node | undefined {
+    this.aliasUses++;
+    if (this.aliasUses > MAX_ALIAS_USES) {
+      if (this.aliasUses === MAX_ALIAS_USES + 1) {
+        this.problems.atNode(alias, "", `YAML aliases are used more than ${MAX_ALIAS_USES} times`, {
+          suggestion: "aliases that refer to aliases multiply: write the repeated values out",
+        });
+      }
+      return undefined;
+    }
+    this.aliasTargets ??= aliasTargets(this.doc);
+    return this.aliasTargets.get(alias);
   }
 
   toJS(node: Node | undefined): unknown {
@@ -114,7 +181,9 @@ export class YamlReader {
     for (const pair of map.items) {
       const keyNode = this.node(pair.key);
       if (!isScalar(keyNode) || typeof keyNode.value !== "string") {
-        this.problems.atNode(keyNode, parentKey, `keys must be strings, not ${describe(keyNode)}`, map.range?.[0]);
+        this.problems.atNode(keyNode, parentKey, `keys must be strings, not ${describe(keyNode)}`, {
+          fallbackOffset: map.range?.[0],
+        });
         continue;
       }
       entries.push({
@@ -128,29 +197,18 @@ export class YamlReader {
   }
 
   /**
-   * Returns the entries by name. Names in `rejected` are reported with their own message; any other
-   * name outside `allowed` is reported with the list of allowed names. Names in `handledElsewhere` are
-   * left to the caller.
+   * Returns the entries by name. A name outside `allowed` is reported: a GitHub key Solstice does not
+   * run with what to do instead, any other with the allowed names and the one probably meant.
    */
-  keyed(
-    map: YAMLMap,
-    parentKey: string,
-    allowed: readonly string[],
-    rejected: Readonly<Record<string, string>> = {},
-    handledElsewhere: readonly string[] = [],
-  ): Map<string, Entry> {
+  keyed(map: YAMLMap, parentKey: string, allowed: readonly string[]): Map<string, Entry> {
     const byName = new Map<string, Entry>();
     for (const entry of this.entries(map, parentKey)) {
-      if (handledElsewhere.includes(entry.name)) continue;
-      const reason = rejected[entry.name];
-      if (reason !== undefined) this.problems.atNode(entry.keyNode, entry.key, reason);
-      else if (!allowed.includes(entry.name)) {
-        this.problems.atNode(
-          entry.keyNode,
-          entry.key,
-          `unknown key \`${entry.name}\`; allowed here: ${allowed.join(", ")}`,
-        );
-      } else byName.set(entry.name, entry);
+      if (allowed.includes(entry.name)) {
+        byName.set(entry.name, entry);
+        continue;
+      }
+      const { message, suggestion } = adviseKey(parentKey, entry.name, allowed);
+      this.problems.atNode(entry.keyNode, entry.key, message, { suggestion });
     }
     return byName;
   }

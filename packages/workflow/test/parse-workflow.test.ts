@@ -140,12 +140,49 @@ describe("parseWorkflow", () => {
   it("rejects a checkout input the built-in checkout does not have, naming the supported ones", T, () => {
     const problem = only(
       problemsOf(
+        "jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          lfs: true\n",
+      ),
+    );
+    assert.equal(problem.key, "jobs.a.steps[0].with.lfs");
+    assert.equal(problem.line, 7);
+    assert.match(problem.message, /repository, ref, path, fetch-depth, token, submodules, clean/);
+  });
+
+  it("plans checkout's token (a secret, never written out), submodules and clean", T, () => {
+    const step = (inputs: string) =>
+      parseWorkflow(
+        `jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/checkout@v4\n        with:\n${inputs}`,
+        {
+          file: "ci.yml",
+        },
+      ).jobs[0]?.steps[0];
+    assert.deepEqual(
+      step(`          token: \${{ secrets.PAT }}\n          submodules: recursive\n          clean: false\n`),
+      {
+        index: 0,
+        name: "Run actions/checkout@v4",
+        kind: "checkout",
+        fetchDepth: 1,
+        tokenSecret: "PAT",
+        submodules: "recursive",
+        clean: false,
+        env: {},
+        continueOnError: false,
+      },
+    );
+    assert.equal(step(`          token: \${{ github.token }}\n          submodules: false\n`)?.kind, "checkout");
+    const written = only(
+      problemsOf(
         "jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          token: abc\n",
       ),
     );
-    assert.equal(problem.key, "jobs.a.steps[0].with.token");
-    assert.equal(problem.line, 7);
-    assert.match(problem.message, /repository, ref, path, fetch-depth/);
+    assert.match(written.message, /token must be \$\{\{ secrets\.NAME \}\} or \$\{\{ github\.token \}\}/);
+    const submodules = only(
+      problemsOf(
+        "jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          submodules: yes\n",
+      ),
+    );
+    assert.match(submodules.message, /must be true, false, recursive/);
   });
 
   it("rejects uses: of another action at its file, line and key, saying what Solstice runs instead", T, () => {
@@ -187,26 +224,17 @@ describe("parseWorkflow", () => {
         [5, "jobs.build.services"],
       ],
     );
-    assert.match(problems[0]?.message ?? "", /pick a label whose image has what you need/);
-    assert.match(problems[1]?.message ?? "", /start the service from a run: step/);
+    assert.match(problems[0]?.suggestion ?? "", /pick a label whose image has what you need/);
+    assert.match(problems[1]?.suggestion ?? "", /start the service from a run: step/);
   });
 
-  it("rejects job-level uses: (reusable workflows) and strategy.matrix", T, () => {
+  it("rejects job-level uses: (reusable workflows)", T, () => {
     const problems = problemsOf(`jobs:
   call:
     uses: ./.github/workflows/other.yml
-  m:
-    runs-on: x
-    strategy:
-      matrix:
-        node: [18, 20]
-    steps:
-      - run: echo hi
 `);
     const byKey = new Map(problems.map((p) => [p.key, p]));
     assert.match(byKey.get("jobs.call.uses")?.message ?? "", /reusable workflows/);
-    assert.equal(byKey.get("jobs.m.strategy.matrix")?.line, 7);
-    assert.match(byKey.get("jobs.m.strategy.matrix")?.message ?? "", /not supported yet/);
   });
 
   it("reports every problem of a file in one error, each as file:line:col: key: message", T, () => {

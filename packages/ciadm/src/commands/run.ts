@@ -1,10 +1,17 @@
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { FleetKeyring, JobSource, loadFleetKeyring, Outcome, requireFleetKeyring } from "@solstice/protocol";
-import { loadWorkflowFile, selectJobs, toJobRequest } from "@solstice/workflow";
+import {
+  loadWorkflowFile,
+  type PlannedJob,
+  resolveInputs,
+  runGraph,
+  selectJobs,
+  toJobRequest,
+} from "@solstice/workflow";
 import type { Logger } from "pino";
-import { orderByNeeds } from "../job-order.ts";
-import { formatSummary, JobPrinter, type PrintedJob } from "../job-printer.ts";
+import { formatSummary, JobPrinter, outcomeWord, type PrintedJob } from "../job-printer.ts";
 import { fleetJobRunner, type JobRunner, localJobRunner } from "../job-runners.ts";
 import { type LocalRepository, readLocalRepository } from "../local-checkout.ts";
 import { readSecrets } from "../secret-input.ts";
@@ -20,17 +27,32 @@ export interface RunOptions {
   readonly amqp?: string;
   readonly namespace: string;
   readonly queueTimeoutSeconds: number;
+  /** Through the fleet: an attempt silent this long is lost, cancelled and retried. */
+  readonly leaseSeconds?: number;
+  /** Through the fleet: attempts in all before a lost job fails. */
+  readonly maxAttempts?: number;
   /** Secret names whose values are read from the environment. */
   readonly secret?: readonly string[];
   /** A file of NAME=VALUE secrets. */
   readonly secretsFile?: string;
+  /** workflow_dispatch inputs as given, NAME → text. */
+  readonly input?: Readonly<Record<string, string>>;
+  /** The `vars` context. */
+  readonly var?: Readonly<Record<string, string>>;
+  /** `github.event_name`; workflow_dispatch when not given. */
+  readonly event?: string;
+  /** A JSON file holding `github.event`. */
+  readonly eventPayload?: string;
+  /** Jobs at once; default 1 in this process, unbounded (each matrix's max-parallel) through the fleet. */
+  readonly parallel?: number;
 }
 
 /**
- * `ciadm run`: runs a workflow's jobs, each in a fresh VM, in `needs` order, printing live
- * output. With no broker it runs the orchestrator's executor in this process (the embedded
- * default); with `--amqp` it publishes the jobs to the fleet and follows their events. Resolves
- * to the exit code: 0 only if every job succeeded.
+ * `ciadm run`: runs a workflow's jobs, each in a fresh VM, as a forge would — a matrix as one job
+ * per combination, `needs` as a graph with outputs passed on, each job's `if:`, fail-fast and
+ * max-parallel — printing live output. With no broker it runs the orchestrator's executor in this
+ * process (the embedded default); with `--amqp` it publishes the jobs to the fleet and follows
+ * their events. Resolves to the exit code: 0 only if every job succeeded.
  */
 export async function runWorkflow(
   workflowPath: string,
@@ -43,8 +65,8 @@ export async function runWorkflow(
     includeUncommitted: options.includeUncommitted,
   }).catch((error: unknown) => error as Error);
   const file = repo instanceof Error ? workflowPath : path.relative(repo.root, absolute);
-  const workflow = await loadWorkflowFile(absolute, { file, contexts: planContexts(repo) });
-  const jobs = orderByNeeds(selectJobs(workflow, options.job));
+  const workflow = await loadRunWorkflow(absolute, file, repo, options);
+  const jobs = selectJobs(workflow, options.job);
   const secretValues = await readSecrets(options.secret ?? [], options.secretsFile);
   const keyring = runKeyring(options.amqp !== undefined, Object.keys(secretValues).length > 0);
   if (repo instanceof Error && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) throw repo;
@@ -56,6 +78,8 @@ export async function runWorkflow(
         log,
         term,
         queueTimeoutMs: options.queueTimeoutSeconds * 1000,
+        ...(options.leaseSeconds ? { leaseMs: options.leaseSeconds * 1000 } : {}),
+        ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
       })
     : await localJobRunner({
         log,
@@ -74,48 +98,93 @@ export async function runWorkflow(
 
   const controller = new AbortController();
   const interrupt = () => {
-    term.err("\nInterrupted: cancelling the running job and destroying its VM…\n");
+    term.err("\nInterrupted: cancelling the running jobs and destroying their VMs…\n");
     controller.abort(new Error("cancelled from the terminal (Ctrl-C)"));
   };
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);
 
-  const results: PrintedJob[] = [];
-  const outcomes = new Map<string, Outcome>();
+  const concurrency = options.parallel ?? (options.amqp ? Number.POSITIVE_INFINITY : 1);
+  // With jobs side by side, each line says which job it belongs to.
+  const writerFor = (job: PlannedJob) =>
+    concurrency > 1 && jobs.length > 1
+      ? (text: string) => term.out(text.replace(/^(?=.)/gm, `[${job.name}] `))
+      : (text: string) => term.out(text);
+  const printed = new Map<PlannedJob, PrintedJob>();
   try {
-    for (const job of jobs) {
-      const blocker = job.needs.find((n) => outcomes.has(n) && outcomes.get(n) !== Outcome.SUCCESS);
-      if (blocker || controller.signal.aborted) {
-        term.out(
-          `\n⊘ job ${job.name} skipped: ${blocker ? `it needs "${blocker}", which did not succeed` : "cancelled"}\n`,
-        );
-        outcomes.set(job.key, Outcome.SKIPPED);
-        results.push({ name: job.name, result: Outcome.SKIPPED, reason: "skipped", steps: [], durationMs: 0 });
-        continue;
-      }
-      const request = toJobRequest(workflow, job, {
-        source: JobSource.MANUAL,
-        owner: runner.owner,
-        repository: repositoryOf(repo),
-        ...(keyring ? { secrets: { values: secretValues, keyring } } : {}),
-      });
-      const missing = request.secrets.map((s) => s.name).filter((name) => !(name in secretValues));
-      if (missing.length > 0) {
-        term.err(`note: job ${job.name} reads secrets not given (empty, as on GitHub): ${missing.join(", ")}\n`);
-      }
-      term.out(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
-      const printer = new JobPrinter(job.name, request.steps.length, (text) => term.out(text), { color: term.color });
-      const printed = await runner.run(request, printer, controller.signal);
-      outcomes.set(job.key, printed.result);
-      results.push(printed);
-    }
+    await runGraph({
+      jobs,
+      contexts: workflow.contexts ?? {},
+      concurrency,
+      signal: controller.signal,
+      async run(job, needs, signal) {
+        const request = toJobRequest(workflow, job, {
+          source: JobSource.MANUAL,
+          owner: runner.owner,
+          repository: repositoryOf(repo),
+          needs,
+          ...(keyring ? { secrets: { values: secretValues, keyring } } : {}),
+        });
+        const missing = request.secrets.map((s) => s.name).filter((name) => !(name in secretValues));
+        if (missing.length > 0) {
+          term.err(`note: job ${job.name} reads secrets not given (empty, as on GitHub): ${missing.join(", ")}\n`);
+        }
+        const write = writerFor(job);
+        write(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
+        const printer = new JobPrinter(job.name, request.steps.length, write, { color: term.color });
+        const result = await runner.run(request, printer, signal);
+        printed.set(job, result);
+        return { result: result.result, outputs: result.outputs ?? {} };
+      },
+      notRun(job, result, reason) {
+        term.out(`\n⊘ job ${job.name} ${outcomeWord(result)}: ${reason}\n`);
+        printed.set(job, { name: job.name, result, reason, steps: [], durationMs: 0 });
+      },
+    });
   } finally {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);
     await runner.close();
   }
+  const results = jobs.map((job) => printed.get(job)).filter((r): r is PrintedJob => r !== undefined);
   term.out(formatSummary(results));
-  return results.every((r) => r.result === Outcome.SUCCESS) ? 0 : 1;
+  const succeeded = jobs.every((job) => {
+    const result = printed.get(job)?.result;
+    // As on a forge: a job skipped by its if: does not fail the run; continue-on-error tolerates a failure.
+    return (
+      result === Outcome.SUCCESS || result === Outcome.SKIPPED || (job.continueOnError && result === Outcome.FAILURE)
+    );
+  });
+  return succeeded ? 0 : 1;
+}
+
+/**
+ * Plans the workflow with the contexts of a manual run: the repository, the event, `--var`s, and
+ * `--input`s checked against the inputs the workflow declares (which needs its `on:` first).
+ */
+async function loadRunWorkflow(absolute: string, file: string, repo: LocalRepository | Error, options: RunOptions) {
+  const base = planContexts(repo, options.event);
+  const vars = { ...options.var };
+  const declared = await loadWorkflowFile(absolute, { file, contexts: { ...base, vars } });
+  const inputs = resolveInputs(declared.on, options.input ?? {});
+  const event = options.eventPayload
+    ? await readEventPayload(options.eventPayload)
+    : base.github.event_name === "workflow_dispatch"
+      ? { inputs }
+      : {};
+  return loadWorkflowFile(absolute, {
+    file,
+    contexts: { ...base, github: { ...base.github, event, workflow: declared.name }, vars, inputs },
+  });
+}
+
+async function readEventPayload(file: string): Promise<unknown> {
+  const text = await readFile(file, "utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`--event-payload ${file} is not JSON: ${(error as Error).message}`);
+  }
 }
 
 export /**
@@ -135,7 +204,7 @@ export function repositoryOf(repo: LocalRepository | Error) {
   return { url: repo.url, fullName: repo.fullName, commitSha: repo.commitSha, ref: repo.ref };
 }
 
-export function planContexts(repo: LocalRepository | Error) {
+export function planContexts(repo: LocalRepository | Error, eventName = "workflow_dispatch") {
   const r = repositoryOf(repo);
   return {
     github: {
@@ -144,7 +213,10 @@ export function planContexts(repo: LocalRepository | Error) {
       ref_name: r.ref.replace(/^refs\/(heads|tags)\//, ""),
       repository: r.fullName,
       repository_owner: r.fullName.split("/")[0] ?? "",
-      event_name: "workflow_dispatch",
+      event_name: eventName,
+      run_id: String(Date.now()),
+      run_number: "1",
+      run_attempt: "1",
       actor: process.env.USER ?? "local",
       server_url: "",
     },

@@ -1,0 +1,70 @@
+import { nearestName } from "./nearest-name.ts";
+
+// What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case; the
+// advice for the actions most workflows use, and a general one for the rest.
+
+const TOOL_SETUP: Readonly<Record<string, string>> = {
+  "actions/setup-node": "Node",
+  "actions/setup-python": "Python",
+  "actions/setup-go": "Go",
+  "actions/setup-java": "a JDK",
+  "actions/setup-dotnet": "the .NET SDK",
+  "ruby/setup-ruby": "Ruby",
+  "dtolnay/rust-toolchain": "Rust (rustup)",
+  "actions-rs/toolchain": "Rust (rustup)",
+  "denoland/setup-deno": "Deno",
+  "oven-sh/setup-bun": "Bun",
+  "pnpm/action-setup": "pnpm (`corepack enable`)",
+};
+
+const OTHER: Readonly<Record<string, string>> = {
+  "actions/cache":
+    "remove the step: every job starts in a fresh VM and Solstice keeps no cache between runs, so the job works without it, only slower",
+  "actions/upload-artifact":
+    "Solstice stores no artifacts: pass small values on with job outputs (needs.<job>.outputs), or upload files from a run: step to storage of your own",
+  "actions/download-artifact":
+    "Solstice stores no artifacts: pass small values on with job outputs (needs.<job>.outputs), or download files from a run: step from storage of your own",
+  "actions/github-script": "call the forge's API with curl from a run: step",
+};
+
+/** What to do instead of `uses: <action>`, for an action other than actions/checkout. */
+export function actionSuggestion(action: string): string {
+  const uses = action.trim();
+  if (uses.startsWith("./") || uses.startsWith("../")) {
+    return "local actions are not run: put the commands of its action.yml (runs.steps of a composite action) in run: steps";
+  }
+  if (uses.startsWith("docker://")) {
+    return "Docker actions are not run: run the container's command from a run: step, in an image that has docker or podman";
+  }
+  const name = uses.split("@")[0]?.split("/").slice(0, 2).join("/").toLowerCase() ?? "";
+  const tool = TOOL_SETUP[name];
+  if (tool !== undefined) return `install ${tool} in the image of the runs-on label, or with a run: step`;
+  return OTHER[name] ?? "do what the action does in a run: step instead";
+}
+
+const OVER_HTTPS = `check out over HTTPS with token: \${{ secrets.NAME }}`;
+
+// actions/checkout inputs the built-in checkout does not take (actions/checkout's action.yml).
+const CHECKOUT_INPUT_ADVICE: Readonly<Record<string, string>> = {
+  lfs: "run `git lfs pull` in a run: step after the checkout, in an image that has git-lfs",
+  "sparse-checkout": "remove it: the built-in checkout fetches the whole tree",
+  "sparse-checkout-cone-mode": "remove it: the built-in checkout fetches the whole tree",
+  filter: "remove it: the built-in checkout fetches the whole tree",
+  "fetch-tags": "use fetch-depth: 0 (full history, with tags), or `git fetch --tags` in a run: step",
+  "persist-credentials":
+    "remove it: the built-in checkout always keeps a credential helper (never the token itself) in the repository's config for later steps, as persist-credentials: true does",
+  "ssh-key": OVER_HTTPS,
+  "ssh-known-hosts": OVER_HTTPS,
+  "ssh-strict": OVER_HTTPS,
+  "ssh-user": OVER_HTTPS,
+  "set-safe-directory": "remove it: the built-in checkout does not set git's safe.directory",
+  "show-progress": "remove it",
+  "github-server-url": "remove it: the built-in checkout clones from the forge the job came from",
+};
+
+/** What to do about an actions/checkout input that the built-in checkout does not take. */
+export function checkoutInputSuggestion(input: string, supported: readonly string[]): string | undefined {
+  const nearest = nearestName(input, supported);
+  if (nearest !== undefined) return `did you mean \`${nearest}\`?`;
+  return CHECKOUT_INPUT_ADVICE[input];
+}

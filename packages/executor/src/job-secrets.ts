@@ -36,8 +36,18 @@ export function unsealJobSecrets(
     masker.add(value);
     secrets.set(secret.name, value);
   }
-  if (job.checkoutToken) masker.add(keyring.unseal(job.checkoutToken, checkoutTokenContext(job.jobId)));
+  const token = unsealCheckoutToken(job, keyring);
+  if (token !== undefined) masker.add(token);
   return secrets;
+}
+
+/** The job's own checkout token (the forge's token for this job), when the runner sent one. */
+export function unsealCheckoutToken(
+  job: JobRequest,
+  keyring: Pick<FleetKeyring, "unseal"> | undefined,
+): string | undefined {
+  if (!job.checkoutToken || !keyring) return undefined;
+  return keyring.unseal(job.checkoutToken, checkoutTokenContext(job.jobId));
 }
 
 /** The variables that `secretEnv` (variable → secret name) sets; a secret not sent is empty, as on GitHub. */

@@ -31,18 +31,6 @@ export function runnerFilePaths(dir: string, stepIndex: number): Record<RunnerFi
   return paths;
 }
 
-/** Creates the step's files empty, so `>> "$GITHUB_OUTPUT"` works in any shell. */
-export async function createRunnerFiles(
-  session: SshSession,
-  paths: Record<RunnerFileVariable, string>,
-  signal: AbortSignal,
-): Promise<void> {
-  const files = Object.values(paths).map(shellQuote).join(" ");
-  const dir = shellQuote(Object.values(paths)[0]?.replace(/\/[^/]*$/, "") ?? "/tmp");
-  const result = await session.exec(`mkdir -p ${dir} && : | tee ${files} >/dev/null`, { signal });
-  if (result.exitCode !== 0) throw new RunnerFileError(`could not create the step's runner files in ${dir}`);
-}
-
 /**
  * Reads the step's files back. Each is sent base64-encoded, so line splitting on the way cannot
  * change its bytes; a file over MAX_RUNNER_FILE_BYTES is an error naming it.

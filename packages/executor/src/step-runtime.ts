@@ -3,23 +3,40 @@ import type { SshSession } from "@solstice/ssh";
 import {
   type ContextValues,
   DEFAULT_SHELL,
+  type EvaluateOptions,
   evaluateCondition,
   findExpressions,
   interpolateText,
   type JobStatus,
 } from "@solstice/workflow";
+import type { PreparedGuest } from "./guest-facts.ts";
+import { hashFilesInGuest } from "./hash-files.ts";
 import {
-  createRunnerFiles,
   parseKeyValueFile,
   parsePathFile,
   type RunnerFileVariable,
   readRunnerFiles,
   runnerFilePaths,
 } from "./runner-files.ts";
+import {
+  debugEnabled,
+  runnerContext,
+  runnerVariables,
+  runtimeGithubContext,
+  stepActionName,
+  stepVariables,
+} from "./step-environment.ts";
+import { prepareStep } from "./step-preflight.ts";
 import { type WorkflowCommandHooks, WorkflowCommandReader } from "./workflow-commands.ts";
 
 /** The shell for the default `run:` shell when the guest has no bash, as the Actions runner does. */
 const SH_FALLBACK = "sh -e {0}";
+
+/**
+ * Bound on evaluation rounds for one step's expressions: each round computes the hashFiles() calls
+ * the previous one found, so only hashFiles() nested in hashFiles() needs more than two.
+ */
+const MAX_HASH_ROUNDS = 4;
 
 const OUTCOME_NAMES: Partial<Record<Outcome, string>> = {
   [Outcome.SUCCESS]: "success",
@@ -39,7 +56,13 @@ export interface ResolvedStep {
   name: string;
   script?: string;
   shell?: string;
+  /** The workflow's variables for this step: job env < GITHUB_ENV additions < the step's env. */
   env: Record<string, string>;
+  /**
+   * What goes over the workflow's variables (and secrets): the runner's GITHUB_* and RUNNER_*
+   * variables, which a workflow cannot override, and PATH with the GITHUB_PATH entries in front.
+   */
+  runnerEnv: Record<string, string>;
   workingDirectory: string;
   files: Record<RunnerFileVariable, string>;
 }
@@ -53,69 +76,134 @@ function parseContext(json: string, name: string): unknown {
   }
 }
 
-/** Whether the guest has bash, and its PATH, asked once per job. */
-export async function probeGuest(
-  session: SshSession,
-  signal: AbortSignal,
-): Promise<{ hasBash: boolean; path: string }> {
-  const lines: string[] = [];
-  await session.exec('command -v bash >/dev/null 2>&1 && echo bash=yes || echo bash=no; printf "%s\\n" "$PATH"', {
-    signal,
-    onStdout: (line) => lines.push(line),
-  });
-  return { hasBash: lines[0] === "bash=yes", path: lines[1] || "/usr/local/bin:/usr/bin:/bin" };
+/** A directory as a step's working directory: relative ones are inside the workspace. */
+export function resolveDirectory(workspace: string, dir: string | undefined): string {
+  if (!dir) return workspace;
+  return dir.startsWith("/") ? dir : `${workspace}/${dir}`;
 }
 
 /**
  * The state Actions keeps between the steps of one job: the steps context (outputs, outcome,
  * conclusion), variables and PATH entries added through GITHUB_ENV and GITHUB_PATH, and the
  * contexts expressions read. Expressions the planner left for run time are evaluated here, just
- * before each step.
+ * before each step, with hashFiles() computed in the guest.
  */
 export class StepRuntime {
   private readonly steps: Record<string, StepContextEntry> = {};
   private readonly addedEnv: Record<string, string> = {};
   private readonly addedPath: string[] = [];
   private readonly base: Record<string, unknown>;
-  private readonly jobEnv: Record<string, string>;
+  private readonly runnerEnv: Record<string, string>;
+  private jobEnv: Record<string, string> = {};
   private readonly filesDir: string;
   private readonly pendingOutputs = new Map<number, Record<string, string>>();
 
   constructor(
     private readonly job: JobRequest,
-    private readonly guest: { hasBash: boolean; path: string; runnerTemp: string },
+    private readonly guest: PreparedGuest,
     private readonly hooks: Omit<WorkflowCommandHooks, "setOutput" | "debug">,
   ) {
     const c = job.contexts;
+    const vars = parseContext(c?.varsJson ?? "", "vars");
+    const debug = debugEnabled(vars);
+    const github = runtimeGithubContext(job, guest);
     this.base = {
-      github: parseContext(c?.githubJson ?? "", "github"),
-      vars: parseContext(c?.varsJson ?? "", "vars"),
+      github,
+      vars,
       matrix: parseContext(c?.matrixJson ?? "", "matrix"),
       needs: parseContext(c?.needsJson ?? "", "needs"),
       inputs: parseContext(c?.inputsJson ?? "", "inputs"),
       strategy: parseContext(c?.strategyJson ?? "", "strategy"),
-      runner: { os: "Linux", arch: "X64", name: "solstice", temp: guest.runnerTemp, environment: "self-hosted" },
+      runner: runnerContext(guest, debug),
       secrets: {},
     };
+    this.runnerEnv = runnerVariables(job, guest, github, debug);
     this.filesDir = `${guest.runnerTemp}/_runner_file_commands_${job.jobId}`;
-    // Job env values the planner deferred (they read runner.*) are evaluated once, before any step.
+  }
+
+  /** The event payload GITHUB_EVENT_PATH points at. */
+  get event(): unknown {
+    return (this.base.github as Record<string, unknown>).event;
+  }
+
+  /** Evaluates the job env values the planner deferred (they read runner.*, hashFiles…), once, before any step. */
+  async start(session: SshSession, signal: AbortSignal): Promise<void> {
     const contexts = this.contexts({}, { jobFailed: false, cancelled: false });
-    this.jobEnv = Object.fromEntries(
-      Object.entries(job.env).map(([name, value]) => [name, this.expand(value, contexts)]),
+    this.jobEnv = await this.withGuestHashes(session, signal, (options) =>
+      Object.fromEntries(
+        Object.entries(this.job.env).map(([name, value]) => [name, this.expand(value, contexts, options)]),
+      ),
     );
   }
 
-  private contexts(env: Record<string, string>, status: JobStatus): ContextValues {
+  private contexts(env: Record<string, string>, status: JobStatus, step?: PlannedStep): ContextValues {
     const jobStatus = status.cancelled ? "cancelled" : status.jobFailed ? "failure" : "success";
-    return { ...this.base, env, steps: this.steps, job: { status: jobStatus } };
+    return {
+      ...this.base,
+      github: step ? this.stepGithub(step) : this.base.github,
+      env,
+      steps: this.steps,
+      job: { status: jobStatus },
+    };
   }
 
-  private expand(text: string, contexts: ContextValues): string {
-    return findExpressions(text).length === 0 ? text : interpolateText(text, contexts);
+  /** The github context within one step: its name and its runner files too. */
+  private stepGithub(step: PlannedStep): Record<string, unknown> {
+    const files = runnerFilePaths(this.filesDir, step.index);
+    return {
+      ...(this.base.github as Record<string, unknown>),
+      action: stepActionName(this.job, step),
+      env: files.GITHUB_ENV,
+      path: files.GITHUB_PATH,
+      output: files.GITHUB_OUTPUT,
+      step_summary: files.GITHUB_STEP_SUMMARY,
+    };
+  }
+
+  private expand(text: string, contexts: ContextValues, options: EvaluateOptions): string {
+    return findExpressions(text).length === 0 ? text : interpolateText(text, contexts, options);
+  }
+
+  /**
+   * Runs `compute` (which evaluates expressions) until every hashFiles() it calls has its value:
+   * unknown calls answer "" and are computed in the guest, then `compute` runs again. A failure
+   * caused by such a placeholder is retried too; one that remains with all values known is thrown.
+   */
+  private async withGuestHashes<T>(
+    session: SshSession,
+    signal: AbortSignal,
+    compute: (options: EvaluateOptions) => T,
+  ): Promise<T> {
+    const known = new Map<string, string>();
+    for (let round = 1; ; round++) {
+      const missing = new Map<string, string[]>();
+      const options: EvaluateOptions = {
+        hashFiles: (args) => {
+          const key = JSON.stringify(args);
+          const value = known.get(key);
+          if (value === undefined) missing.set(key, [...args]);
+          return value ?? "";
+        },
+      };
+      let outcome: { value: T } | { error: unknown };
+      try {
+        outcome = { value: compute(options) };
+      } catch (error) {
+        outcome = { error };
+      }
+      if (missing.size === 0 || round >= MAX_HASH_ROUNDS) {
+        if ("error" in outcome) throw outcome.error;
+        if (missing.size === 0) return outcome.value;
+        throw new Error(`hashFiles() calls nest more than ${MAX_HASH_ROUNDS - 1} deep in one step`);
+      }
+      for (const [key, args] of missing) {
+        known.set(key, await hashFilesInGuest(session, args, this.guest, signal));
+      }
+    }
   }
 
   /** The step's env context: job env < GITHUB_ENV additions < the step's own variables. */
-  private envFor(step: PlannedStep, contexts: ContextValues): Record<string, string> {
+  private envFor(step: PlannedStep, contexts: ContextValues, options: EvaluateOptions): Record<string, string> {
     const own: Record<string, string> = {};
     const inherited: Record<string, string> = {};
     for (const [name, value] of Object.entries(step.env)) {
@@ -125,36 +213,69 @@ export class StepRuntime {
     const env = { ...this.jobEnv, ...inherited, ...this.addedEnv };
     // A step's own env may read the env context of the job, not of itself.
     const scoped = { ...contexts, env };
-    for (const [name, value] of Object.entries(own)) env[name] = this.expand(value, scoped);
+    for (const [name, value] of Object.entries(own)) env[name] = this.expand(value, scoped, options);
     return env;
   }
 
-  /** Decides the step's `if:`; throws ExpressionError for a condition that cannot be evaluated. */
-  shouldRun(step: PlannedStep, status: JobStatus): boolean {
-    const contexts = this.contexts({}, status);
-    return evaluateCondition(step.condition, { ...contexts, env: this.envFor(step, contexts) }, status);
+  /** Decides the step's `if:`; throws ExpressionError or HashFilesError for one that cannot be evaluated. */
+  shouldRun(step: PlannedStep, status: JobStatus, session: SshSession, signal: AbortSignal): Promise<boolean> {
+    const contexts = this.contexts({}, status, step);
+    return this.withGuestHashes(session, signal, (options) =>
+      evaluateCondition(step.condition, { ...contexts, env: this.envFor(step, contexts, options) }, status, options),
+    );
   }
 
-  /** Evaluates the step's deferred expressions and creates its runner files in the guest. */
+  /**
+   * Evaluates the step's deferred expressions, creates its runner files in the guest and checks it
+   * can start (working directory, shell program). Throws StepPreflightError, ExpressionError or
+   * HashFilesError with a message naming the problem.
+   */
   async resolve(step: PlannedStep, status: JobStatus, session: SshSession, signal: AbortSignal): Promise<ResolvedStep> {
-    const contexts = this.contexts({}, status);
-    const env = this.envFor(step, contexts);
-    const scoped = { ...contexts, env };
+    const contexts = this.contexts({}, status, step);
     const files = runnerFilePaths(this.filesDir, step.index);
-    await createRunnerFiles(session, files, signal);
-    const pathEnv: Record<string, string> =
-      this.addedPath.length > 0 ? { PATH: [...this.addedPath].reverse().concat(this.guest.path).join(":") } : {};
-    const resolved: ResolvedStep = {
-      name: this.expand(step.name, scoped),
-      env: { ...env, ...pathEnv, ...files },
-      workingDirectory: this.expand(step.workingDirectory, scoped),
-      files,
-    };
-    if (step.action.case === "run") {
-      const shell = step.action.value.shell;
-      resolved.script = this.expand(step.action.value.script, scoped);
-      resolved.shell = shell === DEFAULT_SHELL && !this.guest.hasBash ? SH_FALLBACK : shell;
-    }
+    const resolved = await this.withGuestHashes(session, signal, (options): ResolvedStep => {
+      const workflowEnv = this.envFor(step, contexts, options);
+      const scoped = { ...contexts, env: workflowEnv };
+      const basePath = workflowEnv.PATH ?? this.guest.path;
+      const path = this.addedPath.length > 0 ? [...this.addedPath].reverse().concat(basePath).join(":") : undefined;
+      const out: ResolvedStep = {
+        name: this.expand(step.name, scoped, options),
+        env: workflowEnv,
+        runnerEnv: {
+          ...this.runnerEnv,
+          ...stepVariables(this.job, step, files),
+          ...(path === undefined ? {} : { PATH: path }),
+        },
+        workingDirectory: this.expand(step.workingDirectory, scoped, options),
+        files,
+      };
+      if (step.action.case === "run") {
+        const shell = step.action.value.shell;
+        out.script = this.expand(step.action.value.script, scoped, options);
+        out.shell = shell === DEFAULT_SHELL && !this.guest.hasBash ? SH_FALLBACK : shell;
+      }
+      return out;
+    });
+    await prepareStep(
+      session,
+      {
+        files,
+        runsOn: this.job.runsOn,
+        ...(step.action.case === "run"
+          ? {
+              workingDirectory: {
+                absolute: resolveDirectory(this.guest.workspace, resolved.workingDirectory),
+                written: resolved.workingDirectory || this.guest.workspace,
+              },
+              shell: {
+                template: resolved.shell ?? "",
+                path: resolved.runnerEnv.PATH ?? resolved.env.PATH ?? this.guest.path,
+              },
+            }
+          : {}),
+      },
+      signal,
+    );
     return resolved;
   }
 
@@ -218,7 +339,7 @@ export class StepRuntime {
     const outputs: Record<string, string> = {};
     for (const [name, text] of Object.entries(this.job.outputs)) {
       try {
-        outputs[name] = this.expand(text, contexts);
+        outputs[name] = this.expand(text, contexts, {});
       } catch (error) {
         throw new Error(`job output ${name}: ${error instanceof Error ? error.message : String(error)}`);
       }

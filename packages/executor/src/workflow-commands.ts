@@ -1,4 +1,4 @@
-/** An `::error`/`::warning`/`::notice` line of a step, with its optional file position. */
+/** An `::error`/`::warning`/`::notice` line of a step, with its optional file position (GitHub's property names). */
 export interface Annotation {
   level: "error" | "warning" | "notice";
   message: string;
@@ -6,6 +6,8 @@ export interface Annotation {
   file?: string;
   line?: number;
   column?: number;
+  endLine?: number;
+  endColumn?: number;
 }
 
 /** What a line of step output becomes. */
@@ -92,6 +94,8 @@ export class WorkflowCommandReader {
           const p = properties(props);
           const line = positiveInt(p.line);
           const column = positiveInt(p.col);
+          const endLine = positiveInt(p.endLine);
+          const endColumn = positiveInt(p.endColumn);
           this.annotations.push({
             level: name.toLowerCase() as Annotation["level"],
             message: data,
@@ -99,6 +103,8 @@ export class WorkflowCommandReader {
             ...(p.file ? { file: p.file } : {}),
             ...(line === undefined ? {} : { line }),
             ...(column === undefined ? {} : { column }),
+            ...(endLine === undefined ? {} : { endLine }),
+            ...(endColumn === undefined ? {} : { endColumn }),
           });
         }
         return { display: text };

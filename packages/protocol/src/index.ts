@@ -50,6 +50,8 @@ export {
   CheckoutSchema,
   type Contexts,
   ContextsSchema,
+  type DebugAccess,
+  DebugAccessSchema,
   type JobRequest,
   JobRequestSchema,
   JobSource,

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file solstice/v1/job_request.proto.
  */
 export const file_solstice_v1_job_request: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEiogYKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIk0KClJlcG9zaXRvcnkSCwoDdXJsGAEgASgJEhIKCmNvbW1pdF9zaGEYAiABKAkSCwoDcmVmGAMgASgJEhEKCWZ1bGxfbmFtZRgEIAEoCSJACgxTZWFsZWRTZWNyZXQSDAoEbmFtZRgBIAEoCRIiCgV2YWx1ZRgCIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZCKHAQoIQ29udGV4dHMSEwoLZ2l0aHViX2pzb24YASABKAkSEQoJdmFyc19qc29uGAIgASgJEhMKC21hdHJpeF9qc29uGAMgASgJEhIKCm5lZWRzX2pzb24YBCABKAkSEwoLaW5wdXRzX2pzb24YBSABKAkSFQoNc3RyYXRlZ3lfanNvbhgGIAEoCSK/AwoLUGxhbm5lZFN0ZXASDQoFaW5kZXgYASABKA0SDAoEbmFtZRgCIAEoCRIKCgJpZBgDIAEoCRIlCgNydW4YBCABKAsyFi5zb2xzdGljZS52MS5SdW5TY3JpcHRIABIpCghjaGVja291dBgFIAEoCzIVLnNvbHN0aWNlLnYxLkNoZWNrb3V0SAASLgoDZW52GAYgAygLMiEuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuRW52RW50cnkSGQoRd29ya2luZ19kaXJlY3RvcnkYByABKAkSEQoJY29uZGl0aW9uGAggASgJEhkKEWNvbnRpbnVlX29uX2Vycm9yGAkgASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoDRI7CgpzZWNyZXRfZW52GAsgAygLMicuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuU2VjcmV0RW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmFjdGlvbiIqCglSdW5TY3JpcHQSDgoGc2NyaXB0GAEgASgJEg0KBXNoZWxsGAIgASgJIk4KCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
+  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEi0gYKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIr8DCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABIuCgNlbnYYBiADKAsyIS5zb2xzdGljZS52MS5QbGFubmVkU3RlcC5FbnZFbnRyeRIZChF3b3JraW5nX2RpcmVjdG9yeRgHIAEoCRIRCgljb25kaXRpb24YCCABKAkSGQoRY29udGludWVfb25fZXJyb3IYCSABKAgSFwoPdGltZW91dF9zZWNvbmRzGAogASgNEjsKCnNlY3JldF9lbnYYCyADKAsyJy5zb2xzdGljZS52MS5QbGFubmVkU3RlcC5TZWNyZXRFbnZFbnRyeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjAKDlNlY3JldEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGYWN0aW9uIioKCVJ1blNjcmlwdBIOCgZzY3JpcHQYASABKAkSDQoFc2hlbGwYAiABKAkilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
 
 /**
  * One job to run in one fresh VM. Published on `solstice.jobs` with the `runs_on` label as
@@ -137,6 +137,14 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
    * @generated from field: map<string, string> outputs = 19;
    */
   outputs: { [key: string]: string };
+
+  /**
+   * Who may log in to this job's VM if it fails and is kept for debug SSH (ADR-003), as the
+   * runner learnt it from the forge; the host's own debug keys are added to these.
+   *
+   * @generated from field: solstice.v1.DebugAccess debug_access = 20;
+   */
+  debugAccess?: DebugAccess | undefined;
 };
 
 /**
@@ -145,6 +153,34 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
  */
 export const JobRequestSchema: GenMessage<JobRequest> = /*@__PURE__*/
   messageDesc(file_solstice_v1_job_request, 0);
+
+/**
+ * The person who triggered a job and the public keys the forge lists for them.
+ *
+ * @generated from message solstice.v1.DebugAccess
+ */
+export type DebugAccess = Message<"solstice.v1.DebugAccess"> & {
+  /**
+   * Their name on the forge, e.g. "alice"; shown by `ciadm debug list`.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * authorized_keys lines ("ssh-ed25519 AAAA… comment"); public keys only.
+   *
+   * @generated from field: repeated string public_keys = 2;
+   */
+  publicKeys: string[];
+};
+
+/**
+ * Describes the message solstice.v1.DebugAccess.
+ * Use `create(DebugAccessSchema)` to create a new message.
+ */
+export const DebugAccessSchema: GenMessage<DebugAccess> = /*@__PURE__*/
+  messageDesc(file_solstice_v1_job_request, 1);
 
 /**
  * @generated from message solstice.v1.Repository
@@ -180,7 +216,7 @@ export type Repository = Message<"solstice.v1.Repository"> & {
  * Use `create(RepositorySchema)` to create a new message.
  */
 export const RepositorySchema: GenMessage<Repository> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 1);
+  messageDesc(file_solstice_v1_job_request, 2);
 
 /**
  * @generated from message solstice.v1.SealedSecret
@@ -202,7 +238,7 @@ export type SealedSecret = Message<"solstice.v1.SealedSecret"> & {
  * Use `create(SealedSecretSchema)` to create a new message.
  */
 export const SealedSecretSchema: GenMessage<SealedSecret> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 2);
+  messageDesc(file_solstice_v1_job_request, 3);
 
 /**
  * The contexts expressions may read, as JSON documents (their shape is the forge's).
@@ -246,7 +282,7 @@ export type Contexts = Message<"solstice.v1.Contexts"> & {
  * Use `create(ContextsSchema)` to create a new message.
  */
 export const ContextsSchema: GenMessage<Contexts> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 3);
+  messageDesc(file_solstice_v1_job_request, 4);
 
 /**
  * @generated from message solstice.v1.PlannedStep
@@ -330,7 +366,7 @@ export type PlannedStep = Message<"solstice.v1.PlannedStep"> & {
  * Use `create(PlannedStepSchema)` to create a new message.
  */
 export const PlannedStepSchema: GenMessage<PlannedStep> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 4);
+  messageDesc(file_solstice_v1_job_request, 5);
 
 /**
  * @generated from message solstice.v1.RunScript
@@ -354,7 +390,7 @@ export type RunScript = Message<"solstice.v1.RunScript"> & {
  * Use `create(RunScriptSchema)` to create a new message.
  */
 export const RunScriptSchema: GenMessage<RunScript> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 5);
+  messageDesc(file_solstice_v1_job_request, 6);
 
 /**
  * The built-in `actions/checkout`: clones the job's repository into the workspace in the guest.
@@ -387,6 +423,29 @@ export type Checkout = Message<"solstice.v1.Checkout"> & {
    * @generated from field: uint32 fetch_depth = 4;
    */
   fetchDepth: number;
+
+  /**
+   * actions/checkout's `submodules`: "" (none), "true" (top level) or "recursive".
+   *
+   * @generated from field: string submodules = 5;
+   */
+  submodules: string;
+
+  /**
+   * actions/checkout's `clean`: remove untracked files and local changes before fetching.
+   * Absent means true, its default there.
+   *
+   * @generated from field: optional bool clean = 6;
+   */
+  clean?: boolean | undefined;
+
+  /**
+   * The secret (a name in JobRequest.secrets) whose value authenticates the fetch; empty means
+   * the job's checkout_token. Its value reaches the guest only in a file only root can read.
+   *
+   * @generated from field: string token_secret = 7;
+   */
+  tokenSecret: string;
 };
 
 /**
@@ -394,7 +453,7 @@ export type Checkout = Message<"solstice.v1.Checkout"> & {
  * Use `create(CheckoutSchema)` to create a new message.
  */
 export const CheckoutSchema: GenMessage<Checkout> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 6);
+  messageDesc(file_solstice_v1_job_request, 7);
 
 /**
  * Where a job came from; decides who supervises it and where results go.

@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { JobSource, Outcome } from "@solstice/protocol";
+import { type ConformanceRun, runConformanceWorkflow } from "./workflow-run.ts";
+
+// One GitHub job in one tiny VM (TCG) whose bash is removed after boot: the default shell falls
+// back to `sh -e`, `shell: bash` fails saying bash is missing, and the status functions decide
+// which steps run after a failure. Then the timeouts: GitHub reads timeout-minutes as whole
+// minutes (actions/runner converts the number to Int32), so the smallest real timeouts are one
+// minute for a step and two for the job (which includes boot). The guest sleeps meanwhile; the
+// run takes about two minutes of wall time and little CPU.
+const WORKFLOW = `
+on: push
+jobs:
+  statuses:
+    runs-on: tiny
+    timeout-minutes: 2
+    steps:
+      # 0: no shell given and no bash in the guest: sh -e, which stops at the failing command
+      - id: default_shell
+        run: |
+          echo "bash=[\${BASH_VERSION:-none}]"
+          echo "exe=$(readlink /proc/$$/exe)"
+          false
+          echo "not reached"
+      # 1: after a failure, a step without a status function is skipped (implicit success())
+      - run: echo skipped after a failure
+      # 2-5: failure() and always() run; cancelled() and success() do not
+      - if: failure()
+        run: echo "failure() ran, job.status=\${{ job.status }}"
+      - if: always()
+        run: echo "always() ran"
+      - if: cancelled()
+        run: echo "cancelled() ran"
+      - if: success()
+        run: echo "success() ran"
+      # 6: an explicit bash is not replaced: the step fails, naming the missing program
+      - id: explicit_bash
+        if: always()
+        shell: bash
+        run: echo never
+      # 7: a step timeout stops the step; the job goes on to the steps that always run
+      - id: step_timeout
+        if: always()
+        timeout-minutes: 1
+        run: |
+          echo "sleeping past the step timeout"
+          sleep 300
+      # 8
+      - if: always()
+        run: echo "after the step timeout"
+      # 9: the job timeout ends the job, wherever it is
+      - id: job_timeout
+        if: always()
+        run: |
+          echo "sleeping past the job timeout"
+          sleep 600
+      # 10
+      - if: always()
+        run: echo "never, the job ended"
+`;
+
+describe("conformance: status functions, shells without bash, step and job timeouts (one tiny VM, TCG)", {
+  timeout: 400_000,
+}, () => {
+  let run: ConformanceRun;
+
+  test("each step has its expected outcome, and the job fails on its timeout", async () => {
+    run = await runConformanceWorkflow({
+      workflow: WORKFLOW,
+      file: ".github/workflows/statuses.yml",
+      source: JobSource.GITHUB,
+      github: { ref: "refs/heads/main", sha: "abc123", repository: "acme/app", event_name: "push" },
+      repository: { url: "", fullName: "acme/app", commitSha: "abc123", ref: "refs/heads/main" },
+      // The tiny image has bash; this guest must not. root's login shell becomes busybox sh.
+      afterBoot: "rm -f /bin/bash /bin/sh.bash && sed -i 's#:/bin/bash$#:/bin/sh#' /etc/passwd",
+    });
+    assert.deepEqual(
+      run.outcomes,
+      [
+        [0, "FAILURE", "FAILURE"],
+        [1, "SKIPPED", "SKIPPED"],
+        [2, "SUCCESS", "SUCCESS"],
+        [3, "SUCCESS", "SUCCESS"],
+        [4, "SKIPPED", "SKIPPED"],
+        [5, "SKIPPED", "SKIPPED"],
+        [6, "FAILURE", "FAILURE"],
+        [7, "FAILURE", "FAILURE"],
+        [8, "SUCCESS", "SUCCESS"],
+        [9, "CANCELLED", "CANCELLED"],
+        [10, "SKIPPED", "SKIPPED"],
+      ],
+      run.text,
+    );
+    assert.equal(run.result.result, Outcome.FAILURE);
+    assert.equal(run.result.reason, "the job exceeded its timeout of 2 min");
+  });
+
+  test("without bash the default shell is sh -e", () => {
+    assert.deepEqual(run.stepLog(0), ["bash=[none]", "exe=/bin/busybox"]);
+    assert.equal(run.result.steps[0]?.reason, "exit code 1");
+  });
+
+  test("status functions after a failure: failure() and always() run, cancelled() and success() do not", () => {
+    assert.deepEqual(run.stepLog(2), ["failure() ran, job.status=failure"]);
+    assert.deepEqual(run.stepLog(3), ["always() ran"]);
+    assert.doesNotMatch(run.text, /skipped after a failure|cancelled\(\) ran|success\(\) ran/);
+    assert.equal(run.result.steps[4]?.reason, "condition not met: cancelled()");
+  });
+
+  test("shell: bash in a guest without bash fails saying so", () => {
+    assert.match(run.result.steps[6]?.reason ?? "", /^shell `bash --noprofile --norc -eo pipefail \{0\}` needs `bash`/);
+  });
+
+  test("timeout-minutes stops the step after one minute; the job timeout ends the job after two", () => {
+    const stepTimeout = run.result.steps[7];
+    assert.equal(stepTimeout?.reason, "timed out after 1 min (timeout-minutes)");
+    assert.ok((stepTimeout?.durationMs ?? 0) >= 60_000 && (stepTimeout?.durationMs ?? 0) < 75_000);
+    assert.deepEqual(run.stepLog(8), ["after the step timeout"]);
+    assert.equal(run.stepLog(9)[0], "sleeping past the job timeout");
+    assert.equal(run.result.steps[10]?.reason, "the job was cancelled");
+    assert.doesNotMatch(run.text, /never, the job ended/);
+  });
+});

@@ -1,0 +1,128 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { JobEventStream, type JobResult, runJob } from "@solstice/executor";
+import {
+  checkoutTokenContext,
+  type FleetKeyring,
+  type JobEvent,
+  type JobRequest,
+  type JobSource,
+  LogStream,
+  Outcome,
+} from "@solstice/protocol";
+import { connectSsh } from "@solstice/ssh";
+import { createQemuBackend, type VmBackend } from "@solstice/vm";
+import { parseWorkflow, toJobRequest } from "@solstice/workflow";
+import { pino } from "pino";
+
+/** One workflow's single job, run end to end in a real tiny VM (TCG), with what it produced. */
+export interface ConformanceRun {
+  readonly request: JobRequest;
+  readonly result: JobResult;
+  readonly events: JobEvent[];
+  /** Every log line of the job, in order. */
+  readonly text: string;
+  /** [index, outcome, conclusion] per step, with the outcome names of the protocol. */
+  readonly outcomes: [number, string, string][];
+  /** What one step printed (stdout and stderr, without Solstice's own lines). */
+  stepLog(index: number): string[];
+}
+
+export interface ConformanceOptions {
+  readonly workflow: string;
+  readonly file: string;
+  readonly source: JobSource;
+  readonly github: Record<string, unknown>;
+  readonly repository: { url: string; fullName: string; commitSha: string; ref: string };
+  /** Secrets the job may read, sealed with `keyring`. */
+  readonly secrets?: { values: Record<string, string>; keyring: FleetKeyring };
+  /** The job's own checkout token, sealed with the secrets' keyring as a runner seals the forge's token. */
+  readonly checkoutToken?: string;
+  /** Changes the guest after it boots and before the job sees it (e.g. removes a program). */
+  readonly afterBoot?: string;
+}
+
+/** A backend whose guests get `command` run over SSH once they boot. */
+function changedGuests(backend: VmBackend, command: string): VmBackend {
+  return {
+    name: backend.name,
+    ensureImage: (image, progress) => backend.ensureImage(image, progress),
+    reapOrphans: () => backend.reapOrphans(),
+    boot: async (spec) => {
+      const vm = await backend.boot(spec);
+      const session = await connectSsh(vm.ssh, { signal: spec.signal });
+      try {
+        const result = await session.exec(command, { signal: spec.signal });
+        if (result.exitCode !== 0) throw new Error(`changing the guest failed (exit ${result.exitCode})`);
+      } catch (error) {
+        await vm.destroy();
+        throw error;
+      } finally {
+        session.close();
+      }
+      return vm;
+    },
+  };
+}
+
+export async function runConformanceWorkflow(options: ConformanceOptions): Promise<ConformanceRun> {
+  const runDir = await mkdtemp(path.join(tmpdir(), "solstice-conformance-"));
+  try {
+    const workflow = parseWorkflow(options.workflow, { file: options.file, contexts: { github: options.github } });
+    const [job] = workflow.jobs;
+    if (!job) throw new Error("the workflow has no job");
+    const request = toJobRequest(workflow, job, {
+      source: options.source,
+      owner: "conformance",
+      repository: options.repository,
+      ...(options.secrets ? { secrets: options.secrets } : {}),
+    });
+    if (options.checkoutToken !== undefined && options.secrets) {
+      request.checkoutToken = options.secrets.keyring.seal(options.checkoutToken, checkoutTokenContext(request.jobId));
+    }
+    const events: JobEvent[] = [];
+    const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
+      events.push(event);
+    });
+    const log = pino({ level: "silent" });
+    const qemu = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
+    const result = await runJob({
+      job: request,
+      backend: options.afterBoot ? changedGuests(qemu, options.afterBoot) : qemu,
+      events: stream,
+      signal: new AbortController().signal,
+      log,
+      ...(options.secrets ? { keyring: options.secrets.keyring } : {}),
+    });
+    const lines = events.flatMap(({ body }) =>
+      body.case === "log"
+        ? body.value.lines.map((l) => ({
+            step: body.value.stepIndex,
+            text: l.text,
+            system: l.stream === LogStream.SYSTEM,
+          }))
+        : [],
+    );
+    return {
+      request,
+      result,
+      events,
+      text: lines.map((l) => l.text).join("\n"),
+      outcomes: result.steps.map((s) => [s.index, Outcome[s.outcome], Outcome[s.conclusion]]),
+      stepLog: (index) => lines.filter((l) => l.step === index && !l.system).map((l) => l.text),
+    };
+  } finally {
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
+
+/** `NAME=value` lines of a step's log as a map (values that span lines are cut at the first). */
+export function variablesIn(lines: readonly string[]): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of lines) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (match?.[1] !== undefined) vars[match[1]] = match[2] ?? "";
+  }
+  return vars;
+}

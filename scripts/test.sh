@@ -7,6 +7,12 @@ bash scripts/services.sh
 node_modules/.bin/tsc --noEmit -p tsconfig.json
 node_modules/.bin/biome check .
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
-mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-echo "test: ${#files[@]} test files"
-exec node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}"
+mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' | sort)
+# test/serial restarts the machine's RabbitMQ and PostgreSQL, so it runs alone, after the rest.
+mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
+echo "test: ${#files[@]} test files, then ${#serial[@]} alone"
+status=0
+node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" || status=$?
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}" || status=$?
+bash scripts/services.sh >/dev/null
+exit "$status"

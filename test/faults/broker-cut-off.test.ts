@@ -11,7 +11,7 @@ import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
 import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
 import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
-import { AMQP_URL, DATABASE_URL, dropSchema, leftovers, tinyJob } from "../support/fleet.ts";
+import { AMQP_URL, DATABASE_URL, dropSchema, leftovers, tinyJob, waitForFirstStepRunning } from "../support/fleet.ts";
 
 // The orchestrator reaches RabbitMQ through a TCP relay this test can cut, so the broker itself
 // (shared with tests running in parallel) is never restarted.
@@ -119,11 +119,7 @@ test("a host cut off from the broker cancels its own job and destroys its VM bef
 }, async (t) => {
   const job = tinyJob("nobody-follows", [{ name: "long", run: "echo started; sleep 300" }]);
   await ownerBus.publishJob(job);
-  const deadline = Date.now() + 120_000;
-  while ((await store.getJob(job.jobId))?.steps[0]?.state !== "running") {
-    assert.ok(Date.now() < deadline, "the job's step never started");
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitForFirstStepRunning(store, job.jobId, 120_000);
   assert.equal((await leftovers(runRoot)).qemu.length, 1, "the job's VM runs");
 
   const cutAt = Date.now();

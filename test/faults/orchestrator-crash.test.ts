@@ -3,6 +3,7 @@ import { after, before, test } from "node:test";
 import { LeaseWatch } from "@solstice/executor";
 import { ControlSchema, create, type JobEvent, Outcome, SCHEMA_VERSION } from "@solstice/protocol";
 import { pino } from "pino";
+import { runCiadm } from "../support/ciadm.ts";
 import { leftovers, tinyJob } from "../support/fleet.ts";
 import { type HostProcess, type ProcessFleet, startProcessFleet } from "../support/process-fleet.ts";
 
@@ -99,6 +100,16 @@ test("kill -9 of an orchestrator mid-job: its QEMU dies with it, the owner's lea
     assert.equal(row?.state, "succeeded");
     assert.equal(row?.attempt, 2);
     assert.notEqual(row?.hostId, victim.id);
+
+    // The killed host stopped heartbeating (every second here): operators see it offline, the
+    // survivor online. 3 s is three missed heartbeats; the retry above took far longer.
+    const listed = await runCiadm(["hosts", "--json", "--offline-after", "3"], process.cwd(), fleet.ciadmEnv);
+    assert.equal(listed.code, 0, listed.stderr);
+    const status = new Map(
+      (JSON.parse(listed.stdout) as { id: string; status: string }[]).map((h) => [h.id, h.status]),
+    );
+    assert.equal(status.get(victim.id), "offline");
+    assert.equal(status.get(hosts.find((h) => h !== victim)?.id ?? ""), "online");
   } finally {
     lease.stop();
     await follower.stop();

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type Socket, connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -12,57 +11,13 @@ import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
 import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
 import { AMQP_URL, DATABASE_URL, dropSchema, leftovers, tinyJob, waitForFirstStepRunning } from "../support/fleet.ts";
+import { type Relay, startRelay } from "../support/tcp-relay.ts";
 
 // The orchestrator reaches RabbitMQ through a TCP relay this test can cut, so the broker itself
 // (shared with tests running in parallel) is never restarted.
 const LEASE_MS = 8_000;
 const HEARTBEAT_MS = 1_000;
 const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
-
-interface Relay {
-  readonly port: number;
-  /** Drops every connection and refuses new ones until `restore`. */
-  cut(): void;
-  restore(): void;
-  close(): Promise<void>;
-}
-
-async function startRelay(target: URL): Promise<Relay> {
-  const sockets = new Set<Socket>();
-  let open = true;
-  const server = createServer((client) => {
-    if (!open) {
-      client.destroy();
-      return;
-    }
-    const upstream = tcpConnect(Number(target.port || 5672), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => s.destroy());
-      s.on("close", () => sockets.delete(s));
-    }
-    client.pipe(upstream).pipe(client);
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  return {
-    port: typeof address === "object" && address ? address.port : 0,
-    cut() {
-      open = false;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      open = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 const id = randomUUID().slice(0, 8);
 const namespace = `test-${id}`;

@@ -95,14 +95,18 @@ export class SshSession {
   /**
    * Uploads `script` to a unique temporary path, runs it with `shell` in its own process group with
    * `env` exported and in `workingDirectory`, and streams its output as lines. On abort the group is
-   * killed in the guest, so a timed-out step really stops.
+   * killed in the guest, so a timed-out step really stops. The environment travels in a file of
+   * mode 0600 that the step's shell reads and deletes before anything else runs, never on a
+   * command line, where `ps` in the guest would show secrets for the whole step.
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
     const base = `/tmp/solstice-step-${randomUUID()}`;
     const scriptPath = `${base}.script`;
+    const envPath = `${base}.env`;
     const pidFile = `${base}.pid`;
     if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
     await this.upload(scriptPath, opts.script, 0o700);
+    await this.upload(envPath, exportLines(opts.env), 0o600);
     const cd = opts.workingDirectory
       ? `mkdir -p -- ${shellQuote(opts.workingDirectory)} && cd -- ${shellQuote(opts.workingDirectory)} || exit 1\n`
       : "";
@@ -110,9 +114,9 @@ export class SshSession {
     // abort kills; the wrapper waits for it and passes its exit status on.
     const wrapper =
       "set -u\n" +
-      `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(pidFile)}' EXIT\n` +
+      `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(envPath)} ${shellQuote(pidFile)}' EXIT\n` +
       `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
-        `${exportLines(opts.env)}${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
+        `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
       "wait $!\n";
     const inner = new AbortController();
@@ -133,7 +137,7 @@ export class SshSession {
         throw err;
       });
       if (aborted) {
-        await this.killGroup(pidFile, scriptPath);
+        await this.killGroup(pidFile, scriptPath, envPath);
         return { exitCode: null, aborted: true };
       }
       return { exitCode: result.exitCode, aborted: false };
@@ -147,12 +151,12 @@ export class SshSession {
     this.client.end();
   }
 
-  private async killGroup(pidFile: string, scriptPath: string): Promise<void> {
+  private async killGroup(pidFile: string, scriptPath: string, envPath: string): Promise<void> {
     const pid = `$(cat ${shellQuote(pidFile)} 2>/dev/null)`;
     const command =
       `p=${pid}; if [ -n "$p" ]; then kill -TERM -- "-$p" 2>/dev/null; i=0; ` +
       `while kill -0 -- "-$p" 2>/dev/null && [ $i -lt ${KILL_GRACE_SECONDS * 10} ]; do sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -- "-$p" 2>/dev/null; fi; rm -f -- ${shellQuote(pidFile)} ${shellQuote(scriptPath)}; true`;
+      `kill -KILL -- "-$p" 2>/dev/null; fi; rm -f -- ${shellQuote(pidFile)} ${shellQuote(scriptPath)} ${shellQuote(envPath)}; true`;
     await this.exec(command, { signal: AbortSignal.timeout(KILL_DEADLINE_MS) });
   }
 

@@ -71,13 +71,13 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
     const result = await session.runScript({
       // Every process's argv, while the step runs; then what is left of the step's files.
       script:
-        'echo "has=${#TOKEN}"\nfor f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f" 2>/dev/null; echo; done\nls /tmp | grep -c "^solstice-step-.*\\.env$" || true\n',
+        '[ "$TOKEN" = "$EXPECTED" ] && echo token-set\nfor f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f" 2>/dev/null; echo; done\nls /tmp | grep -c "^solstice-step-.*\\.env$" || true\n',
       shell: "bash -e {0}",
-      env: { TOKEN: secret },
+      env: { TOKEN: secret, EXPECTED: secret },
       onLine: (_stream, text) => lines.push(text),
     });
     assert.equal(result.exitCode, 0);
-    assert.equal(lines[0], `has=${secret.length}`);
+    assert.equal(lines[0], "token-set");
     assert.ok(lines.length > 5, "the guest's processes were listed");
     assert.ok(!lines.some((l) => l.includes(secret)), "the secret is on no command line");
     assert.equal(lines.at(-1), "0", "the env file was deleted before the script ran");

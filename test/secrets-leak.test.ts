@@ -19,6 +19,7 @@ import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import pg from "pg";
 import { pino } from "pino";
 import { maskTestForms } from "../packages/executor/test/mask-forms.ts";
+import { scanBrokerData } from "./support/broker-disk.ts";
 import { DATABASE_URL, leftovers, startTestFleet, type TestFleet } from "./support/fleet.ts";
 
 // Canaries: unique per run, with the characters that URL and JSON encodings change.
@@ -97,7 +98,7 @@ describe("secrets never leave the host unmasked (tiny guest, TCG, through the bu
     await fleet?.close();
   });
 
-  test("canaries printed raw, encoded, multi-line and split across chunks appear in no event, log, row or run directory", async () => {
+  test("canaries printed raw, encoded, multi-line and split across chunks appear in no event, log, row, broker file or run directory", async () => {
     const workflow = parseWorkflow(WORKFLOW, { file: "leak.yml" });
     const job = workflow.jobs[0];
     assert.ok(job);
@@ -126,7 +127,15 @@ describe("secrets never leave the host unmasked (tiny guest, TCG, through the bu
     const dump = await dumpSchema(fleet.namespace.replace("test-", "test_"));
     assert.ok(dump.includes("leak"), "the dump holds the job's rows");
     const runDirFiles = await readTree(fleet.runRoot);
+    // The broker's persisted messages (message stores, quorum queue logs): the job id is there, as
+    // the job request and its events went through them; no canary is.
+    const broker = await scanBrokerData([request.jobId, ...forbidden()]);
+    assert.ok(
+      broker.hits.some((hit) => hit.endsWith(request.jobId)),
+      "the broker's files hold this job's messages",
+    );
     const leaks = [
+      ...broker.hits.filter((hit) => !hit.endsWith(request.jobId)).map((hit) => `broker data ${hit}`),
       ...findLeaks("JobRequest bytes on the bus", requestBytes),
       ...findLeaks("events", eventText),
       ...findLeaks("orchestrator log", logLines.join("")),

@@ -1,6 +1,7 @@
 export { DbError, type DbErrorCode } from "./db-error.ts";
 export { jobDetailsOf } from "./job-details.ts";
 export type {
+  DebugSessionRecord,
   FinishedJobState,
   HostRecord,
   HostRegistration,

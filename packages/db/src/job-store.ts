@@ -93,6 +93,24 @@ export interface HostRecord extends HostRegistration {
   lastHeartbeatAt: Date;
 }
 
+/** A failed job's VM kept for debug SSH on a host, until `expiresAt`. Public material only. */
+export interface DebugSessionRecord {
+  jobId: string;
+  hostId: string;
+  /** "owner/name". */
+  repository: string;
+  label: string;
+  /** Connect with `ssh -J <sshHost> -p <sshPort> <sshUser>@127.0.0.1`. */
+  sshHost: string;
+  sshPort: number;
+  sshUser: string;
+  hostKeyFingerprint: string;
+  /** Who may log in, one entry per authorized key. */
+  allowed: { who: string; fingerprint: string }[];
+  createdAt: Date;
+  expiresAt: Date;
+}
+
 /**
  * Job and host records. A job's state only moves forward (queued → running → terminal), whichever
  * writer comes first; a newer attempt takes over by compare-and-set, and writes for an older attempt
@@ -128,6 +146,17 @@ export interface JobStore {
   listHosts(): Promise<HostRecord[]>;
   /** False when the host is unknown. */
   setDraining(id: string, draining: boolean): Promise<boolean>;
+  /** Records (or replaces) a kept debug VM. */
+  recordDebugSession(session: DebugSessionRecord): Promise<void>;
+  /** Forgets a kept debug VM once it is destroyed; false when there was none for the job. */
+  endDebugSession(jobId: string): Promise<boolean>;
+  /**
+   * Forgets every debug VM a host recorded; at its start-up, since its VMs did not outlive the
+   * previous process. Returns how many.
+   */
+  clearDebugSessions(hostId: string): Promise<number>;
+  /** Kept debug VMs, soonest expiry first; those already past `expiresAt` at `now` are left out. */
+  listDebugSessions(now?: Date): Promise<DebugSessionRecord[]>;
 }
 
 export const DEFAULT_LIST_LIMIT = 100;

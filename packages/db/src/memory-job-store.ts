@@ -1,5 +1,6 @@
 import { DbError } from "./db-error.ts";
 import type {
+  DebugSessionRecord,
   HostRecord,
   HostRegistration,
   JobDetails,
@@ -24,6 +25,7 @@ export class MemoryJobStore implements JobStore {
   /** job id → `attempt:index` → step. */
   private readonly steps = new Map<string, Map<string, StepRecord>>();
   private readonly hosts = new Map<string, HostRecord>();
+  private readonly debugSessions = new Map<string, DebugSessionRecord>();
 
   async recordQueued(job: NewJob, at: Date = new Date()): Promise<void> {
     if (!this.jobs.has(job.jobId)) {
@@ -130,6 +132,31 @@ export class MemoryJobStore implements JobStore {
     if (host === undefined) return false;
     host.draining = draining;
     return true;
+  }
+
+  async recordDebugSession(session: DebugSessionRecord): Promise<void> {
+    this.debugSessions.set(session.jobId, structuredClone(session));
+  }
+
+  async endDebugSession(jobId: string): Promise<boolean> {
+    return this.debugSessions.delete(jobId);
+  }
+
+  async clearDebugSessions(hostId: string): Promise<number> {
+    let cleared = 0;
+    for (const [jobId, session] of this.debugSessions) {
+      if (session.hostId !== hostId) continue;
+      this.debugSessions.delete(jobId);
+      cleared++;
+    }
+    return cleared;
+  }
+
+  async listDebugSessions(now: Date = new Date()): Promise<DebugSessionRecord[]> {
+    return [...this.debugSessions.values()]
+      .filter((s) => s.expiresAt.getTime() > now.getTime())
+      .sort((a, b) => a.expiresAt.getTime() - b.expiresAt.getTime() || (a.jobId < b.jobId ? -1 : 1))
+      .map((s) => structuredClone(s));
   }
 
   private insertSteps(jobId: string, attempt: number, steps: JobDetails["steps"]): void {

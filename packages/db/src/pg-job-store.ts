@@ -1,9 +1,10 @@
-import { and, asc, desc, eq, exists, inArray, lt, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, inArray, lt, lte, or, type SQL } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import type { Logger } from "pino";
 import { checkSchemaName, DbError } from "./db-error.ts";
 import type {
+  DebugSessionRecord,
   HostRecord,
   HostRegistration,
   JobDetails,
@@ -16,7 +17,7 @@ import type {
   StepResult,
 } from "./job-store.ts";
 import { listLimit } from "./job-store.ts";
-import { hosts, jobSteps, jobs } from "./schema.ts";
+import { debugSessions, hosts, jobSteps, jobs } from "./schema.ts";
 
 export interface PgJobStoreOptions {
   databaseUrl: string;
@@ -216,6 +217,38 @@ export class PgJobStore implements JobStore {
   async setDraining(id: string, draining: boolean): Promise<boolean> {
     const updated = await this.db.update(hosts).set({ draining }).where(eq(hosts.id, id)).returning({ id: hosts.id });
     return updated.length > 0;
+  }
+
+  async recordDebugSession(session: DebugSessionRecord): Promise<void> {
+    const { jobId, ...fields } = session;
+    await this.db
+      .insert(debugSessions)
+      .values(session)
+      .onConflictDoUpdate({ target: debugSessions.jobId, set: fields });
+  }
+
+  async endDebugSession(jobId: string): Promise<boolean> {
+    const deleted = await this.db
+      .delete(debugSessions)
+      .where(eq(debugSessions.jobId, jobId))
+      .returning({ id: debugSessions.jobId });
+    return deleted.length > 0;
+  }
+
+  async clearDebugSessions(hostId: string): Promise<number> {
+    const deleted = await this.db
+      .delete(debugSessions)
+      .where(eq(debugSessions.hostId, hostId))
+      .returning({ id: debugSessions.jobId });
+    return deleted.length;
+  }
+
+  async listDebugSessions(now: Date = new Date()): Promise<DebugSessionRecord[]> {
+    return this.db
+      .select()
+      .from(debugSessions)
+      .where(gt(debugSessions.expiresAt, now))
+      .orderBy(asc(debugSessions.expiresAt), asc(debugSessions.jobId));
   }
 
   /** Step writes count only for the attempt the job is on, while it is unfinished. */

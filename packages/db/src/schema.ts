@@ -104,3 +104,28 @@ export const hosts = pgTable("hosts", {
   lastHeartbeatAt: timestamptz("last_heartbeat_at").notNull(),
   startedAt: timestamptz("started_at").notNull(),
 });
+
+/**
+ * Failed jobs' VMs kept for debug SSH (ADR-003), as `ciadm debug list` shows them. Written by the
+ * orchestrator that keeps the VM, removed when it is destroyed. Public material only: the guest's
+ * host key fingerprint and the fingerprints of the keys that may log in.
+ */
+export const debugSessions = pgTable(
+  "debug_sessions",
+  {
+    jobId: uuid("job_id").primaryKey(),
+    hostId: text("host_id").notNull(),
+    repository: text("repository").notNull(),
+    label: text("label").notNull(),
+    /** How to connect: `ssh -J <sshHost> -p <sshPort> <sshUser>@127.0.0.1`. */
+    sshHost: text("ssh_host").notNull(),
+    sshPort: integer("ssh_port").notNull(),
+    sshUser: text("ssh_user").notNull(),
+    hostKeyFingerprint: text("host_key_fingerprint").notNull(),
+    /** Who may log in: `{ who, fingerprint }` per authorized key. */
+    allowed: jsonb("allowed").$type<{ who: string; fingerprint: string }[]>().notNull(),
+    createdAt: timestamptz("created_at").notNull(),
+    expiresAt: timestamptz("expires_at").notNull(),
+  },
+  (t) => [index("debug_sessions_host_id_idx").on(t.hostId)],
+);

@@ -286,5 +286,42 @@ for (const impl of implementations) {
       assert.equal(await store.heartbeatHost("no-such-host", at(6)), false);
       assert.equal(await store.setDraining("no-such-host", true), false);
     });
+
+    storeTest(
+      "kept debug VMs are listed until they end or expire, and a restarted host forgets its own",
+      async (store) => {
+        const session = (hostId: string, expiresInSeconds: number) => ({
+          jobId: randomUUID(),
+          hostId,
+          repository: "acme/widget",
+          label: "ubuntu-24.04",
+          sshHost: "ci-1.example",
+          sshPort: 40_022,
+          sshUser: "root",
+          hostKeyFingerprint: "SHA256:host",
+          allowed: [
+            { who: "alice (forge)", fingerprint: "SHA256:alice" },
+            { who: "operator", fingerprint: "SHA256:ops" },
+          ],
+          createdAt: at(0),
+          expiresAt: at(expiresInSeconds),
+        });
+        const late = session("host-1", 1800);
+        const soon = session("host-2", 600);
+        const other = session("host-1", 900);
+        for (const s of [late, soon, other]) await store.recordDebugSession(s);
+
+        assert.deepEqual(await store.listDebugSessions(at(1)), [soon, other, late], "soonest expiry first");
+        assert.deepEqual(
+          (await store.listDebugSessions(at(700))).map((s) => s.jobId),
+          [other.jobId, late.jobId],
+          "an expired one is not listed",
+        );
+        assert.equal(await store.endDebugSession(other.jobId), true);
+        assert.equal(await store.endDebugSession(other.jobId), false);
+        assert.equal(await store.clearDebugSessions("host-1"), 1);
+        assert.deepEqual(await store.listDebugSessions(at(1)), [soon]);
+      },
+    );
   });
 }

@@ -29,7 +29,7 @@ test("migrate creates every table in an empty schema, and a second run applies n
   try {
     const first = await migrate({ databaseUrl: DATABASE_URL, schema, log: silentLog });
     assert.equal(first.applied, await committedMigrationCount());
-    assert.deepEqual(await tablesIn(schema), ["__drizzle_migrations", "hosts", "job_steps", "jobs"]);
+    assert.deepEqual(await tablesIn(schema), ["__drizzle_migrations", "debug_sessions", "hosts", "job_steps", "jobs"]);
     const second = await migrate({ databaseUrl: DATABASE_URL, schema, log: silentLog });
     assert.equal(second.applied, 0);
   } finally {
@@ -52,7 +52,7 @@ test("two services migrating the same fresh schema at once both succeed and appl
       client.query<{ n: number }>(`select count(*)::int as n from "${schema}"."__drizzle_migrations"`),
     );
     assert.equal(recorded.rows[0]?.n, count);
-    assert.deepEqual(await tablesIn(schema), ["__drizzle_migrations", "hosts", "job_steps", "jobs"]);
+    assert.deepEqual(await tablesIn(schema), ["__drizzle_migrations", "debug_sessions", "hosts", "job_steps", "jobs"]);
   } finally {
     await dropSchema(schema);
   }

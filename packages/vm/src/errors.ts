@@ -6,7 +6,8 @@ export type VmErrorCode =
   | "aborted"
   | "command_failed"
   | "qmp_failed"
-  | "image_unsupported";
+  | "image_unsupported"
+  | "unsupported";
 
 /** A VM failure with a code, an actionable message and an optional hint. Never carries key material. */
 export class VmError extends Error {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import type { LocalImage } from "@solstice/images";
-import { type CommandRunner, createBhyveBackend, VmError } from "@solstice/vm";
+import { addressPool, type CommandRunner, createBhyveBackend, VmError } from "@solstice/vm";
 import { pino } from "pino";
 
 const log = pino({ level: "silent" });
@@ -30,6 +30,8 @@ const image: LocalImage = {
 interface Expectation {
   command: string;
   fail?: string;
+  /** What the command prints. */
+  stdout?: string;
   /** Called with the real arguments (e.g. to read the zonecfg file while it exists). */
   check?: (args: readonly string[]) => Promise<void>;
 }
@@ -48,7 +50,7 @@ function recordedRunner(expected: Expectation[]): CommandRunner & { ran: string[
       assert.match(line, pattern);
       await next.check?.(args);
       if (next.fail) throw new VmError("command_failed", `${file}: ${next.fail}`);
-      return { stdout: "" };
+      return { stdout: next.stdout ?? "" };
     },
     assertDone() {
       assert.deepEqual(expected, [], "every recorded command ran");
@@ -83,7 +85,7 @@ function stepName(step: Expectation): string {
   return words[0] === "mkisofs" ? "mkisofs" : `${words[0]} ${words[1]}`;
 }
 
-async function backendWith(runner: CommandRunner, sshFails = false) {
+async function backendWith(runner: CommandRunner, sshFails = false, gatewayInterface: string | null = "stub_gw0") {
   const seedRoot = await mkdtemp(join(tmpdir(), "solstice-bhyve-"));
   dirs.push(seedRoot);
   const released: string[] = [];
@@ -99,6 +101,7 @@ async function backendWith(runner: CommandRunner, sshFails = false) {
       take: () => ({ ip: "10.9.0.5", prefixLength: 24, gateway: "10.9.0.1" }),
       release: (ip) => released.push(ip),
     },
+    ...(gatewayInterface ? { gatewayInterface } : {}),
     ensureImage: async () => image,
     waitForSsh: async () => {
       if (sshFails) throw new VmError("boot_timeout", "no SSH banner from 10.9.0.5:22");
@@ -161,10 +164,27 @@ for (const [index, step] of bootCommands.entries()) {
   });
 }
 
-test("a guest whose SSH never answers is torn down completely", async () => {
-  const runner = recordedRunner([...bootCommands, ...(undoCommands.filter(Boolean).reverse() as Expectation[])]);
+test("a guest whose SSH never answers is torn down completely, and the error shows its console", async () => {
+  const runner = recordedRunner([
+    ...bootCommands,
+    {
+      command: `tail -n 30 /zones/${Z}/logs/console.log`,
+      // zoneadmd's console log: one JSON entry per line.
+      stdout: `${JSON.stringify({ log: "Booting OmniOS r151054\n", stream: "console" })}\n${JSON.stringify({ log: "panic: no root\r\n", stream: "console" })}\nplain line\n`,
+    },
+    ...(undoCommands.filter(Boolean).reverse() as Expectation[]),
+  ]);
   const { backend, seedRoot } = await backendWith(runner, true);
-  await assert.rejects(backend.boot({ vmName: "job-1", image, log }), /no SSH banner/);
+  await assert.rejects(backend.boot({ vmName: "job-1", image, log }), (error: unknown) => {
+    assert.ok(error instanceof VmError);
+    assert.equal(error.code, "boot_timeout");
+    assert.match(error.message, /no SSH banner/);
+    assert.match(
+      error.message,
+      /--- console \(\/zones\/solstice-[0-9a-f]{8}-job-1\/logs\/console\.log\) ---\nBooting OmniOS r151054\npanic: no root\nplain line/,
+    );
+    return true;
+  });
   runner.assertDone();
   assert.deepEqual(await readdir(seedRoot), []);
 });
@@ -181,4 +201,117 @@ test("destroy goes on past a failing step and names what it could not remove", a
   const vm = await backend.boot({ vmName: "job-1", image, log });
   await assert.rejects(vm.destroy(), /could not remove: zone boot/);
   runner.assertDone();
+});
+
+test("cutting a VM's network adds ipfilter rules that leave only its SSH answers, removed after the zone is gone", async () => {
+  let added = "";
+  const [halt, uninstall, remove, ...rest] = undoCommands.filter(Boolean).reverse() as Expectation[];
+  const runner = recordedRunner([
+    ...bootCommands,
+    {
+      command: "ipf -f /.+/ipf-cut\\.add",
+      check: async (args) => {
+        added = await readFile(args[1] as string, "utf8");
+      },
+    },
+    halt as Expectation,
+    uninstall as Expectation,
+    remove as Expectation,
+    { command: "ipf -r -f /.+/ipf-cut\\.remove" },
+    ...rest,
+  ]);
+  const { backend, seedRoot } = await backendWith(runner);
+  const vm = await backend.boot({ vmName: "job-1", image, log });
+  assert.ok(vm.cutNetwork);
+  await vm.cutNetwork();
+  await vm.cutNetwork();
+  assert.equal(
+    added,
+    [
+      "@1 pass in quick on stub_gw0 proto tcp from 10.9.0.5/32 port = 22 to 10.9.0.1/32 flags A/A",
+      "@2 block in quick on stub_gw0 from 10.9.0.5/32 to any",
+      "",
+    ].join("\n"),
+  );
+  await vm.destroy();
+  runner.assertDone();
+  assert.deepEqual(await readdir(seedRoot), []);
+});
+
+test("a bhyve host without a gateway interface refuses to cut a VM's network, running nothing", async () => {
+  const runner = recordedRunner([...bootCommands, ...(undoCommands.filter(Boolean).reverse() as Expectation[])]);
+  const { backend } = await backendWith(runner, false, null);
+  const vm = await backend.boot({ vmName: "job-1", image, log });
+  await assert.rejects(vm.cutNetwork?.() ?? Promise.resolve(), (error: unknown) => {
+    return error instanceof VmError && error.code === "unsupported" && /gateway interface/.test(error.message);
+  });
+  await vm.destroy();
+  runner.assertDone();
+});
+
+test("at start-up the reaper removes every zone, VNIC, clone, seed and ipfilter rule set a crashed orchestrator left", async () => {
+  const seedRoot = await mkdtemp(join(tmpdir(), "solstice-bhyve-"));
+  dirs.push(seedRoot);
+  const leftSeed = join(seedRoot, "solstice-aaaaaaaa-job-a-Xy12Zq");
+  await mkdir(leftSeed);
+  await writeFile(join(leftSeed, "ipf-cut.remove"), "block in quick on stub_gw0 from 10.9.0.7/32 to any\n");
+  await mkdir(join(seedRoot, "solstice-bbbbbbbb-job-b-Ab34Cd"));
+  await mkdir(join(seedRoot, "someone-elses"));
+  const runner = recordedRunner([
+    {
+      command: "zoneadm list -cp",
+      stdout: [
+        "0:global:running:/::ipkg:shared",
+        "5:solstice-aaaaaaaa-job-a:running:/zones/solstice-aaaaaaaa-job-a:1111:bhyve:excl",
+        "-:solstice-bbbbbbbb-job-b:configured:/zones/solstice-bbbbbbbb-job-b::bhyve:excl",
+        "-:web:installed:/zones/web:2222:ipkg:excl",
+        "",
+      ].join("\n"),
+    },
+    { command: "zoneadm -z solstice-aaaaaaaa-job-a halt" },
+    { command: "zoneadm -z solstice-aaaaaaaa-job-a uninstall -F", fail: "zone busy" },
+    { command: "zonecfg -z solstice-aaaaaaaa-job-a delete -F" },
+    { command: "zonecfg -z solstice-bbbbbbbb-job-b delete -F" },
+    { command: "dladm show-vnic -p -o link", stdout: "slstaaaaaaaa0\nweb0\nslstcccccccc0\n" },
+    { command: "dladm delete-vnic slstaaaaaaaa0" },
+    { command: "dladm delete-vnic slstcccccccc0" },
+    {
+      command: "zfs list -H -o name -d 1 rpool/solstice/vms",
+      stdout: "rpool/solstice/vms\nrpool/solstice/vms/solstice-aaaaaaaa-job-a\nrpool/solstice/vms/keep-me\n",
+    },
+    { command: "zfs destroy rpool/solstice/vms/solstice-aaaaaaaa-job-a" },
+    { command: "ipf -r -f /.+/solstice-aaaaaaaa-job-a-Xy12Zq/ipf-cut\\.remove" },
+  ]);
+  const backend = createBhyveBackend({
+    runner,
+    log,
+    cloneParent: "rpool/solstice/vms",
+    zonesRoot: "/zones",
+    link: "stub0",
+    seedRoot,
+    goldenSnapshot: (i) => `rpool/solstice/images/${i.label}@golden`,
+    addresses: addressPool("10.9.0.10-10.9.0.20/24", "10.9.0.1"),
+    ensureImage: async () => image,
+    waitForSsh: async () => undefined,
+  });
+  assert.equal(await backend.reapOrphans(), 3, "the leftovers of three jobs (a, b, c)");
+  runner.assertDone();
+  assert.deepEqual(await readdir(seedRoot), ["someone-elses"]);
+});
+
+test("the address pool hands out each address once, skips the gateway, and says when it runs out", () => {
+  const pool = addressPool("10.9.0.1-10.9.0.3/24", "10.9.0.1");
+  const a = pool.take("a");
+  const b = pool.take("b");
+  assert.deepEqual(
+    [a, b],
+    [
+      { ip: "10.9.0.2", prefixLength: 24, gateway: "10.9.0.1" },
+      { ip: "10.9.0.3", prefixLength: 24, gateway: "10.9.0.1" },
+    ],
+  );
+  assert.throws(() => pool.take("c"), /all 3 addresses of 10\.9\.0\.1-10\.9\.0\.3\/24 are in use/);
+  pool.release(a.ip);
+  assert.equal(pool.take("c").ip, "10.9.0.2");
+  assert.throws(() => addressPool("10.9.0.9-10.9.0.3/24", "10.9.0.1"), /not an address range/);
 });

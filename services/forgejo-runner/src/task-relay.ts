@@ -1,6 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Bus, UnroutableLabelError } from "@solstice/bus";
-import { type OwnerEvents, type RunnerLabel, runFleetJob } from "@solstice/forge-relay";
+import { addDebugAccess, type OwnerEvents, type RunnerLabel, runFleetJob } from "@solstice/forge-relay";
 import {
   checkoutTokenContext,
   type FleetKeyring,
@@ -104,6 +104,8 @@ export async function relayTask(opts: TaskRelayOptions): Promise<Result> {
   }
 
   const jobLog = log.child({ job_id: request.jobId });
+  const debugNote = await addDebugAccess(request, "forgejo", jobLog, opts.signal);
+  if (debugNote) system(`[solstice] ${debugNote}`);
   let attempt = request.attempt;
   let noticed = false;
   const signal = opts.signal ? AbortSignal.any([ended.signal, opts.signal]) : ended.signal;

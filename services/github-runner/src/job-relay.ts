@@ -1,5 +1,5 @@
 import type { Bus } from "@solstice/bus";
-import { Backoff, type OwnerEvents, runFleetJob, sleep } from "@solstice/forge-relay";
+import { addDebugAccess, Backoff, type OwnerEvents, runFleetJob, sleep } from "@solstice/forge-relay";
 import { type FleetKeyring, Outcome, timestampDate } from "@solstice/protocol";
 import type { Logger } from "pino";
 import { GitHubRunnerError, HttpStatusError } from "./errors.ts";
@@ -173,6 +173,8 @@ export async function runGitHubJob(opts: GitHubJobOptions): Promise<TaskResult> 
   } else {
     const request = plan.request;
     log.info({ job_id: request.jobId, github_job_id: message.jobId }, "running GitHub job in the fleet");
+    const debugNote = await addDebugAccess(request, "github", log, opts.cancel);
+    if (debugNote) system(debugNote);
     const signal = AbortSignal.any([opts.cancel, lock.lost]);
     const noticed = new Set<string>();
     const fleet = await runFleetJob({

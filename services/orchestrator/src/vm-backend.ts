@@ -1,0 +1,69 @@
+import { bhyveConfigSchema, loadConfig, type OrchestratorConfig } from "@solstice/config";
+import {
+  type CatalogEntry,
+  findCatalogEntry,
+  type ImageCatalog,
+  type LocalImage,
+  loadImageCatalog,
+} from "@solstice/images";
+import { waitForSshBanner } from "@solstice/ssh";
+import { addressPool, createBhyveBackend, createQemuBackend, hostCommandRunner, type VmBackend } from "@solstice/vm";
+import type { Logger } from "pino";
+
+/**
+ * The VM backend `SOLSTICE_BACKEND` names: qemu (the default), or bhyve on an illumos host with
+ * its `SOLSTICE_BHYVE_*` settings, read here so that a bad one stops the service at start-up
+ * (ConfigError) rather than at the first job.
+ */
+export function vmBackendFor(config: OrchestratorConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): VmBackend {
+  if (config.backend === "qemu") {
+    return createQemuBackend({
+      log,
+      accelerator: config.accelerator,
+      ...(config.runDir ? { runRoot: config.runDir } : {}),
+      ...(config.imageCache ? { imageCacheDir: config.imageCache } : {}),
+    });
+  }
+  const bhyve = loadConfig("orchestrator", bhyveConfigSchema, env);
+  const goldenSnapshot = (label: string) => `${bhyve.bhyveImageDataset}/${label}@${bhyve.bhyveGoldenSnapshot}`;
+  let catalog: Promise<ImageCatalog> | undefined;
+  return createBhyveBackend({
+    runner: hostCommandRunner(bhyve.bhyveCommandTimeoutMs),
+    log,
+    cloneParent: bhyve.bhyveCloneParent,
+    zonesRoot: bhyve.bhyveZonesRoot,
+    link: bhyve.bhyveLink,
+    seedRoot: bhyve.bhyveSeedRoot,
+    goldenSnapshot: (image) => goldenSnapshot(image.label),
+    addresses: addressPool(bhyve.bhyveAddresses, bhyve.bhyveGateway),
+    ...(bhyve.bhyveGatewayInterface ? { gatewayInterface: bhyve.bhyveGatewayInterface } : {}),
+    async ensureImage(label) {
+      catalog ??= loadImageCatalog();
+      catalog.catch(() => {
+        catalog = undefined;
+      });
+      return zvolImage(findCatalogEntry(await catalog, label), goldenSnapshot);
+    },
+    waitForSsh: (host, port, opts) => waitForSshBanner(host, port, opts),
+  });
+}
+
+/**
+ * A catalog label as the bhyve backend boots it: the operator's zvol with the golden snapshot
+ * (docs/illumos.md), with the catalog's user, readiness and default size.
+ */
+function zvolImage(entry: CatalogEntry, goldenSnapshot: (label: string) => string): LocalImage {
+  const snapshot = goldenSnapshot(entry.label);
+  return {
+    label: entry.label,
+    disk: snapshot,
+    diskFormat: "raw",
+    machine: entry.boot.machine,
+    seedMedium: entry.boot.seedMedium,
+    readiness: entry.boot.readiness,
+    sshUser: entry.boot.sshUser,
+    defaultCpus: entry.defaults.cpus,
+    defaultMemoryMiB: entry.defaults.memoryMiB,
+    recipeHash: `zvol-${snapshot}`,
+  };
+}

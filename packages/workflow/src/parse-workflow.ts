@@ -1,3 +1,4 @@
+import { posix } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { actionSuggestion, checkoutInputSuggestion } from "./action-suggestions.ts";
 import { ExpressionError, evaluateExpression, findExpressions, isTruthy, parseCondition } from "./expression-engine.ts";
@@ -572,6 +573,14 @@ class Planner {
         if (value.trim() === "" || !Number.isInteger(depth) || depth < 0) {
           this.problems.atNode(input.value, input.key, `must be a whole number, 0 for full history, not \`${value}\``);
         } else inputs.fetchDepth = depth;
+      } else if (input.name === "path" && value !== "" && !isInsideWorkspace(value)) {
+        // actions/checkout refuses a path outside GITHUB_WORKSPACE too; here the workspace's own
+        // place in the guest is not known yet, so only relative paths that stay below it are taken.
+        this.problems.atNode(
+          input.value,
+          input.key,
+          `\`${value}\` is not inside the workspace: give a relative path such as \`src/other-repo\` (no leading / and no .. that leaves it)`,
+        );
       } else if (value !== "") {
         inputs[input.name as "repository" | "ref" | "path"] = value;
       }
@@ -603,6 +612,12 @@ interface PlannedStrategy {
   combinations: MatrixCombination[];
   failFast: boolean;
   maxParallel?: number;
+}
+
+function isInsideWorkspace(relative: string): boolean {
+  if (relative.startsWith("/")) return false;
+  const normalized = posix.normalize(relative);
+  return normalized !== ".." && !normalized.startsWith("../");
 }
 
 function plainEnv(env: Env): Record<string, string> {

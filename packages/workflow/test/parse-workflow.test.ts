@@ -148,6 +148,18 @@ describe("parseWorkflow", () => {
     assert.match(problem.message, /repository, ref, path, fetch-depth, token, submodules, clean/);
   });
 
+  it("refuses a checkout path that leaves the workspace, as actions/checkout does", T, () => {
+    const checkout = (path: string) =>
+      `jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/checkout@v4\n        with:\n          path: ${path}\n`;
+    for (const outside of ["/etc", "../sibling", "a/../../b", ".."]) {
+      const problem = only(problemsOf(checkout(outside)));
+      assert.equal(problem.key, "jobs.a.steps[0].with.path");
+      assert.match(problem.message, /is not inside the workspace/);
+    }
+    const inside = parseWorkflow(checkout("deps/../lib/other"), { file: "ci.yml" }).jobs[0]?.steps[0];
+    assert.equal(inside?.kind === "checkout" && inside.path, "deps/../lib/other");
+  });
+
   it("plans checkout's token (a secret, never written out), submodules and clean", T, () => {
     const step = (inputs: string) =>
       parseWorkflow(

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
-import { createInterface } from "node:readline/promises";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
+import { ask, commaList } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { requireFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -14,22 +14,6 @@ import { readRunnerFile } from "./runner-file.ts";
 import { createRunnerMetrics } from "./runner-metrics.ts";
 
 const log = pino({ level: process.env.SOLSTICE_LOG_LEVEL ?? "info" });
-
-async function ask(question: string, fallback?: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = (await rl.question(fallback ? `${question} [${fallback}]: ` : `${question}: `)).trim();
-    return answer || fallback || "";
-  } finally {
-    rl.close();
-  }
-}
-
-const commaList = (text: string) =>
-  text
-    .split(",")
-    .map((l) => l.trim())
-    .filter(Boolean);
 
 const program = new Command("solstice-forgejo-runner").description(
   "Runs Forgejo and Gitea Actions jobs in Solstice CI virtual machines",

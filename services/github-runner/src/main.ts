@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
-import { createInterface } from "node:readline/promises";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
+import { ask, commaList } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { loadFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -14,22 +14,6 @@ import { registerRunner, removeRunner } from "./registration.ts";
 import { isConfigured, type RunnerRegistration, readRegistration } from "./runner-files.ts";
 
 const log = pino({ level: process.env.SOLSTICE_LOG_LEVEL ?? "info" });
-
-async function ask(question: string, fallback?: string): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = (await rl.question(fallback ? `${question} [${fallback}]: ` : `${question}: `)).trim();
-    return answer || fallback || "";
-  } finally {
-    rl.close();
-  }
-}
-
-const splitLabels = (text: string) =>
-  text
-    .split(",")
-    .map((l) => l.trim())
-    .filter(Boolean);
 
 const program = new Command("solstice-github-runner").description(
   "Runs GitHub Actions jobs in Solstice CI virtual machines, as a self-hosted runner",
@@ -59,7 +43,7 @@ program
     const url = await need("url", "GitHub repository or organization URL");
     const token = await need("token", "Registration token");
     const name = await need("name", "Runner name", hostname());
-    const labels = splitLabels(await need("labels", "Labels (comma-separated, name or name:vm:<fleet label>)"));
+    const labels = commaList(await need("labels", "Labels (comma-separated, name or name:vm:<fleet label>)"));
     const dir = String(flags.dir);
     const reg = await registerRunner({
       url,
@@ -106,7 +90,7 @@ program
     if (config.jitconfig) {
       if (!config.labels)
         throw new Error("a JIT runner needs --labels (SOLSTICE_LABELS): GitHub's config does not carry them");
-      registration = decodeJitConfig(config.jitconfig, splitLabels(config.labels));
+      registration = decodeJitConfig(config.jitconfig, commaList(config.labels));
     } else {
       if (!(await isConfigured(config.runnerDir)) && config.githubUrl && config.registrationToken) {
         if (!config.labels) throw new Error("SOLSTICE_LABELS is needed to register from SOLSTICE_GITHUB_URL");
@@ -114,7 +98,7 @@ program
           url: config.githubUrl,
           token: config.registrationToken,
           name: config.runnerName ?? hostname(),
-          labels: splitLabels(config.labels),
+          labels: commaList(config.labels),
           dir: config.runnerDir,
           log,
           ...(config.runnerGroup ? { runnerGroup: config.runnerGroup } : {}),

@@ -11,6 +11,21 @@ export async function ask(question: string, fallback?: string): Promise<string> 
   }
 }
 
+/**
+ * For a `register` command: each answer is its flag's value; else, on a terminal and without
+ * `--no-interactive`, what the person types; else the fallback; else an error naming the flag.
+ */
+export function flagOrPrompt(flags: Readonly<Record<string, string | boolean | undefined>>) {
+  const interactive = flags.interactive !== false && process.stdin.isTTY;
+  return async (key: string, question: string, fallback?: string): Promise<string> => {
+    const value = flags[key];
+    if (typeof value === "string" && value !== "") return value;
+    if (interactive) return ask(question, fallback);
+    if (fallback !== undefined) return fallback;
+    throw new Error(`--${key} is required with --no-interactive`);
+  };
+}
+
 /** `a, b,,c` → ["a", "b", "c"]: how labels are given on the command line and in the environment. */
 export const commaList = (text: string): string[] =>
   text

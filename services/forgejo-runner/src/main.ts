@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
-import { ask, commaList } from "@solstice/forge-relay";
+import { commaList, flagOrPrompt } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { requireFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -29,14 +29,7 @@ program
   .option("--no-interactive", "fail instead of asking for what is missing")
   .option("--file <path>", "where to write the registration", ".runner")
   .action(async (flags: Record<string, string | boolean | undefined>) => {
-    const interactive = flags.interactive !== false && process.stdin.isTTY;
-    const need = async (key: string, question: string, fallback?: string) => {
-      const value = flags[key];
-      if (typeof value === "string" && value !== "") return value;
-      if (interactive) return ask(question, fallback);
-      if (fallback !== undefined) return fallback;
-      throw new Error(`--${key} is required with --no-interactive`);
-    };
+    const need = flagOrPrompt(flags);
     const instance = await need("instance", "Forgejo/Gitea instance URL");
     const token = await need("token", "Registration token");
     const name = await need("name", "Runner name", hostname());

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
-import { ask, commaList } from "@solstice/forge-relay";
+import { ask, commaList, flagOrPrompt } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { loadFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -32,14 +32,7 @@ program
   .option("--ephemeral", "take one job, then GitHub removes the runner")
   .option("--no-interactive", "fail instead of asking for what is missing")
   .action(async (flags: Record<string, string | boolean | undefined>) => {
-    const interactive = flags.interactive !== false && process.stdin.isTTY;
-    const need = async (key: string, question: string, fallback?: string) => {
-      const value = flags[key];
-      if (typeof value === "string" && value !== "") return value;
-      if (interactive) return ask(question, fallback);
-      if (fallback !== undefined) return fallback;
-      throw new Error(`--${key} is required with --no-interactive`);
-    };
+    const need = flagOrPrompt(flags);
     const url = await need("url", "GitHub repository or organization URL");
     const token = await need("token", "Registration token");
     const name = await need("name", "Runner name", hostname());

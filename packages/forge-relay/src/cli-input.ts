@@ -32,3 +32,12 @@ export const commaList = (text: string): string[] =>
     .split(",")
     .map((item) => item.trim())
     .filter(Boolean);
+
+/**
+ * How a runner CLI ends on an error that reached the top: one plain line a person can act on
+ * (`register` is run by hand), not a JSON log with a stack; exit code 1.
+ */
+export function exitOnCliError(error: unknown): void {
+  process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}

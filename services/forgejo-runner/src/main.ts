@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
-import { commaList, flagOrPrompt } from "@solstice/forge-relay";
+import { commaList, exitOnCliError, flagOrPrompt } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { requireFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -119,7 +119,4 @@ program
     process.once("SIGTERM", () => shutdown("SIGTERM"));
   });
 
-program.parseAsync().catch((error: unknown) => {
-  log.error({ err: error }, (error as Error).message);
-  process.exitCode = 1;
-});
+program.parseAsync().catch(exitOnCliError);

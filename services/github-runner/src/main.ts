@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { connectBus } from "@solstice/bus";
 import { loadConfig } from "@solstice/config";
-import { ask, commaList, flagOrPrompt } from "@solstice/forge-relay";
+import { ask, commaList, exitOnCliError, flagOrPrompt } from "@solstice/forge-relay";
 import { startHealthServer } from "@solstice/health";
 import { loadFleetKeyring } from "@solstice/protocol";
 import { Command } from "commander";
@@ -144,7 +144,4 @@ program
     await shutdown(why.reason === "fatal" ? 1 : 0);
   });
 
-program.parseAsync().catch((error: unknown) => {
-  log.error({ err: error }, (error as Error).message);
-  process.exitCode = 1;
-});
+program.parseAsync().catch(exitOnCliError);

@@ -1,5 +1,5 @@
-import { type Bus, connectBus } from "@solstice/bus";
-import { createPgJobStore, type JobStore } from "@solstice/db";
+import type { Bus } from "@solstice/bus";
+import type { JobStore } from "@solstice/db";
 import { type Command, Option } from "commander";
 import type { Logger } from "pino";
 
@@ -67,6 +67,8 @@ export async function openBus(opts: FleetOptions, log: Logger, connectTimeoutMs 
       "pass --amqp amqp://user:pass@host:5672 or set SOLSTICE_AMQP_URL",
     );
   }
+  // Loaded here, not at the top: a command that needs only the database does not load the broker's code.
+  const { connectBus } = await import("@solstice/bus");
   try {
     return await connectBus({
       url: opts.amqp,
@@ -99,6 +101,7 @@ export async function openStore(opts: FleetOptions, log: Logger): Promise<{ stor
       "pass --database-url postgres://user@host:5432/db or set SOLSTICE_DATABASE_URL",
     );
   }
+  const { createPgJobStore } = await import("@solstice/db");
   const opened = createPgJobStore({
     databaseUrl: opts.databaseUrl,
     schema: opts.schema,

@@ -1,17 +1,5 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { pino } from "pino";
-import { registerControl } from "./commands/control.ts";
-import { migrateDatabase } from "./commands/db-migrate.ts";
-import { registerDebug } from "./commands/debug.ts";
-import { registerDlq } from "./commands/dlq.ts";
-import { registerEnqueue } from "./commands/enqueue.ts";
-import { registerHosts } from "./commands/hosts.ts";
-import { registerImagesCommands } from "./commands/images.ts";
-import { registerJobs } from "./commands/jobs.ts";
-import { registerKeys } from "./commands/keys-generate.ts";
-import { registerLogs } from "./commands/logs.ts";
-import { runWorkflow } from "./commands/run.ts";
-import { registerWorkflow } from "./commands/workflow.ts";
 import { processTerminal } from "./terminal.ts";
 
 const term = processTerminal();
@@ -99,6 +87,7 @@ program
     positiveInteger("--parallel"),
   )
   .action(async (workflow: string, opts) => {
+    const { runWorkflow } = await import("./commands/run.ts");
     process.exitCode = await runWorkflow(
       workflow,
       { ...opts, queueTimeoutSeconds: opts.queueTimeout, leaseSeconds: opts.lease },
@@ -116,20 +105,103 @@ program
   .option("--schema <name>", "PostgreSQL schema", process.env.SOLSTICE_DATABASE_SCHEMA ?? "public")
   .action(async (opts: { databaseUrl?: string; schema: string }) => {
     if (!opts.databaseUrl) throw new UsageError("no database: pass --database-url or set SOLSTICE_DATABASE_URL");
+    const { migrateDatabase } = await import("./commands/db-migrate.ts");
     const applied = await migrateDatabase(opts.databaseUrl, opts.schema, logger());
     term.out(`${applied === 0 ? "schema is up to date" : `applied ${applied} migration(s)`}\n`);
   });
 
-registerImagesCommands(program, term, logger);
-registerKeys(program, term);
-registerDebug(program, term, logger);
-registerJobs(program, term, logger);
-registerHosts(program, term, logger);
-registerControl(program, term, logger);
-registerDlq(program, term, logger);
-registerLogs(program, term, logger);
-registerEnqueue(program, term, logger);
-registerWorkflow(program, term);
+// The fleet commands' modules load the broker, database and image code they need. Loading only
+// the one asked for keeps `ciadm jobs` from paying for all of them (about a second on a small
+// machine); help and unknown commands load every one, so all are listed.
+type Registration = (program: Command) => void;
+const commandModules: ReadonlyArray<{ names: readonly string[]; load: () => Promise<Registration> }> = [
+  {
+    names: ["images"],
+    load: async () => {
+      const { registerImagesCommands } = await import("./commands/images.ts");
+      return (p) => registerImagesCommands(p, term, logger);
+    },
+  },
+  {
+    names: ["keys"],
+    load: async () => {
+      const { registerKeys } = await import("./commands/keys-generate.ts");
+      return (p) => registerKeys(p, term);
+    },
+  },
+  {
+    names: ["debug"],
+    load: async () => {
+      const { registerDebug } = await import("./commands/debug.ts");
+      return (p) => registerDebug(p, term, logger);
+    },
+  },
+  {
+    names: ["jobs", "job"],
+    load: async () => {
+      const { registerJobs } = await import("./commands/jobs.ts");
+      return (p) => registerJobs(p, term, logger);
+    },
+  },
+  {
+    names: ["hosts", "labels"],
+    load: async () => {
+      const { registerHosts } = await import("./commands/hosts.ts");
+      return (p) => registerHosts(p, term, logger);
+    },
+  },
+  {
+    names: ["cancel", "drain", "undrain"],
+    load: async () => {
+      const { registerControl } = await import("./commands/control.ts");
+      return (p) => registerControl(p, term, logger);
+    },
+  },
+  {
+    names: ["dlq"],
+    load: async () => {
+      const { registerDlq } = await import("./commands/dlq.ts");
+      return (p) => registerDlq(p, term, logger);
+    },
+  },
+  {
+    names: ["logs"],
+    load: async () => {
+      const { registerLogs } = await import("./commands/logs.ts");
+      return (p) => registerLogs(p, term, logger);
+    },
+  },
+  {
+    names: ["enqueue"],
+    load: async () => {
+      const { registerEnqueue } = await import("./commands/enqueue.ts");
+      return (p) => registerEnqueue(p, term, logger);
+    },
+  },
+  {
+    names: ["workflow"],
+    load: async () => {
+      const { registerWorkflow } = await import("./commands/workflow.ts");
+      return (p) => registerWorkflow(p, term);
+    },
+  },
+];
+
+/** The command word of the command line: the first argument that is not a global option or its value. */
+function requestedCommand(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (arg === "--log-level") i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return undefined;
+}
+
+const asked = requestedCommand(process.argv);
+const definedHere = program.commands.some((c) => c.name() === asked);
+const owner = commandModules.find((m) => asked !== undefined && m.names.includes(asked));
+const toLoad = definedHere ? [] : owner ? [owner] : commandModules;
+for (const register of await Promise.all(toLoad.map((m) => m.load()))) register(program);
 
 class UsageError extends Error {}
 

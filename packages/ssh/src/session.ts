@@ -13,6 +13,8 @@ export interface ExecOptions {
   onStderr?(line: string, continued: boolean): void;
   /** Exported by the remote shell before the command; no SSH env requests are used. */
   env?: Record<string, string>;
+  /** The command's standard input, followed by end-of-file (default: end-of-file at once). */
+  stdin?: string;
 }
 
 export interface ExecResult {
@@ -88,6 +90,8 @@ export class SshSession {
           return;
         }
         this.follow(channel, opts).then(resolve, reject);
+        // The command's standard input: the given text, then end-of-file.
+        channel.end(opts.stdin);
       });
     });
   }
@@ -95,9 +99,9 @@ export class SshSession {
   /**
    * Uploads `script` to a unique temporary path, runs it with `shell` in its own process group with
    * `env` exported and in `workingDirectory`, and streams its output as lines. On abort the group is
-   * killed in the guest, so a timed-out step really stops. The environment travels in a file of
-   * mode 0600 that the step's shell reads and deletes before anything else runs, never on a
-   * command line, where `ps` in the guest would show secrets for the whole step.
+   * killed in the guest, so a timed-out step really stops. The environment travels on standard input
+   * into a file of mode 0600 that the step's shell reads and deletes before anything else runs,
+   * never on a command line, where `ps` in the guest would show secrets for the whole step.
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
     const base = `/tmp/solstice-step-${randomUUID()}`;
@@ -106,15 +110,18 @@ export class SshSession {
     const pidFile = `${base}.pid`;
     if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
     await this.upload(scriptPath, opts.script, 0o700);
-    await this.upload(envPath, exportLines(opts.env), 0o600);
     const cd = opts.workingDirectory
       ? `mkdir -p -- ${shellQuote(opts.workingDirectory)} && cd -- ${shellQuote(opts.workingDirectory)} || exit 1\n`
       : "";
     // The job runs as a child in a new session (setsid), so its pid is the process group id that an
     // abort kills; the wrapper waits for it and passes its exit status on.
+    // The environment arrives on the wrapper's standard input (no extra SFTP round trip) and is
+    // written to a file only the job's user can read.
     const wrapper =
       "set -u\n" +
+      "umask 077\n" +
       `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(envPath)} ${shellQuote(pidFile)}' EXIT\n` +
+      `cat > ${shellQuote(envPath)} || exit 1\n` +
       `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
         `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
@@ -129,6 +136,7 @@ export class SshSession {
     if (opts.signal?.aborted) onAbort();
     try {
       const result = await this.exec(wrapper, {
+        stdin: exportLines(opts.env),
         signal: inner.signal,
         onStdout: (line, continued) => opts.onLine("stdout", line, continued),
         onStderr: (line, continued) => opts.onLine("stderr", line, continued),

@@ -8,19 +8,17 @@
  *   overhead — ours − raw: what Solstice adds per job.
  * Usage: corepack pnpm bench:boot [--runs 5] [--images tiny,debian-12] [--accelerator auto|kvm|tcg]
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { JobEventStream, runJob } from "@solstice/executor";
-import type { LocalImage } from "@solstice/images";
 import { create, JobRequestSchema, JobSource, LogStream, SCHEMA_VERSION } from "@solstice/protocol";
-import { connectSsh, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
-import { createQemuBackend, qemuArgs, writeSeedIso } from "@solstice/vm";
+import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
+import { rawBoot } from "./raw-boot.ts";
+import { formatTable, median } from "./summary-table.ts";
 
 const { values } = parseArgs({
   options: {
@@ -33,66 +31,6 @@ const runs = Number(values.runs);
 const log = pino({ level: "warn" }, pino.destination(2));
 const runRoot = await mkdtemp(path.join(tmpdir(), "solstice-bench-"));
 const backend = createQemuBackend({ log, runRoot, accelerator: values.accelerator as "auto" | "kvm" | "tcg" });
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
-};
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
-
-async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Promise<number> {
-  const dir = await mkdtemp(path.join(tmpdir(), "solstice-bench-raw-"));
-  const qemu = { process: undefined as ReturnType<typeof spawn> | undefined };
-  try {
-    const keys = generateJobKeys();
-    const seedPath = path.join(dir, "seed.iso");
-    await writeSeedIso({ isoPath: seedPath, workDir: dir, keys, instanceId: randomUUID(), hostname: "bench" });
-    const overlayPath = path.join(dir, "overlay.qcow2");
-    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlayPath]);
-    const sshPort = await freePort();
-    const args = qemuArgs({
-      image,
-      accelerator,
-      cpus: image.defaultCpus,
-      memoryMiB: image.defaultMemoryMiB,
-      overlayPath,
-      seedPath,
-      qmpSocket: path.join(dir, "qmp.sock"),
-      sshPort,
-    });
-    const started = performance.now();
-    // The raw QEMU dies with the benchmark, even when it is interrupted.
-    qemu.process = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
-    await waitForSshBanner("127.0.0.1", sshPort, { deadlineMs: 300_000 });
-    if (image.readiness === "cloud-init") {
-      const session = await connectSsh({
-        host: "127.0.0.1",
-        port: sshPort,
-        username: image.sshUser,
-        privateKey: keys.client.privateKey,
-        hostKey: keys.host.publicKey,
-      });
-      await session.exec("cloud-init status --wait >/dev/null");
-      session.close();
-    }
-    return performance.now() - started;
-  } finally {
-    qemu.process?.kill("SIGKILL");
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function oursToFirstOutput(label: string): Promise<{ ms: number; accelerator: "kvm" | "tcg" }> {
   const job = create(JobRequestSchema, {
@@ -128,14 +66,6 @@ async function oursToFirstOutput(label: string): Promise<{ ms: number; accelerat
   return { ms: firstOutputAt - started, accelerator: result.accelerator };
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: "ignore" });
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))));
-  });
-}
-
 const rows: string[][] = [];
 try {
   for (const label of values.images.split(",")) {
@@ -160,8 +90,4 @@ try {
   await rm(runRoot, { recursive: true, force: true });
 }
 const header = ["image", "accel", `raw boot→ready (median of ${runs}, s)`, "ours job→first output (s)", "overhead (s)"];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ");
-process.stdout.write(
-  `${line(header)}\n${widths.map((w) => "-".repeat(w)).join("-|-")}\n${rows.map(line).join("\n")}\n`,
-);
+process.stdout.write(formatTable(header, rows));

@@ -5,7 +5,12 @@ import path from "node:path";
 import { type Bus, connectBus } from "@solstice/bus";
 import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
-import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
+import {
+  createOrchestratorMetrics,
+  type Orchestrator,
+  type OrchestratorMetrics,
+  startOrchestrator,
+} from "@solstice/orchestrator";
 import {
   create,
   type FleetKeyring,
@@ -31,6 +36,8 @@ export interface TestFleet {
   readonly bus: Bus;
   readonly store: JobStore;
   readonly orchestrator: Orchestrator;
+  /** The orchestrator's Prometheus series. */
+  readonly metrics: OrchestratorMetrics;
   readonly owner: string;
   readonly runRoot: string;
   readonly namespace: string;
@@ -72,6 +79,13 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
   const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
   const bus = await connectBus({ url: AMQP_URL, namespace, log });
   const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
+  const metrics = createOrchestratorMetrics({
+    bus,
+    capacity: config.capacity,
+    running: () => orchestrator.running,
+    warmPool: () => orchestrator.warmPool.sizes(),
+    log,
+  });
   const orchestrator = await startOrchestrator({
     config,
     bus,
@@ -79,6 +93,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     backend,
     accelerator: "tcg",
     log,
+    metrics,
     ...(options.keyring ? { keyring: options.keyring } : {}),
   });
 
@@ -97,6 +112,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     bus,
     store,
     orchestrator,
+    metrics,
     owner,
     runRoot,
     namespace,
@@ -127,6 +143,15 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
       await rm(runRoot, { recursive: true, force: true });
     },
   };
+}
+
+/** Waits until the store records the job's first step as running (its VM booted, its script started). */
+export async function waitForFirstStepRunning(store: JobStore, jobId: string, timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await store.getJob(jobId))?.steps[0]?.state !== "running") {
+    if (Date.now() > deadline) throw new Error(`job ${jobId}: its first step did not start in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** Removes a test's PostgreSQL schema and everything in it. */

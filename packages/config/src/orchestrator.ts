@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { capacitySchema } from "./capacity.ts";
+import { capacitySchema, warmPoolSchema } from "./capacity.ts";
+import { networkPolicySchema } from "./network-policy.ts";
 
 const durationMs = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 const commaList = z
@@ -13,8 +14,7 @@ const commaList = z
       .filter(Boolean),
   );
 
-/** Everything the orchestrator reads at start-up (`SOLSTICE_*` variables). */
-export const orchestratorConfigSchema = z.object({
+const orchestratorFields = z.object({
   /** AMQP URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672. */
   amqpUrl: z.string().url(),
   /** PostgreSQL URL, e.g. postgres://solstice@127.0.0.1:5432/solstice. */
@@ -35,10 +35,22 @@ export const orchestratorConfigSchema = z.object({
   capacity: capacitySchema,
   /** Bound on VMs at once across all labels (default: the sum of the per-label slots). */
   maxVms: z.coerce.number().int().positive().optional(),
+  /**
+   * VMs kept booted and idle per label, each used by one job then destroyed: `tiny=1,debian-12=0`
+   * (default none). A pooled VM holds one of its label's slots and counts towards SOLSTICE_MAX_VMS.
+   */
+  warmPool: warmPoolSchema,
   /** Where per-VM run directories live. */
   runDir: z.string().optional(),
   /** Where guest images are cached. */
   imageCache: z.string().optional(),
+  /** qemu (Linux hosts, the default) or bhyve (illumos; its settings: SOLSTICE_BHYVE_*, docs/illumos.md). */
+  backend: z.enum(["qemu", "bhyve"]).default("qemu"),
+  /**
+   * What jobs' guests may reach, per label: `label=policy,…` with policy `outbound` (the default) or
+   * `none-after-checkout` (the network is cut once the job's checkout is done).
+   */
+  networkPolicy: networkPolicySchema,
   /** auto (functional probe), kvm or tcg. */
   accelerator: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   heartbeatIntervalMs: durationMs(5_000),
@@ -71,6 +83,24 @@ export const orchestratorConfigSchema = z.object({
   metricsPort: z.coerce.number().int().min(0).max(65_535).default(9464),
   /** Address the metrics port listens on (default 127.0.0.1; 0.0.0.0 in a container). */
   metricsHost: z.string().min(1).default("127.0.0.1"),
+});
+
+/** Everything the orchestrator reads at start-up (`SOLSTICE_*` variables). */
+export const orchestratorConfigSchema = orchestratorFields.superRefine((config, ctx) => {
+  // A pool larger than its label's slots could never fill, and one for a label not served never starts.
+  for (const [label, size] of Object.entries(config.warmPool)) {
+    const slots = config.capacity[label];
+    if (slots === undefined || size > slots) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["warmPool"],
+        message:
+          slots === undefined
+            ? `pool for "${label}", a label this host does not serve (SOLSTICE_CAPACITY: ${Object.keys(config.capacity).join(", ")})`
+            : `pool of ${size} for "${label}" exceeds its ${slots} slot(s) in SOLSTICE_CAPACITY`,
+      });
+    }
+  }
 });
 
 export type OrchestratorConfig = z.output<typeof orchestratorConfigSchema>;

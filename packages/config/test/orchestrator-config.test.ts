@@ -36,3 +36,36 @@ test("a bad setting is refused at start-up naming the variable", () => {
     (e: unknown) => e instanceof ConfigError && e.message.includes("SOLSTICE_AMQP_URL"),
   );
 });
+
+test("the warm pool is read per label, labels with 0 have none, and the default is no pool", () => {
+  const config = loadConfig("orchestrator", orchestratorConfigSchema, {
+    ...base,
+    SOLSTICE_CAPACITY: "tiny=2,debian-12=1",
+    SOLSTICE_WARM_POOL: "tiny=1,debian-12=0",
+  });
+  assert.deepEqual(config.warmPool, { tiny: 1 });
+  const none = loadConfig("orchestrator", orchestratorConfigSchema, { ...base, SOLSTICE_CAPACITY: "tiny=2" });
+  assert.deepEqual(none.warmPool, {});
+});
+
+test("a warm pool larger than its label's slots, or for a label not served, is refused at start-up", () => {
+  const load = (pool: string) =>
+    loadConfig("orchestrator", orchestratorConfigSchema, {
+      ...base,
+      SOLSTICE_CAPACITY: "tiny=1",
+      SOLSTICE_WARM_POOL: pool,
+    });
+  assert.throws(
+    () => load("tiny=2"),
+    (e: unknown) =>
+      e instanceof ConfigError && /SOLSTICE_WARM_POOL: pool of 2 for "tiny" exceeds its 1 slot/.test(e.message),
+  );
+  assert.throws(
+    () => load("debian-12=1"),
+    (e: unknown) => e instanceof ConfigError && /SOLSTICE_WARM_POOL: .*"debian-12".*does not serve/.test(e.message),
+  );
+  assert.throws(
+    () => load("tiny=-1"),
+    (e: unknown) => e instanceof ConfigError && e.message.includes("SOLSTICE_WARM_POOL"),
+  );
+});

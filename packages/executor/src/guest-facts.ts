@@ -16,17 +16,19 @@ export interface PreparedGuest extends GuestFacts {
 /**
  * Creates the job's directories in the guest (workspace, tool cache, event payload's folder) and
  * learns its home, shell, PATH and platform, in one round trip; then writes the event payload that
- * GITHUB_EVENT_PATH points at.
+ * GITHUB_EVENT_PATH points at. `prelude` (shell, printing nothing) rides on the same round trip.
  */
 export async function prepareGuest(
   session: SshSession,
   job: JobRequest,
   event: unknown,
   signal: AbortSignal,
+  prelude = "",
 ): Promise<PreparedGuest> {
   const eventFile = eventPath({ runnerTemp: RUNNER_TEMP });
   // The shell expands $HOME in the workspace path (its name is [A-Za-z0-9._-] only).
   const script = [
+    ...(prelude ? [prelude] : []),
     `mkdir -p "${workspacePath("$HOME", job)}" "$HOME/workspace/_tool" '${eventFile.replace(/\/[^/]*$/, "")}'`,
     'printf "%s\\n" "$HOME"',
     "command -v bash >/dev/null 2>&1 && echo yes || echo no",

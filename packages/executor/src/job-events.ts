@@ -32,6 +32,8 @@ export class JobEventStream {
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
   private currentStep = -1;
+  /** The running step has printed nothing yet: its first line goes out at once, unbatched. */
+  private awaitingFirstLine = false;
   private readonly batcher: LogBatcher;
   /** The job's secret values; `masker.add` is also the hook for `::add-mask::`. */
   readonly masker = new SecretMasker();
@@ -57,6 +59,7 @@ export class JobEventStream {
   stepStarted(index: number, name: string): Promise<void> {
     this.flushOutput();
     this.currentStep = index;
+    this.awaitingFirstLine = true;
     return this.send({ case: "stepStarted", value: { index, name } });
   }
 
@@ -68,6 +71,11 @@ export class JobEventStream {
     const masked = stream === "system" ? this.masker.mask(text) : this.streams[stream].push(text, continued);
     if (masked === "" && text !== "") return;
     this.batcher.add({ text: masked, stream, time });
+    // Whoever follows the job waits for a step's first output most: it does not wait for the batch.
+    if (this.awaitingFirstLine && stream !== "system") {
+      this.awaitingFirstLine = false;
+      this.batcher.flush();
+    }
   }
 
   stepFinished(
@@ -82,6 +90,7 @@ export class JobEventStream {
   ): Promise<void> {
     this.flushOutput();
     this.currentStep = -1;
+    this.awaitingFirstLine = false;
     const outputs = Object.fromEntries(
       Object.entries(result.outputs ?? {}).map(([name, value]) => [name, this.masker.mask(value)]),
     );

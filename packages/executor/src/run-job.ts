@@ -1,13 +1,17 @@
 import type { ImageProgress } from "@solstice/images";
 import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
-import { connectSsh, type SshSession } from "@solstice/ssh";
-import type { Vm, VmBackend } from "@solstice/vm";
+import type { SshSession } from "@solstice/ssh";
+import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
-import { checkoutScript, type LocalCheckoutSource, uploadBundle } from "./checkout-step.ts";
+import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
+import { clockCheckScript } from "./guest-clock.ts";
+import { prepareGuest } from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
-import { type JobSecrets, secretEnvironment, unsealJobSecrets } from "./job-secrets.ts";
-import { defaultStepEnvironment, workspacePath } from "./step-environment.ts";
-import { probeGuest, StepRuntime } from "./step-runtime.ts";
+import { type JobSecrets, secretEnvironment, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
+import { startJobVm } from "./job-vm.ts";
+import { networkGate } from "./network-gate.ts";
+import { plannedGithubContext } from "./step-environment.ts";
+import { resolveDirectory, StepRuntime } from "./step-runtime.ts";
 import type { Annotation } from "./workflow-commands.ts";
 
 export interface RunJobOptions {
@@ -26,6 +30,11 @@ export interface RunJobOptions {
    * on a terminal. Without it, image progress becomes throttled system log lines.
    */
   readonly status?: (text: string) => void;
+  /**
+   * A VM booted ahead of the job (from the orchestrator's warm pool), which the job now owns and
+   * destroys; without it the job boots a fresh one.
+   */
+  readonly warmVm?: Vm;
   /** Unseals the job's secrets; a job with secrets fails before booting without it. */
   readonly keyring?: Pick<FleetKeyring, "unseal">;
   /**
@@ -33,6 +42,8 @@ export interface RunJobOptions {
    * resolving true takes the VM over (debug SSH), and the caller then owns its `destroy()`.
    */
   readonly keepFailedVm?: (failed: FailedVm) => Promise<boolean>;
+  /** The label's network policy (default outbound); see `networkGate`. */
+  readonly networkPolicy?: NetworkPolicy;
 }
 
 export interface StepResult {
@@ -86,37 +97,43 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
-    events.line(`Preparing image for label ${job.runsOn}`, "system");
     const status = options.status;
-    const image = await backend.ensureImage(job.runsOn, status ? statusProgress(status) : throttledProgress(events));
-    events.line(`Booting a fresh VM (${image.label}, ${image.machine})`, "system");
-    const bootStarted = Date.now();
-    const bootTicker = status
-      ? setInterval(() => status(`booting ${image.label}… ${Math.round((Date.now() - bootStarted) / 1000)} s`), 1000)
-      : undefined;
-    try {
-      vm = await backend.boot({ vmName: `${job.jobId}-${job.attempt}`, image, signal, log });
-    } finally {
-      clearInterval(bootTicker);
-    }
-    events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator})`, "system");
-    session = await connectSsh(vm.ssh, { signal });
-    // One round trip: the shell expands $HOME in the workspace path (its name is [A-Za-z0-9._-] only).
-    const home =
-      (await captureOutput(session, `mkdir -p "${workspacePath("$HOME", job)}" && printf %s "$HOME"`, signal)) ||
-      "/root";
-    const workspace = workspacePath(home, job);
-    const baseEnv = {
-      ...defaultStepEnvironment(job, workspace, home),
-      ...job.env,
-      ...secretEnvironment(job.secretEnv, secrets),
-    };
-    const guest = { ...(await probeGuest(session, signal)), runnerTemp: baseEnv.RUNNER_TEMP ?? "/tmp" };
+    const started = await startJobVm({
+      job,
+      backend,
+      events,
+      signal,
+      log,
+      progress: status ? statusProgress(status) : throttledProgress(events),
+      ...(status ? { status } : {}),
+      ...(options.warmVm ? { warmVm: options.warmVm } : {}),
+    });
+    vm = started.vm;
+    session = started.session;
+    // A VM that waited in the warm pool gets its clock checked on the same round trip.
+    const clock = started.warm ? clockCheckScript(new Date()) : "";
+    const guest = await prepareGuest(session, job, plannedGithubContext(job).event, signal, clock);
+    const workspace = guest.workspace;
+    // Under the workflow's env: CI may be overridden, as on GitHub.
+    const baseEnv = { CI: "true", HOME: guest.home, ...secretEnvironment(job.secretEnv, secrets) };
     runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) });
+    await runtime.start(session, signal);
+    const network = networkGate(options.networkPolicy, job, events);
 
     for (const step of job.steps) {
+      await network.beforeStep(step, started.vm);
       const cancelled = signal.aborted;
-      if (cancelled || !runtime.shouldRun(step, { jobFailed: failed, cancelled })) {
+      let runs: boolean;
+      try {
+        runs = !cancelled && (await runtime.shouldRun(step, { jobFailed: failed, cancelled }, session, signal));
+      } catch (error) {
+        // As on GitHub, an `if:` that cannot be evaluated fails its step.
+        const failedStep = await failStep(events, runtime, step, error);
+        steps.push(failedStep);
+        if (failedStep.conclusion === Outcome.FAILURE) failed = true;
+        continue;
+      }
+      if (!runs) {
         runtime.record(step, {}, Outcome.SKIPPED, Outcome.SKIPPED);
         steps.push(
           await skipStep(
@@ -245,7 +262,12 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   let reason = "";
   try {
     resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: false }, session, signal);
-    const env = { ...ctx.baseEnv, ...resolved.env, ...secretEnvironment(step.secretEnv, ctx.secrets) };
+    const env = {
+      ...ctx.baseEnv,
+      ...resolved.env,
+      ...secretEnvironment(step.secretEnv, ctx.secrets),
+      ...resolved.runnerEnv,
+    };
     commands = ctx.runtime.commandReader(step, env);
     const { script, shell } = await stepCommand(ctx, resolved);
     const run = await session.runScript({
@@ -287,14 +309,16 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
       reason = error instanceof Error ? error.message : String(error);
     }
   }
-  if (outcome === Outcome.FAILURE && reason) events.line(`Step "${step.name}" failed: ${reason}`, "system");
+  // The name as evaluated just before the step, as the forge shows it.
+  const name = resolved?.name || step.name;
+  if (outcome === Outcome.FAILURE && reason) events.line(`Step "${name}" failed: ${reason}`, "system");
   const conclusion = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
   if (conclusion !== outcome) events.line("continue-on-error: the job goes on", "system");
   ctx.runtime.record(step, outputs, outcome, conclusion);
   await events.stepFinished(step.index, { outcome, conclusion, exitCode, reason, outputs });
   return {
     index: step.index,
-    name: step.name,
+    name,
     outcome,
     conclusion,
     exitCode,
@@ -315,13 +339,46 @@ async function stepCommand(
   }
   if (step.action.case === "checkout") {
     const checkout = step.action.value;
-    const dest = resolveDirectory(workspace, checkout.path) ?? workspace;
+    const dest = resolveDirectory(workspace, checkout.path);
     const local = options.localCheckout
       ? { bundlePath: await uploadBundle(session, options.localCheckout, job.jobId), ref: options.localCheckout.ref }
       : undefined;
-    return { script: checkoutScript(job, checkout, dest, local), shell: SYSTEM_SHELL };
+    // The token reaches the guest only as a file only its owner reads; git's credential helper reads it there.
+    const token = checkout.tokenSecret
+      ? ctx.secrets.get(checkout.tokenSecret)
+      : unsealCheckoutToken(job, options.keyring);
+    const tokenFile = token ? tokenFilePath(job, step.index) : undefined;
+    if (token && tokenFile) await session.upload(tokenFile, token, 0o600);
+    return {
+      script: checkoutScript(job, checkout, dest, { ...(local ? { local } : {}), ...(tokenFile ? { tokenFile } : {}) }),
+      shell: SYSTEM_SHELL,
+    };
   }
   throw new Error(`step ${step.index} has no action this version of Solstice can run`);
+}
+
+/** A step that failed before it could start (its `if:` could not be evaluated). */
+async function failStep(
+  events: JobEventStream,
+  runtime: StepRuntime,
+  step: PlannedStep,
+  error: unknown,
+): Promise<StepResult> {
+  const reason = error instanceof Error ? error.message : String(error);
+  await events.stepStarted(step.index, step.name);
+  events.line(`Error: ${reason}`, "system");
+  const conclusion = step.continueOnError ? Outcome.SUCCESS : Outcome.FAILURE;
+  runtime.record(step, {}, Outcome.FAILURE, conclusion);
+  await events.stepFinished(step.index, { outcome: Outcome.FAILURE, conclusion, exitCode: -1, reason });
+  return {
+    index: step.index,
+    name: step.name,
+    outcome: Outcome.FAILURE,
+    conclusion,
+    exitCode: -1,
+    durationMs: 0,
+    reason,
+  };
 }
 
 async function skipStep(events: JobEventStream, step: PlannedStep, why: string): Promise<StepResult> {
@@ -340,17 +397,6 @@ async function skipStep(events: JobEventStream, step: PlannedStep, why: string):
     durationMs: 0,
     reason: why,
   };
-}
-
-function resolveDirectory(workspace: string, dir: string | undefined): string | undefined {
-  if (!dir) return workspace;
-  return dir.startsWith("/") ? dir : `${workspace}/${dir}`;
-}
-
-async function captureOutput(session: SshSession, command: string, signal: AbortSignal): Promise<string> {
-  const out: string[] = [];
-  await session.exec(command, { signal, onStdout: (line) => out.push(line) });
-  return out.join("\n").trim();
 }
 
 function progressText({ phase, detail, fraction }: Parameters<ImageProgress>[0]): string {

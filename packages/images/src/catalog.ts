@@ -31,12 +31,33 @@ const sourceSchema = z.object({
   format: z.enum(["qcow2", "raw", "vmdk"]),
 });
 
-const bootSchema = z.object({
-  machine: z.enum(["q35", "pc", "microvm"]).default("q35"),
-  seedMedium: z.enum(["cdrom", "virtio"]).default("cdrom"),
-  readiness: z.enum(["ssh", "cloud-init"]).default("cloud-init"),
-  sshUser: z.string().min(1).default("root"),
-});
+const bootSchema = z
+  .object({
+    /** `microvm` has no PCI and no CD-ROM: virtio-mmio devices, the guest kernel needs virtio_mmio. */
+    machine: z.enum(["q35", "pc", "microvm"]).default("q35"),
+    seedMedium: z.enum(["cdrom", "virtio"]).default("cdrom"),
+    readiness: z.enum(["ssh", "cloud-init"]).default("cloud-init"),
+    sshUser: z.string().min(1).default("root"),
+    /** `pvh`: the uncompressed kernel through its PVH entry, when the build found one. */
+    kernel: z.enum(["bzimage", "pvh"]).optional(),
+    /** Appended to the built image's kernel command line. */
+    kernelArgs: z
+      .array(z.string().regex(/^\S+$/, "one argument, no spaces"))
+      .refine((args) => !args.some((a) => a.startsWith("mitigations=")), {
+        message: "mitigations= is never changed: guests run untrusted code",
+      })
+      .optional(),
+    /** `agent`: keys arrive after boot over virtio-serial (our own images), no seed. */
+    keys: z.enum(["seed", "agent"]).optional(),
+    /** Start jobs by restoring a saved booted-and-idle guest. */
+    snapshot: z.boolean().optional(),
+  })
+  .refine((b) => !b.snapshot || b.keys === "agent", {
+    message: "snapshot needs keys: agent (a restored guest cannot re-read a seed)",
+  })
+  .refine((b) => b.machine !== "microvm" || b.seedMedium === "virtio" || b.keys === "agent", {
+    message: "microvm has no CD-ROM: use seedMedium: virtio",
+  });
 
 const entrySchema = z
   .object({
@@ -84,6 +105,7 @@ export const imageCatalogSchema = z
 export type ImageCatalog = z.output<typeof imageCatalogSchema>;
 export type CatalogEntry = ImageCatalog["images"][number];
 export type ImageSource = z.output<typeof sourceSchema>;
+export type BootSettings = z.output<typeof bootSchema>;
 
 /** Reads and validates a catalog file; every problem is named by its path in the file. */
 export async function loadImageCatalog(

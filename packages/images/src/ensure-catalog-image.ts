@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { imageCacheDir } from "./cache-dir.ts";
-import { findCatalogEntry, type ImageCatalog, loadImageCatalog } from "./catalog.ts";
+import { type BootSettings, findCatalogEntry, type ImageCatalog, loadImageCatalog } from "./catalog.ts";
 import { type EnsureImageOptions, ensureLocalImage } from "./ensure-image.ts";
 import { ImageError } from "./errors.ts";
 import type { LocalImage } from "./local-image.ts";
@@ -22,7 +22,8 @@ export async function ensureImage(label: string, options: EnsureCatalogImageOpti
   const entry = findCatalogEntry(catalog, label);
   const cacheDir = resolve(options.cacheDir ?? imageCacheDir());
   const build = entry.build;
-  if (entry.prefer === "build" && build) return ensureLocalImage(build, { ...options, cacheDir });
+  if (entry.prefer === "build" && build)
+    return withBootSettings(await ensureLocalImage(build, { ...options, cacheDir }), entry.boot);
   const pulled = await findPulledImage(cacheDir, entry.label);
   if (pulled) return pulled;
   try {
@@ -30,6 +31,24 @@ export async function ensureImage(label: string, options: EnsureCatalogImageOpti
   } catch (error) {
     if (!build || !(error instanceof ImageError) || error.code !== "download_failed") throw error;
     options.log?.warn({ image: entry.label, err: error }, "download failed; building the image locally instead");
-    return ensureLocalImage(build, { ...options, cacheDir });
+    return withBootSettings(await ensureLocalImage(build, { ...options, cacheDir }), entry.boot);
   }
+}
+
+/**
+ * A built image booted the way its catalog entry says: the recipe describes what it built, the
+ * catalog chooses the boot path (machine, kernel entry, arguments, key delivery, snapshots).
+ */
+export function withBootSettings(image: LocalImage, boot: BootSettings): LocalImage {
+  return {
+    ...image,
+    machine: boot.machine,
+    seedMedium: boot.seedMedium,
+    readiness: boot.readiness,
+    sshUser: boot.sshUser,
+    ...(boot.kernel ? { kernelEntry: boot.kernel } : {}),
+    ...(boot.kernelArgs ? { kernelArgs: boot.kernelArgs } : {}),
+    ...(boot.keys ? { keys: boot.keys } : {}),
+    ...(boot.snapshot !== undefined ? { snapshot: boot.snapshot } : {}),
+  };
 }

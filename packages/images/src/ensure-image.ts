@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
@@ -100,7 +101,7 @@ async function build(
       ...(options.progress ? { progress: options.progress } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
-    const image = recipe.describe(imageDir, hash);
+    const image = recipe.describe(imageDir, hash, (name) => existsSync(join(outDir, name)));
     await writeManifest(outDir, image);
     await removeBuildDir(scratchDir);
     await rename(outDir, imageDir);

@@ -1,5 +1,6 @@
+export { type BuildLockOptions, withBuildLock } from "./build-lock.ts";
 export { imageCacheDir } from "./cache-dir.ts";
-export type { CatalogEntry, ImageCatalog, ImageSource } from "./catalog.ts";
+export type { BootSettings, CatalogEntry, ImageCatalog, ImageSource } from "./catalog.ts";
 export {
   defaultCatalogPath,
   findCatalogEntry,
@@ -8,7 +9,7 @@ export {
   parseImageCatalog,
 } from "./catalog.ts";
 export type { EnsureCatalogImageOptions } from "./ensure-catalog-image.ts";
-export { ensureImage } from "./ensure-catalog-image.ts";
+export { ensureImage, withBootSettings } from "./ensure-catalog-image.ts";
 export type { EnsureImageOptions } from "./ensure-image.ts";
 export { ensureLocalImage } from "./ensure-image.ts";
 export type { ImageErrorCode } from "./errors.ts";

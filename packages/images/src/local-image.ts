@@ -13,7 +13,16 @@ export interface LocalImage {
    * Direct kernel boot (`-kernel/-initrd/-append`), for locally built guests that carry their
    * own kernel. Absent for self-bootable disks, which the firmware boots like a cloud image.
    */
-  readonly kernel?: { readonly path: string; readonly initrd?: string; readonly append: string };
+  readonly kernel?: {
+    readonly path: string;
+    readonly initrd?: string;
+    readonly append: string;
+    /**
+     * The same kernel uncompressed, as an ELF with a PVH entry note (Xen note 0x12), when the
+     * recipe found one: QEMU enters it directly, skipping firmware setup and the decompressor.
+     */
+    readonly pvh?: string;
+  };
   /** QEMU machine type the image is known to boot on. */
   readonly machine: "q35" | "pc" | "microvm";
   /** How the NoCloud seed is attached: a CD-ROM (like cloud images expect) or a virtio disk. */
@@ -25,6 +34,23 @@ export interface LocalImage {
   readonly readiness: "ssh" | "cloud-init";
   /** The account steps run as (key login, passwordless root or sudo). */
   readonly sshUser: string;
+  /**
+   * How the kernel is loaded when the image has one: the bzImage (`path`, the default) or the
+   * PVH ELF (`kernel.pvh`, used only when the recipe found the PVH note).
+   */
+  readonly kernelEntry?: "bzimage" | "pvh";
+  /** Kernel arguments appended to `kernel.append` (images.yaml `kernelArgs`). */
+  readonly kernelArgs?: readonly string[];
+  /**
+   * How the per-job keys reach the guest: the NoCloud seed (the default), or the guest's key agent
+   * over the virtio-serial port `ci.agent` after boot (our own images; no seed is attached).
+   */
+  readonly keys?: "seed" | "agent";
+  /**
+   * Whether jobs start from a saved booted-and-idle guest (a snapshot restored per job) instead of
+   * a cold boot. Needs `keys: agent`: a restored guest cannot re-read a seed.
+   */
+  readonly snapshot?: boolean;
   readonly defaultCpus: number;
   readonly defaultMemoryMiB: number;
   /** Hash of the recipe that built it; part of the cache key. */

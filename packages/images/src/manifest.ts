@@ -11,11 +11,22 @@ const localImageSchema = z.object({
   label: z.string().min(1),
   disk: z.string().min(1),
   diskFormat: z.enum(["qcow2", "raw"]),
-  kernel: z.object({ path: z.string().min(1), initrd: z.string().min(1).optional(), append: z.string() }).optional(),
+  kernel: z
+    .object({
+      path: z.string().min(1),
+      initrd: z.string().min(1).optional(),
+      append: z.string(),
+      pvh: z.string().min(1).optional(),
+    })
+    .optional(),
   machine: z.enum(["q35", "pc", "microvm"]),
   seedMedium: z.enum(["cdrom", "virtio"]),
   readiness: z.enum(["ssh", "cloud-init"]),
   sshUser: z.string().min(1),
+  kernelEntry: z.enum(["bzimage", "pvh"]).optional(),
+  kernelArgs: z.array(z.string()).optional(),
+  keys: z.enum(["seed", "agent"]).optional(),
+  snapshot: z.boolean().optional(),
   defaultCpus: z.number().int().positive(),
   defaultMemoryMiB: z.number().int().positive(),
   recipeHash: z.string().min(1),
@@ -46,7 +57,9 @@ export async function readManifest(dir: string): Promise<LocalImage | undefined>
       cause: error,
     });
   }
-  const files = [parsed.disk, parsed.kernel?.path, parsed.kernel?.initrd].filter((f) => f !== undefined);
+  const files = [parsed.disk, parsed.kernel?.path, parsed.kernel?.initrd, parsed.kernel?.pvh].filter(
+    (f) => f !== undefined,
+  );
   for (const file of files) {
     await access(file).catch((error: unknown) => {
       throw new ImageError("bad_manifest", `${file}, listed in ${join(dir, manifestFile)}, is missing`, {

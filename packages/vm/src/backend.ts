@@ -3,10 +3,22 @@ import type { ImageProgress, LocalImage } from "@solstice/images";
 import type { SshTarget } from "@solstice/ssh";
 import type { Logger } from "pino";
 
-/** What to boot: one fresh VM for one job attempt. */
+/**
+ * What a job's guest may reach beyond the orchestrator's SSH session, per label: `outbound` (the
+ * default; the host itself stays out of reach) or `none-after-checkout` (cut with `cutNetwork`
+ * once the job's checkout steps are done).
+ */
+export type NetworkPolicy = "outbound" | "none-after-checkout";
+
+/** What to boot: one fresh VM for one job attempt, or for a warm pool before its job is known. */
 export interface VmSpec {
-  /** Names the run directory and appears in logs; unique per job attempt. */
+  /** Names the run directory and appears in logs; unique per job attempt (or per pooled VM). */
   readonly vmName: string;
+  /**
+   * Booted ahead of its job, for a warm pool: `handOver` is called before any job uses it. Its
+   * keys are made in memory now, like any VM's; the guest sees no job data until the hand-over.
+   */
+  readonly pooled?: boolean;
   readonly image: LocalImage;
   readonly cpus?: number;
   readonly memoryMiB?: number;
@@ -26,6 +38,24 @@ export interface Vm {
   readonly accelerator: "kvm" | "tcg";
   /** Milliseconds from process start to ready. */
   readonly bootMs: number;
+  /** Started from a saved booted-and-idle state rather than booted (images with `snapshot`). */
+  readonly restored?: boolean;
+  /**
+   * Settles once the VM has stopped, on its own or through `destroy`, so a warm pool can replace
+   * an idle VM that died. Backends that cannot tell leave it out.
+   */
+  readonly exited?: Promise<void>;
+  /**
+   * Gives a VM booted with `pooled` to the job named `vmName`. A backend whose guests take their
+   * keys after boot (a key agent) sends them here; one with nothing to do leaves it out.
+   */
+  handOver?(job: { readonly vmName: string; readonly log: Logger; readonly signal?: AbortSignal }): Promise<void>;
+  /**
+   * Cuts the guest off every network but the orchestrator's SSH session, for good (the label
+   * policy `none-after-checkout`). A backend that cannot do it leaves it out, and a job whose
+   * label asks for it then fails rather than run with the network on.
+   */
+  cutNetwork?(): Promise<void>;
   destroy(): Promise<void>;
 }
 

@@ -1,6 +1,7 @@
 export type { Accelerator, AcceleratorChoice, ProbeOptions } from "./accelerator-probe.ts";
 export { probeAccelerator } from "./accelerator-probe.ts";
-export type { Vm, VmBackend, VmSpec } from "./backend.ts";
+export type { NetworkPolicy, Vm, VmBackend, VmSpec } from "./backend.ts";
+export { type AddressPool, addressPool, type JobAddress } from "./bhyve/address-pool.ts";
 export type { BhyveBackendOptions } from "./bhyve/bhyve-backend.ts";
 export { createBhyveBackend } from "./bhyve/bhyve-backend.ts";
 export { type CommandRunner, hostCommandRunner } from "./bhyve/command-runner.ts";
@@ -8,6 +9,8 @@ export { type ZoneConfigInput, zoneConfig } from "./bhyve/zone-config.ts";
 export type { VmErrorCode } from "./errors.ts";
 export { VmError } from "./errors.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline.
+export { hostTscKhz } from "./host-tsc.ts";
+export { type AgentDelivery, deliverKeys } from "./key-agent.ts";
 export { type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";

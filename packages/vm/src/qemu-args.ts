@@ -7,14 +7,23 @@ export interface QemuArgsInput {
   cpus: number;
   memoryMiB: number;
   overlayPath: string;
-  seedPath: string;
+  /** The NoCloud seed; absent for images whose keys come from the key agent. */
+  seedPath?: string;
   qmpSocket: string;
   sshPort: number;
+  /** The key agent's virtio-serial socket (images with `keys: agent`). */
+  agentSocket?: string;
+  /** The host's TSC rate in kHz: given to a microvm guest under TCG as `tsc_early_khz`. */
+  hostTscKhz?: number;
+  /** A saved guest state to restore instead of booting (`-incoming`). */
+  incomingState?: string;
 }
 
 /**
  * The QEMU command line for one job VM. The serial console goes to stdout (read line by line by the
  * backend); the guest's SSH is forwarded from 127.0.0.1:sshPort inside the VM's network namespace.
+ * A restore must see exactly the machine and devices its state was saved with, so everything but
+ * file paths, the SSH port and `-incoming` depends on the image, accelerator, CPUs and memory only.
  */
 export function qemuArgs(input: QemuArgsInput): string[] {
   const { image } = input;
@@ -51,7 +60,12 @@ export function qemuArgs(input: QemuArgsInput): string[] {
     "-device",
     `virtio-blk-${bus},drive=disk0`,
   ];
-  if (image.seedMedium === "cdrom") {
+  if (input.seedPath === undefined) {
+    // No seed: nothing else can bring keys, so an agent image without its socket is a caller bug.
+    if (image.keys !== "agent" || input.agentSocket === undefined) {
+      throw new Error(`image ${image.label} needs a seed (keys: seed) or an agent socket (keys: agent)`);
+    }
+  } else if (image.seedMedium === "cdrom") {
     args.push("-drive", `file=${input.seedPath},media=cdrom,format=raw,readonly=on`);
   } else {
     args.push(
@@ -61,9 +75,36 @@ export function qemuArgs(input: QemuArgsInput): string[] {
       `virtio-blk-${bus},drive=seed0`,
     );
   }
+  if (input.agentSocket !== undefined) {
+    args.push(
+      "-device",
+      `virtio-serial-${bus}`,
+      "-chardev",
+      `socket,id=agent0,path=${input.agentSocket},server=on,wait=off`,
+      "-device",
+      "virtserialport,chardev=agent0,name=ci.agent",
+    );
+  }
   if (image.kernel) {
-    args.push("-kernel", image.kernel.path, "-append", image.kernel.append);
+    const kernel = image.kernelEntry === "pvh" && image.kernel.pvh ? image.kernel.pvh : image.kernel.path;
+    args.push("-kernel", kernel, "-append", kernelCommandLine(input));
     if (image.kernel.initrd) args.push("-initrd", image.kernel.initrd);
   }
+  if (input.incomingState !== undefined) {
+    if (input.incomingState.includes("'")) throw new Error(`unusable state file path: ${input.incomingState}`);
+    // QEMU 7.2 has no file: migration URI; `exec:` runs the command through /bin/sh.
+    args.push("-incoming", `exec:cat '${input.incomingState}'`);
+  }
   return args;
+}
+
+function kernelCommandLine(input: QemuArgsInput): string {
+  const { image } = input;
+  const words = [image.kernel?.append ?? "", ...(image.kernelArgs ?? [])].filter((w) => w !== "");
+  // microvm has neither HPET nor the ACPI PM timer to calibrate the TSC against, and the PIT loop
+  // hangs now and then under TCG; there the guest TSC ticks at the host's rate, so it is given.
+  if (image.machine === "microvm" && input.accelerator === "tcg" && input.hostTscKhz !== undefined) {
+    words.push(`tsc_early_khz=${input.hostTscKhz}`);
+  }
+  return words.join(" ");
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ImageProgress, LocalImage } from "@solstice/images";
+import { type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
 import {
   connectSsh,
   generateJobKeys,
@@ -18,6 +19,9 @@ import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./ac
 import type { Vm, VmBackend, VmSpec } from "./backend.ts";
 import { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
+import { hostTscKhz } from "./host-tsc.ts";
+import { deliverKeys } from "./key-agent.ts";
+import { cutNamespaceNetwork } from "./netns-cut.ts";
 import { type LaunchedVm, launchInNetns } from "./netns-launch.ts";
 import { processStartTicks } from "./process-identity.ts";
 import { qemuArgs } from "./qemu-args.ts";
@@ -25,6 +29,7 @@ import { QmpClient } from "./qmp.ts";
 import { runCommand } from "./run-command.ts";
 import { createRunDir, reapRunDirs, writeRunRecord } from "./run-dir.ts";
 import { writeSeedIso } from "./seed-iso.ts";
+import { resumeIncoming, saveGuestState, templateKey } from "./snapshot.ts";
 
 export interface QemuBackendOptions {
   /** Where run directories live (default $SOLSTICE_RUN_DIR or /var/tmp/solstice/vms). */
@@ -33,6 +38,11 @@ export interface QemuBackendOptions {
   imageCacheDir?: string;
   /** "auto" (default) probes; "kvm"/"tcg" force one. */
   accelerator?: "auto" | "kvm" | "tcg";
+  /**
+   * Whether images with `snapshot` start by restoring their saved state (default true); false
+   * boots them cold, to compare the two.
+   */
+  snapshots?: boolean;
   qemuBinary?: string;
   log: Logger;
 }
@@ -58,6 +68,10 @@ const KILL_WAIT_MS = 5_000;
 const CLOUD_INIT_OUTPUT_LINES = 20;
 /** Pause before reconnecting when cloud-init cut an early SSH connection. */
 const CLOUD_INIT_RETRY_MS = 500;
+/** Bound on booting and saving a snapshot template (a cold boot plus the state write). */
+const TEMPLATE_DEADLINE_MS = 300_000;
+/** Longest wait for another process saving the same template. */
+const TEMPLATE_LOCK_WAIT_MS = 600_000;
 
 export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const runRoot = resolve(opts.runRoot ?? process.env.SOLSTICE_RUN_DIR ?? "/var/tmp/solstice/vms");
@@ -65,6 +79,68 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
   const qemuBinary = opts.qemuBinary ?? "qemu-system-x86_64";
   const probes = new Map<string, Promise<AcceleratorChoice>>();
+  const tscKhz = hostTscKhz();
+  let qemuVersion: Promise<string> | undefined;
+  const templates = new Map<string, Promise<string>>();
+
+  /**
+   * The saved booted-and-idle state of an image (images with `snapshot`), made once per image,
+   * machine command line and QEMU build, shared by this process's boots and, through a lock file,
+   * by other processes on the host.
+   */
+  const templateFor = async (spec: VmSpec, accelerator: Accelerator): Promise<string> => {
+    qemuVersion ??= runCommand(qemuBinary, ["--version"], { timeoutMs: 10_000 }).then((r) => r.stdout.trim());
+    const cpus = spec.cpus ?? spec.image.defaultCpus;
+    const memoryMiB = spec.memoryMiB ?? spec.image.defaultMemoryMiB;
+    const key = templateKey({
+      image: spec.image,
+      accelerator,
+      cpus,
+      memoryMiB,
+      hostTscKhz: tscKhz,
+      qemuVersion: await qemuVersion,
+    });
+    const dir = join(cacheDir, "snapshots");
+    const statePath = join(dir, `${spec.image.label}-${key}.state`);
+    if (existsSync(statePath)) return statePath;
+    let making = templates.get(statePath);
+    if (!making) {
+      making = (async () => {
+        await mkdir(dir, { recursive: true });
+        const partial = `${statePath}.${process.pid}.part`;
+        return withBuildLock(
+          statePath.replace(/\.state$/, ".lock"),
+          { waitTimeoutMs: TEMPLATE_LOCK_WAIT_MS },
+          async () => {
+            if (existsSync(statePath)) return statePath;
+            const started = Date.now();
+            const vm = await bootVm({
+              spec: {
+                vmName: `template-${spec.image.label}`,
+                image: spec.image,
+                cpus,
+                memoryMiB,
+                log: opts.log,
+                bootTimeoutMs: TEMPLATE_DEADLINE_MS,
+              },
+              runRoot,
+              qemuBinary,
+              accelerator,
+              tscKhz,
+              saveStateTo: partial,
+            });
+            await vm.destroy();
+            await rename(partial, statePath);
+            opts.log.info({ image: spec.image.label, statePath, ms: Date.now() - started }, "snapshot template saved");
+            return statePath;
+          },
+        ).finally(() => rm(partial, { force: true }));
+      })();
+      templates.set(statePath, making);
+      making.catch(() => templates.delete(statePath));
+    }
+    return making;
+  };
 
   const chooseAccelerator = (image: LocalImage, signal?: AbortSignal): Promise<AcceleratorChoice> => {
     if (opts.accelerator === "kvm" || opts.accelerator === "tcg") {
@@ -101,7 +177,18 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     reapOrphans: () => reapRunDirs(runRoot, opts.log),
     async boot(spec: VmSpec): Promise<QemuVm> {
       const { accelerator } = await chooseAccelerator(spec.image, spec.signal);
-      return bootVm({ spec, runRoot, qemuBinary, accelerator });
+      if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
+        const restoreFrom = await templateFor(spec, accelerator);
+        try {
+          return await bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz, restoreFrom });
+        } catch (error) {
+          if (spec.signal?.aborted) throw error;
+          // A state QEMU cannot load is made again by the next boot; this one boots cold.
+          spec.log.warn({ err: error, restoreFrom }, "restoring the snapshot failed; booting cold");
+          await rm(restoreFrom, { force: true });
+        }
+      }
+      return bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz });
     },
   };
 }
@@ -111,6 +198,11 @@ async function bootVm(ctx: {
   runRoot: string;
   qemuBinary: string;
   accelerator: Accelerator;
+  tscKhz: number | undefined;
+  /** Restore this saved state (`-incoming`) instead of booting. */
+  restoreFrom?: string;
+  /** Boot only until the key agent waits, save the state here; the caller destroys the VM. */
+  saveStateTo?: string;
 }): Promise<QemuVm> {
   const { spec, accelerator } = ctx;
   const { image } = spec;
@@ -168,14 +260,18 @@ async function bootVm(ctx: {
       },
     );
     const keys = generateJobKeys();
-    await writeSeedIso({
-      isoPath: seedPath,
-      workDir: runDir,
-      keys,
-      instanceId: id,
-      hostname: hostnameFor(spec.vmName),
-      signal: boot.signal,
-    });
+    // Images with a key agent take their keys after boot; the others read them from a seed.
+    const agentSocket = image.keys === "agent" ? join(runDir, "ag.sock") : undefined;
+    if (agentSocket === undefined) {
+      await writeSeedIso({
+        isoPath: seedPath,
+        workDir: runDir,
+        keys,
+        instanceId: id,
+        hostname: hostnameFor(spec.vmName),
+        signal: boot.signal,
+      });
+    }
     const sshPort = await freePort();
     const args = qemuArgs({
       image,
@@ -183,11 +279,14 @@ async function bootVm(ctx: {
       cpus: spec.cpus ?? image.defaultCpus,
       memoryMiB: spec.memoryMiB ?? image.defaultMemoryMiB,
       overlayPath,
-      seedPath,
+      ...(agentSocket === undefined ? { seedPath } : { agentSocket }),
       qmpSocket: join(runDir, "qmp.sock"),
       sshPort,
+      ...(ctx.tscKhz !== undefined ? { hostTscKhz: ctx.tscKhz } : {}),
+      ...(ctx.restoreFrom !== undefined ? { incomingState: ctx.restoreFrom } : {}),
     });
-    log.info({ accelerator, sshPort, runDir, image: image.label }, "starting VM");
+    const start = ctx.restoreFrom ? "restore" : ctx.saveStateTo ? "template" : "boot";
+    log.info({ accelerator, sshPort, runDir, image: image.label, start }, "starting VM");
     launched = await launchInNetns({ qemuBinary: ctx.qemuBinary, args, runDir, sshPort, signal: boot.signal });
     const current = launched;
     void current.qemuExit.then(() => {
@@ -196,14 +295,15 @@ async function bootVm(ctx: {
     });
     current.qemu.stdout?.on("data", (chunk: Buffer) => capture.push(chunk));
     current.qemu.stdout?.on("end", () => capture.end());
-    await writeRunRecord(runDir, {
+    const record = {
       vmName: spec.vmName,
       ownerPid: process.pid,
       ownerStartTicks: processStartTicks(process.pid),
       ...pidRecord("qemu", current.qemu.pid),
       ...pidRecord("pasta", current.pasta.pid),
       sshPort,
-    });
+    };
+    await writeRunRecord(runDir, record);
 
     const ssh: SshTarget = {
       host: "127.0.0.1",
@@ -212,10 +312,18 @@ async function bootVm(ctx: {
       privateKey: keys.client.privateKey,
       hostKey: keys.host.publicKey,
     };
-    await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
-    if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
+    if (ctx.saveStateTo !== undefined) {
+      await saveGuestState({ qmp, capture, statePath: ctx.saveStateTo, signal: boot.signal });
+    } else {
+      if (ctx.restoreFrom !== undefined) await resumeIncoming(qmp, boot.signal);
+      if (agentSocket !== undefined) {
+        await deliverKeys({ socketPath: agentSocket, keys, hostname: hostnameFor(spec.vmName), signal: boot.signal });
+      }
+      await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
+      if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
+    }
     const bootMs = Date.now() - started;
-    log.info({ bootMs }, "VM ready");
+    log.info({ bootMs, pooled: spec.pooled ?? false, start }, "VM ready");
     const qemuPid = current.qemu.pid ?? -1;
     const pastaPid = current.pasta.pid ?? -1;
     return {
@@ -224,10 +332,22 @@ async function bootVm(ctx: {
       console: capture.lines,
       accelerator,
       bootMs,
+      restored: ctx.restoreFrom !== undefined,
       runDir,
       qemuPid,
       pastaPid,
       destroy,
+      async cutNetwork(): Promise<void> {
+        if (qemuGone || current.qemu.pid === undefined) throw new VmError("qemu_exited", "the VM is gone");
+        await cutNamespaceNetwork(current.qemu.pid);
+        log.info("network cut: only the SSH forward is left");
+      },
+      exited: current.qemuExit.then(() => undefined),
+      async handOver(job) {
+        // The run directory keeps its pool name; its record names the job, for whoever inspects it.
+        await writeRunRecord(runDir, { ...record, vmName: job.vmName });
+        job.log.info({ vmId: id, runDir, pooledFor: Date.now() - started - bootMs }, "warm VM handed over");
+      },
       async powerDown(deadlineMs: number): Promise<void> {
         if (!qemuGone) {
           await withDeadline(qmp.execute("system_powerdown", deadlineMs), deadlineMs).catch(() => undefined);

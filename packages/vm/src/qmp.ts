@@ -17,8 +17,8 @@ export class QmpClient {
   constructor(private readonly socketPath: string) {}
 
   /** Sends one command and resolves with its `return` value; `timeoutMs` bounds connect + reply. */
-  execute(command: string, timeoutMs: number): Promise<unknown> {
-    const run = this.queue.then(() => this.executeNow(command, timeoutMs));
+  execute(command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
+    const run = this.queue.then(() => this.executeNow(command, timeoutMs, args));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -28,12 +28,12 @@ export class QmpClient {
     this.socket = undefined;
   }
 
-  private async executeNow(command: string, timeoutMs: number): Promise<unknown> {
+  private async executeNow(command: string, timeoutMs: number, args?: Record<string, unknown>): Promise<unknown> {
     const timer = setTimeout(() => this.fail(new VmError("qmp_failed", `QMP ${command} timed out`)), timeoutMs);
     try {
       if (!this.socket) await this.open();
       const reply = this.nextMessage();
-      this.socket?.write(`${JSON.stringify({ execute: command })}\n`);
+      this.socket?.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
       return await reply;
     } finally {
       clearTimeout(timer);

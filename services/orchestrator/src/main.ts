@@ -1,12 +1,12 @@
 import { connectBus } from "@solstice/bus";
 import { ConfigError, loadConfig, type OrchestratorConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, migrate } from "@solstice/db";
+import { startHealthServer } from "@solstice/health";
 import { FleetKeyError, type FleetKeyring, requireFleetKeyring } from "@solstice/protocol";
-import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
-import { startHealthServer } from "./health-server.ts";
 import { createOrchestratorMetrics } from "./metrics.ts";
 import { startOrchestrator } from "./orchestrator.ts";
+import { vmBackendFor } from "./vm-backend.ts";
 
 const bootLog = pino({ name: "orchestrator" });
 function readConfig(): OrchestratorConfig {
@@ -55,14 +55,20 @@ const metrics = createOrchestratorMetrics({
   bus,
   capacity: config.capacity,
   running: () => orchestrator.running,
+  warmPool: () => orchestrator.warmPool.sizes(),
   log,
 });
-const backend = createQemuBackend({
-  log,
-  accelerator: config.accelerator,
-  ...(config.runDir ? { runRoot: config.runDir } : {}),
-  ...(config.imageCache ? { imageCacheDir: config.imageCache } : {}),
-});
+const backend = (() => {
+  try {
+    return vmBackendFor(config, log);
+  } catch (error) {
+    log.fatal(
+      error instanceof ConfigError ? { problems: error.problems } : { err: error },
+      "invalid VM backend configuration",
+    );
+    process.exit(2);
+  }
+})();
 const orchestrator = await startOrchestrator({
   config,
   bus,

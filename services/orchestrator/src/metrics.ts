@@ -2,6 +2,7 @@ import type { Bus } from "@solstice/bus";
 import type { JobEvent } from "@solstice/protocol";
 import type { Logger } from "pino";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { PoolSize } from "./warm-pool.ts";
 
 /** What the metrics read from the running orchestrator at scrape time. */
 export interface MetricsSources {
@@ -10,6 +11,8 @@ export interface MetricsSources {
   readonly capacity: Readonly<Record<string, number>>;
   /** Jobs running now, by id (the orchestrator's `running`). */
   running(): ReadonlyMap<string, { label: string }>;
+  /** The warm pool's VMs per label (labels with a pool only). */
+  warmPool?(): Readonly<Record<string, PoolSize>>;
   readonly log: Logger;
 }
 
@@ -20,6 +23,8 @@ export interface OrchestratorMetrics {
   observeEvents<T>(label: string, publish: (event: JobEvent) => Promise<T>): (event: JobEvent) => Promise<T>;
   /** The broker connection came back after a loss. */
   reconnected(): void;
+  /** A job of a label with a warm pool started, on a pooled VM (`warm`) or on a fresh one. */
+  warmPoolStart(label: string, warm: boolean): void;
 }
 
 /** A scrape never waits longer than this for the broker; the series keep their last value. */
@@ -78,13 +83,47 @@ export function createOrchestratorMetrics(sources: MetricsSources): Orchestrator
       if (depth !== undefined) this.set(depth);
     },
   });
+  const poolSizes = () => Object.entries(sources.warmPool?.() ?? {});
   new Gauge({
     name: "solstice_vms_running",
-    help: "VMs this host runs now (one per running job)",
+    help: "VMs this host runs now: one per running job, plus the warm pool's",
     registers: [registry],
     collect() {
-      this.set(sources.running().size);
+      this.set(sources.running().size + poolSizes().reduce((sum, [, size]) => sum + size.idle + size.booting, 0));
     },
+  });
+  new Gauge({
+    name: "solstice_warm_pool_vms",
+    help: "Warm pool VMs by label and state (idle: booted and waiting for a job; booting)",
+    labelNames: ["label", "state"],
+    registers: [registry],
+    collect() {
+      for (const [label, size] of poolSizes()) {
+        this.set({ label, state: "idle" }, size.idle);
+        this.set({ label, state: "booting" }, size.booting);
+      }
+    },
+  });
+  new Gauge({
+    name: "solstice_warm_pool_memory_bytes",
+    help: "Guest memory given to the warm pool's VMs, by label",
+    labelNames: ["label"],
+    registers: [registry],
+    collect() {
+      for (const [label, size] of poolSizes()) this.set({ label }, size.memoryMiB * 1024 * 1024);
+    },
+  });
+  const poolHits = new Counter({
+    name: "solstice_warm_pool_hits_total",
+    help: "Jobs of a label with a warm pool that started on a pooled VM",
+    labelNames: ["label"],
+    registers: [registry],
+  });
+  const poolMisses = new Counter({
+    name: "solstice_warm_pool_misses_total",
+    help: "Jobs of a label with a warm pool that found no idle pooled VM and booted a fresh one",
+    labelNames: ["label"],
+    registers: [registry],
   });
   new Gauge({
     name: "solstice_capacity_slots",
@@ -138,6 +177,7 @@ export function createOrchestratorMetrics(sources: MetricsSources): Orchestrator
   return {
     registry,
     reconnected: () => reconnects.inc(),
+    warmPoolStart: (label, warm) => (warm ? poolHits : poolMisses).inc({ label }),
     observeEvents(label, publish) {
       let acceptedAt: number | undefined;
       let bootObserved = false;

@@ -9,12 +9,15 @@ import {
 import { effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
 import { JobEventStream, runJob } from "@solstice/executor";
-import type { Control, FleetKeyring, JobEvent, JobRequest } from "@solstice/protocol";
+import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import { CancelTombstones } from "./cancel-tombstones.ts";
 import { DebugSshKeeper } from "./debug-ssh.ts";
+import { JobSlots } from "./job-slots.ts";
 import type { OrchestratorMetrics } from "./metrics.ts";
 import { recordingPublisher } from "./recording-publisher.ts";
+import { type PoolSize, WarmPool } from "./warm-pool.ts";
 
 export const ORCHESTRATOR_VERSION = "0.1.0";
 
@@ -34,7 +37,10 @@ export interface OrchestratorDeps {
 export interface Orchestrator {
   /** Jobs running now, by job id. */
   readonly running: ReadonlyMap<string, { attempt: number; label: string }>;
+  /** Every VM of this host holds one: running jobs' and the warm pool's. */
   readonly slots: CapacitySlotGate;
+  /** The warm pool's VMs per label (SOLSTICE_WARM_POOL). */
+  readonly warmPool: { sizes(): Record<string, PoolSize> };
   /** Whether the host takes no new jobs (`ciadm drain`); running jobs go on. */
   readonly draining: boolean;
   /** Stops taking new jobs and records it; running jobs finish. Idempotent. */
@@ -67,6 +73,9 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   const labels = Object.keys(config.capacity);
   const slots = createSlotGate({ total: effectiveMaxVms(config), perLabel: config.capacity });
   const running = new Map<string, RunningJob>();
+  const warmPool = new WarmPool({ targets: config.warmPool, backend, slots, log });
+  // The consumer takes a job when its label has a free slot or an idle warm VM.
+  const jobSlots = new JobSlots(slots, config.capacity, warmPool, log);
 
   const reaped = await backend.reapOrphans();
   if (reaped > 0) log.warn({ reaped }, "removed VMs left behind by an earlier run");
@@ -102,8 +111,10 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       if (drain && consumer) {
         await consumer.stop();
         consumer = undefined;
+        await warmPool.pause();
       } else if (!drain && !consumer) {
-        consumer = await bus.consumeJobs({ labels, slots, onJob: accept });
+        warmPool.resume();
+        consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept });
       }
       await store
         .setDraining(config.hostId, drain)
@@ -172,7 +183,13 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       attempt();
     });
 
-  const debug = new DebugSshKeeper(config, log);
+  const debug = new DebugSshKeeper(config, store, log);
+  await debug.forgetEarlierSessions();
+  const unpoliced = Object.keys(config.networkPolicy).filter((label) => !(label in config.capacity));
+  if (unpoliced.length > 0) {
+    log.warn({ labels: unpoliced }, "SOLSTICE_NETWORK_POLICY names labels this host does not serve");
+  }
+  const cancelled = new CancelTombstones();
   const control = await bus.consumeControl(async (message: Control) => {
     if (message.command.case === "drain" || message.command.case === "undrain") {
       if (message.command.value.host === config.hostId) await setDraining(message.command.case === "drain");
@@ -183,7 +200,11 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     const job = running.get(jobId);
     // A cancel for a finished job whose VM is kept for debugging ends that (`ciadm debug end`).
     if (!job && (await debug.end(jobId, reason || "ended"))) return;
-    if (!job || (attempt !== 0 && attempt !== job.attempt)) return;
+    if (!job) {
+      cancelled.remember(jobId, attempt, reason || "cancelled");
+      return;
+    }
+    if (attempt !== 0 && attempt !== job.attempt) return;
     log.info({ job_id: jobId, attempt: job.attempt, reason }, "cancelling job");
     job.controller.abort(new Error(reason || "cancelled"));
   });
@@ -195,7 +216,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       // Finished already, or a newer attempt runs elsewhere: this delivery is stale.
       jobLog.warn("job is finished or superseded; dropping this delivery");
       await delivery.ack();
-      slots.release(delivery.label);
+      jobSlots.release(delivery.label);
       return;
     }
     const recorded = recordingPublisher((event) => publishToOwner(event, job.owner), store, jobLog);
@@ -203,19 +224,37 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     const events = new JobEventStream(job.jobId, job.attempt, publish);
     await events.accepted(config.hostId);
     await delivery.ack();
+    const cancelledBefore = cancelled.reasonFor(job.jobId, job.attempt);
+    if (cancelledBefore !== undefined) {
+      jobLog.info({ reason: cancelledBefore }, "job was cancelled while it waited in the queue");
+      await events.jobFinished(Outcome.CANCELLED, `cancelled before it started: ${cancelledBefore}`);
+      await events.drain();
+      jobSlots.release(delivery.label);
+      return;
+    }
     jobLog.info({ label: delivery.label, steps: job.steps.length }, "job accepted");
 
     const controller = new AbortController();
-    const done = runJob({
-      job,
-      backend,
-      events,
-      signal: controller.signal,
-      log: jobLog,
-      heartbeatIntervalMs: config.heartbeatIntervalMs,
-      ...(deps.keyring ? { keyring: deps.keyring } : {}),
-      keepFailedVm: debug.keep,
-    })
+    const done = (async () => {
+      // From here the job owns its slot, and the warm VM if its label's pool had one.
+      const warmVm = await jobSlots.start(delivery.label);
+      if (warmPool.serves(delivery.label)) {
+        deps.metrics?.warmPoolStart(delivery.label, warmVm !== undefined);
+        jobLog.info({ label: delivery.label, warm: warmVm !== undefined }, warmVm ? "warm pool hit" : "warm pool miss");
+      }
+      return runJob({
+        job,
+        backend,
+        events,
+        signal: controller.signal,
+        log: jobLog,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        ...(deps.keyring ? { keyring: deps.keyring } : {}),
+        keepFailedVm: debug.keep,
+        ...(warmVm ? { warmVm } : {}),
+        networkPolicy: config.networkPolicy[delivery.label] ?? "outbound",
+      });
+    })()
       .then((result) => jobLog.info({ result: result.result, reason: result.reason }, "job finished"))
       .catch((error: unknown) => jobLog.error({ err: error }, "job ended with an error"))
       .finally(() => {
@@ -225,14 +264,21 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     running.set(job.jobId, { attempt: job.attempt, label: delivery.label, controller, done });
   }
 
-  if (!draining) consumer = await bus.consumeJobs({ labels, slots, onJob: accept });
+  if (!draining) consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept });
   log.info(
-    { host: config.hostId, capacity: config.capacity, maxVms: effectiveMaxVms(config), draining },
+    {
+      host: config.hostId,
+      capacity: config.capacity,
+      maxVms: effectiveMaxVms(config),
+      warmPool: config.warmPool,
+      draining,
+    },
     "orchestrator ready",
   );
 
   return {
     slots,
+    warmPool,
     debug,
     get draining() {
       return draining;
@@ -243,6 +289,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       await consumerChange;
       await consumer?.stop();
       consumer = undefined;
+      // Idle warm VMs go at once; running jobs get their grace time.
+      await warmPool.close();
       const all = () => Promise.all([...running.values()].map((j) => j.done));
       const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
       await Promise.race([all(), grace]);

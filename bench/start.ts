@@ -1,0 +1,399 @@
+/**
+ * Start benchmark: how long a job waits for its VM, per image and start mode, through the real
+ * orchestrator, RabbitMQ, PostgreSQL and qemu backend of this machine, in one run:
+ *   job → first output — from the job message arriving at the orchestrator (its acceptance write
+ *         begins) to the first output line of the job's first step at the owner; median and p95;
+ *   raw boot — QEMU started by hand to ready, the same image (bench/raw-boot.ts);
+ *   our path — medians of each piece of ours on the way: the database write, Accepted published
+ *         with a confirm, the VM (boot, or warm hand-over), SSH handshake and guest preparation,
+ *         step start to its first line (script upload over SFTP, exec), and that line to the owner;
+ *   and, on an idle VM outside any job: the SSH handshake in JS, one exec and SFTP uploads.
+ * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
+ * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
+ * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--modes cold,warm,restore]
+ *        [--accelerator auto|kvm|tcg]
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import { type Bus, connectBus } from "@solstice/bus";
+import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
+import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
+import type { LocalImage } from "@solstice/images";
+import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
+import {
+  create,
+  type JobEvent,
+  JobRequestSchema,
+  JobSource,
+  LogStream,
+  SCHEMA_VERSION,
+  timestampDate,
+} from "@solstice/protocol";
+import { connectSsh } from "@solstice/ssh";
+import { createQemuBackend } from "@solstice/vm";
+import pg from "pg";
+import { pino } from "pino";
+import { rawBoot } from "./raw-boot.ts";
+import { formatTable, median, percentile, seconds } from "./summary-table.ts";
+
+/** One way a job can get its VM. */
+interface StartMode {
+  readonly name: string;
+  /** Whether the backend restores images that have a snapshot (only the restore mode does). */
+  readonly snapshots?: boolean;
+  /** Whether the mode applies to this image at all (default: every image). */
+  appliesTo?(image: LocalImage): boolean;
+  /** SOLSTICE_* settings of the orchestrator that serves `label` in this mode. */
+  env(label: string): Record<string, string>;
+  /** Resolves once a job published now would start in this mode. */
+  ready(orchestrator: Orchestrator, label: string): Promise<void>;
+  /** Whether a job's system lines show it started in this mode (a run that did not is an error). */
+  startedAs(systemLines: readonly string[]): boolean;
+}
+
+const startModes: readonly StartMode[] = [
+  {
+    name: "cold",
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) =>
+      lines.some((l) => l.startsWith("Booting a fresh VM")) &&
+      !lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
+    name: "restore",
+    snapshots: true,
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
+    name: "warm",
+    env: (label) => ({ SOLSTICE_WARM_POOL: `${label}=1` }),
+    ready: (orchestrator, label) =>
+      waitFor(() => (orchestrator.warmPool.sizes()[label]?.idle ?? 0) >= 1, "an idle pooled VM", 600_000),
+    startedAs: (lines) => lines.some((l) => l.includes("warm VM from the pool")),
+  },
+];
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: "string", default: "10" },
+    debian: { type: "boolean", default: false },
+    fast: { type: "boolean", default: false },
+    modes: { type: "string", default: startModes.map((m) => m.name).join(",") },
+    accelerator: { type: "string", default: "auto" },
+  },
+});
+const runs = Number(values.runs);
+const accelerator = values.accelerator as "auto" | "kvm" | "tcg";
+const images = ["tiny", ...(values.fast ? ["tiny-fast"] : []), ...(values.debian ? ["debian-12"] : [])];
+const modes = values.modes.split(",").map((name) => {
+  const mode = startModes.find((m) => m.name === name);
+  if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);
+  return mode;
+});
+const amqpUrl = process.env.SOLSTICE_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
+const databaseUrl = process.env.SOLSTICE_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const log = pino({ level: process.env.SOLSTICE_BENCH_LOG ?? "warn" }, pino.destination(2));
+
+async function waitFor(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+/** The times one job leaves behind, all on this machine's clock (ms since the epoch). */
+interface JobTimes {
+  dbStart?: number;
+  dbEnd?: number;
+  acceptedStart?: number;
+  acceptedEnd?: number;
+  vmLine?: number;
+  stepStarted?: number;
+  firstLine?: number;
+  firstSeen?: number;
+  systemLines: string[];
+  finished?: (ok: boolean, reason: string) => void;
+}
+
+/** Failed jobs run again per image and mode before the benchmark gives up. */
+const MAX_FAILED_RUNS = 3;
+
+const PHASES = [
+  ["database write (job row → running)", (t: JobTimes) => (t.dbEnd ?? 0) - (t.dbStart ?? 0)],
+  ["Accepted published, broker confirm", (t: JobTimes) => (t.acceptedEnd ?? 0) - (t.acceptedStart ?? 0)],
+  ["VM: boot, or warm VM taken", (t: JobTimes) => (t.vmLine ?? 0) - (t.acceptedEnd ?? 0)],
+  ["SSH handshake + guest preparation", (t: JobTimes) => (t.stepStarted ?? 0) - (t.vmLine ?? 0)],
+  ["step start → first line (SFTP upload, exec)", (t: JobTimes) => (t.firstLine ?? 0) - (t.stepStarted ?? 0)],
+  ["first line → owner (batching, publish)", (t: JobTimes) => (t.firstSeen ?? 0) - (t.firstLine ?? 0)],
+] as const;
+
+const id = randomUUID().slice(0, 8);
+const namespace = `bench-${id}`;
+const schema = `bench_${id}`;
+const owner = `bench-${id}`;
+const runRoot = await mkdtemp(path.join(tmpdir(), "solstice-bench-"));
+const times = new Map<string, JobTimes>();
+const timesOf = (jobId: string) => {
+  let entry = times.get(jobId);
+  if (!entry) {
+    entry = { systemLines: [] };
+    times.set(jobId, entry);
+  }
+  return entry;
+};
+
+await migrate({ databaseUrl, schema, log });
+const { store, close: closeStore } = createPgJobStore({ databaseUrl, schema, log });
+const bus = await connectBus({ url: amqpUrl, namespace, log });
+// Cold boots boot even images that have a snapshot; only the restore mode restores them.
+const backend = createQemuBackend({ log, runRoot, accelerator, snapshots: false });
+const restoringBackend = createQemuBackend({ log, runRoot, accelerator });
+const subscription = await bus.consumeEvents({ owner, onEvent: async (event) => observe(event) });
+
+function observe(event: JobEvent): void {
+  const t = timesOf(event.jobId);
+  const body = event.body;
+  if (body.case === "stepStarted" && event.time) t.stepStarted ??= timestampDate(event.time).getTime();
+  if (body.case === "log") {
+    for (const line of body.value.lines) {
+      const at = line.time ? timestampDate(line.time).getTime() : Date.now();
+      if (line.stream === LogStream.SYSTEM) {
+        t.systemLines.push(line.text);
+        if (/^(VM ready|Using a warm VM)/.test(line.text)) t.vmLine ??= at;
+      } else if (line.stream === LogStream.STDOUT && t.firstLine === undefined) {
+        t.firstLine = at;
+        t.firstSeen = Date.now();
+      }
+    }
+  }
+  if (body.case === "jobFinished") t.finished?.(body.value.result === 1, body.value.reason);
+}
+
+/** The store and bus the orchestrator gets: the real ones, timing the two writes of an acceptance. */
+const unchanged = <T extends object>(target: T, prop: string | symbol): unknown => {
+  const value: unknown = Reflect.get(target, prop, target);
+  return typeof value === "function" ? value.bind(target) : value;
+};
+const timedStore = new Proxy(store, {
+  get(target, prop) {
+    if (prop !== "markRunning") return unchanged(target, prop);
+    return async (...args: Parameters<JobStore["markRunning"]>) => {
+      const t = timesOf(args[0]);
+      t.dbStart = Date.now();
+      const claimed = await target.markRunning(...args);
+      t.dbEnd = Date.now();
+      return claimed;
+    };
+  },
+});
+const timedBus = new Proxy(bus, {
+  get(target, prop) {
+    if (prop !== "publishEvent") return unchanged(target, prop);
+    return async (...args: Parameters<Bus["publishEvent"]>) => {
+      const [event] = args;
+      if (event.body.case !== "accepted") return target.publishEvent(...args);
+      const t = timesOf(event.jobId);
+      t.acceptedStart = Date.now();
+      await target.publishEvent(...args);
+      t.acceptedEnd = Date.now();
+    };
+  },
+});
+
+async function startHost(label: string, mode: StartMode): Promise<Orchestrator> {
+  const config = loadConfig("orchestrator", orchestratorConfigSchema, {
+    SOLSTICE_AMQP_URL: amqpUrl,
+    SOLSTICE_DATABASE_URL: databaseUrl,
+    SOLSTICE_DATABASE_SCHEMA: schema,
+    SOLSTICE_NAMESPACE: namespace,
+    SOLSTICE_HOST_ID: `bench-${mode.name}-${id}`,
+    SOLSTICE_CAPACITY: `${label}=1`,
+    SOLSTICE_RUN_DIR: runRoot,
+    SOLSTICE_ACCELERATOR: accelerator,
+    ...mode.env(label),
+  });
+  return startOrchestrator({
+    config,
+    bus: timedBus,
+    store: timedStore,
+    backend: mode.snapshots ? restoringBackend : backend,
+    accelerator,
+    log,
+  });
+}
+
+/** Publishes a one-step job and resolves with its times once it finished. */
+async function runOne(label: string): Promise<JobTimes> {
+  const job = create(JobRequestSchema, {
+    schemaVersion: SCHEMA_VERSION,
+    jobId: randomUUID(),
+    attempt: 1,
+    source: JobSource.MANUAL,
+    owner,
+    runsOn: label,
+    timeoutSeconds: 900,
+    workflowPath: "bench.yml",
+    workflowJobId: "start",
+    jobName: "start",
+    repository: { fullName: "solstice/bench", url: "", commitSha: "", ref: "" },
+    steps: [
+      { index: 0, name: "first", action: { case: "run", value: { script: "echo first-output", shell: "sh -e {0}" } } },
+    ],
+  });
+  const t = timesOf(job.jobId);
+  const finished = new Promise<void>((resolve, reject) => {
+    t.finished = (ok, reason) => (ok ? resolve() : reject(new Error(`bench job failed: ${reason}`)));
+  });
+  await bus.publishJob(job);
+  await finished;
+  return t;
+}
+
+/** On an idle VM outside any job: the SSH handshake in JS, one exec, and SFTP uploads. */
+async function sshCosts(label: string): Promise<Record<string, number[]>> {
+  const image = await backend.ensureImage(label);
+  const vm = await backend.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
+  const costs: Record<string, number[]> = {
+    "SSH handshake in JS (connect, kex, auth)": [],
+    "one exec round trip (`true`)": [],
+    "first SFTP upload of a session (subsystem start + write)": [],
+    "next SFTP upload on the same session": [],
+  };
+  const time = async (name: string, action: () => Promise<unknown>) => {
+    const started = performance.now();
+    await action();
+    costs[name]?.push(performance.now() - started);
+  };
+  try {
+    await sleep(2_000); // let the guest finish starting up
+    for (let i = 0; i < runs; i++) {
+      let session: Awaited<ReturnType<typeof connectSsh>> | undefined;
+      await time("SSH handshake in JS (connect, kex, auth)", async () => {
+        session = await connectSsh(vm.ssh);
+      });
+      if (!session) throw new Error("no session");
+      const s = session;
+      await time("one exec round trip (`true`)", () => s.exec("true"));
+      await time("first SFTP upload of a session (subsystem start + write)", () =>
+        s.upload("/tmp/bench-a.sh", "echo a\n", 0o700),
+      );
+      await time("next SFTP upload on the same session", () => s.upload("/tmp/bench-b.sh", "echo b\n", 0o700));
+      s.close();
+    }
+  } finally {
+    await vm.destroy();
+  }
+  return costs;
+}
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+process.stderr.write(`load average at start: ${load()}\n`);
+if ((loadavg()[0] ?? 0) > 1.5)
+  process.stderr.write("warning: the machine is busy (1-min load > 1.5); figures will be slow\n");
+
+const summary: string[][] = [];
+const phaseRows: string[][] = [];
+const sshRows: string[][] = [];
+try {
+  for (const label of images) {
+    const image = await backend.ensureImage(label);
+    const raw: number[] = [];
+    let acceleratorUsed = "?";
+    for (const mode of modes) {
+      if (mode.appliesTo && !mode.appliesTo(image)) continue;
+      const orchestrator = await startHost(label, mode);
+      const totals: number[] = [];
+      let failed = 0;
+      const phases: number[][] = PHASES.map(() => []);
+      try {
+        // One run first, not counted: page cache, accelerator probe, the pool's first boot.
+        for (let i = -1; i < runs; i++) {
+          await waitFor(() => orchestrator.running.size === 0, "finished job", 900_000);
+          await mode.ready(orchestrator, label);
+          let t: JobTimes;
+          try {
+            t = await runOne(label);
+          } catch (error) {
+            // A failed job says nothing about start times: it is reported and run again, a few times.
+            if (++failed > MAX_FAILED_RUNS) throw error;
+            process.stderr.write(`${label} ${mode.name}: a run failed, running it again: ${String(error)}\n`);
+            i--;
+            continue;
+          }
+          if (!mode.startedAs(t.systemLines)) {
+            throw new Error(`a ${mode.name} run did not start as ${mode.name}:\n${t.systemLines.join("\n")}`);
+          }
+          acceleratorUsed = /accelerator: (\w+)/.exec(t.systemLines.join("\n"))?.[1] ?? acceleratorUsed;
+          if (i < 0) continue;
+          const total = (t.firstSeen ?? 0) - (t.dbStart ?? 0);
+          totals.push(total);
+          for (const [p, [, of]] of PHASES.entries()) phases[p]?.push(of(t));
+          process.stderr.write(`${label} ${mode.name} run ${i + 1}/${runs}: ${seconds(total)} s\n`);
+        }
+      } finally {
+        await orchestrator.stop(0);
+      }
+      const modeName = failed > 0 ? `${mode.name} (${failed} failed run(s) run again)` : mode.name;
+      summary.push([label, modeName, acceleratorUsed, seconds(median(totals)), seconds(percentile(totals, 95))]);
+      phaseRows.push([
+        `${label} ${modeName}`,
+        ...phases.map((samples) => seconds(median(samples), 3)),
+        seconds(median(totals)),
+      ]);
+    }
+    let rawFailed = 0;
+    for (let i = 0; i < runs; i++) {
+      let ms: number;
+      try {
+        ms = await rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg");
+      } catch (error) {
+        if (++rawFailed > MAX_FAILED_RUNS) throw error;
+        process.stderr.write(`${label} raw boot failed, booting again: ${String(error)}\n`);
+        i--;
+        continue;
+      }
+      raw.push(ms);
+      process.stderr.write(`${label} raw boot ${i + 1}/${runs}: ${seconds(ms)} s\n`);
+    }
+    for (const row of summary.filter((r) => r[0] === label))
+      row.push(seconds(median(raw)), seconds(percentile(raw, 95)));
+    const costs = await sshCosts(label);
+    for (const [name, samples] of Object.entries(costs)) {
+      sshRows.push([label, name, seconds(median(samples)), seconds(percentile(samples, 95))]);
+    }
+  }
+} finally {
+  await subscription.stop();
+  await bus.deleteNamespace();
+  await bus.close();
+  await closeStore();
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query(`drop schema if exists "${schema}" cascade`);
+  await client.end();
+  await rm(runRoot, { recursive: true, force: true });
+}
+
+process.stderr.write(`load average at the end: ${load()}\n`);
+process.stdout.write(
+  `Job message at the orchestrator → first output line of the first step at the owner (${runs} runs, seconds)\n\n`,
+);
+process.stdout.write(
+  formatTable(["image", "start mode", "accel", "median", "p95", "raw QEMU boot → ready, median", "raw p95"], summary),
+);
+process.stdout.write("\nOur path, piece by piece (medians, seconds)\n\n");
+process.stdout.write(formatTable(["run", ...PHASES.map(([name]) => name), "total"], phaseRows));
+process.stdout.write(`\nSSH on an idle VM, outside any job (${runs} runs, seconds)\n\n`);
+process.stdout.write(formatTable(["image", "operation", "median", "p95"], sshRows));

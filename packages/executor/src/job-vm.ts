@@ -1,0 +1,82 @@
+import type { ImageProgress } from "@solstice/images";
+import type { JobRequest } from "@solstice/protocol";
+import { connectSsh, type SshSession } from "@solstice/ssh";
+import type { Vm, VmBackend } from "@solstice/vm";
+import type { Logger } from "pino";
+import type { JobEventStream } from "./job-events.ts";
+
+/** Bound on the SSH handshake with a warm VM: it answers in well under a second when healthy. */
+const WARM_CONNECT_TIMEOUT_MS = 15_000;
+
+export interface JobVmOptions {
+  readonly job: JobRequest;
+  readonly backend: VmBackend;
+  readonly events: JobEventStream;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** A VM booted ahead of the job (a warm pool's); the job owns it from now on. */
+  readonly warmVm?: Vm;
+  /** Image progress for the job's log or a terminal status line. */
+  readonly progress: ImageProgress;
+  /** A transient status line, updated while a cold boot runs. */
+  readonly status?: (text: string) => void;
+}
+
+export interface JobVm {
+  readonly vm: Vm;
+  readonly session: SshSession;
+  /** Whether the VM came from the warm pool (its clock may have drifted while it waited). */
+  readonly warm: boolean;
+}
+
+/**
+ * The job's VM, connected: the warm VM it was given, or a fresh one booted now. A warm VM that does
+ * not answer is destroyed and the job boots a fresh VM instead. On failure nothing is left running.
+ */
+export async function startJobVm(options: JobVmOptions): Promise<JobVm> {
+  const { job, events, signal, log } = options;
+  const vmName = `${job.jobId}-${job.attempt}`;
+  const warm = options.warmVm;
+  if (warm) {
+    events.line(
+      `Using a warm VM from the pool (booted in ${(warm.bootMs / 1000).toFixed(1)} s, accelerator: ${warm.accelerator})`,
+      "system",
+    );
+    try {
+      await warm.handOver?.({ vmName, log, signal });
+      const session = await connectSsh(warm.ssh, { signal, readyTimeoutMs: WARM_CONNECT_TIMEOUT_MS });
+      return { vm: warm, session, warm: true };
+    } catch (error) {
+      await warm.destroy().catch((destroyError: unknown) => log.error({ err: destroyError }, "VM teardown failed"));
+      if (signal.aborted) throw error;
+      log.warn({ err: error }, "the warm VM did not answer; booting a fresh one");
+      events.line(
+        `The warm VM did not answer (${error instanceof Error ? error.message : String(error)}); booting a fresh VM instead`,
+        "system",
+      );
+    }
+  }
+
+  events.line(`Preparing image for label ${job.runsOn}`, "system");
+  const image = await options.backend.ensureImage(job.runsOn, options.progress);
+  events.line(`Booting a fresh VM (${image.label}, ${image.machine})`, "system");
+  const bootStarted = Date.now();
+  const status = options.status;
+  const bootTicker = status
+    ? setInterval(() => status(`booting ${image.label}… ${Math.round((Date.now() - bootStarted) / 1000)} s`), 1000)
+    : undefined;
+  let vm: Vm;
+  try {
+    vm = await options.backend.boot({ vmName, image, signal, log });
+  } finally {
+    clearInterval(bootTicker);
+  }
+  const how = vm.restored ? ", restored from a snapshot" : "";
+  events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator}${how})`, "system");
+  try {
+    return { vm, session: await connectSsh(vm.ssh, { signal }), warm: false };
+  } catch (error) {
+    await vm.destroy().catch((destroyError: unknown) => log.error({ err: destroyError }, "VM teardown failed"));
+    throw error;
+  }
+}

@@ -1,0 +1,103 @@
+#!/bin/sh
+# /etc/rc.boot of the tiny-fast guest: modules, static network, then the key agent. The guest
+# gets its keys after boot over the virtio-serial port "ci.agent", so a booted-and-idle guest can
+# be saved once and restored for every job (each restore then sends its own keys).
+#
+# Agent protocol, host to guest, one item per line:
+#   TIME <epoch seconds>      set the clock (a restored guest has the template's)
+#   RESEED <hex>              credit host entropy and force a CRNG reseed (rngseed)
+#   NAME <hostname>
+#   AUTH <ssh public key>     one line of authorized_keys
+#   HOSTKEY                   then an OpenSSH ed25519 private key, then a line END
+#   GO                        start dropbear; the guest answers READY (or FAILED <why>)
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+say() { read -r up _ < /proc/uptime; echo "solstice-guest[$up]: $*" > /dev/console; }
+
+# virtio_mmio finds microvm's devices from its ACPI table; virtio_pci serves q35. A driver
+# without its bus just finds nothing, so one list fits both machines.
+for m in virtio_mmio virtio_pci virtio_net virtio_blk virtio-rng virtio_console button evdev; do
+  modprobe "$m" 2>/dev/null || say "modprobe $m failed"
+done
+acpid -c /etc/acpi -l /dev/null 2>/dev/null || say "acpid did not start"
+
+# QEMU user-net's fixed plan: 10.0.2.15, gateway .2, DNS .3 (no DHCP round trip).
+ip link set lo up
+IF= i=0
+while [ -z "$IF" ] && [ $i -lt 250 ]; do
+  for d in /sys/class/net/*; do n=${d##*/}; [ "$n" != lo ] && [ -e "$d" ] && IF=$n && break; done
+  [ -n "$IF" ] || { sleep 0.02; i=$((i+1)); }
+done
+if [ -n "$IF" ]; then
+  ip link set "$IF" up
+  ip addr add 10.0.2.15/24 dev "$IF"
+  ip route add default via 10.0.2.2 dev "$IF"
+else
+  say "no network interface found"
+fi
+echo 'nameserver 10.0.2.3' > /etc/resolv.conf
+
+PORT= i=0
+while [ -z "$PORT" ] && [ $i -lt 500 ]; do
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = ci.agent ] && PORT=/dev/${p##*/}
+  done
+  [ -n "$PORT" ] || { sleep 0.02; i=$((i+1)); }
+done
+if [ -z "$PORT" ]; then
+  # Without the port no keys can come: no SSH at all, rather than SSH with keys nobody pinned.
+  say "no ci.agent port: not starting ssh"
+  exit 0
+fi
+
+umask 077
+: > /root/.ssh/authorized_keys
+rm -f /etc/dropbear/dropbear_ed25519_host_key
+say "agent waiting on $PORT"
+# read() on a virtio-serial port returns end-of-file while no host process holds the other end:
+# always in a template being saved, and right after a restore until the host connects. So an
+# end-of-file is retried every 10 ms on the same descriptor until GO has been read; nothing
+# starts before that. The port is never closed meanwhile: Linux drops a port's unread data when
+# it is closed, which would lose items the host sent in that moment.
+exec 3<>"$PORT"
+GO= FAILED=
+while [ -z "$GO" ]; do
+  if ! read -r cmd arg <&3; then
+    sleep 0.01
+    continue
+  fi
+  case "$cmd" in
+    TIME) date -s "@$arg" >/dev/null 2>&1 || say "could not set the clock" ;;
+    RESEED) rngseed "$arg" || FAILED="${FAILED}reseed " ;;
+    NAME) hostname "$arg" && echo "127.0.1.1 $arg" >> /etc/hosts ;;
+    AUTH) echo "$arg" >> /root/.ssh/authorized_keys ;;
+    HOSTKEY)
+      : > /tmp/hostkey
+      while read -r l <&3 && [ "$l" != END ]; do echo "$l" >> /tmp/hostkey; done
+      dropbearconvert openssh dropbear /tmp/hostkey /etc/dropbear/dropbear_ed25519_host_key >/dev/null 2>&1 \
+        || FAILED="${FAILED}hostkey "
+      rm -f /tmp/hostkey ;;
+    GO) GO=1 ;;
+    *) say "agent: unknown item $cmd" ;;
+  esac
+done
+umask 022
+[ -s /etc/dropbear/dropbear_ed25519_host_key ] || FAILED="${FAILED}no-hostkey "
+[ -s /root/.ssh/authorized_keys ] || FAILED="${FAILED}no-auth "
+if [ -n "$FAILED" ]; then
+  # Never a random host key, never a guest whose CRNG may be a clone's: the host gives up on it.
+  say "agent: not starting ssh: $FAILED"
+  echo "FAILED $FAILED" >&3
+  exit 0
+fi
+if ! dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22; then
+  echo "FAILED dropbear" >&3
+  exit 0
+fi
+echo READY >&3
+say "ssh ready (agent)"

@@ -1,0 +1,86 @@
+import { randomBytes } from "node:crypto";
+import { connect, type Socket } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { JobKeys } from "@solstice/ssh";
+import { LineSplitter } from "@solstice/ssh";
+import { VmError } from "./errors.ts";
+
+/** Pause between attempts to reach the agent socket before QEMU has created it. */
+const CONNECT_RETRY_MS = 10;
+/** Bytes of host entropy credited to the guest, forcing its CRNG to reseed. */
+const RESEED_BYTES = 32;
+
+export interface AgentDelivery {
+  readonly socketPath: string;
+  readonly keys: JobKeys;
+  readonly hostname: string;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Gives the guest's key agent (images with `keys: agent`) its clock, fresh entropy with a forced
+ * CRNG reseed, hostname, authorized key and host key, and resolves once it answers READY
+ * (dropbear listens with that host key). Lines sent before the guest opens its port wait in the
+ * socket: QEMU reads nothing from it until the guest side is open. A FAILED answer, or the agent
+ * hanging up, is a boot failure: the guest never runs SSH with keys we did not give it.
+ */
+export async function deliverKeys(delivery: AgentDelivery): Promise<void> {
+  const socket = await connectWhenListening(delivery.socketPath, delivery.signal);
+  try {
+    const answer = new Promise<string>((resolve, reject) => {
+      const splitter = new LineSplitter((line) => {
+        const text = line.trim();
+        if (text === "READY" || text.startsWith("FAILED")) resolve(text);
+      });
+      socket.on("data", (chunk: Buffer) => splitter.push(chunk));
+      socket.on("error", (err) => reject(new VmError("boot_failed", `key agent socket: ${err.message}`)));
+      socket.on("close", () => reject(new VmError("boot_failed", "the key agent's socket closed before READY")));
+      delivery.signal.addEventListener("abort", () => reject(new VmError("aborted", "key delivery aborted")), {
+        once: true,
+      });
+    });
+    socket.write(agentMessage(delivery.keys, delivery.hostname));
+    const reply = await answer;
+    if (reply !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${reply}`);
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** The agent's input, one item per line (the protocol is described in recipes/tiny-fast-init.sh). */
+export function agentMessage(keys: JobKeys, hostname: string): string {
+  if (!/^[a-z0-9-]{1,63}$/.test(hostname)) throw new VmError("boot_failed", `unusable hostname ${hostname}`);
+  const items = [
+    `TIME ${Math.floor(Date.now() / 1000)}`,
+    `RESEED ${randomBytes(RESEED_BYTES).toString("hex")}`,
+    `NAME ${hostname}`,
+    `AUTH ${keys.client.publicKey.replace(/\s+/g, " ").trim()}`,
+    "HOSTKEY",
+    ...keys.host.privateKey.trim().split(/\r?\n/),
+    "END",
+    "GO",
+  ];
+  return `${items.join("\n")}\n`;
+}
+
+async function connectWhenListening(path: string, signal: AbortSignal): Promise<Socket> {
+  for (;;) {
+    signal.throwIfAborted();
+    try {
+      return await new Promise<Socket>((resolve, reject) => {
+        const socket = connect(path);
+        socket.once("connect", () => {
+          socket.removeAllListeners("error");
+          resolve(socket);
+        });
+        socket.once("error", reject);
+      });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ECONNREFUSED") {
+        throw new VmError("boot_failed", `cannot reach the key agent socket ${path}`, { cause: error });
+      }
+      await sleep(CONNECT_RETRY_MS, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { LocalImage } from "@solstice/images";
+import type { Accelerator } from "./accelerator-probe.ts";
+import type { ConsoleCapture } from "./console-capture.ts";
+import { VmError } from "./errors.ts";
+import { qemuArgs } from "./qemu-args.ts";
+import type { QmpClient } from "./qmp.ts";
+
+/** What the agent init prints once it sits waiting for keys: the state worth saving. */
+const AGENT_WAITING = /solstice-guest\[[0-9.]+\]: agent waiting on /;
+/** After that line, time for the guest to settle into its retry loop before it is stopped. */
+const SETTLE_MS = 500;
+const POLL_MS = 20;
+const QMP_STEP_MS = 10_000;
+
+/**
+ * Names a saved state by everything a restore must match: the image build, the machine and device
+ * command line (file paths, socket paths and the SSH port left out, they may differ), and the
+ * QEMU build. A change to any of them names a new state, so an old one is never restored.
+ */
+export function templateKey(input: {
+  image: LocalImage;
+  accelerator: Accelerator;
+  cpus: number;
+  memoryMiB: number;
+  hostTscKhz: number | undefined;
+  qemuVersion: string;
+}): string {
+  const args = qemuArgs({
+    image: input.image,
+    accelerator: input.accelerator,
+    cpus: input.cpus,
+    memoryMiB: input.memoryMiB,
+    overlayPath: "@overlay",
+    qmpSocket: "@qmp",
+    agentSocket: "@agent",
+    sshPort: 0,
+    ...(input.hostTscKhz !== undefined ? { hostTscKhz: input.hostTscKhz } : {}),
+  });
+  return createHash("sha256")
+    .update(JSON.stringify({ recipe: input.image.recipeHash, args, qemu: input.qemuVersion }))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/**
+ * Saves a freshly booted guest once its agent waits for keys: QMP `stop`, then the whole state
+ * streamed to `statePath`. The guest holds no keys, no job data and no host key at that point.
+ */
+export async function saveGuestState(opts: {
+  qmp: QmpClient;
+  capture: ConsoleCapture;
+  statePath: string;
+  signal: AbortSignal;
+}): Promise<void> {
+  const { qmp, signal } = opts;
+  while (!AGENT_WAITING.test(opts.capture.tail())) await sleep(POLL_MS, undefined, { signal });
+  await sleep(SETTLE_MS, undefined, { signal });
+  if (opts.statePath.includes("'")) throw new VmError("boot_failed", `unusable state path ${opts.statePath}`);
+  await qmp.execute("stop", QMP_STEP_MS);
+  await qmp.execute("migrate", QMP_STEP_MS, { uri: `exec:cat > '${opts.statePath}'` });
+  for (;;) {
+    const state = (await qmp.execute("query-migrate", QMP_STEP_MS)) as { status?: string; "error-desc"?: string };
+    if (state.status === "completed") return;
+    if (state.status === "failed" || state.status === "cancelled") {
+      throw new VmError("boot_failed", `saving the guest state failed: ${state["error-desc"] ?? state.status}`);
+    }
+    await sleep(POLL_MS, undefined, { signal });
+  }
+}
+
+/** Waits until QEMU has loaded an `-incoming` state, then lets the guest run. */
+export async function resumeIncoming(qmp: QmpClient, signal: AbortSignal): Promise<void> {
+  for (;;) {
+    let reply: unknown;
+    try {
+      reply = await qmp.execute("query-status", QMP_STEP_MS);
+    } catch (error) {
+      // QEMU creates its QMP socket a moment after it starts.
+      if (!(error instanceof VmError) || error.code !== "qmp_failed" || signal.aborted) throw error;
+      await sleep(POLL_MS / 2, undefined, { signal });
+      continue;
+    }
+    const { status } = reply as { status?: string };
+    if (status === "paused" || status === "postmigrate" || status === "prelaunch") break;
+    if (status === "running") return;
+    if (status !== "inmigrate") throw new VmError("boot_failed", `restoring the guest state left QEMU ${status}`);
+    await sleep(POLL_MS, undefined, { signal });
+  }
+  await qmp.execute("cont", QMP_STEP_MS);
+}

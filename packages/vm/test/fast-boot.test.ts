@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { ensureImage, type LocalImage } from "@solstice/images";
+import { connectSsh } from "@solstice/ssh";
+import { createQemuBackend, type QemuVm } from "@solstice/vm";
+import pino from "pino";
+
+const log = pino({ level: "warn" });
+const runRoot = join(tmpdir(), `solstice-fast-${randomUUID().slice(0, 8)}`);
+after(() => rmSync(runRoot, { recursive: true, force: true }));
+
+/** The tiny-fast image as the catalog boots it (microvm, PVH, key agent, snapshot). */
+const fastImage = (): Promise<LocalImage> => ensureImage("tiny-fast", { log });
+
+/** Runs `script` in the guest over SSH with the VM's pinned host key; stdout lines. */
+async function run(vm: QemuVm, script: string): Promise<string[]> {
+  const session = await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 });
+  try {
+    const out: string[] = [];
+    const result = await session.exec(script, { onStdout: (l) => out.push(l) });
+    assert.equal(result.exitCode, 0);
+    return out;
+  } finally {
+    session.close();
+  }
+}
+
+describe("tiny-fast", { timeout: 600_000 }, () => {
+  test("boots cold on microvm through the PVH kernel and takes its keys from the agent", async () => {
+    const image = await fastImage();
+    assert.equal(image.machine, "microvm");
+    assert.ok(image.kernel?.pvh, "the Debian kernel has a PVH note, so the recipe extracted vmlinux");
+    const backend = createQemuBackend({ runRoot, accelerator: "tcg", log, snapshots: false });
+    const vm = await backend.boot({ vmName: "fast-cold", image, log });
+    try {
+      assert.equal(vm.restored, false);
+      const [cmdline, pci, hostname, keys] = await run(
+        vm,
+        "cat /proc/cmdline; ls /sys/bus/pci/devices 2>/dev/null | wc -l; hostname; wc -l < /root/.ssh/authorized_keys",
+      );
+      assert.match(cmdline ?? "", /tsc_early_khz=\d+/);
+      assert.doesNotMatch(cmdline ?? "", /mitigations=/);
+      assert.equal(pci, "0", "microvm has no PCI devices");
+      assert.equal(hostname, "fast-cold");
+      assert.equal(keys, "1");
+    } finally {
+      await vm.destroy();
+    }
+  });
+
+  test("two guests restored from one snapshot differ in random output and host key", async () => {
+    const image = await fastImage();
+    const backend = createQemuBackend({ runRoot, accelerator: "tcg", log });
+    const seen: { random: string; hostKey: string; hostname: string }[] = [];
+    // One guest at a time: this machine's other tests run VMs too.
+    for (const name of ["fast-restore-a", "fast-restore-b"]) {
+      const vm = await backend.boot({ vmName: name, image, log });
+      try {
+        assert.equal(vm.restored, true);
+        const [random, hostname, skew] = await run(
+          vm,
+          `head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; hostname; echo $(( $(date +%s) - ${Math.floor(Date.now() / 1000)} ))`,
+        );
+        assert.match(random ?? "", /^[0-9a-f]{32}$/);
+        // The template's clock is minutes old by now; TIME set it to the host's.
+        assert.ok(Math.abs(Number(skew)) <= 30, `guest clock off by ${skew} s`);
+        seen.push({ random: random ?? "", hostKey: vm.ssh.hostKey, hostname: hostname ?? "" });
+      } finally {
+        await vm.destroy();
+      }
+    }
+    const [a, b] = seen;
+    assert.ok(a && b);
+    assert.notEqual(a.random, b.random, "restored clones produced the same /dev/urandom bytes");
+    // Each login above pinned its own host key, so each guest served the key it was given.
+    assert.notEqual(a.hostKey, b.hostKey);
+    assert.deepEqual([a.hostname, b.hostname], ["fast-restore-a", "fast-restore-b"]);
+  });
+});

@@ -1,16 +1,13 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus } from "@solstice/bus";
-import { type Daemon, forgejoRunnerConfigSchema, registerRunner, startDaemon } from "@solstice/forgejo-runner";
 import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { AMQP_URL } from "./support/fleet.ts";
+import { type RunningRunner, startRegisteredRunner } from "./support/forgejo-daemon.ts";
 import { type Relay, startRelay } from "./support/tcp-relay.ts";
 
 // The runner reaches RabbitMQ through a relay the test cuts: while the broker is away the runner
@@ -23,8 +20,7 @@ const namespace = `test-${randomUUID().slice(0, 8)}`;
 let forge: FakeForgejo;
 let relay: Relay;
 let bus: Bus;
-let daemon: Daemon | undefined;
-let dir: string;
+let runner: RunningRunner | undefined;
 
 const fetches = () => forge.calls.filter((c) => c.procedure.endsWith("/FetchTask")).length;
 
@@ -38,43 +34,35 @@ async function until(what: string, timeoutMs: number, check: () => boolean): Pro
 
 before(async () => {
   forge = await startFakeForgejo();
-  forge.addRegistrationToken("registration-token");
   relay = await startRelay(new URL(AMQP_URL));
   const relayed = new URL(AMQP_URL);
   relayed.hostname = "127.0.0.1";
   relayed.port = String(relay.port);
   bus = await connectBus({ url: relayed.toString(), namespace, log });
-  dir = await mkdtemp(path.join(tmpdir(), "solstice-broker-away-"));
-  const runner = await registerRunner({
-    instance: forge.url,
-    token: "registration-token",
+  runner = await startRegisteredRunner({
+    forge,
     name: "broker-away",
-    labels: ["solstice-tiny:vm:tiny"],
-    file: path.join(dir, ".runner"),
-  });
-  daemon = await startDaemon({
-    config: forgejoRunnerConfigSchema.parse({ namespace, fetchIntervalMs: 100, metricsPort: 0 }),
-    runner,
     bus,
-    log,
+    namespace,
     keyring,
+    log,
+    config: { fetchIntervalMs: 100, metricsPort: 0 },
   });
 });
 after(async () => {
   relay?.restore();
-  await daemon?.stop(1000);
+  await runner?.stop(1000);
   await bus?.deleteNamespace();
   await bus?.close();
   await relay?.close();
   await forge?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 test("with the broker away the runner asks the forge for no task, says why it is not ready, and resumes when it is back", {
   timeout: 120_000,
 }, async (t) => {
   await until("the runner polls the forge", 30_000, () => fetches() >= 3);
-  assert.equal(daemon?.readiness().ready, true);
+  assert.equal(runner?.daemon.readiness().ready, true);
 
   relay.cut();
   await until("the runner notices the broker is gone", 30_000, () => !bus.connected);
@@ -82,7 +70,7 @@ test("with the broker away the runner asks the forge for no task, says why it is
   await sleep(3_000);
   // One FetchTask may have been in flight when the connection dropped.
   assert.ok(fetches() <= atCut + 1, `FetchTask calls while the broker was away: ${fetches() - atCut}`);
-  const readiness = daemon?.readiness();
+  const readiness = runner?.daemon.readiness();
   assert.equal(readiness?.ready, false);
   assert.match(readiness?.reason ?? "", /broker is not connected/);
 
@@ -91,5 +79,5 @@ test("with the broker away the runner asks the forge for no task, says why it is
   const beforeRestore = fetches();
   await until("the runner polls the forge again", 60_000, () => fetches() >= beforeRestore + 3);
   t.diagnostic(`polling resumed ${Date.now() - restoredAt} ms after the broker came back`);
-  assert.equal(daemon?.readiness().ready, true);
+  assert.equal(runner?.daemon.readiness().ready, true);
 });

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
-import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
+import { Result } from "@solstice/forgejo-runner";
 import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { startTestFleet, type TestFleet } from "./support/fleet.ts";
+import { type RunningRunner, startRegisteredRunner } from "./support/forgejo-daemon.ts";
 
 // A runner of capacity 2 holds two tasks of the forge at once and asks for no third until one of
 // them ends. Asserted on the order of the calls the fake forge received, not on timing. The fleet
@@ -24,41 +22,31 @@ jobs:
 
 let forge: FakeForgejo;
 let fleet: TestFleet;
-let daemon: Daemon | undefined;
-let dir: string;
+let runner: RunningRunner | undefined;
 const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
 const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("capacitytest")));
 
 before(async () => {
   forge = await startFakeForgejo();
-  forge.addRegistrationToken("registration-token");
   fleet = await startTestFleet("tiny=1", { keyring });
-  dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-capacity-"));
-  const runner = await registerRunner({
-    instance: forge.url,
-    token: "registration-token",
+  runner = await startRegisteredRunner({
+    forge,
     name: "capacity",
-    labels: ["solstice-tiny:vm:tiny"],
-    file: path.join(dir, ".runner"),
-  });
-  daemon = await startDaemon({
-    config: forgejoRunnerConfigSchema.parse({
-      namespace: fleet.namespace,
+    bus: fleet.bus,
+    namespace: fleet.namespace,
+    keyring,
+    log,
+    config: {
       capacity: 2,
       fetchIntervalMs: 200,
       reportIntervalMs: 300,
-    }),
-    runner,
-    bus: fleet.bus,
-    log,
-    keyring,
+    },
   });
 });
 after(async () => {
-  await daemon?.stop(5000);
+  await runner?.stop(5000);
   await fleet?.close();
   await forge?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 test("with capacity 2, two tasks run at once and a third is fetched only once one of them ended", {
@@ -95,5 +83,5 @@ test("with capacity 2, two tasks run at once and a third is fetched only once on
     whileFull.filter((c) => c.procedure.endsWith("/UpdateTask")).length >= 5,
     "the runner was reporting both tasks meanwhile, so it was alive and full, not idle",
   );
-  assert.equal(daemon?.active, 0);
+  assert.equal(runner?.daemon.active, 0);
 });

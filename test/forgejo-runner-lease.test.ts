@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
+import { Result } from "@solstice/forgejo-runner";
 import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, type FakeTask, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { leftovers } from "./support/fleet.ts";
+import { type RunningRunner, startRegisteredRunner } from "./support/forgejo-daemon.ts";
 import { type HostProcess, type ProcessFleet, startProcessFleet } from "./support/process-fleet.ts";
 
 // The runner owns its jobs (the lease rule): an orchestrator killed mid-job (kill -9, its QEMU
@@ -30,8 +28,7 @@ jobs:
 describe("the runner's lease on its jobs", { timeout: 600_000 }, () => {
   let forge: FakeForgejo;
   let fleet: ProcessFleet;
-  let daemon: Daemon | undefined;
-  let dir: string;
+  let runner: RunningRunner | undefined;
   /** The host that ran the first case's retry; the second case starts on it. */
   let hostB: HostProcess | undefined;
   const fleetKeys = generateFleetKey("leasetest");
@@ -60,35 +57,26 @@ describe("the runner's lease on its jobs", { timeout: 600_000 }, () => {
 
   before(async () => {
     forge = await startFakeForgejo();
-    forge.addRegistrationToken("registration-token");
     fleet = await startProcessFleet();
-    dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-lease-"));
-    const runner = await registerRunner({
-      instance: forge.url,
-      token: "registration-token",
+    runner = await startRegisteredRunner({
+      forge,
       name: "lease",
-      labels: ["solstice-tiny:vm:tiny"],
-      file: path.join(dir, ".runner"),
-    });
-    daemon = await startDaemon({
-      config: forgejoRunnerConfigSchema.parse({
-        namespace: fleet.namespace,
+      bus: fleet.bus,
+      namespace: fleet.namespace,
+      keyring,
+      log,
+      config: {
         fetchIntervalMs: 200,
         reportIntervalMs: 300,
         leaseMs: LEASE_MS,
         maxAttempts: 2,
-      }),
-      runner,
-      bus: fleet.bus,
-      log,
-      keyring,
+      },
     });
   });
   after(async () => {
-    await daemon?.stop(5000);
+    await runner?.stop(5000);
     await fleet?.close();
     await forge?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   test("a host killed mid-job: the attempt is cancelled after the lease, retried on another host, and the task succeeds", async () => {

@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, test } from "node:test";
-import { type Daemon, forgejoRunnerConfigSchema, Result, registerRunner, startDaemon } from "@solstice/forgejo-runner";
+import { Result } from "@solstice/forgejo-runner";
 import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { startTestFleet, type TestFleet } from "./support/fleet.ts";
+import { type RunningRunner, startRegisteredRunner } from "./support/forgejo-daemon.ts";
 
 // The forge goes away for 30 s in the middle of a job (nothing listens on its port), then comes
 // back. The job runs on; its rows wait in the runner and reach the forge afterwards, every one,
@@ -28,43 +26,33 @@ jobs:
 
 let forge: FakeForgejo;
 let fleet: TestFleet;
-let daemon: Daemon | undefined;
-let dir: string;
+let runner: RunningRunner | undefined;
 const warnings: { msg: string; retry_in_ms?: number; time: number }[] = [];
 const log = pino({ level: "warn" }, { write: (line: string) => warnings.push(JSON.parse(line)) });
 const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("outagetest")));
 
 before(async () => {
   forge = await startFakeForgejo();
-  forge.addRegistrationToken("registration-token");
   fleet = await startTestFleet("tiny=1", { keyring });
-  dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-outage-"));
-  const runner = await registerRunner({
-    instance: forge.url,
-    token: "registration-token",
+  runner = await startRegisteredRunner({
+    forge,
     name: "outage",
-    labels: ["solstice-tiny:vm:tiny"],
-    file: path.join(dir, ".runner"),
-  });
-  daemon = await startDaemon({
-    config: forgejoRunnerConfigSchema.parse({
-      namespace: fleet.namespace,
+    bus: fleet.bus,
+    namespace: fleet.namespace,
+    keyring,
+    log,
+    config: {
       fetchIntervalMs: 200,
       reportIntervalMs: 300,
       maxBackoffMs: MAX_BACKOFF_MS,
       callTimeoutMs: 5_000,
-    }),
-    runner,
-    bus: fleet.bus,
-    log,
-    keyring,
+    },
   });
 });
 after(async () => {
-  await daemon?.stop(5000);
+  await runner?.stop(5000);
   await fleet?.close();
   await forge?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 test("the forge away for 30 s mid-job loses no log row: every row arrives once, in order, and the result is right", {

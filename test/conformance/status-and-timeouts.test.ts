@@ -55,9 +55,11 @@ jobs:
         run: |
           echo "sleeping past the job timeout"
           sleep 600
-      # 10
+      # 10: after the job timeout, as after a cancel, always() steps still run (GitHub's cancellation)
       - if: always()
-        run: echo "never, the job ended"
+        run: echo "always() after the job timeout"
+      # 11
+      - run: echo "never, the job ended"
 `;
 
 describe("conformance: status functions, shells without bash, step and job timeouts (one tiny VM, TCG)", {
@@ -88,7 +90,8 @@ describe("conformance: status functions, shells without bash, step and job timeo
         [7, "FAILURE", "FAILURE"],
         [8, "SUCCESS", "SUCCESS"],
         [9, "CANCELLED", "CANCELLED"],
-        [10, "SKIPPED", "SKIPPED"],
+        [10, "SUCCESS", "SUCCESS"],
+        [11, "SKIPPED", "SKIPPED"],
       ],
       run.text,
     );
@@ -112,13 +115,14 @@ describe("conformance: status functions, shells without bash, step and job timeo
     assert.match(run.result.steps[6]?.reason ?? "", /^shell `bash --noprofile --norc -eo pipefail \{0\}` needs `bash`/);
   });
 
-  test("timeout-minutes stops the step after one minute; the job timeout ends the job after two", () => {
+  test("timeout-minutes stops the step after one minute; the job timeout ends the job after two, and always() steps still run", () => {
     const stepTimeout = run.result.steps[7];
     assert.equal(stepTimeout?.reason, "timed out after 1 min (timeout-minutes)");
     assert.ok((stepTimeout?.durationMs ?? 0) >= 60_000 && (stepTimeout?.durationMs ?? 0) < 75_000);
     assert.deepEqual(run.stepLog(8), ["after the step timeout"]);
     assert.equal(run.stepLog(9)[0], "sleeping past the job timeout");
-    assert.equal(run.result.steps[10]?.reason, "the job was cancelled");
+    assert.deepEqual(run.stepLog(10), ["always() after the job timeout"]);
+    assert.equal(run.result.steps[11]?.reason, "the job was cancelled");
     assert.doesNotMatch(run.text, /never, the job ended/);
   });
 });

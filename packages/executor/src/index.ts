@@ -3,8 +3,10 @@ export { JobEventStream, type PublishEvent } from "./job-events.ts";
 export { LeaseWatch, type LeaseWatchOptions } from "./lease-watch.ts";
 export { LogBatcher, type LogBatcherOptions, type OutputLine } from "./log-batcher.ts";
 export {
+  CLEANUP_BUDGET_MS,
   type FailedVm,
   formatDuration,
+  GracefulCancel,
   type JobResult,
   type RunJobOptions,
   runJob,

@@ -77,6 +77,21 @@ const SYSTEM_SHELL = "sh -e {0}";
  * boundary and line, and the VM destroyed in every outcome. Used by the orchestrator and by the
  * local `ciadm run`, with different event sinks.
  */
+/**
+ * How long the steps that run after a cancel or the job's timeout (`always()`, `cancelled()`) may
+ * take in all: GitHub's documented cancellation timeout, after which it terminates what still runs.
+ */
+export const CLEANUP_BUDGET_MS = 5 * 60 * 1000;
+
+/**
+ * The reason to abort a job with when a person cancelled it (the forge, `ciadm cancel`, Ctrl-C):
+ * its `always()` and `cancelled()` steps still run. Any other reason (the host shuts down or lost
+ * the broker) stops the job at once.
+ */
+export class GracefulCancel extends Error {
+  override readonly name = "GracefulCancel";
+}
+
 export async function runJob(options: RunJobOptions): Promise<JobResult> {
   const { job, backend, events, log } = options;
   const jobTimeoutMs = Math.max(1, job.timeoutSeconds) * 1000;
@@ -120,12 +135,23 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     await runtime.start(session, signal);
     const network = networkGate(options.networkPolicy, job, events);
 
+    // After a person's cancel or the job's timeout, steps whose `if:` asks for it (`always()`,
+    // `cancelled()`) still run, as on GitHub, within a cleanup budget of their own.
+    let cleanup: AbortSignal | undefined;
+    const cleanupSignal = () => {
+      cleanup ??= AbortSignal.timeout(CLEANUP_BUDGET_MS);
+      return cleanup;
+    };
     for (const step of job.steps) {
       await network.beforeStep(step, started.vm);
       const cancelled = signal.aborted;
+      const canClean = cancelled && (timeout.aborted || options.signal.reason instanceof GracefulCancel);
+      const stepSignal = cancelled && canClean ? cleanupSignal() : signal;
       let runs: boolean;
       try {
-        runs = !cancelled && (await runtime.shouldRun(step, { jobFailed: failed, cancelled }, session, signal));
+        runs =
+          (!cancelled || (canClean && !stepSignal.aborted)) &&
+          (await runtime.shouldRun(step, { jobFailed: failed, cancelled }, session, stepSignal));
       } catch (error) {
         // As on GitHub, an `if:` that cannot be evaluated fails its step.
         const failedStep = await failStep(events, runtime, step, error);
@@ -148,7 +174,8 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         step,
         session,
         events,
-        signal,
+        signal: stepSignal,
+        cancelled,
         job,
         workspace,
         baseEnv,
@@ -240,6 +267,8 @@ interface StepContext {
   readonly runtime: StepRuntime;
   /** An earlier step failed, for job.status and the status functions in this step's expressions. */
   readonly failed: boolean;
+  /** The job was cancelled before this step: it runs as cleanup (`always()`, `cancelled()`). */
+  readonly cancelled: boolean;
 }
 
 async function runStep(ctx: StepContext): Promise<StepResult> {
@@ -261,7 +290,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   let exitCode = -1;
   let reason = "";
   try {
-    resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: false }, session, signal);
+    resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: ctx.cancelled }, session, signal);
     const env = {
       ...ctx.baseEnv,
       ...resolved.env,

@@ -8,7 +8,7 @@ import {
 } from "@solstice/bus";
 import { effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
-import { JobEventStream, runJob } from "@solstice/executor";
+import { GracefulCancel, JobEventStream, runJob } from "@solstice/executor";
 import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
@@ -206,7 +206,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     }
     if (attempt !== 0 && attempt !== job.attempt) return;
     log.info({ job_id: jobId, attempt: job.attempt, reason }, "cancelling job");
-    job.controller.abort(new Error(reason || "cancelled"));
+    job.controller.abort(new GracefulCancel(reason || "cancelled"));
   });
 
   async function accept(job: JobRequest, delivery: JobDelivery): Promise<void> {

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { GracefulCancel } from "@solstice/executor";
 import { FleetKeyring, JobSource, loadFleetKeyring, Outcome, requireFleetKeyring } from "@solstice/protocol";
 import {
   loadWorkflowFile,
@@ -99,7 +100,7 @@ export async function runWorkflow(
   const controller = new AbortController();
   const interrupt = () => {
     term.err("\nInterrupted: cancelling the running jobs and destroying their VMs…\n");
-    controller.abort(new Error("cancelled from the terminal (Ctrl-C)"));
+    controller.abort(new GracefulCancel("cancelled from the terminal (Ctrl-C)"));
   };
   process.once("SIGINT", interrupt);
   process.once("SIGTERM", interrupt);

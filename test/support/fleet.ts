@@ -195,6 +195,25 @@ export function tinyJob(
   });
 }
 
+/**
+ * How many VMs live under a run root at one moment: QEMU processes whose run directory still
+ * exists. A /proc scan is not atomic (a VM that exits during it and one that starts after it can
+ * both be seen), but a VM's directory exists from before its QEMU starts until after it exits, so
+ * reading the directories after the scan drops the ones that were going.
+ */
+export async function liveVmCount(runRoot: string): Promise<number> {
+  const qemuDirs = new Set<string>();
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes("qemu-system")) continue;
+    const dir = cmdline.split(`${runRoot}/`)[1]?.split("/")[0];
+    if (dir) qemuDirs.add(dir);
+  }
+  const dirs = new Set(await readdir(runRoot).catch(() => []));
+  return [...qemuDirs].filter((d) => dirs.has(d)).length;
+}
+
 /** Whether any VM or qemu process is left under a run root. */
 export async function leftovers(runRoot: string): Promise<{ dirs: string[]; qemu: string[] }> {
   const dirs = await readdir(runRoot).catch(() => []);

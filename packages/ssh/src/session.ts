@@ -47,6 +47,10 @@ const KILL_GRACE_SECONDS = 2;
 const KILL_DEADLINE_MS = 10_000;
 
 /** One authenticated SSH connection to a VM, with its host key pinned. */
+/** Tries of an exec request the server refuses, and the pause before the next (times the try). */
+const EXEC_ATTEMPTS = 4;
+const EXEC_RETRY_DELAY_MS = 150;
+
 export class SshSession {
   private sftpChannel: Promise<SFTPWrapper> | undefined;
 
@@ -76,8 +80,22 @@ export class SshSession {
   /**
    * Runs `command` through the remote shell, streaming stdout and stderr as lines. Rejects with
    * `aborted` when the signal fires (the channel is closed; use `runScript` to kill what it started).
+   * A server that refuses the channel (dropbear does so now and then right after another channel
+   * closed) is asked again a few times: a refused exec request never ran, so this is safe.
    */
-  exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.execOnce(command, opts);
+      } catch (error) {
+        const refused = error instanceof SshError && error.code === "channel_failed";
+        if (!refused || attempt >= EXEC_ATTEMPTS || opts.signal?.aborted) throw error;
+        await new Promise((resolve) => setTimeout(resolve, EXEC_RETRY_DELAY_MS * attempt));
+      }
+    }
+  }
+
+  private execOnce(command: string, opts: ExecOptions): Promise<ExecResult> {
     const full = opts.env ? `${exportLines(opts.env)}${command}` : command;
     return new Promise<ExecResult>((resolve, reject) => {
       if (opts.signal?.aborted) {

@@ -188,14 +188,7 @@ async function registerClassic(
       "value",
     ),
   );
-  const existingId = num(prop(existing[0], "id"));
-  if (existingId !== undefined && !opts.replace) {
-    throw new GitHubRunnerError(
-      "already_configured",
-      `a runner named "${opts.name}" already exists in ${scope.url}`,
-      "pick another --name, or pass --replace to take it over",
-    );
-  }
+  const existingId = existingRunnerId(existing, opts, scope.url);
   const agent = {
     ...(existingId !== undefined ? { id: existingId } : {}),
     name: opts.name,
@@ -294,14 +287,7 @@ async function registerRunnerAdmin(
       "runners",
     ),
   );
-  const existingId = num(prop(existing[0], "id"));
-  if (existingId !== undefined && !opts.replace) {
-    throw new GitHubRunnerError(
-      "already_configured",
-      `a runner named "${opts.name}" already exists in ${scope.url}`,
-      "pick another --name, or pass --replace to take it over",
-    );
-  }
+  const existingId = existingRunnerId(existing, opts, scope.url);
   const created = jsonOf(
     await httpRequest({
       method: "POST",
@@ -444,4 +430,21 @@ export async function removeRunner(opts: RemoveOptions): Promise<void> {
   }
   await removeRegistration(opts.dir);
   opts.log.info({ runner: settings.agentName, id: settings.agentId }, "runner removed");
+}
+
+/** The id of the runner of the same name that GitHub listed, if `--replace` allows taking it over. */
+function existingRunnerId(
+  listed: readonly unknown[],
+  opts: { name: string; replace?: boolean },
+  scopeUrl: string,
+): number | undefined {
+  const id = num(prop(listed[0], "id"));
+  if (id !== undefined && !opts.replace) {
+    throw new GitHubRunnerError(
+      "already_configured",
+      `a runner named "${opts.name}" already exists in ${scopeUrl}`,
+      "pick another --name, or pass --replace to take it over",
+    );
+  }
+  return id;
 }

@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # Host tools: QEMU and qemu-img (VMs), pasta (guest network isolation), genisoimage (NoCloud
 # seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
 # zstd/xz (compressed cloud images), lz4 + binutils (tiny-fast's uncompressed PVH kernel),
-# gcc + libc6-dev (tiny-fast's static rngseed helper), git (local checkout).
+# gcc + libc6-dev (tiny-fast's static rngseed helper), make/flex/bison/bc/libelf-dev/libssl-dev
+# (tiny-fast's kernel, built from Debian's linux-source package), git (local checkout).
 packages=(qemu-system-x86 qemu-utils passt genisoimage debootstrap busybox-static dosfstools mtools
-  syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 binutils gcc libc6-dev git ca-certificates
-  util-linux iproute2 procps)
+  syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 binutils gcc libc6-dev make flex bison bc
+  libelf-dev libssl-dev git ca-certificates util-linux iproute2 procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

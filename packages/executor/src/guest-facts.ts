@@ -14,9 +14,9 @@ export interface PreparedGuest extends GuestFacts {
 }
 
 /**
- * Creates the job's directories in the guest (workspace, tool cache, event payload's folder) and
- * learns its home, shell, PATH and platform, in one round trip; then writes the event payload that
- * GITHUB_EVENT_PATH points at. `prelude` (shell, printing nothing) rides on the same round trip.
+ * Creates the job's directories in the guest (workspace, tool cache, event payload's folder), writes
+ * the event payload GITHUB_EVENT_PATH points at (sent on standard input) and learns the guest's home,
+ * shell, PATH and platform, in one round trip. `prelude` (shell, printing nothing) rides on it too.
  */
 export async function prepareGuest(
   session: SshSession,
@@ -30,6 +30,7 @@ export async function prepareGuest(
   const script = [
     ...(prelude ? [prelude] : []),
     `mkdir -p "${workspacePath("$HOME", job)}" "$HOME/workspace/_tool" '${eventFile.replace(/\/[^/]*$/, "")}'`,
+    `cat > '${eventFile}' || exit 1`,
     'printf "%s\\n" "$HOME"',
     "command -v bash >/dev/null 2>&1 && echo yes || echo no",
     'printf "%s\\n" "$PATH"',
@@ -37,8 +38,14 @@ export async function prepareGuest(
     "uname -m",
   ].join("\n");
   const lines: string[] = [];
-  const result = await session.exec(script, { signal, onStdout: (line) => lines.push(line) });
-  if (result.exitCode !== 0) throw new Error(`could not prepare the guest: the job's directories were not created`);
+  const result = await session.exec(script, {
+    signal,
+    stdin: JSON.stringify(event ?? {}),
+    onStdout: (line) => lines.push(line),
+  });
+  if (result.exitCode !== 0) {
+    throw new Error("could not prepare the guest: the job's directories or its event payload were not written");
+  }
   const [home = "", bash, path, kernel = "", machine = ""] = lines;
   const homeDir = home || "/root";
   const guest: PreparedGuest = {
@@ -50,6 +57,5 @@ export async function prepareGuest(
     hasBash: bash === "yes",
     path: path || "/usr/local/bin:/usr/bin:/bin",
   };
-  await session.upload(eventFile, JSON.stringify(event ?? {}), 0o644);
   return guest;
 }

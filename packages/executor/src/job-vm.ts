@@ -16,6 +16,8 @@ export interface JobVmOptions {
   readonly log: Logger;
   /** A VM booted ahead of the job (a warm pool's); the job owns it from now on. */
   readonly warmVm?: Vm;
+  /** An SSH session the pool opened to `warmVm` while it waited; used while it is still open. */
+  readonly warmSession?: SshSession;
   /** Image progress for the job's log or a terminal status line. */
   readonly progress: ImageProgress;
   /** A transient status line, updated while a cold boot runs. */
@@ -44,9 +46,12 @@ export async function startJobVm(options: JobVmOptions): Promise<JobVm> {
     );
     try {
       await warm.handOver?.({ vmName, log, signal });
-      const session = await connectSsh(warm.ssh, { signal, readyTimeoutMs: WARM_CONNECT_TIMEOUT_MS });
+      const ready = options.warmSession?.open ? options.warmSession : undefined;
+      if (!ready) options.warmSession?.close();
+      const session = ready ?? (await connectSsh(warm.ssh, { signal, readyTimeoutMs: WARM_CONNECT_TIMEOUT_MS }));
       return { vm: warm, session, warm: true };
     } catch (error) {
+      options.warmSession?.close();
       await warm.destroy().catch((destroyError: unknown) => log.error({ err: destroyError }, "VM teardown failed"));
       if (signal.aborted) throw error;
       log.warn({ err: error }, "the warm VM did not answer; booting a fresh one");

@@ -11,6 +11,7 @@ import { type JobSecrets, secretEnvironment, unsealCheckoutToken, unsealJobSecre
 import { startJobVm } from "./job-vm.ts";
 import { networkGate } from "./network-gate.ts";
 import { plannedGithubContext } from "./step-environment.ts";
+import { preflightError, preflightScript } from "./step-preflight.ts";
 import { resolveDirectory, StepRuntime } from "./step-runtime.ts";
 import type { Annotation } from "./workflow-commands.ts";
 
@@ -35,6 +36,8 @@ export interface RunJobOptions {
    * destroys; without it the job boots a fresh one.
    */
   readonly warmVm?: Vm;
+  /** An SSH session to `warmVm` opened while it waited (skips the handshake); the job closes it. */
+  readonly warmSession?: SshSession;
   /** Unseals the job's secrets; a job with secrets fails before booting without it. */
   readonly keyring?: Pick<FleetKeyring, "unseal">;
   /**
@@ -122,6 +125,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
       progress: status ? statusProgress(status) : throttledProgress(events),
       ...(status ? { status } : {}),
       ...(options.warmVm ? { warmVm: options.warmVm } : {}),
+      ...(options.warmSession ? { warmSession: options.warmSession } : {}),
     });
     vm = started.vm;
     session = started.session;
@@ -298,7 +302,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
       ...resolved.runnerEnv,
     };
     commands = ctx.runtime.commandReader(step, env);
-    const { script, shell } = await stepCommand(ctx, resolved);
+    const { script, shell, files } = await stepCommand(ctx, resolved);
     const run = await session.runScript({
       script,
       shell,
@@ -306,7 +310,10 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
       workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
       signal,
       onLine,
+      prelude: preflightScript(resolved.preflight),
+      files,
     });
+    if (run.refused) throw preflightError(run.refused, resolved.preflight);
     if (stepTimeout?.aborted && !ctx.signal.aborted) {
       outcome = Outcome.FAILURE;
       reason = `timed out after ${formatDuration(stepTimeoutMs ?? 0)} (timeout-minutes)`;
@@ -358,13 +365,21 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   };
 }
 
-async function stepCommand(
-  ctx: StepContext,
-  resolved: { script?: string; shell?: string },
-): Promise<{ script: string; shell: string }> {
+/** What a step runs: its script and shell, and files written just before it (a checkout's token). */
+interface StepCommand {
+  readonly script: string;
+  readonly shell: string;
+  readonly files: { path: string; content: string; mode: number }[];
+}
+
+async function stepCommand(ctx: StepContext, resolved: { script?: string; shell?: string }): Promise<StepCommand> {
   const { step, job, workspace, session, options } = ctx;
   if (step.action.case === "run") {
-    return { script: resolved.script ?? step.action.value.script, shell: resolved.shell ?? step.action.value.shell };
+    return {
+      script: resolved.script ?? step.action.value.script,
+      shell: resolved.shell ?? step.action.value.shell,
+      files: [],
+    };
   }
   if (step.action.case === "checkout") {
     const checkout = step.action.value;
@@ -377,10 +392,10 @@ async function stepCommand(
       ? ctx.secrets.get(checkout.tokenSecret)
       : unsealCheckoutToken(job, options.keyring);
     const tokenFile = token ? tokenFilePath(job, step.index) : undefined;
-    if (token && tokenFile) await session.upload(tokenFile, token, 0o600);
     return {
       script: checkoutScript(job, checkout, dest, { ...(local ? { local } : {}), ...(tokenFile ? { tokenFile } : {}) }),
       shell: SYSTEM_SHELL,
+      files: token && tokenFile ? [{ path: tokenFile, content: token, mode: 0o600 }] : [],
     };
   }
   throw new Error(`step ${step.index} has no action this version of Solstice can run`);

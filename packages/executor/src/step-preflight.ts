@@ -1,4 +1,3 @@
-import type { SshSession } from "@solstice/ssh";
 import type { RunnerFileVariable } from "./runner-files.ts";
 
 function shellQuote(value: string): string {
@@ -28,12 +27,11 @@ export function shellProgram(template: string): string | undefined {
 }
 
 /**
- * Gets one step ready in a single round trip: creates its runner files empty (so `>> "$GITHUB_OUTPUT"`
- * works in any shell), and checks that its working directory exists and its shell's program is
- * installed, so a step that cannot start fails with a message saying why instead of a bare exit code.
- * Throws StepPreflightError.
+ * Shell lines that get one step ready on the round trip that runs it (`runScript`'s prelude): they
+ * create its runner files empty (so `>> "$GITHUB_OUTPUT"` works in any shell), and check that its
+ * working directory exists and its shell's program is installed, printing a word for each problem.
  */
-export async function prepareStep(session: SshSession, step: StepPreflight, signal: AbortSignal): Promise<void> {
+export function preflightScript(step: StepPreflight): string {
   const files = Object.values(step.files);
   const dir = files[0]?.replace(/\/[^/]*$/, "") ?? "/tmp";
   const program = step.shell ? shellProgram(step.shell.template) : undefined;
@@ -44,18 +42,27 @@ export async function prepareStep(session: SshSession, step: StepPreflight, sign
       `( PATH=${shellQuote(step.shell.path)}; command -v ${shellQuote(program)} >/dev/null 2>&1 ) || echo program`,
     );
   }
-  const problems: string[] = [];
-  await session.exec(lines.join("\n"), { signal, onStdout: (line) => problems.push(line.trim()) });
-  if (problems.includes("files")) throw new StepPreflightError(`could not create the step's runner files in ${dir}`);
+  return lines.join("\n");
+}
+
+/**
+ * The error for the words `preflightScript` printed, so a step that cannot start fails with a
+ * message saying why instead of a bare exit code.
+ */
+export function preflightError(problems: readonly string[], step: StepPreflight): StepPreflightError {
+  const dir = Object.values(step.files)[0]?.replace(/\/[^/]*$/, "") ?? "/tmp";
+  const program = step.shell ? shellProgram(step.shell.template) : undefined;
+  if (problems.includes("files")) return new StepPreflightError(`could not create the step's runner files in ${dir}`);
   if (problems.includes("directory") && step.workingDirectory) {
     const { written, absolute } = step.workingDirectory;
-    throw new StepPreflightError(
+    return new StepPreflightError(
       `working-directory \`${written}\` (${absolute}) does not exist in the guest; create it in an earlier step, or fix the path`,
     );
   }
   if (problems.includes("program") && step.shell && program) {
-    throw new StepPreflightError(
+    return new StepPreflightError(
       `shell \`${step.shell.template}\` needs \`${program}\`, which is not installed in this guest (label ${step.runsOn}, PATH=${step.shell.path}); install it in an earlier step (adding its directory to $GITHUB_PATH if it is not on PATH), or run the job on a label whose image has it`,
     );
   }
+  return new StepPreflightError(`the step could not start in the guest (${problems.join(", ")})`);
 }

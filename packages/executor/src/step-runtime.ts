@@ -26,7 +26,7 @@ import {
   stepActionName,
   stepVariables,
 } from "./step-environment.ts";
-import { prepareStep } from "./step-preflight.ts";
+import type { StepPreflight } from "./step-preflight.ts";
 import { type WorkflowCommandHooks, WorkflowCommandReader } from "./workflow-commands.ts";
 
 /** The shell for the default `run:` shell when the guest has no bash, as the Actions runner does. */
@@ -65,6 +65,8 @@ export interface ResolvedStep {
   runnerEnv: Record<string, string>;
   workingDirectory: string;
   files: Record<RunnerFileVariable, string>;
+  /** What the step's run must check and create before it starts (`preflightScript`). */
+  preflight: StepPreflight;
 }
 
 function parseContext(json: string, name: string): unknown {
@@ -226,57 +228,47 @@ export class StepRuntime {
   }
 
   /**
-   * Evaluates the step's deferred expressions, creates its runner files in the guest and checks it
-   * can start (working directory, shell program). Throws StepPreflightError, ExpressionError or
-   * HashFilesError with a message naming the problem.
+   * Evaluates the step's deferred expressions (hashFiles() in the guest) and says what its run
+   * must check first. Throws ExpressionError or HashFilesError with a message naming the problem.
    */
   async resolve(step: PlannedStep, status: JobStatus, session: SshSession, signal: AbortSignal): Promise<ResolvedStep> {
     const contexts = this.contexts({}, status, step);
     const files = runnerFilePaths(this.filesDir, step.index);
-    const resolved = await this.withGuestHashes(session, signal, (options): ResolvedStep => {
+    return this.withGuestHashes(session, signal, (options): ResolvedStep => {
       const workflowEnv = this.envFor(step, contexts, options);
       const scoped = { ...contexts, env: workflowEnv };
       const basePath = workflowEnv.PATH ?? this.guest.path;
       const path = this.addedPath.length > 0 ? [...this.addedPath].reverse().concat(basePath).join(":") : undefined;
+      const runnerEnv = {
+        ...this.runnerEnv,
+        ...stepVariables(this.job, step, files),
+        ...(path === undefined ? {} : { PATH: path }),
+      };
+      const workingDirectory = this.expand(step.workingDirectory, scoped, options);
       const out: ResolvedStep = {
         name: this.expand(step.name, scoped, options),
         env: workflowEnv,
-        runnerEnv: {
-          ...this.runnerEnv,
-          ...stepVariables(this.job, step, files),
-          ...(path === undefined ? {} : { PATH: path }),
-        },
-        workingDirectory: this.expand(step.workingDirectory, scoped, options),
+        runnerEnv,
+        workingDirectory,
         files,
+        preflight: { files, runsOn: this.job.runsOn },
       };
       if (step.action.case === "run") {
         const shell = step.action.value.shell;
         out.script = this.expand(step.action.value.script, scoped, options);
         out.shell = shell === DEFAULT_SHELL && !this.guest.hasBash ? SH_FALLBACK : shell;
+        out.preflight = {
+          files,
+          runsOn: this.job.runsOn,
+          workingDirectory: {
+            absolute: resolveDirectory(this.guest.workspace, workingDirectory),
+            written: workingDirectory || this.guest.workspace,
+          },
+          shell: { template: out.shell, path: runnerEnv.PATH ?? workflowEnv.PATH ?? this.guest.path },
+        };
       }
       return out;
     });
-    await prepareStep(
-      session,
-      {
-        files,
-        runsOn: this.job.runsOn,
-        ...(step.action.case === "run"
-          ? {
-              workingDirectory: {
-                absolute: resolveDirectory(this.guest.workspace, resolved.workingDirectory),
-                written: resolved.workingDirectory || this.guest.workspace,
-              },
-              shell: {
-                template: resolved.shell ?? "",
-                path: resolved.runnerEnv.PATH ?? resolved.env.PATH ?? this.guest.path,
-              },
-            }
-          : {}),
-      },
-      signal,
-    );
-    return resolved;
   }
 
   /** Reads one step's output lines for workflow commands. */

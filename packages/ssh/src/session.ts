@@ -34,11 +34,20 @@ export interface RunScriptOptions {
   signal?: AbortSignal;
   /** `continued`: the line was longer than MAX_LINE_BYTES and its next piece follows. */
   onLine(stream: "stdout" | "stderr", text: string, continued: boolean): void;
+  /**
+   * Shell lines run just before the script, on the same round trip: anything they print to
+   * stdout means the script must not start, and their words come back as `refused`.
+   */
+  prelude?: string;
+  /** Text files written (mode applied) before the script starts, on the same round trip. */
+  files?: readonly { readonly path: string; readonly content: string; readonly mode: number }[];
 }
 
 export interface RunScriptResult {
   exitCode: number | null;
   aborted: boolean;
+  /** The words the prelude printed: the script did not run. */
+  refused?: string[];
 }
 
 /** Time the script's process group gets between SIGTERM and SIGKILL after an abort. */
@@ -53,11 +62,21 @@ const EXEC_RETRY_DELAY_MS = 150;
 
 export class SshSession {
   private sftpChannel: Promise<SFTPWrapper> | undefined;
+  private closed = false;
 
   constructor(
     private readonly client: Client,
     private readonly target: SshTarget,
-  ) {}
+  ) {
+    client.on("close", () => {
+      this.closed = true;
+    });
+  }
+
+  /** False once the connection has closed (ended here, by the server, or by failed keepalives). */
+  get open(): boolean {
+    return !this.closed;
+  }
 
   /** Writes `content` to `remotePath` over SFTP and sets its mode. */
   async upload(remotePath: string, content: string | Buffer, mode: number): Promise<void> {
@@ -115,37 +134,46 @@ export class SshSession {
   }
 
   /**
-   * Uploads `script` to a unique temporary path, runs it with `shell` in its own process group with
-   * `env` exported and in `workingDirectory`, and streams its output as lines. On abort the group is
-   * killed in the guest, so a timed-out step really stops. The environment travels on standard input
-   * into a file of mode 0600 that the step's shell reads and deletes before anything else runs,
-   * never on a command line, where `ps` in the guest would show secrets for the whole step.
+   * Runs `script` with `shell` in its own process group with `env` exported and in
+   * `workingDirectory`, and streams its output as lines, in one round trip. On abort the group is
+   * killed in the guest, so a timed-out step really stops. The script, the files and the
+   * environment travel on standard input into a file of mode 0600 that the step's shell reads and
+   * deletes before anything else runs: never on a command line, where `ps` in the guest would show
+   * secrets for the whole step, and without SFTP, whose first use starts a server in the guest.
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
-    const base = `/tmp/solstice-step-${randomUUID()}`;
+    const id = randomUUID();
+    const base = `/tmp/solstice-step-${id}`;
     const scriptPath = `${base}.script`;
     const envPath = `${base}.env`;
     const pidFile = `${base}.pid`;
     if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
-    await this.upload(scriptPath, opts.script, 0o700);
+    const refusedMark = `solstice-refused-${id}`;
     const cd = opts.workingDirectory
       ? `mkdir -p -- ${shellQuote(opts.workingDirectory)} && cd -- ${shellQuote(opts.workingDirectory)} || exit 1\n`
       : "";
+    const prelude = opts.prelude
+      ? `refused=$(umask 022\n${opts.prelude}\n)\nif [ -n "$refused" ]; then echo ${refusedMark} $refused; exit 0; fi\n`
+      : "";
     // The job runs as a child in a new session (setsid), so its pid is the process group id that an
     // abort kills; the wrapper waits for it and passes its exit status on.
-    // The environment arrives on the wrapper's standard input (no extra SFTP round trip) and is
-    // written to a file only the job's user can read.
     const wrapper =
       "set -u\n" +
       "umask 077\n" +
       `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(envPath)} ${shellQuote(pidFile)}' EXIT\n` +
       `cat > ${shellQuote(envPath)} || exit 1\n` +
+      prelude +
       `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
         `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
       "wait $!\n";
+    // Files first: the exports after them may change PATH, which `cat` and `chmod` need.
+    const files = [...(opts.files ?? []), { path: scriptPath, content: opts.script, mode: 0o700 }];
+    const stdin =
+      files.map((file) => hereDocument(file.path, file.content, file.mode, id)).join("") + exportLines(opts.env);
     const inner = new AbortController();
     let aborted = false;
+    let refused: string[] | undefined;
     const onAbort = () => {
       aborted = true;
       inner.abort();
@@ -154,9 +182,16 @@ export class SshSession {
     if (opts.signal?.aborted) onAbort();
     try {
       const result = await this.exec(wrapper, {
-        stdin: exportLines(opts.env),
+        stdin,
         signal: inner.signal,
-        onStdout: (line, continued) => opts.onLine("stdout", line, continued),
+        onStdout: (line, continued) => {
+          if (refused === undefined && line.startsWith(`${refusedMark} `)) {
+            refused = line
+              .slice(refusedMark.length + 1)
+              .split(" ")
+              .filter(Boolean);
+          } else opts.onLine("stdout", line, continued);
+        },
         onStderr: (line, continued) => opts.onLine("stderr", line, continued),
       }).catch((err: unknown) => {
         if (aborted) return { exitCode: null };
@@ -166,7 +201,7 @@ export class SshSession {
         await this.killGroup(pidFile, scriptPath, envPath);
         return { exitCode: null, aborted: true };
       }
-      return { exitCode: result.exitCode, aborted: false };
+      return { exitCode: result.exitCode, aborted: false, ...(refused ? { refused } : {}) };
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
     }
@@ -236,10 +271,12 @@ export class SshSession {
 /**
  * Opens an SSH connection that accepts only `target.hostKey` (a different key fails with
  * `HostKeyMismatchError`). `readyTimeoutMs` (default 20000) bounds the handshake and authentication.
+ * `keepaliveIntervalMs` sends keepalives on an idle connection and closes it after 3 unanswered,
+ * for a connection held open ahead of its use (a warm VM's), which must not be found half-open.
  */
 export function connectSsh(
   target: SshTarget,
-  opts: { signal?: AbortSignal; readyTimeoutMs?: number } = {},
+  opts: { signal?: AbortSignal; readyTimeoutMs?: number; keepaliveIntervalMs?: number } = {},
 ): Promise<SshSession> {
   const pinned = hostKeyBlob(target.hostKey);
   return new Promise<SshSession>((resolve, reject) => {
@@ -280,6 +317,7 @@ export function connectSsh(
       username: target.username,
       privateKey: target.privateKey,
       readyTimeout: opts.readyTimeoutMs ?? 20_000,
+      ...(opts.keepaliveIntervalMs ? { keepaliveInterval: opts.keepaliveIntervalMs, keepaliveCountMax: 3 } : {}),
       hostVerifier: (key: Buffer) => {
         if (key.equals(pinned)) return true;
         mismatch = new HostKeyMismatchError(target.host, target.port, fingerprint(key));
@@ -287,4 +325,15 @@ export function connectSsh(
       },
     });
   });
+}
+
+/**
+ * Shell lines that write `content` to `path` with `mode`, as a quoted here-document (no expansion)
+ * whose delimiter carries the step's random id, so no line of the content can end it early.
+ * A missing final newline is added: the here-document needs one.
+ */
+function hereDocument(path: string, content: string, mode: number, id: string): string {
+  const end = `SOLSTICE_EOF_${id.replaceAll("-", "")}`;
+  const body = content === "" || content.endsWith("\n") ? content : `${content}\n`;
+  return `cat > ${shellQuote(path)} <<'${end}' || exit 1\n${body}${end}\nchmod ${mode.toString(8)} ${shellQuote(path)} || exit 1\n`;
 }

@@ -83,6 +83,56 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
     assert.equal(lines.at(-1), "0", "the env file was deleted before the script ran");
   });
 
+  test("a script and its files arrive byte for byte with their modes, on the run's own round trip", {
+    timeout: 30_000,
+  }, async () => {
+    const dir = `/tmp/${randomUUID()}`;
+    // Text a here-document must not expand or end early: quotes, $, backticks, backslashes, a line
+    // that looks like a delimiter, and no final newline (the transfer adds one).
+    const tricky = "a 'quoted' \"line\" $HOME `id` \\n\nEOF\nSOLSTICE_EOF_\n\nlast";
+    const lines: string[] = [];
+    const result = await session.runScript({
+      // Shell builtins only: the step's PATH leads nowhere, which must not stop the files arriving.
+      script: `[ -x "$0" ] && echo executable\nwhile IFS= read -r l; do echo "$l"; done < ${dir}/token\n`,
+      shell: "sh -e {0}",
+      env: { PATH: "/nonexistent" },
+      files: [{ path: `${dir}/token`, content: tricky, mode: 0o600 }],
+      prelude: `mkdir -p ${dir}`,
+      onLine: (_stream, text) => lines.push(text),
+    });
+    assert.deepEqual(result, { exitCode: 0, aborted: false });
+    assert.deepEqual(lines, ["executable", ...tricky.split("\n")]);
+    const mode: string[] = [];
+    await session.exec(`stat -c %a ${dir}/token`, { onStdout: (l) => mode.push(l) });
+    assert.deepEqual(mode, ["600"]);
+  });
+
+  test("a prelude that prints a word refuses the script, which never runs", { timeout: 30_000 }, async () => {
+    const marker = `/tmp/${randomUUID()}`;
+    const lines: string[] = [];
+    const refused = await session.runScript({
+      script: `touch ${marker}\necho ran\n`,
+      shell: "sh -e {0}",
+      env: {},
+      prelude: "[ -d /no/such/dir ] || echo directory\ncommand -v no-such-program >/dev/null || echo program",
+      onLine: (_stream, text) => lines.push(text),
+    });
+    assert.deepEqual(refused, { exitCode: 0, aborted: false, refused: ["directory", "program"] });
+    assert.equal(lines.length, 0, "the refusal is not step output");
+    const seen: string[] = [];
+    await session.exec(`[ -e ${marker} ] && echo exists || echo absent`, { onStdout: (l) => seen.push(l) });
+    assert.deepEqual(seen, ["absent"], "the refused script did not run");
+    const ran = await session.runScript({
+      script: `touch ${marker}\necho ran\n`,
+      shell: "sh -e {0}",
+      env: {},
+      prelude: "[ -d /tmp ] || echo directory",
+      onLine: (_stream, text) => lines.push(text),
+    });
+    assert.deepEqual(ran, { exitCode: 0, aborted: false });
+    assert.deepEqual(lines, ["ran"]);
+  });
+
   test("aborting a script kills it and its children in the guest", { timeout: 60_000 }, async () => {
     const marker = `/tmp/${randomUUID()}`;
     const controller = new AbortController();

@@ -1,5 +1,4 @@
 import type { CapacitySlotGate, SlotGate } from "@solstice/bus";
-import type { Vm } from "@solstice/vm";
 import type { Logger } from "pino";
 import type { PooledVm, WarmPool } from "./warm-pool.ts";
 
@@ -67,12 +66,12 @@ export class JobSlots implements SlotGate {
    * is over. Resolves with the warm VM the job runs on, if its label's pool had one; an evicted VM
    * is gone before it resolves, so the job's own VM never runs beside it.
    */
-  async start(label: string): Promise<Vm | undefined> {
+  async start(label: string): Promise<PooledVm | undefined> {
     const claim = this.claims.get(label)?.shift();
     if (!claim) throw new Error(`started a job of label "${label}" without a claimed slot`);
     this.pool.noteJobStarted(label);
     if (claim.kind === "free") return undefined;
-    if (claim.kind === "warm") return claim.pooled.vm;
+    if (claim.kind === "warm") return claim.pooled;
     // Hand the evicted VM's slot to this label before any await, so nothing else can take it.
     const from = claim.pooled.label;
     this.slots.release(from);
@@ -81,6 +80,7 @@ export class JobSlots implements SlotGate {
       { from, to: label, vmId: claim.pooled.vm.id },
       "destroying an idle warm VM to free its slot for a job",
     );
+    claim.pooled.session.close();
     await claim.pooled.vm
       .destroy()
       .catch((error: unknown) => this.log.error({ err: error, pool: from }, "warm VM teardown failed"));

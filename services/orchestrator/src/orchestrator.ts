@@ -237,10 +237,10 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     const controller = new AbortController();
     const done = (async () => {
       // From here the job owns its slot, and the warm VM if its label's pool had one.
-      const warmVm = await jobSlots.start(delivery.label);
+      const warm = await jobSlots.start(delivery.label);
       if (warmPool.serves(delivery.label)) {
-        deps.metrics?.warmPoolStart(delivery.label, warmVm !== undefined);
-        jobLog.info({ label: delivery.label, warm: warmVm !== undefined }, warmVm ? "warm pool hit" : "warm pool miss");
+        deps.metrics?.warmPoolStart(delivery.label, warm !== undefined);
+        jobLog.info({ label: delivery.label, warm: warm !== undefined }, warm ? "warm pool hit" : "warm pool miss");
       }
       return runJob({
         job,
@@ -251,7 +251,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         ...(deps.keyring ? { keyring: deps.keyring } : {}),
         keepFailedVm: debug.keep,
-        ...(warmVm ? { warmVm } : {}),
+        ...(warm ? { warmVm: warm.vm, warmSession: warm.session } : {}),
         networkPolicy: config.networkPolicy[delivery.label] ?? "outbound",
       });
     })()

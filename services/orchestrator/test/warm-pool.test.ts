@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createSlotGate } from "@solstice/bus";
 import type { LocalImage } from "@solstice/images";
+import type { SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend, VmSpec } from "@solstice/vm";
 import { pino } from "pino";
 import { JobSlots } from "../src/job-slots.ts";
@@ -67,6 +68,7 @@ function setUp(opts: {
   refillQuietMs?: number;
 }) {
   const fake = opts.backend ?? fakeBackend();
+  const sessions: { vmId: string; open: boolean }[] = [];
   const total = opts.total ?? Object.values(opts.capacity).reduce((a, b) => a + b, 0);
   const slots = createSlotGate({ total, perLabel: opts.capacity });
   const pool = new WarmPool({
@@ -76,9 +78,21 @@ function setUp(opts: {
     log,
     backoffMs: opts.backoffMs ?? 100,
     refillQuietMs: opts.refillQuietMs ?? 0,
+    // Stands in for the SSH session a real pool keeps open to each idle VM.
+    connect: async (vm) => {
+      const session = {
+        vmId: vm.id,
+        open: true,
+        close() {
+          session.open = false;
+        },
+      };
+      sessions.push(session);
+      return session as unknown as SshSession;
+    },
   });
   const jobSlots = new JobSlots(slots, opts.capacity, pool, log);
-  return { ...fake, slots, pool, jobSlots };
+  return { ...fake, slots, pool, jobSlots, sessions };
 }
 
 async function until(check: () => boolean, what: string, timeoutMs = 2_000): Promise<void> {
@@ -110,7 +124,8 @@ describe("warm pool accounting", () => {
     await until(() => pool.sizes().tiny?.idle === 1, "the VM to be idle");
     assert.equal(jobSlots.tryAcquire("tiny"), true);
     const vm = await jobSlots.start("tiny");
-    assert.equal(vm?.id, "vm-1");
+    assert.equal(vm?.vm.id, "vm-1");
+    assert.equal(vm?.session.open, true, "the job gets the session the pool kept open to its VM");
     assert.deepEqual(slots.inUse(), { total: 1, byLabel: { tiny: 1 } }, "the job holds the pooled VM's slot");
     pool.refill("tiny");
     assert.equal(pool.sizes().tiny?.booting, 0, "no refill right after a job started");
@@ -131,7 +146,7 @@ describe("warm pool accounting", () => {
     assert.equal(slots.inUse().total, 2);
     const first = await jobSlots.start("tiny");
     const second = await jobSlots.start("tiny");
-    assert.equal(first?.id, "vm-1", "the first job runs warm");
+    assert.equal(first?.vm.id, "vm-1", "the first job runs warm");
     assert.equal(second, undefined, "the second boots a fresh VM");
     assert.equal(slots.inUse().total, 2);
   });
@@ -198,7 +213,7 @@ describe("warm pool accounting", () => {
 
   test("pause (drain) destroys idle VMs and stops boots; nothing refills until resume", async () => {
     const fake = fakeBackend({ bootMs: 300 });
-    const { pool, slots } = setUp({ capacity: { tiny: 2 }, pool: { tiny: 2 }, backend: fake });
+    const { pool, slots, sessions } = setUp({ capacity: { tiny: 2 }, pool: { tiny: 2 }, backend: fake });
     pool.refill("tiny");
     await until(() => fake.boots.length === 2, "two boots under way");
     await pool.pause();
@@ -212,6 +227,11 @@ describe("warm pool accounting", () => {
     await until(() => pool.sizes().tiny?.idle === 2, "two idle VMs");
     await pool.pause();
     assert.ok(fake.vms.every((vm) => vm.destroyed));
+    assert.equal(sessions.length, 2);
+    assert.ok(
+      sessions.every((session) => !session.open),
+      "the sessions kept open to the idle VMs are closed",
+    );
     assert.deepEqual(slots.inUse().total, 0);
   });
 

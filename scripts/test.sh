@@ -11,8 +11,16 @@ mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*
 # test/serial restarts the machine's RabbitMQ and PostgreSQL, so it runs alone, after the rest.
 mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
 echo "test: ${#files[@]} test files, then ${#serial[@]} alone"
+# The suites that run jobs in VMs, once more in each other start mode (test/support/start-mode.ts):
+# warm-pool hand-over on tiny, and snapshot restore on tiny-fast.
+modal=(test/spine.test.ts test/conformance/checkout.test.ts test/conformance/guest-semantics.test.ts
+  test/conformance/status-and-timeouts.test.ts test/conformance/step-semantics.test.ts)
 status=0
 node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" || status=$?
+for mode in warm restore; do
+  echo "test: ${#modal[@]} files again, start mode $mode"
+  SOLSTICE_TEST_START_MODE=$mode node --import tsx --test --test-concurrency=2 --test-reporter=spec "${modal[@]}" || status=$?
+done
 node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}" || status=$?
 bash scripts/services.sh >/dev/null
 exit "$status"

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
 import { FleetKeyring, generateFleetKey, JobSource, Outcome, parseFleetKeys } from "@solstice/protocol";
+import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
 import { type ConformanceRun, runConformanceWorkflow } from "./workflow-run.ts";
 
 // The built-in checkout in one tiny VM (TCG), against a forge inside the guest itself (guests
@@ -88,7 +89,7 @@ jobs:
           cat app/.git/config app/.git/modules/lib/config other/.git/config | sed 's/^/config: /'
 `;
 
-describe("conformance: checkout in the guest with tokens, path, history, submodules, clean (one tiny VM, TCG)", {
+describe(`conformance: checkout in the guest with tokens, path, history, submodules, clean (one ${TEST_LABEL} VM, TCG, ${START_MODE_TITLE})`, {
   timeout: 300_000,
 }, () => {
   const jobToken = `job-${randomBytes(12).toString("hex")}`;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import { JobSource, Outcome } from "@solstice/protocol";
+import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
 import { type ConformanceRun, runConformanceWorkflow, variablesIn } from "./workflow-run.ts";
 
 // One Forgejo job in one tiny VM (TCG), many cases: hashFiles() in the guest, the standard
@@ -126,7 +127,9 @@ function expectedHash(contents: string[]): string {
   return total.digest("hex");
 }
 
-describe("conformance: semantics inside the guest (one tiny VM, TCG)", { timeout: 300_000 }, () => {
+describe(`conformance: semantics inside the guest (one ${TEST_LABEL} VM, TCG, ${START_MODE_TITLE})`, {
+  timeout: 300_000,
+}, () => {
   let run: ConformanceRun;
 
   test("the job runs every case and succeeds, each step with its expected outcome", async () => {
@@ -241,7 +244,7 @@ describe("conformance: semantics inside the guest (one tiny VM, TCG)", { timeout
     assert.ok(run.stepLog(7).includes("traced"));
     assert.match(
       run.result.steps[8]?.reason ?? "",
-      /^shell `python \{0\}` needs `python`, which is not installed in this guest \(label tiny, PATH=.*\); install it in an earlier step/,
+      /^shell `python \{0\}` needs `python`, which is not installed in this guest \(label tiny(-fast)?, PATH=.*\); install it in an earlier step/,
     );
   });
 

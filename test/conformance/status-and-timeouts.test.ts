@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { JobSource, Outcome } from "@solstice/protocol";
+import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
 import { type ConformanceRun, runConformanceWorkflow } from "./workflow-run.ts";
 
 // One GitHub job in one tiny VM (TCG) whose bash is removed after boot: the default shell falls
@@ -62,7 +63,7 @@ jobs:
       - run: echo "never, the job ended"
 `;
 
-describe("conformance: status functions, shells without bash, step and job timeouts (one tiny VM, TCG)", {
+describe(`conformance: status functions, shells without bash, step and job timeouts (one ${TEST_LABEL} VM, TCG, ${START_MODE_TITLE})`, {
   timeout: 400_000,
 }, () => {
   let run: ConformanceRun;

@@ -8,6 +8,7 @@ import { type JobEvent, JobSource, Outcome } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { pino } from "pino";
+import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
 
 // One workflow, run end to end in one tiny VM (TCG), with its expected per-step outcomes, outputs
 // and log. Each step's comment names the Actions behaviour it shows.
@@ -64,7 +65,9 @@ jobs:
         run: echo not cancelled
 `;
 
-describe("conformance: step semantics in a real VM (tiny guest, TCG)", { timeout: 300_000 }, () => {
+describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${START_MODE_TITLE})`, {
+  timeout: 300_000,
+}, () => {
   let runDir: string;
   before(async () => {
     runDir = await mkdtemp(path.join(tmpdir(), "solstice-conformance-"));

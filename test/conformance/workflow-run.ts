@@ -11,10 +11,11 @@ import {
   LogStream,
   Outcome,
 } from "@solstice/protocol";
-import { connectSsh } from "@solstice/ssh";
-import { createQemuBackend, type VmBackend } from "@solstice/vm";
+import { connectSsh, type SshSession } from "@solstice/ssh";
+import { createQemuBackend, type Vm, type VmBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
-import { pino } from "pino";
+import { type Logger, pino } from "pino";
+import { assertStartedInMode, START_MODE, TEST_LABEL } from "../support/start-mode.ts";
 
 /** One workflow's single job, run end to end in a real tiny VM (TCG), with what it produced. */
 export interface ConformanceRun {
@@ -66,6 +67,18 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
   };
 }
 
+/** A VM booted the way a warm pool boots one, with the SSH session the pool keeps open to it. */
+async function bootWarmVm(backend: VmBackend, label: string, log: Logger): Promise<{ vm: Vm; session: SshSession }> {
+  const image = await backend.ensureImage(label);
+  const vm = await backend.boot({ vmName: `pool-${label}-conformance`, image, pooled: true, log });
+  try {
+    return { vm, session: await connectSsh(vm.ssh, { keepaliveIntervalMs: 10_000 }) };
+  } catch (error) {
+    await vm.destroy();
+    throw error;
+  }
+}
+
 export async function runConformanceWorkflow(options: ConformanceOptions): Promise<ConformanceRun> {
   const runDir = await mkdtemp(path.join(tmpdir(), "solstice-conformance-"));
   try {
@@ -85,15 +98,19 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
     const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
       events.push(event);
     });
+    request.runsOn = request.runsOn === "tiny" ? TEST_LABEL : request.runsOn;
     const log = pino({ level: "silent" });
     const qemu = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
+    const backend = options.afterBoot ? changedGuests(qemu, options.afterBoot) : qemu;
+    const warm = START_MODE === "warm" ? await bootWarmVm(backend, request.runsOn, log) : undefined;
     const result = await runJob({
       job: request,
-      backend: options.afterBoot ? changedGuests(qemu, options.afterBoot) : qemu,
+      backend,
       events: stream,
       signal: new AbortController().signal,
       log,
       ...(options.secrets ? { keyring: options.secrets.keyring } : {}),
+      ...(warm ? { warmVm: warm.vm, warmSession: warm.session } : {}),
     });
     const lines = events.flatMap(({ body }) =>
       body.case === "log"
@@ -104,6 +121,7 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
           }))
         : [],
     );
+    assertStartedInMode(lines.map((l) => l.text));
     return {
       request,
       result,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Bus, connectBus } from "@solstice/bus";
 import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
@@ -23,6 +24,7 @@ import {
 import { createQemuBackend } from "@solstice/vm";
 import pg from "pg";
 import { type Logger, pino } from "pino";
+import { assertStartedInMode, logLines, START_MODE, TEST_LABEL } from "./start-mode.ts";
 
 export const AMQP_URL = process.env.SOLSTICE_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const DATABASE_URL = process.env.SOLSTICE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -57,6 +59,12 @@ export interface TestFleetOptions {
   readonly env?: Record<string, string>;
 }
 
+/**
+ * An orchestrator on this machine's RabbitMQ, PostgreSQL and QEMU, in a namespace and schema of
+ * its own. Under SOLSTICE_TEST_START_MODE (support/start-mode.ts) the `tiny` label of `capacity`
+ * becomes the mode's label, `warm` gives it a warm pool of 1, and `runToEnd` checks each job that
+ * ran a step started in the mode (in `warm`, after waiting for an idle pooled VM).
+ */
 export async function startTestFleet(capacity = "tiny=2", options: TestFleetOptions = {}): Promise<TestFleet> {
   const log = options.log ?? defaultLog;
   const id = randomUUID().slice(0, 8);
@@ -70,7 +78,8 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     SOLSTICE_DATABASE_SCHEMA: schema,
     SOLSTICE_NAMESPACE: namespace,
     SOLSTICE_HOST_ID: `host-${id}`,
-    SOLSTICE_CAPACITY: capacity,
+    SOLSTICE_CAPACITY: capacity.replace(/\btiny=/, `${TEST_LABEL}=`),
+    ...(START_MODE === "warm" ? { SOLSTICE_WARM_POOL: `${TEST_LABEL}=1` } : {}),
     SOLSTICE_RUN_DIR: runRoot,
     SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
     ...options.env,
@@ -117,6 +126,9 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     runRoot,
     namespace,
     async runToEnd(job, timeoutMs = 180_000) {
+      if (START_MODE === "warm" && orchestrator.warmPool.sizes()[job.runsOn] !== undefined) {
+        await waitForIdleWarmVm(orchestrator, job.runsOn);
+      }
       const finished = new Promise<JobEvent[]>((resolve, reject) => {
         const timer = setTimeout(
           () => reject(new Error(`job ${job.jobId} did not finish in ${timeoutMs} ms`)),
@@ -131,7 +143,9 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
         });
       });
       await bus.publishJob(job);
-      return finished;
+      const all = await finished;
+      if (all.some((event) => event.body.case === "stepStarted")) assertStartedInMode(logLines(all));
+      return all;
     },
     async close() {
       await orchestrator.stop(0);
@@ -143,6 +157,15 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
       await rm(runRoot, { recursive: true, force: true });
     },
   };
+}
+
+/** Waits until `label`'s warm pool has an idle VM, so the next job is a pool hit. */
+async function waitForIdleWarmVm(orchestrator: Orchestrator, label: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((orchestrator.warmPool.sizes()[label]?.idle ?? 0) < 1) {
+    if (Date.now() > deadline) throw new Error(`no idle warm VM of ${label} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }
 
 /** Waits until the store records the job's first step as running (its VM booted, its script started). */
@@ -177,7 +200,7 @@ export function tinyJob(
     attempt: 1,
     source: JobSource.MANUAL,
     owner,
-    runsOn: "tiny",
+    runsOn: TEST_LABEL,
     timeoutSeconds: 600,
     workflowPath: "test.yml",
     workflowJobId: "test",

@@ -29,7 +29,7 @@ import { QmpClient } from "./qmp.ts";
 import { runCommand } from "./run-command.ts";
 import { createRunDir, reapRunDirs, writeRunRecord } from "./run-dir.ts";
 import { writeSeedIso } from "./seed-iso.ts";
-import { resumeIncoming, saveGuestState, templateKey } from "./snapshot.ts";
+import { pruneSnapshots, resumeIncoming, saveGuestState, templateKey, touchSnapshot } from "./snapshot.ts";
 
 export interface QemuBackendOptions {
   /** Where run directories live (default $SOLSTICE_RUN_DIR or /var/tmp/solstice/vms). */
@@ -102,7 +102,11 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     });
     const dir = join(cacheDir, "snapshots");
     const statePath = join(dir, `${spec.image.label}-${key}.state`);
-    if (existsSync(statePath)) return statePath;
+    if (existsSync(statePath)) {
+      // Its mtime is its last restore, which pruning goes by.
+      await touchSnapshot(statePath).catch(() => undefined);
+      return statePath;
+    }
     let making = templates.get(statePath);
     if (!making) {
       making = (async () => {
@@ -132,6 +136,8 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
             await vm.destroy();
             await rename(partial, statePath);
             opts.log.info({ image: spec.image.label, statePath, ms: Date.now() - started }, "snapshot template saved");
+            const pruned = await pruneSnapshots(dir);
+            if (pruned.length > 0) opts.log.info({ pruned }, "unused snapshot states deleted");
             return statePath;
           },
         ).finally(() => rm(partial, { force: true }));

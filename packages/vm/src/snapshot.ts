@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { readdir, rm, stat, utimes } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
 import type { Accelerator } from "./accelerator-probe.ts";
@@ -89,4 +91,51 @@ export async function resumeIncoming(qmp: QmpClient, signal: AbortSignal): Promi
     await sleep(POLL_MS, undefined, { signal });
   }
   await qmp.execute("cont", QMP_STEP_MS);
+}
+
+/**
+ * How long a saved state may go unrestored before `pruneSnapshots` deletes it: a state whose key
+ * no longer matches (a rebuilt image, new QEMU, other memory size) is never restored again, and at
+ * 40–120 MB each they would pile up. One still wanted is simply saved again (about 5 s under TCG).
+ */
+export const SNAPSHOT_UNUSED_MS = 7 * 24 * 3600 * 1000;
+/** A partial state this old belongs to a save that died with its process. */
+const PARTIAL_STALE_MS = 3600 * 1000;
+
+/** Marks a state as used now (its mtime), so pruning keeps it. */
+export async function touchSnapshot(statePath: string, now = new Date()): Promise<void> {
+  await utimes(statePath, now, now);
+}
+
+/**
+ * Deletes, in the snapshots directory, states not restored for `unusedMs` (their mtime is the
+ * last restore), partial states of saves that died, and lock files whose state is gone. Returns
+ * the names removed. Never throws for a file another process removed first.
+ */
+export async function pruneSnapshots(dir: string, opts: { unusedMs?: number; now?: number } = {}): Promise<string[]> {
+  const unusedMs = opts.unusedMs ?? SNAPSHOT_UNUSED_MS;
+  const now = opts.now ?? Date.now();
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  // Locks last, so the lock of a state deleted in this pass goes with it.
+  const ordered = [...names.filter((n) => !n.endsWith(".lock")), ...names.filter((n) => n.endsWith(".lock"))];
+  for (const name of ordered) {
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile()) continue;
+    const age = now - info.mtimeMs;
+    const orphanLock =
+      name.endsWith(".lock") &&
+      age > PARTIAL_STALE_MS &&
+      !(await stat(path.replace(/\.lock$/, ".state")).then(
+        () => true,
+        () => false,
+      ));
+    const stale =
+      (name.endsWith(".state") && age > unusedMs) || (name.endsWith(".part") && age > PARTIAL_STALE_MS) || orphanLock;
+    if (!stale) continue;
+    await rm(path, { force: true });
+    removed.push(name);
+  }
+  return removed;
 }

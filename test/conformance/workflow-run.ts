@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { JobEventStream, type JobResult, runJob } from "@solstice/executor";
+import { JobEventStream, type JobResult, learnGuestBasics, runJob, type WarmVm } from "@solstice/executor";
 import {
   checkoutTokenContext,
   type FleetKeyring,
@@ -11,8 +11,8 @@ import {
   LogStream,
   Outcome,
 } from "@solstice/protocol";
-import { connectSsh, type SshSession } from "@solstice/ssh";
-import { createQemuBackend, type Vm, type VmBackend } from "@solstice/vm";
+import { connectSsh } from "@solstice/ssh";
+import { createQemuBackend, type VmBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { type Logger, pino } from "pino";
 import { assertStartedInMode, START_MODE, TEST_LABEL } from "../support/start-mode.ts";
@@ -67,12 +67,13 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
   };
 }
 
-/** A VM booted the way a warm pool boots one, with the SSH session the pool keeps open to it. */
-async function bootWarmVm(backend: VmBackend, label: string, log: Logger): Promise<{ vm: Vm; session: SshSession }> {
+/** A VM booted the way a warm pool boots one, with the session it keeps open and the basics it learns. */
+async function bootWarmVm(backend: VmBackend, label: string, log: Logger): Promise<WarmVm> {
   const image = await backend.ensureImage(label);
   const vm = await backend.boot({ vmName: `pool-${label}-conformance`, image, pooled: true, log });
   try {
-    return { vm, session: await connectSsh(vm.ssh, { keepaliveIntervalMs: 10_000 }) };
+    const session = await connectSsh(vm.ssh, { keepaliveIntervalMs: 10_000 });
+    return { vm, session, basics: await learnGuestBasics(session) };
   } catch (error) {
     await vm.destroy();
     throw error;
@@ -110,7 +111,7 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
       signal: new AbortController().signal,
       log,
       ...(options.secrets ? { keyring: options.secrets.keyring } : {}),
-      ...(warm ? { warmVm: warm.vm, warmSession: warm.session } : {}),
+      ...(warm ? { warm } : {}),
     });
     const lines = events.flatMap(({ body }) =>
       body.case === "log"

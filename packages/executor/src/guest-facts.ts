@@ -1,22 +1,99 @@
 import type { JobRequest } from "@solstice/protocol";
-import type { SshSession } from "@solstice/ssh";
+import { type SshSession, shellQuote } from "@solstice/ssh";
 import { eventPath, type GuestFacts, guestPlatform, workspacePath } from "./step-environment.ts";
 
 /** RUNNER_TEMP: the fresh VM's /tmp, as the planner's runner context says (`runner.temp`). */
 const RUNNER_TEMP = "/tmp";
 
-/** What the job's steps need to know about the guest, asked once per job. */
-export interface PreparedGuest extends GuestFacts {
+/** What the guest's login environment is: the same for every job it could run. */
+export interface GuestBasics {
+  readonly home: string;
   /** Whether bash is on the login PATH; the default `run:` shell falls back to `sh -e` without it. */
   readonly hasBash: boolean;
   /** The login PATH, which GITHUB_PATH entries go in front of. */
   readonly path: string;
+  /** `uname -s` and `uname -m`. */
+  readonly kernel: string;
+  readonly machine: string;
+}
+
+/** What the job's steps need to know about the guest, asked once per job. */
+export interface PreparedGuest extends GuestFacts {
+  readonly hasBash: boolean;
+  readonly path: string;
+}
+
+/**
+ * The job's own setup in a guest whose basics are known: its directories, the event payload
+ * GITHUB_EVENT_PATH points at, and the clock check of a VM that waited. It rides on the job's first
+ * command (`runScript`'s prelude and files): the prelude refuses with `setup` if a directory could
+ * not be made.
+ */
+export interface GuestSetup {
+  readonly prelude: string;
+  readonly files: readonly { readonly path: string; readonly content: string; readonly mode: number }[];
+}
+
+/** Prints the basics, one per line: home, bash yes/no, PATH, then kernel and machine on one. */
+const BASICS_SCRIPT = [
+  'printf "%s\\n" "$HOME"',
+  "command -v bash >/dev/null 2>&1 && echo yes || echo no",
+  'printf "%s\\n" "$PATH"',
+  "uname -sm",
+].join("\n");
+
+function parseBasics(lines: readonly string[]): GuestBasics {
+  const [home = "", bash, path, platform = ""] = lines;
+  // Kernel names have no spaces (Linux, FreeBSD, SunOS, Darwin).
+  const [kernel = "", machine = ""] = platform.trim().split(/\s+/);
+  return {
+    home: home || "/root",
+    hasBash: bash === "yes",
+    path: path || "/usr/local/bin:/usr/bin:/bin",
+    kernel,
+    machine,
+  };
+}
+
+/** Learns the guest's basics in one round trip (a warm pool does it while its VM waits). */
+export async function learnGuestBasics(session: SshSession, signal?: AbortSignal): Promise<GuestBasics> {
+  const lines: string[] = [];
+  const result = await session.exec(BASICS_SCRIPT, { ...(signal ? { signal } : {}), onStdout: (l) => lines.push(l) });
+  if (result.exitCode !== 0)
+    throw new Error(`could not learn the guest's home, shell and PATH (exit ${result.exitCode})`);
+  return parseBasics(lines);
+}
+
+/** The job's view of a guest with these basics. */
+export function preparedGuest(basics: GuestBasics, job: JobRequest): PreparedGuest {
+  return {
+    home: basics.home,
+    workspace: workspacePath(basics.home, job),
+    ...guestPlatform(basics.kernel, basics.machine),
+    runnerTemp: RUNNER_TEMP,
+    toolCache: `${basics.home}/workspace/_tool`,
+    hasBash: basics.hasBash,
+    path: basics.path,
+  };
+}
+
+/** The job's setup for a guest whose basics are known, to ride on its first command. */
+export function guestSetup(guest: PreparedGuest, event: unknown, prelude = ""): GuestSetup {
+  const eventFile = eventPath(guest);
+  const dirs = [guest.workspace, guest.toolCache, eventFile.replace(/\/[^/]*$/, "")];
+  return {
+    prelude: [
+      ...(prelude ? [prelude] : []),
+      `mkdir -p ${dirs.map(shellQuote).join(" ")} || refused="$refused setup"`,
+    ].join("\n"),
+    files: [{ path: eventFile, content: JSON.stringify(event ?? {}), mode: 0o644 }],
+  };
 }
 
 /**
  * Creates the job's directories in the guest (workspace, tool cache, event payload's folder), writes
- * the event payload GITHUB_EVENT_PATH points at (sent on standard input) and learns the guest's home,
- * shell, PATH and platform, in one round trip. `prelude` (shell, printing nothing) rides on it too.
+ * the event payload GITHUB_EVENT_PATH points at (sent on standard input) and learns the guest's
+ * basics, in one round trip. `prelude` (shell, printing nothing) rides on it too.
  */
 export async function prepareGuest(
   session: SshSession,
@@ -31,11 +108,7 @@ export async function prepareGuest(
     ...(prelude ? [prelude] : []),
     `mkdir -p "${workspacePath("$HOME", job)}" "$HOME/workspace/_tool" '${eventFile.replace(/\/[^/]*$/, "")}'`,
     `cat > '${eventFile}' || exit 1`,
-    'printf "%s\\n" "$HOME"',
-    "command -v bash >/dev/null 2>&1 && echo yes || echo no",
-    'printf "%s\\n" "$PATH"',
-    "uname -s",
-    "uname -m",
+    BASICS_SCRIPT,
   ].join("\n");
   const lines: string[] = [];
   const result = await session.exec(script, {
@@ -46,16 +119,5 @@ export async function prepareGuest(
   if (result.exitCode !== 0) {
     throw new Error("could not prepare the guest: the job's directories or its event payload were not written");
   }
-  const [home = "", bash, path, kernel = "", machine = ""] = lines;
-  const homeDir = home || "/root";
-  const guest: PreparedGuest = {
-    home: homeDir,
-    workspace: workspacePath(homeDir, job),
-    ...guestPlatform(kernel.trim(), machine.trim()),
-    runnerTemp: RUNNER_TEMP,
-    toolCache: `${homeDir}/workspace/_tool`,
-    hasBash: bash === "yes",
-    path: path || "/usr/local/bin:/usr/bin:/bin",
-  };
-  return guest;
+  return preparedGuest(parseBasics(lines), job);
 }

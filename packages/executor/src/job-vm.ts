@@ -3,6 +3,7 @@ import type { JobRequest } from "@solstice/protocol";
 import { connectSsh, type SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import type { GuestBasics } from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
 
 /** Bound on the SSH handshake with a warm VM: it answers in well under a second when healthy. */
@@ -15,13 +16,20 @@ export interface JobVmOptions {
   readonly signal: AbortSignal;
   readonly log: Logger;
   /** A VM booted ahead of the job (a warm pool's); the job owns it from now on. */
-  readonly warmVm?: Vm;
-  /** An SSH session the pool opened to `warmVm` while it waited; used while it is still open. */
-  readonly warmSession?: SshSession;
+  readonly warm?: WarmVm;
   /** Image progress for the job's log or a terminal status line. */
   readonly progress: ImageProgress;
   /** A transient status line, updated while a cold boot runs. */
   readonly status?: (text: string) => void;
+}
+
+/** A VM booted ahead of its job, as a warm pool hands it over. */
+export interface WarmVm {
+  readonly vm: Vm;
+  /** An SSH session the pool opened while the VM waited; the job uses it while it is still open. */
+  readonly session?: SshSession;
+  /** The guest's basics, learned while it waited: the job then needs no round trip of its own. */
+  readonly basics?: GuestBasics;
 }
 
 export interface JobVm {
@@ -38,7 +46,8 @@ export interface JobVm {
 export async function startJobVm(options: JobVmOptions): Promise<JobVm> {
   const { job, events, signal, log } = options;
   const vmName = `${job.jobId}-${job.attempt}`;
-  const warm = options.warmVm;
+  const warm = options.warm?.vm;
+  const warmSession = options.warm?.session;
   if (warm) {
     events.line(
       `Using a warm VM from the pool (booted in ${(warm.bootMs / 1000).toFixed(1)} s, accelerator: ${warm.accelerator})`,
@@ -46,12 +55,12 @@ export async function startJobVm(options: JobVmOptions): Promise<JobVm> {
     );
     try {
       await warm.handOver?.({ vmName, log, signal });
-      const ready = options.warmSession?.open ? options.warmSession : undefined;
-      if (!ready) options.warmSession?.close();
+      const ready = warmSession?.open ? warmSession : undefined;
+      if (!ready) warmSession?.close();
       const session = ready ?? (await connectSsh(warm.ssh, { signal, readyTimeoutMs: WARM_CONNECT_TIMEOUT_MS }));
       return { vm: warm, session, warm: true };
     } catch (error) {
-      options.warmSession?.close();
+      warmSession?.close();
       await warm.destroy().catch((destroyError: unknown) => log.error({ err: destroyError }, "VM teardown failed"));
       if (signal.aborted) throw error;
       log.warn({ err: error }, "the warm VM did not answer; booting a fresh one");

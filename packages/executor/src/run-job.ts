@@ -5,10 +5,10 @@ import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
 import { clockCheckScript } from "./guest-clock.ts";
-import { prepareGuest } from "./guest-facts.ts";
+import { guestSetup, preparedGuest, prepareGuest } from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
 import { type JobSecrets, secretEnvironment, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
-import { startJobVm } from "./job-vm.ts";
+import { startJobVm, type WarmVm } from "./job-vm.ts";
 import { networkGate } from "./network-gate.ts";
 import { plannedGithubContext } from "./step-environment.ts";
 import { preflightError, preflightScript } from "./step-preflight.ts";
@@ -35,9 +35,7 @@ export interface RunJobOptions {
    * A VM booted ahead of the job (from the orchestrator's warm pool), which the job now owns and
    * destroys; without it the job boots a fresh one.
    */
-  readonly warmVm?: Vm;
-  /** An SSH session to `warmVm` opened while it waited (skips the handshake); the job closes it. */
-  readonly warmSession?: SshSession;
+  readonly warm?: WarmVm;
   /** Unseals the job's secrets; a job with secrets fails before booting without it. */
   readonly keyring?: Pick<FleetKeyring, "unseal">;
   /**
@@ -124,18 +122,21 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
       log,
       progress: status ? statusProgress(status) : throttledProgress(events),
       ...(status ? { status } : {}),
-      ...(options.warmVm ? { warmVm: options.warmVm } : {}),
-      ...(options.warmSession ? { warmSession: options.warmSession } : {}),
+      ...(options.warm ? { warm: options.warm } : {}),
     });
     vm = started.vm;
     session = started.session;
-    // A VM that waited in the warm pool gets its clock checked on the same round trip.
+    const event = plannedGithubContext(job).event;
+    // A VM that waited in the warm pool gets its clock checked on the same round trip; one whose
+    // basics the pool learned sets the job up on its first step's round trip, not one of its own.
     const clock = started.warm ? clockCheckScript(new Date()) : "";
-    const guest = await prepareGuest(session, job, plannedGithubContext(job).event, signal, clock);
+    const basics = started.warm ? options.warm?.basics : undefined;
+    const guest = basics ? preparedGuest(basics, job) : await prepareGuest(session, job, event, signal, clock);
+    const setup = basics ? guestSetup(guest, event, clock) : undefined;
     const workspace = guest.workspace;
     // Under the workflow's env: CI may be overridden, as on GitHub.
     const baseEnv = { CI: "true", HOME: guest.home, ...secretEnvironment(job.secretEnv, secrets) };
-    runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) });
+    runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) }, setup);
     await runtime.start(session, signal);
     const network = networkGate(options.networkPolicy, job, events);
 
@@ -303,6 +304,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     };
     commands = ctx.runtime.commandReader(step, env);
     const { script, shell, files } = await stepCommand(ctx, resolved);
+    const setup = ctx.runtime.takeSetup();
     const run = await session.runScript({
       script,
       shell,
@@ -310,8 +312,8 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
       workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
       signal,
       onLine,
-      prelude: preflightScript(resolved.preflight),
-      files,
+      prelude: [...(setup ? [setup.prelude] : []), preflightScript(resolved.preflight)].join("\n"),
+      files: [...(setup?.files ?? []), ...files],
     });
     if (run.refused) throw preflightError(run.refused, resolved.preflight);
     if (stepTimeout?.aborted && !ctx.signal.aborted) {

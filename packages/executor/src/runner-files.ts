@@ -1,8 +1,4 @@
-import type { SshSession } from "@solstice/ssh";
-
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}
+import { type SshSession, shellQuote } from "@solstice/ssh";
 
 /** The four files a step writes to talk back to the runner, as on GitHub and Forgejo. */
 export const RUNNER_FILES = {

@@ -9,7 +9,7 @@ import {
   interpolateText,
   type JobStatus,
 } from "@solstice/workflow";
-import type { PreparedGuest } from "./guest-facts.ts";
+import type { GuestSetup, PreparedGuest } from "./guest-facts.ts";
 import { hashFilesInGuest } from "./hash-files.ts";
 import {
   parseKeyValueFile,
@@ -100,11 +100,16 @@ export class StepRuntime {
   private readonly filesDir: string;
   private readonly pendingOutputs = new Map<number, Record<string, string>>();
 
+  /** The job's setup in the guest while no command has carried it yet (see `takeSetup`). */
+  private setup: GuestSetup | undefined;
+
   constructor(
     private readonly job: JobRequest,
     private readonly guest: PreparedGuest,
     private readonly hooks: Omit<WorkflowCommandHooks, "setOutput" | "debug">,
+    setup?: GuestSetup,
   ) {
+    this.setup = setup;
     const c = job.contexts;
     const vars = parseContext(c?.varsJson ?? "", "vars");
     const debug = debugEnabled(vars);
@@ -198,6 +203,7 @@ export class StepRuntime {
         if (missing.size === 0) return outcome.value;
         throw new Error(`hashFiles() calls nest more than ${MAX_HASH_ROUNDS - 1} deep in one step`);
       }
+      await this.flushSetup(session, signal);
       for (const [key, args] of missing) {
         known.set(key, await hashFilesInGuest(session, args, this.guest, signal));
       }
@@ -217,6 +223,35 @@ export class StepRuntime {
     const scoped = { ...contexts, env };
     for (const [name, value] of Object.entries(own)) env[name] = this.expand(value, scoped, options);
     return env;
+  }
+
+  /**
+   * The job's setup if no command has carried it yet, for the step about to run to carry (then it
+   * is done): a warm VM's job sets up its directories and event payload on its first step's round
+   * trip instead of one of its own.
+   */
+  takeSetup(): GuestSetup | undefined {
+    const setup = this.setup;
+    this.setup = undefined;
+    return setup;
+  }
+
+  /** Runs the pending setup on its own, before a command that needs it and is not a step. */
+  private async flushSetup(session: SshSession, signal: AbortSignal): Promise<void> {
+    const setup = this.takeSetup();
+    if (!setup) return;
+    const run = await session.runScript({
+      script: ":",
+      shell: "sh {0}",
+      env: {},
+      prelude: setup.prelude,
+      files: setup.files,
+      signal,
+      onLine: () => {},
+    });
+    if (run.refused || run.exitCode !== 0) {
+      throw new Error("could not prepare the guest: the job's directories or its event payload were not written");
+    }
   }
 
   /** Decides the step's `if:`; throws ExpressionError or HashFilesError for one that cannot be evaluated. */

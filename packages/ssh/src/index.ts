@@ -16,4 +16,5 @@ export { LineSplitter, MAX_LINE_BYTES } from "./line-splitter.ts";
 export { isPublicKeyLine, publicKeyFingerprint } from "./public-key-line.ts";
 export type { ExecOptions, ExecResult, RunScriptOptions, RunScriptResult } from "./session.ts";
 export { connectSsh, SshSession } from "./session.ts";
+export { shellQuote } from "./shell-quote.ts";
 export type { SshTarget } from "./target.ts";

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { posix } from "node:path";
 import { Client, type ClientChannel, type SFTPWrapper } from "ssh2";
 import { HostKeyMismatchError, SshError } from "./errors.ts";
 import { fingerprint, hostKeyBlob } from "./host-key.ts";
@@ -35,8 +36,9 @@ export interface RunScriptOptions {
   /** `continued`: the line was longer than MAX_LINE_BYTES and its next piece follows. */
   onLine(stream: "stdout" | "stderr", text: string, continued: boolean): void;
   /**
-   * Shell lines run just before the script, on the same round trip: anything they print to
-   * stdout means the script must not start, and their words come back as `refused`.
+   * Shell lines run just before the script, on the same round trip (umask 022): words they add to
+   * the shell variable `refused` (`refused="$refused why"`) mean the script must not start; they
+   * come back as `refused`.
    */
   prelude?: string;
   /** Text files written (mode applied) before the script starts, on the same round trip. */
@@ -137,9 +139,11 @@ export class SshSession {
    * Runs `script` with `shell` in its own process group with `env` exported and in
    * `workingDirectory`, and streams its output as lines, in one round trip. On abort the group is
    * killed in the guest, so a timed-out step really stops. The script, the files and the
-   * environment travel on standard input into a file of mode 0600 that the step's shell reads and
-   * deletes before anything else runs: never on a command line, where `ps` in the guest would show
-   * secrets for the whole step, and without SFTP, whose first use starts a server in the guest.
+   * environment travel on standard input, written by shell builtins into files only the user
+   * reads: never on a command line, where `ps` in the guest would show secrets for the whole step,
+   * and without SFTP, whose first use starts a server in the guest. The step's shell reads the
+   * environment file and deletes it before anything else runs. Every process the guest starts
+   * costs 10–40 ms under TCG, so the path to the step's first line starts as few as it can.
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
     const id = randomUUID();
@@ -149,28 +153,35 @@ export class SshSession {
     const pidFile = `${base}.pid`;
     if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
     const refusedMark = `solstice-refused-${id}`;
-    const cd = opts.workingDirectory
-      ? `mkdir -p -- ${shellQuote(opts.workingDirectory)} && cd -- ${shellQuote(opts.workingDirectory)} || exit 1\n`
-      : "";
+    const dir = opts.workingDirectory ? shellQuote(opts.workingDirectory) : undefined;
+    const cd = dir ? `[ -d ${dir} ] || mkdir -p -- ${dir} || exit 1\ncd -- ${dir} || exit 1\n` : "";
     const prelude = opts.prelude
-      ? `refused=$(umask 022\n${opts.prelude}\n)\nif [ -n "$refused" ]; then echo ${refusedMark} $refused; exit 0; fi\n`
+      ? `umask 022\n${opts.prelude}\numask 077\nif [ -n "$refused" ]; then echo ${refusedMark} $refused; exit 0; fi\n`
       : "";
-    // The job runs as a child in a new session (setsid), so its pid is the process group id that an
-    // abort kills; the wrapper waits for it and passes its exit status on.
+    // Standard input is shell that only writes files (the caller's, the script, the environment
+    // file), sourced before the prelude, which may refuse the step. The job runs as a child in a
+    // new session (setsid), so its pid is the process group id that an abort kills; the wrapper
+    // waits for it and passes its exit status on.
     const wrapper =
       "set -u\n" +
       "umask 077\n" +
-      `trap 'rm -f -- ${shellQuote(scriptPath)} ${shellQuote(envPath)} ${shellQuote(pidFile)}' EXIT\n` +
-      `cat > ${shellQuote(envPath)} || exit 1\n` +
+      "refused=\n" +
+      `trap 'rm -f -- ${[scriptPath, envPath, pidFile].map(shellQuote).join(" ")}' EXIT\n` +
+      // Not `. /dev/stdin`: minimal guests (devtmpfs without udev) have no /dev/stdin.
+      'eval "$(cat)" || exit 1\n' +
       prelude +
       `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
         `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
       "wait $!\n";
-    // Files first: the exports after them may change PATH, which `cat` and `chmod` need.
-    const files = [...(opts.files ?? []), { path: scriptPath, content: opts.script, mode: 0o700 }];
-    const stdin =
-      files.map((file) => hereDocument(file.path, file.content, file.mode, id)).join("") + exportLines(opts.env);
+    // A template that starts with {0} runs the script as a program; the others have a shell read it.
+    const scriptMode = /^\s*\S*\{0\}/.test(opts.shell) ? 0o700 : 0o600;
+    const files = [
+      ...(opts.files ?? []),
+      { path: scriptPath, content: opts.script, mode: scriptMode },
+      { path: envPath, content: exportLines(opts.env), mode: 0o600 },
+    ];
+    const stdin = files.map((file) => writeFileLines(file.path, file.content, file.mode)).join("");
     const inner = new AbortController();
     let aborted = false;
     let refused: string[] | undefined;
@@ -328,12 +339,14 @@ export function connectSsh(
 }
 
 /**
- * Shell lines that write `content` to `path` with `mode`, as a quoted here-document (no expansion)
- * whose delimiter carries the step's random id, so no line of the content can end it early.
- * A missing final newline is added: the here-document needs one.
+ * Shell lines that write `content` to `path` exactly, with `mode` (creating its directory), through
+ * the builtin printf and a single-quoted string (no expansion). Under the wrapper's umask 077 a new
+ * file is 0600, so only other modes cost a chmod.
  */
-function hereDocument(path: string, content: string, mode: number, id: string): string {
-  const end = `SOLSTICE_EOF_${id.replaceAll("-", "")}`;
-  const body = content === "" || content.endsWith("\n") ? content : `${content}\n`;
-  return `cat > ${shellQuote(path)} <<'${end}' || exit 1\n${body}${end}\nchmod ${mode.toString(8)} ${shellQuote(path)} || exit 1\n`;
+function writeFileLines(path: string, content: string, mode: number): string {
+  const dir = posix.dirname(path);
+  const mkdir =
+    dir === "/tmp" || dir === "/" ? "" : `[ -d ${shellQuote(dir)} ] || mkdir -p -- ${shellQuote(dir)} || exit 1\n`;
+  const chmod = mode === 0o600 ? "" : `chmod ${mode.toString(8)} ${shellQuote(path)} || exit 1\n`;
+  return `${mkdir}printf '%s' ${shellQuote(content)} > ${shellQuote(path)} || exit 1\n${chmod}`;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { connectSsh, generateJobKeys, HostKeyMismatchError, SshError, type SshSession } from "@solstice/ssh";
 import { bootTestGuest, type TestGuest } from "./tiny-guest.ts";
@@ -87,24 +87,30 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
     timeout: 30_000,
   }, async () => {
     const dir = `/tmp/${randomUUID()}`;
-    // Text a here-document must not expand or end early: quotes, $, backticks, backslashes, a line
-    // that looks like a delimiter, and no final newline (the transfer adds one).
-    const tricky = "a 'quoted' \"line\" $HOME `id` \\n\nEOF\nSOLSTICE_EOF_\n\nlast";
+    // Text the shell must not expand or change: quotes, $, backticks, backslashes, a line that
+    // looks like a here-document's end, and no final newline.
+    const tricky = "a 'quoted' \"line\" $HOME `id` \\n\nEOF\n\n  indented\t\nlast";
     const lines: string[] = [];
     const result = await session.runScript({
-      // Shell builtins only: the step's PATH leads nowhere, which must not stop the files arriving.
-      script: `[ -x "$0" ] && echo executable\nwhile IFS= read -r l; do echo "$l"; done < ${dir}/token\n`,
-      shell: "sh -e {0}",
+      // Run as a program ({0}), with shell builtins only: the step's PATH leads nowhere, which
+      // must not stop the files arriving.
+      script: `#!/bin/sh\n[ -x "$0" ] && echo executable\nwhile IFS= read -r l || [ -n "$l" ]; do echo "$l"; done < ${dir}/token\n`,
+      shell: "{0}",
       env: { PATH: "/nonexistent" },
-      files: [{ path: `${dir}/token`, content: tricky, mode: 0o600 }],
-      prelude: `mkdir -p ${dir}`,
+      files: [
+        { path: `${dir}/token`, content: tricky, mode: 0o600 },
+        { path: `${dir}/sub/event.json`, content: "{}", mode: 0o644 },
+      ],
       onLine: (_stream, text) => lines.push(text),
     });
     assert.deepEqual(result, { exitCode: 0, aborted: false });
     assert.deepEqual(lines, ["executable", ...tricky.split("\n")]);
-    const mode: string[] = [];
-    await session.exec(`stat -c %a ${dir}/token`, { onStdout: (l) => mode.push(l) });
-    assert.deepEqual(mode, ["600"]);
+    const out: string[] = [];
+    await session.exec(`stat -c %a ${dir}/token ${dir}/sub/event.json; sha256sum < ${dir}/token`, {
+      onStdout: (l) => out.push(l),
+    });
+    const digest = createHash("sha256").update(tricky).digest("hex");
+    assert.deepEqual(out, ["600", "644", `${digest}  -`], "modes as asked, and the exact bytes");
   });
 
   test("a prelude that prints a word refuses the script, which never runs", { timeout: 30_000 }, async () => {
@@ -114,7 +120,8 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
       script: `touch ${marker}\necho ran\n`,
       shell: "sh -e {0}",
       env: {},
-      prelude: "[ -d /no/such/dir ] || echo directory\ncommand -v no-such-program >/dev/null || echo program",
+      prelude:
+        '[ -d /no/such/dir ] || refused="$refused directory"\ncommand -v no-such-program >/dev/null || refused="$refused program"',
       onLine: (_stream, text) => lines.push(text),
     });
     assert.deepEqual(refused, { exitCode: 0, aborted: false, refused: ["directory", "program"] });
@@ -126,7 +133,7 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
       script: `touch ${marker}\necho ran\n`,
       shell: "sh -e {0}",
       env: {},
-      prelude: "[ -d /tmp ] || echo directory",
+      prelude: '[ -d /tmp ] || refused="$refused directory"',
       onLine: (_stream, text) => lines.push(text),
     });
     assert.deepEqual(ran, { exitCode: 0, aborted: false });

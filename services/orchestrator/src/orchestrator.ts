@@ -251,7 +251,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         ...(deps.keyring ? { keyring: deps.keyring } : {}),
         keepFailedVm: debug.keep,
-        ...(warm ? { warmVm: warm.vm, warmSession: warm.session } : {}),
+        ...(warm ? { warm } : {}),
         networkPolicy: config.networkPolicy[delivery.label] ?? "outbound",
       });
     })()

@@ -1,4 +1,5 @@
 import type { CapacitySlotGate } from "@solstice/bus";
+import { type GuestBasics, learnGuestBasics } from "@solstice/executor";
 import { connectSsh, type SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
@@ -12,6 +13,8 @@ export interface PooledVm {
    * the handshake (0.3 s under TCG); the job closes it with the VM.
    */
   readonly session: SshSession;
+  /** The guest's home, shell, PATH and platform, learned on that session while it waits. */
+  readonly basics: GuestBasics;
   readonly memoryMiB: number;
 }
 
@@ -43,12 +46,21 @@ export interface WarmPoolOptions {
    * (default 1000), so a burst of jobs gets the free slots before the pool does.
    */
   readonly refillQuietMs?: number;
-  /** Opens the session a pooled VM keeps while it waits (default: SSH with keepalives). */
-  readonly connect?: (vm: Vm, signal: AbortSignal) => Promise<SshSession>;
+  /**
+   * Opens the session a pooled VM keeps while it waits and learns the guest's basics on it
+   * (default: SSH with keepalives).
+   */
+  readonly attach?: (vm: Vm, signal: AbortSignal) => Promise<{ session: SshSession; basics: GuestBasics }>;
 }
 
-function connectKeptAlive(vm: Vm, signal: AbortSignal): Promise<SshSession> {
-  return connectSsh(vm.ssh, { signal, keepaliveIntervalMs: POOL_KEEPALIVE_MS });
+async function attachOverSsh(vm: Vm, signal: AbortSignal): Promise<{ session: SshSession; basics: GuestBasics }> {
+  const session = await connectSsh(vm.ssh, { signal, keepaliveIntervalMs: POOL_KEEPALIVE_MS });
+  try {
+    return { session, basics: await learnGuestBasics(session, signal) };
+  } catch (error) {
+    session.close();
+    throw error;
+  }
 }
 
 interface Boot {
@@ -209,12 +221,12 @@ export class WarmPool {
         boot.memoryMiB = image.defaultMemoryMiB;
         boot.booting = true;
         const vm = await this.opts.backend.boot({ vmName, image, pooled: true, signal: boot.abort.signal, log });
-        const connect = this.opts.connect ?? connectKeptAlive;
-        const session = await connect(vm, boot.abort.signal).catch(async (error: unknown) => {
+        const attach = this.opts.attach ?? attachOverSsh;
+        const { session, basics } = await attach(vm, boot.abort.signal).catch(async (error: unknown) => {
           await vm.destroy().catch(() => undefined);
           throw error;
         });
-        pooled = { label, vm, session, memoryMiB: image.defaultMemoryMiB };
+        pooled = { label, vm, session, basics, memoryMiB: image.defaultMemoryMiB };
       } catch (error) {
         pool.booting.delete(boot);
         this.opts.slots.release(label);

@@ -78,8 +78,8 @@ function setUp(opts: {
     log,
     backoffMs: opts.backoffMs ?? 100,
     refillQuietMs: opts.refillQuietMs ?? 0,
-    // Stands in for the SSH session a real pool keeps open to each idle VM.
-    connect: async (vm) => {
+    // Stands in for the SSH session a real pool keeps open to each idle VM, and what it learns.
+    attach: async (vm) => {
       const session = {
         vmId: vm.id,
         open: true,
@@ -88,7 +88,8 @@ function setUp(opts: {
         },
       };
       sessions.push(session);
-      return session as unknown as SshSession;
+      const basics = { home: "/root", hasBash: true, path: "/usr/bin:/bin", kernel: "Linux", machine: "x86_64" };
+      return { session: session as unknown as SshSession, basics };
     },
   });
   const jobSlots = new JobSlots(slots, opts.capacity, pool, log);

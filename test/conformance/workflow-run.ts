@@ -62,7 +62,9 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
       } finally {
         session.close();
       }
-      return vm;
+      // A changed guest is no longer what its identity says: later jobs must not reuse what
+      // an earlier one learned about an unchanged guest of the same image.
+      return { ...vm, guestIdentity: undefined };
     },
   };
 }

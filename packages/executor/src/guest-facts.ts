@@ -55,6 +55,26 @@ function parseBasics(lines: readonly string[]): GuestBasics {
   };
 }
 
+/** How many guest identities' basics a process keeps (a host has a few images; rebuilds add some). */
+const MAX_REMEMBERED = 64;
+const remembered = new Map<string, GuestBasics>();
+
+/**
+ * The basics an earlier job of this process learned on a guest of the same identity
+ * (`Vm.guestIdentity`: same image build and boot, or same saved state), if any.
+ */
+export function rememberedBasics(identity: string | undefined): GuestBasics | undefined {
+  return identity === undefined ? undefined : remembered.get(identity);
+}
+
+/** Keeps what a job learned about a guest for later guests of the same identity. */
+export function rememberBasics(identity: string | undefined, basics: GuestBasics): void {
+  if (identity === undefined) return;
+  remembered.delete(identity);
+  remembered.set(identity, basics);
+  if (remembered.size > MAX_REMEMBERED) remembered.delete(remembered.keys().next().value as string);
+}
+
 /** Learns the guest's basics in one round trip (a warm pool does it while its VM waits). */
 export async function learnGuestBasics(session: SshSession, signal?: AbortSignal): Promise<GuestBasics> {
   const lines: string[] = [];
@@ -101,7 +121,7 @@ export async function prepareGuest(
   event: unknown,
   signal: AbortSignal,
   prelude = "",
-): Promise<PreparedGuest> {
+): Promise<{ guest: PreparedGuest; basics: GuestBasics }> {
   const eventFile = eventPath({ runnerTemp: RUNNER_TEMP });
   // The shell expands $HOME in the workspace path (its name is [A-Za-z0-9._-] only).
   const script = [
@@ -119,5 +139,6 @@ export async function prepareGuest(
   if (result.exitCode !== 0) {
     throw new Error("could not prepare the guest: the job's directories or its event payload were not written");
   }
-  return preparedGuest(parseBasics(lines), job);
+  const basics = parseBasics(lines);
+  return { guest: preparedGuest(basics, job), basics };
 }

@@ -1,5 +1,5 @@
 export type { LocalCheckoutSource } from "./checkout-step.ts";
-export { type GuestBasics, learnGuestBasics } from "./guest-facts.ts";
+export { type GuestBasics, learnGuestBasics, rememberedBasics } from "./guest-facts.ts";
 export { JobEventStream, type PublishEvent } from "./job-events.ts";
 export type { WarmVm } from "./job-vm.ts";
 export { LeaseWatch, type LeaseWatchOptions } from "./lease-watch.ts";

@@ -5,7 +5,15 @@ import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
 import { clockCheckScript } from "./guest-clock.ts";
-import { guestSetup, preparedGuest, prepareGuest } from "./guest-facts.ts";
+import {
+  type GuestSetup,
+  guestSetup,
+  type PreparedGuest,
+  preparedGuest,
+  prepareGuest,
+  rememberBasics,
+  rememberedBasics,
+} from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
 import { type JobSecrets, secretEnvironment, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
 import { startJobVm, type WarmVm } from "./job-vm.ts";
@@ -127,12 +135,21 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     vm = started.vm;
     session = started.session;
     const event = plannedGithubContext(job).event;
-    // A VM that waited in the warm pool gets its clock checked on the same round trip; one whose
-    // basics the pool learned sets the job up on its first step's round trip, not one of its own.
+    // A VM that waited in the warm pool gets its clock checked. When the guest's basics are known
+    // (the pool learned them, or an earlier job on a guest of the same identity did), the job's
+    // setup rides on its first step's round trip; otherwise one round trip learns and sets up.
     const clock = started.warm ? clockCheckScript(new Date()) : "";
-    const basics = started.warm ? options.warm?.basics : undefined;
-    const guest = basics ? preparedGuest(basics, job) : await prepareGuest(session, job, event, signal, clock);
-    const setup = basics ? guestSetup(guest, event, clock) : undefined;
+    const known = (started.warm ? options.warm?.basics : undefined) ?? rememberedBasics(vm.guestIdentity);
+    let guest: PreparedGuest;
+    let setup: GuestSetup | undefined;
+    if (known) {
+      guest = preparedGuest(known, job);
+      setup = guestSetup(guest, event, clock);
+    } else {
+      const prepared = await prepareGuest(session, job, event, signal, clock);
+      guest = prepared.guest;
+      rememberBasics(vm.guestIdentity, prepared.basics);
+    }
     const workspace = guest.workspace;
     // Under the workflow's env: CI may be overridden, as on GitHub.
     const baseEnv = { CI: "true", HOME: guest.home, ...secretEnvironment(job.secretEnv, secrets) };

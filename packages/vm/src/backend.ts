@@ -41,6 +41,13 @@ export interface Vm {
   /** Started from a saved booted-and-idle state rather than booted (images with `snapshot`). */
   readonly restored?: boolean;
   /**
+   * Names what the guest is when it becomes ready (image build and boot settings, or the saved
+   * state restored): guests with the same identity answer alike until someone changes them, so
+   * what one job learned about its guest (home, shell, PATH) holds for the next. Whoever changes a
+   * guest before its job must drop it. Backends that cannot tell leave it out.
+   */
+  readonly guestIdentity?: string;
+  /**
    * Settles once the VM has stopped, on its own or through `destroy`, so a warm pool can replace
    * an idle VM that died. Backends that cannot tell leave it out.
    */

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -339,6 +339,7 @@ async function bootVm(ctx: {
       accelerator,
       bootMs,
       restored: ctx.restoreFrom !== undefined,
+      guestIdentity: guestIdentity(spec.image, ctx.restoreFrom),
       runDir,
       qemuPid,
       pastaPid,
@@ -377,6 +378,15 @@ async function bootVm(ctx: {
     clearTimeout(deadline);
     spec.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * What a guest is when it becomes ready: its image build and boot (or the saved state it was
+ * restored from, which every restore of it shares bit for bit).
+ */
+function guestIdentity(image: LocalImage, restoredFrom: string | undefined): string {
+  const boot = { label: image.label, disk: image.disk, recipe: image.recipeHash, kernel: image.kernel, restoredFrom };
+  return createHash("sha256").update(JSON.stringify(boot)).digest("hex").slice(0, 16);
 }
 
 function explainBootFailure(

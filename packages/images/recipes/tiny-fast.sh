@@ -32,6 +32,10 @@ mkdir -p "$R"
 (cd "$R" && "$BB" cpio -i -d -m < "$W/tiny-out/initramfs.cpio" 2>/dev/null)
 # The Debian kernel's modules are of no use to a kernel with everything built in.
 rm -rf "$R/lib/modules"
+# Every command over SSH starts in root's login shell: busybox sh starts in a third of bash's time
+# under TCG (exec round trip 0.15 → 0.10 s). Steps still get bash as their default shell.
+sed -i 's#^root:\(.*\):/bin/bash$#root:\1:/bin/sh#' "$R/etc/passwd"
+grep -q '^root:.*:/bin/sh$' "$R/etc/passwd" || { echo "could not make /bin/sh root's login shell" >&2; exit 1; }
 install -m 755 "$GUEST_INIT" "$R/etc/rc.boot"
 # Static, so it needs no library the initramfs lacks.
 gcc -static -Os -o "$R/usr/sbin/rngseed" "$RNGSEED_C"

@@ -9,7 +9,7 @@ export {
   fetchForgeUserKeys,
   MAX_FORGE_KEYS,
 } from "./forge-user-keys.ts";
-export { fingerprint, hostKeyBlob } from "./host-key.ts";
+export { dropbearHostKey, fingerprint, hostKeyBlob } from "./host-key.ts";
 export type { JobKeys, KeyPair } from "./job-keys.ts";
 export { generateJobKeys } from "./job-keys.ts";
 export { LineSplitter, MAX_LINE_BYTES } from "./line-splitter.ts";

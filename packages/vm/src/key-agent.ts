@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobKeys } from "@solstice/ssh";
-import { LineSplitter } from "@solstice/ssh";
+import { dropbearHostKey, LineSplitter } from "@solstice/ssh";
 import { VmError } from "./errors.ts";
 
 /** Pause between attempts to reach the agent socket before QEMU has created it. */
@@ -55,9 +55,8 @@ export function agentMessage(keys: JobKeys, hostname: string): string {
     `RESEED ${randomBytes(RESEED_BYTES).toString("hex")}`,
     `NAME ${hostname}`,
     `AUTH ${keys.client.publicKey.replace(/\s+/g, " ").trim()}`,
-    "HOSTKEY",
-    ...keys.host.privateKey.trim().split(/\r?\n/),
-    "END",
+    // Already in dropbear's format, as printf octal escapes: the guest writes it with a builtin.
+    `HOSTKEY_DB ${[...dropbearHostKey(keys.host.privateKey)].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("")}`,
     "GO",
   ];
   return `${items.join("\n")}\n`;

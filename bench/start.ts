@@ -6,8 +6,10 @@
  *   raw boot — QEMU started by hand to ready, the same image (bench/raw-boot.ts);
  *   our path — medians of each piece of ours on the way: the database write, Accepted published
  *         with a confirm, the VM (boot, or warm hand-over), SSH handshake and guest preparation,
- *         step start to its first line (script upload over SFTP, exec), and that line to the owner;
- *   and, on an idle VM outside any job: the SSH handshake in JS, one exec and SFTP uploads.
+ *         step start to its first line (the step's one command: files, pre-flight, run), and that
+ *         line to the owner;
+ *   and, on an idle VM outside any job: the SSH handshake in JS, one exec, one step command to its
+ *   first line, and (for comparison: no longer on the step path) SFTP uploads.
  * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--modes cold,warm,restore]
@@ -132,7 +134,10 @@ const PHASES = [
   ["Accepted published, broker confirm", (t: JobTimes) => (t.acceptedEnd ?? 0) - (t.acceptedStart ?? 0)],
   ["VM: boot, or warm VM taken", (t: JobTimes) => (t.vmLine ?? 0) - (t.acceptedEnd ?? 0)],
   ["SSH handshake + guest preparation", (t: JobTimes) => (t.stepStarted ?? 0) - (t.vmLine ?? 0)],
-  ["step start → first line (SFTP upload, exec)", (t: JobTimes) => (t.firstLine ?? 0) - (t.stepStarted ?? 0)],
+  [
+    "step start → first line (one command: files, pre-flight, run)",
+    (t: JobTimes) => (t.firstLine ?? 0) - (t.stepStarted ?? 0),
+  ],
   ["first line → owner (batching, publish)", (t: JobTimes) => (t.firstSeen ?? 0) - (t.firstLine ?? 0)],
 ] as const;
 
@@ -258,13 +263,14 @@ async function runOne(label: string): Promise<JobTimes> {
   return t;
 }
 
-/** On an idle VM outside any job: the SSH handshake in JS, one exec, and SFTP uploads. */
+/** On an idle VM outside any job: the SSH handshake in JS, one exec, one step command, and SFTP uploads. */
 async function sshCosts(label: string): Promise<Record<string, number[]>> {
   const image = await backend.ensureImage(label);
   const vm = await backend.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
   const costs: Record<string, number[]> = {
     "SSH handshake in JS (connect, kex, auth)": [],
     "one exec round trip (`true`)": [],
+    "one step command to its first line (`runScript`, bash)": [],
     "first SFTP upload of a session (subsystem start + write)": [],
     "next SFTP upload on the same session": [],
   };
@@ -283,6 +289,18 @@ async function sshCosts(label: string): Promise<Record<string, number[]>> {
       if (!session) throw new Error("no session");
       const s = session;
       await time("one exec round trip (`true`)", () => s.exec("true"));
+      // To its first line, not to its end: what a job's first step costs before output flows.
+      const stepStarted = performance.now();
+      let firstLineMs = 0;
+      await s.runScript({
+        script: "echo hi\n",
+        shell: "bash -e {0}",
+        env: { A: "b" },
+        onLine: () => {
+          firstLineMs ||= performance.now() - stepStarted;
+        },
+      });
+      costs["one step command to its first line (`runScript`, bash)"]?.push(firstLineMs);
       await time("first SFTP upload of a session (subsystem start + write)", () =>
         s.upload("/tmp/bench-a.sh", "echo a\n", 0o700),
       );

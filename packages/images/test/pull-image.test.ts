@@ -340,7 +340,7 @@ test("the repository's images.yaml is a valid catalog with every required image 
   );
 });
 
-test("ciadm images pull shows progress, and list shows the pulled image", { timeout: 60_000 }, async () => {
+test("ciadm images pull shows progress, list shows the pulled image, prepare finds it", { timeout: 60_000 }, async () => {
   const cacheDir = await tempDir("cache");
   const catalogFile = join(workDir, "catalog.yaml");
   await writeFile(
@@ -366,4 +366,13 @@ test("ciadm images pull shows progress, and list shows the pulled image", { time
   assert.equal(list.code, 0, list.stderr);
   const [state] = JSON.parse(list.stdout) as { label: string; cached?: { how: string } }[];
   assert.equal(state?.cached?.how, "pulled");
+  // prepare finds the pulled copy (as a job would) and says where; an unknown label fails.
+  const prepare = await runCiadm(["images", "prepare", "cli-image", "--json"], workDir, env);
+  assert.equal(prepare.code, 0, prepare.stderr);
+  const [prepared] = JSON.parse(prepare.stdout) as { label: string; disk: string }[];
+  assert.equal(prepared?.label, "cli-image");
+  assert.match(prepared?.disk ?? "", /disk\.qcow2$/);
+  const unknown = await runCiadm(["images", "prepare", "no-such-image"], workDir, env);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /no-such-image/);
 });

@@ -1,6 +1,8 @@
 import {
+  ensureImage,
   findCatalogEntry,
   type ImageProgress,
+  type LocalImage,
   listCatalogImages,
   loadImageCatalog,
   pruneImageCache,
@@ -17,7 +19,7 @@ interface CacheOptions {
   json?: boolean;
 }
 
-/** `ciadm images list | pull LABEL | verify | prune`: the host's guest image cache. */
+/** `ciadm images list | pull LABEL | prepare LABEL… | verify | prune`: the host's guest image cache. */
 export function registerImagesCommands(program: Command, term: Terminal, logger: () => Logger): void {
   const images = program.command("images").description("the guest images in images.yaml and this host's cache");
   const common = (command: Command): Command =>
@@ -68,6 +70,28 @@ export function registerImagesCommands(program: Command, term: Terminal, logger:
       } finally {
         process.off("SIGINT", onSigint);
       }
+    });
+
+  common(
+    images
+      .command("prepare")
+      .description("make images ready as a job would: the cached copy, else the download or the build"),
+  )
+    .argument("<labels...>", "labels or aliases from images.yaml")
+    .action(async (labels: string[], opts: CacheOptions) => {
+      const catalog = await loadImageCatalog(opts.catalog);
+      const ready: LocalImage[] = [];
+      for (const label of labels) {
+        const image = await ensureImage(label, {
+          catalog,
+          log: logger(),
+          ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+          progress: progressLine(term, label),
+        });
+        ready.push(image);
+        if (!opts.json) term.out(`${label}: ready at ${image.disk}\n`);
+      }
+      if (opts.json) term.out(`${JSON.stringify(ready, null, 2)}\n`);
     });
 
   common(images.command("verify").description("check every cached image against its recorded checksum")).action(

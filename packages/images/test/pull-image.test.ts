@@ -340,7 +340,9 @@ test("the repository's images.yaml is a valid catalog with every required image 
   );
 });
 
-test("ciadm images pull shows progress, list shows the pulled image, prepare finds it", { timeout: 60_000 }, async () => {
+test("ciadm images pull shows progress, list shows the pulled image, prepare finds it", {
+  timeout: 60_000,
+}, async () => {
   const cacheDir = await tempDir("cache");
   const catalogFile = join(workDir, "catalog.yaml");
   await writeFile(

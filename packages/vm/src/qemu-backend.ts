@@ -323,9 +323,11 @@ async function bootVm(ctx: {
     } else {
       if (ctx.restoreFrom !== undefined) await resumeIncoming(qmp, boot.signal);
       if (agentSocket !== undefined) {
+        // The agent answers READY once dropbear listens: no banner probe after it.
         await deliverKeys({ socketPath: agentSocket, keys, hostname: hostnameFor(spec.vmName), signal: boot.signal });
+      } else {
+        await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
       }
-      await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
       if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
     }
     const bootMs = Date.now() - started;

@@ -319,7 +319,8 @@ async function bootVm(ctx: {
       hostKey: keys.host.publicKey,
     };
     if (ctx.saveStateTo !== undefined) {
-      await saveGuestState({ qmp, capture, statePath: ctx.saveStateTo, signal: boot.signal });
+      if (agentSocket === undefined) throw new VmError("boot_failed", "only images with a key agent can be saved");
+      await saveGuestState({ qmp, capture, agentSocket, statePath: ctx.saveStateTo, signal: boot.signal });
     } else {
       if (ctx.restoreFrom !== undefined) await resumeIncoming(qmp, boot.signal);
       if (agentSocket !== undefined) {

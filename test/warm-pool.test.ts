@@ -4,9 +4,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { JobEventStream, learnGuestBasics, runJob } from "@solstice/executor";
+import { attachWarmVm, JobEventStream, runJob } from "@solstice/executor";
 import { type JobEvent, LogStream, Outcome } from "@solstice/protocol";
-import { connectSsh } from "@solstice/ssh";
 import { createQemuBackend, reapOrphans } from "@solstice/vm";
 import { pino } from "pino";
 import { leftovers, liveVmCount, startTestFleet, type TestFleet, tinyJob } from "./support/fleet.ts";
@@ -149,9 +148,8 @@ test("a warm VM whose clock drifted while it waited gets the host's time before 
     const image = await backend.ensureImage("tiny");
     const vm = await backend.boot({ vmName: "pool-clock", image, pooled: true, log });
     // As the pool does: a session kept open and the guest's basics learned on it.
-    const session = await connectSsh(vm.ssh);
-    await session.exec("date -u -s @1000000000 >/dev/null"); // September 2001
-    const basics = await learnGuestBasics(session);
+    const warm = await attachWarmVm(vm);
+    await warm.session.exec("date -u -s @1000000000 >/dev/null"); // September 2001
     const job = tinyJob("clock", [{ name: "clock", run: "echo now=$(date +%s)" }]);
     const events: JobEvent[] = [];
     const stream = new JobEventStream(job.jobId, job.attempt, async (event) => {
@@ -163,7 +161,7 @@ test("a warm VM whose clock drifted while it waited gets the host's time before 
       events: stream,
       signal: new AbortController().signal,
       log,
-      warm: { vm, session, basics },
+      warm,
     });
     assert.equal(result.result, Outcome.SUCCESS, result.reason);
     assert.ok(startedWarm(events));

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { JobEventStream, type JobResult, learnGuestBasics, runJob, type WarmVm } from "@solstice/executor";
+import { attachWarmVm, JobEventStream, type JobResult, runJob, type WarmVm } from "@solstice/executor";
 import {
   checkoutTokenContext,
   type FleetKeyring,
@@ -74,8 +74,7 @@ async function bootWarmVm(backend: VmBackend, label: string, log: Logger): Promi
   const image = await backend.ensureImage(label);
   const vm = await backend.boot({ vmName: `pool-${label}-conformance`, image, pooled: true, log });
   try {
-    const session = await connectSsh(vm.ssh, { keepaliveIntervalMs: 10_000 });
-    return { vm, session, basics: await learnGuestBasics(session) };
+    return await attachWarmVm(vm);
   } catch (error) {
     await vm.destroy();
     throw error;

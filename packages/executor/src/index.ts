@@ -1,7 +1,7 @@
 export type { LocalCheckoutSource } from "./checkout-step.ts";
 export { type GuestBasics, learnGuestBasics, rememberedBasics } from "./guest-facts.ts";
 export { JobEventStream, type PublishEvent } from "./job-events.ts";
-export type { WarmVm } from "./job-vm.ts";
+export { attachWarmVm, type WarmVm } from "./job-vm.ts";
 export { LeaseWatch, type LeaseWatchOptions } from "./lease-watch.ts";
 export { LogBatcher, type LogBatcherOptions, type OutputLine } from "./log-batcher.ts";
 export {

@@ -3,7 +3,7 @@ import type { JobRequest } from "@solstice/protocol";
 import { connectSsh, type SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
-import type { GuestBasics } from "./guest-facts.ts";
+import { type GuestBasics, learnGuestBasics } from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
 
 /** Bound on the SSH handshake with a warm VM: it answers in well under a second when healthy. */
@@ -30,6 +30,23 @@ export interface WarmVm {
   readonly session?: SshSession;
   /** The guest's basics, learned while it waited: the job then needs no round trip of its own. */
   readonly basics?: GuestBasics;
+}
+
+/** Keepalives on a session held open ahead of its job: a dead connection is found within about 3 of them. */
+const WARM_KEEPALIVE_MS = 10_000;
+
+/**
+ * Makes a VM booted ahead of its job ready to hand over: opens the SSH session it keeps while it
+ * waits (with keepalives, so it is never found half-open) and learns the guest's basics on it.
+ */
+export async function attachWarmVm(vm: Vm, signal?: AbortSignal): Promise<Required<WarmVm>> {
+  const session = await connectSsh(vm.ssh, { ...(signal ? { signal } : {}), keepaliveIntervalMs: WARM_KEEPALIVE_MS });
+  try {
+    return { vm, session, basics: await learnGuestBasics(session, signal) };
+  } catch (error) {
+    session.close();
+    throw error;
+  }
 }
 
 export interface JobVm {

@@ -23,6 +23,11 @@ export function shellProgram(template: string): string | undefined {
   return first === "" || first.includes("{0}") ? undefined : first;
 }
 
+/** The directory the step's runner files go in. */
+function runnerFilesDir(step: StepPreflight): string {
+  return Object.values(step.files)[0]?.replace(/\/[^/]*$/, "") ?? "/tmp";
+}
+
 /**
  * Shell lines that get one step ready on the round trip that runs it (`runScript`'s prelude): they
  * create its runner files empty (so `>> "$GITHUB_OUTPUT"` works in any shell), and check that its
@@ -32,7 +37,7 @@ export function shellProgram(template: string): string | undefined {
  */
 export function preflightScript(step: StepPreflight): string {
   const files = Object.values(step.files);
-  const dir = shellQuote(files[0]?.replace(/\/[^/]*$/, "") ?? "/tmp");
+  const dir = shellQuote(runnerFilesDir(step));
   const program = step.shell ? shellProgram(step.shell.template) : undefined;
   const create = files.map((file) => `: > ${shellQuote(file)}`).join(" && ");
   const lines = [`{ [ -d ${dir} ] || mkdir -p ${dir}; } && ${create} || refused="$refused files"`];
@@ -54,7 +59,7 @@ export function preflightScript(step: StepPreflight): string {
  * message saying why instead of a bare exit code.
  */
 export function preflightError(problems: readonly string[], step: StepPreflight): StepPreflightError {
-  const dir = Object.values(step.files)[0]?.replace(/\/[^/]*$/, "") ?? "/tmp";
+  const dir = runnerFilesDir(step);
   const program = step.shell ? shellProgram(step.shell.template) : undefined;
   if (problems.includes("setup")) {
     return new StepPreflightError("could not prepare the guest: the job's directories were not created");

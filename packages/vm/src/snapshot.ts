@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { readdir, rm, stat, utimes } from "node:fs/promises";
-import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
 import type { Accelerator } from "./accelerator-probe.ts";
 import type { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
+import { scrubFreeMemory } from "./key-agent.ts";
 import { qemuArgs } from "./qemu-args.ts";
 import type { QmpClient } from "./qmp.ts";
 
@@ -14,10 +14,6 @@ import type { QmpClient } from "./qmp.ts";
 const AGENT_WAITING = /solstice-guest\[[0-9.]+\]: agent waiting on /;
 /** After that line, time for the guest to settle into its retry loop before it is stopped. */
 const SETTLE_MS = 500;
-/** The agent's line once it zeroed the template's free memory. */
-const SCRUBBED = /solstice-guest\[[0-9.]+\]: scrubbed/;
-/** Zeroing ~400 MiB under TCG takes a few seconds. */
-const SCRUB_DEADLINE_MS = 60_000;
 const POLL_MS = 20;
 const QMP_STEP_MS = 10_000;
 
@@ -65,7 +61,7 @@ export async function saveGuestState(opts: {
 }): Promise<void> {
   const { qmp, signal } = opts;
   while (!AGENT_WAITING.test(opts.capture.tail())) await sleep(POLL_MS, undefined, { signal });
-  await scrubFreeMemory(opts.agentSocket, opts.capture, signal);
+  await scrubFreeMemory({ socketPath: opts.agentSocket, capture: opts.capture, signal });
   await sleep(SETTLE_MS, undefined, { signal });
   if (opts.statePath.includes("'")) throw new VmError("boot_failed", `unusable state path ${opts.statePath}`);
   await qmp.execute("stop", QMP_STEP_MS);
@@ -77,30 +73,6 @@ export async function saveGuestState(opts: {
       throw new VmError("boot_failed", `saving the guest state failed: ${state["error-desc"] ?? state.status}`);
     }
     await sleep(POLL_MS, undefined, { signal });
-  }
-}
-
-/**
- * Asks the template's agent to zero its free memory and waits until it says so. Freed pages keep
- * their old bytes (the unpacked initramfs's, for one), and QEMU saves every non-zero page: this
- * takes the saved state of tiny-fast from 93 to about half, which every restore then loads.
- * The agent goes back to waiting for keys once the host hangs up.
- */
-async function scrubFreeMemory(agentSocket: string, capture: ConsoleCapture, signal: AbortSignal): Promise<void> {
-  const socket = await new Promise<Socket>((resolve, reject) => {
-    const s = connect(agentSocket);
-    s.once("connect", () => resolve(s));
-    s.once("error", (err) => reject(new VmError("boot_failed", `template agent socket: ${err.message}`)));
-  });
-  try {
-    socket.write("SCRUB\n");
-    const deadline = Date.now() + SCRUB_DEADLINE_MS;
-    while (!SCRUBBED.test(capture.tail())) {
-      if (Date.now() > deadline) throw new VmError("boot_failed", "the template's agent did not scrub its memory");
-      await sleep(POLL_MS, undefined, { signal });
-    }
-  } finally {
-    socket.destroy();
   }
 }
 

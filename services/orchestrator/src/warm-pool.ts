@@ -1,6 +1,6 @@
 import type { CapacitySlotGate } from "@solstice/bus";
-import { type GuestBasics, learnGuestBasics } from "@solstice/executor";
-import { connectSsh, type SshSession } from "@solstice/ssh";
+import { attachWarmVm, type GuestBasics } from "@solstice/executor";
+import type { SshSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 
@@ -17,9 +17,6 @@ export interface PooledVm {
   readonly basics: GuestBasics;
   readonly memoryMiB: number;
 }
-
-/** Keepalives on an idle pooled VM's session: a dead connection is found within about 3 of them. */
-const POOL_KEEPALIVE_MS = 10_000;
 
 /** What the pool holds for one label now. */
 export interface PoolSize {
@@ -48,19 +45,9 @@ export interface WarmPoolOptions {
   readonly refillQuietMs?: number;
   /**
    * Opens the session a pooled VM keeps while it waits and learns the guest's basics on it
-   * (default: SSH with keepalives).
+   * (default: `attachWarmVm`, SSH with keepalives).
    */
   readonly attach?: (vm: Vm, signal: AbortSignal) => Promise<{ session: SshSession; basics: GuestBasics }>;
-}
-
-async function attachOverSsh(vm: Vm, signal: AbortSignal): Promise<{ session: SshSession; basics: GuestBasics }> {
-  const session = await connectSsh(vm.ssh, { signal, keepaliveIntervalMs: POOL_KEEPALIVE_MS });
-  try {
-    return { session, basics: await learnGuestBasics(session, signal) };
-  } catch (error) {
-    session.close();
-    throw error;
-  }
 }
 
 interface Boot {
@@ -221,7 +208,7 @@ export class WarmPool {
         boot.memoryMiB = image.defaultMemoryMiB;
         boot.booting = true;
         const vm = await this.opts.backend.boot({ vmName, image, pooled: true, signal: boot.abort.signal, log });
-        const attach = this.opts.attach ?? attachOverSsh;
+        const attach = this.opts.attach ?? attachWarmVm;
         const { session, basics } = await attach(vm, boot.abort.signal).catch(async (error: unknown) => {
           await vm.destroy().catch(() => undefined);
           throw error;

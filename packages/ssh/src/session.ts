@@ -57,10 +57,25 @@ const KILL_GRACE_SECONDS = 2;
 /** Bound on the kill command itself (a hung guest must not hang the abort). */
 const KILL_DEADLINE_MS = 10_000;
 
-/** One authenticated SSH connection to a VM, with its host key pinned. */
+/** The guest files of one `runScript` call. */
+interface StepFiles {
+  script: string;
+  env: string;
+  pid: string;
+  /** Made by an abort; the step stops itself when it finds it. */
+  cancel: string;
+}
+
+function filesOfStep(id: string): StepFiles {
+  const base = `/tmp/solstice-step-${id}`;
+  return { script: `${base}.script`, env: `${base}.env`, pid: `${base}.pid`, cancel: `${base}.cancel` };
+}
+
 /** Tries of an exec request the server refuses, and the pause before the next (times the try). */
 const EXEC_ATTEMPTS = 4;
 const EXEC_RETRY_DELAY_MS = 150;
+
+/** One authenticated SSH connection to a VM, with its host key pinned. */
 
 export class SshSession {
   private sftpChannel: Promise<SFTPWrapper> | undefined;
@@ -128,6 +143,12 @@ export class SshSession {
           reject(new SshError("channel_failed", `could not start a command: ${err.message}`, { cause: err }));
           return;
         }
+        // Aborted while the request was on its way: the command has started, but gets no input.
+        if (opts.signal?.aborted) {
+          channel.close();
+          reject(new SshError("aborted", "command aborted as it started"));
+          return;
+        }
         this.follow(channel, opts).then(resolve, reject);
         // The command's standard input: the given text, then end-of-file.
         channel.end(opts.stdin);
@@ -147,10 +168,8 @@ export class SshSession {
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
     const id = randomUUID();
-    const base = `/tmp/solstice-step-${id}`;
-    const scriptPath = `${base}.script`;
-    const envPath = `${base}.env`;
-    const pidFile = `${base}.pid`;
+    const stepFiles = filesOfStep(id);
+    const { script: scriptPath, env: envPath, pid: pidFile, cancel: cancelFile } = stepFiles;
     if (!opts.shell.includes("{0}")) throw new TypeError(`shell template has no {0}: ${opts.shell}`);
     const refusedMark = `solstice-refused-${id}`;
     const dir = opts.workingDirectory ? shellQuote(opts.workingDirectory) : undefined;
@@ -161,16 +180,19 @@ export class SshSession {
     // Standard input is shell that only writes files (the caller's, the script, the environment
     // file), sourced before the prelude, which may refuse the step. The job runs as a child in a
     // new session (setsid), so its pid is the process group id that an abort kills; the wrapper
-    // waits for it and passes its exit status on.
+    // waits for it and passes its exit status on. The child writes its pid and only then looks
+    // for the abort's cancel file, so an abort that finds no pid file is seen by the child.
     const wrapper =
       "set -u\n" +
       "umask 077\n" +
       "refused=\n" +
-      `trap 'rm -f -- ${[scriptPath, envPath, pidFile].map(shellQuote).join(" ")}' EXIT\n` +
+      `trap 'rm -f -- ${[scriptPath, envPath, pidFile, cancelFile].map(shellQuote).join(" ")}' EXIT\n` +
       // Not `. /dev/stdin`: minimal guests (devtmpfs without udev) have no /dev/stdin.
       'eval "$(cat)" || exit 1\n' +
       prelude +
-      `setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' solstice-step ${shellQuote(pidFile)} sh -c ${shellQuote(
+      `setsid sh -c 'echo $$ > "$1"; [ -e "$2" ] && exit 143; shift 2; exec "$@"' solstice-step ${shellQuote(
+        pidFile,
+      )} ${shellQuote(cancelFile)} sh -c ${shellQuote(
         `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
       "wait $!\n";
@@ -209,7 +231,7 @@ export class SshSession {
         throw err;
       });
       if (aborted) {
-        await this.killGroup(pidFile, scriptPath, envPath);
+        await this.killGroup(stepFiles);
         return { exitCode: null, aborted: true };
       }
       return { exitCode: result.exitCode, aborted: false, ...(refused ? { refused } : {}) };
@@ -223,12 +245,17 @@ export class SshSession {
     this.client.end();
   }
 
-  private async killGroup(pidFile: string, scriptPath: string, envPath: string): Promise<void> {
-    const pid = `$(cat ${shellQuote(pidFile)} 2>/dev/null)`;
+  /**
+   * Stops the step `runScript` started with `files`, wherever the abort caught it: the cancel file
+   * comes first, so a step that has not written its pid yet stops itself when it does; one that has
+   * is killed with its whole group. The cancel file stays for the step's wrapper to remove.
+   */
+  private async killGroup(files: StepFiles): Promise<void> {
     const command =
-      `p=${pid}; if [ -n "$p" ]; then kill -TERM -- "-$p" 2>/dev/null; i=0; ` +
+      `: > ${shellQuote(files.cancel)}; p=$(cat ${shellQuote(files.pid)} 2>/dev/null); ` +
+      `if [ -n "$p" ]; then kill -TERM -- "-$p" 2>/dev/null; i=0; ` +
       `while kill -0 -- "-$p" 2>/dev/null && [ $i -lt ${KILL_GRACE_SECONDS * 10} ]; do sleep 0.1; i=$((i+1)); done; ` +
-      `kill -KILL -- "-$p" 2>/dev/null; fi; rm -f -- ${shellQuote(pidFile)} ${shellQuote(scriptPath)} ${shellQuote(envPath)}; true`;
+      `kill -KILL -- "-$p" 2>/dev/null; fi; rm -f -- ${[files.pid, files.script, files.env].map(shellQuote).join(" ")}; true`;
     await this.exec(command, { signal: AbortSignal.timeout(KILL_DEADLINE_MS) });
   }
 

@@ -162,6 +162,42 @@ describe("an SSH session to a real guest", { timeout: 180_000 }, () => {
     assert.deepEqual(out, ["gone", "gone"]);
   });
 
+  test("an abort at any moment of a script's start stops it: it never runs on unseen", {
+    timeout: 120_000,
+  }, async () => {
+    // The abort lands before the channel opens, while the exec request is on its way, before the
+    // step has written its pid, and after: in none of them may the script go on to its end.
+    const marker = `/tmp/${randomUUID()}`;
+    const delaysMs = [0, 1, 3, 6, 10, 15, 25, 40, 60, 90, 130, 200, 300];
+    const results = [];
+    for (const delay of delaysMs) {
+      const controller = new AbortController();
+      const lines: string[] = [];
+      const started = Date.now();
+      const running = session.runScript({
+        script: `sleep 4\necho reached\ntouch ${marker}.${delay}\n`,
+        shell: "sh -e {0}",
+        env: {},
+        signal: controller.signal,
+        onLine: (_stream, text) => lines.push(text),
+      });
+      setTimeout(() => controller.abort(), delay);
+      const result = await running;
+      results.push({ delay, result, lines, tookMs: Date.now() - started });
+    }
+    await new Promise((r) => setTimeout(r, 5_000));
+    const left: string[] = [];
+    await session.exec(`ls ${marker}.* 2>/dev/null; ls /tmp | grep -c '^solstice-step-.*\\.pid$' || true`, {
+      onStdout: (l) => left.push(l),
+    });
+    for (const { delay, result, lines, tookMs } of results) {
+      assert.equal(result.aborted, true, `abort after ${delay} ms`);
+      assert.deepEqual(lines, [], `abort after ${delay} ms`);
+      assert.ok(tookMs < 4_000, `abort after ${delay} ms took ${tookMs} ms, as long as the script`);
+    }
+    assert.deepEqual(left, ["0"], "no script reached its end and no pid file is left");
+  });
+
   test("exec rejects with an aborted error when its signal fires", { timeout: 30_000 }, async () => {
     await assert.rejects(session.exec("sleep 30", { signal: AbortSignal.timeout(300) }), (err) => {
       assert.ok(err instanceof SshError);

@@ -17,7 +17,7 @@ mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
 echo "test: ${#files[@]} test files, then ${#serial[@]} alone"
 # The suites that run jobs in VMs, once more in each other start mode (test/support/start-mode.ts):
 # warm-pool hand-over on tiny, and snapshot restore on tiny-fast.
-modal=(test/spine.test.ts test/conformance/checkout.test.ts test/conformance/guest-semantics.test.ts
+modal=(test/spine.test.ts test/cancel-cleanup.test.ts test/conformance/checkout.test.ts test/conformance/guest-semantics.test.ts
   test/conformance/status-and-timeouts.test.ts test/conformance/step-semantics.test.ts)
 status=0
 node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" || status=$?

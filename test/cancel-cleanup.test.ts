@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ControlSchema, create, LogStream, Outcome, SCHEMA_VERSION } from "@solstice/protocol";
 import { startTestFleet, type TestFleet, tinyJob, waitForFirstStepRunning } from "./support/fleet.ts";
+import { assertStartedInMode, logLines, START_MODE_TITLE } from "./support/start-mode.ts";
 
 let fleet: TestFleet;
 before(async () => {
@@ -11,12 +12,18 @@ after(async () => {
   await fleet?.close();
 });
 
-test("a job cancelled by a person still runs its always() and cancelled() steps, as on GitHub, and ends cancelled (tiny guest, TCG)", {
+test(`a job cancelled by a person still runs its always() and cancelled() steps, as on GitHub, and ends cancelled (tiny guest, TCG, ${START_MODE_TITLE})`, {
   timeout: 240_000,
 }, async () => {
   const job = tinyJob(fleet.owner, [
     { name: "long", run: "sleep 120; echo not-reached" },
-    { name: "cleanup", run: "echo cleanup-ran", condition: "always()" },
+    // The job's setup (event payload, tool cache) is in place even though the step that was to
+    // carry it in a warm or restored VM was cancelled.
+    {
+      name: "cleanup",
+      run: 'test -f "$GITHUB_EVENT_PATH" && test -d "$RUNNER_TOOL_CACHE" && echo cleanup-ran',
+      condition: "always()",
+    },
     { name: "on cancel", run: "echo saw-cancel", condition: "cancelled()" },
     { name: "plain", run: "echo never" },
     { name: "on success", run: "echo never-either", condition: "success()" },
@@ -30,6 +37,7 @@ test("a job cancelled by a person still runs its always() and cancelled() steps,
     }),
   );
   const events = await done;
+  assertStartedInMode(logLines(events));
   const finished = new Map(
     events.flatMap((e) => (e.body.case === "stepFinished" ? [[e.body.value.index, e.body.value.outcome]] : [])),
   );

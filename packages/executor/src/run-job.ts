@@ -322,16 +322,22 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     commands = ctx.runtime.commandReader(step, env);
     const { script, shell, files } = await stepCommand(ctx, resolved);
     const setup = ctx.runtime.takeSetup();
-    const run = await session.runScript({
-      script,
-      shell,
-      env,
-      workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
-      signal,
-      onLine,
-      prelude: [...(setup ? [setup.prelude] : []), preflightScript(resolved.preflight)].join("\n"),
-      files: [...(setup?.files ?? []), ...files],
-    });
+    const run = await session
+      .runScript({
+        script,
+        shell,
+        env,
+        workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
+        signal,
+        onLine,
+        prelude: [...(setup ? [setup.prelude] : []), preflightScript(resolved.preflight)].join("\n"),
+        files: [...(setup?.files ?? []), ...files],
+      })
+      .catch((error: unknown) => {
+        if (setup) ctx.runtime.returnSetup(setup);
+        throw error;
+      });
+    if (setup && (run.aborted || run.refused?.includes("setup"))) ctx.runtime.returnSetup(setup);
     if (run.refused) throw preflightError(run.refused, resolved.preflight);
     if (stepTimeout?.aborted && !ctx.signal.aborted) {
       outcome = Outcome.FAILURE;

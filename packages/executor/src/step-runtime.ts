@@ -227,7 +227,7 @@ export class StepRuntime {
 
   /**
    * The job's setup if no command has carried it yet, for the step about to run to carry (then it
-   * is done): a warm VM's job sets up its directories and event payload on its first step's round
+   * is done, unless given back with `returnSetup`): a warm VM's job sets up its directories and event payload on its first step's round
    * trip instead of one of its own.
    */
   takeSetup(): GuestSetup | undefined {
@@ -236,20 +236,36 @@ export class StepRuntime {
     return setup;
   }
 
+  /**
+   * Gives back a setup `takeSetup` handed out whose command may not have carried it (it failed to
+   * start, was aborted, or refused with `setup`), so the next command carries it again: the setup
+   * makes directories and writes a file, so doing it twice is harmless, and never doing it (a
+   * cancelled first step, then `always()` steps) is not.
+   */
+  returnSetup(setup: GuestSetup): void {
+    this.setup ??= setup;
+  }
+
   /** Runs the pending setup on its own, before a command that needs it and is not a step. */
   private async flushSetup(session: SshSession, signal: AbortSignal): Promise<void> {
     const setup = this.takeSetup();
     if (!setup) return;
-    const run = await session.runScript({
-      script: ":",
-      shell: "sh {0}",
-      env: {},
-      prelude: setup.prelude,
-      files: setup.files,
-      signal,
-      onLine: () => {},
-    });
-    if (run.refused || run.exitCode !== 0) {
+    let done = false;
+    try {
+      const run = await session.runScript({
+        script: ":",
+        shell: "sh {0}",
+        env: {},
+        prelude: setup.prelude,
+        files: setup.files,
+        signal,
+        onLine: () => {},
+      });
+      done = !run.refused && run.exitCode === 0;
+    } finally {
+      if (!done) this.returnSetup(setup);
+    }
+    if (!done) {
       throw new Error("could not prepare the guest: the job's directories or its event payload were not written");
     }
   }

@@ -137,6 +137,8 @@ export async function fleetJobRunner(opts: {
         );
       };
       signal.addEventListener("abort", cancel, { once: true });
+      // Ctrl-C while the event queue was being set up.
+      if (signal.aborted) cancel();
       const queueTimer = setTimeout(() => {
         if (accepted) return;
         opts.term.err(

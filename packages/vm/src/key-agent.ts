@@ -38,9 +38,10 @@ export async function deliverKeys(delivery: AgentDelivery): Promise<void> {
       socket.on("data", (chunk: Buffer) => splitter.push(chunk));
       socket.on("error", (err) => reject(new VmError("boot_failed", `key agent socket: ${err.message}`)));
       socket.on("close", () => reject(new VmError("boot_failed", "the key agent's socket closed before READY")));
-      delivery.signal.addEventListener("abort", () => reject(new VmError("aborted", "key delivery aborted")), {
-        once: true,
-      });
+      const onAbort = () => reject(new VmError("aborted", "key delivery aborted"));
+      delivery.signal.addEventListener("abort", onAbort, { once: true });
+      // Aborted while the socket connected: a listener added now would never fire.
+      if (delivery.signal.aborted) onAbort();
     });
     socket.write(agentMessage(delivery.keys, delivery.hostname));
     const reply = await answer;

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Host tools: QEMU and qemu-img (VMs), pasta (guest network isolation), genisoimage (NoCloud
 # seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
 # zstd/xz (compressed cloud images), lz4 + binutils (tiny-fast's uncompressed PVH kernel),
-# gcc + libc6-dev (tiny-fast's static rngseed helper), make/flex/bison/bc/libelf-dev/libssl-dev
+# gcc + libc6-dev (tiny-fast's static fresh-start helper), make/flex/bison/bc/libelf-dev/libssl-dev
 # (tiny-fast's kernel, built from Debian's linux-source package), git (local checkout).
 packages=(qemu-system-x86 qemu-utils passt genisoimage debootstrap busybox-static dosfstools mtools
   syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 binutils gcc libc6-dev make flex bison bc

@@ -4,15 +4,16 @@
 # be saved once and restored for every job (each restore then sends its own keys).
 #
 # Agent protocol, host to guest, one item per line:
-#   TIME <epoch seconds>      set the clock (a restored guest has the template's)
-#   RESEED <hex>              credit host entropy and force a CRNG reseed (rngseed)
+#   TIME <epoch seconds>      the clock to set (a restored guest has the template's)
+#   RESEED <hex>              host entropy to credit, with a forced CRNG reseed (required)
 #   NAME <hostname>
 #   AUTH <ssh public key>     one line of authorized_keys
 #   HOSTKEY_DB <\ooo…>        the ed25519 host key in dropbear's format, as printf octal escapes
 #   SCRUB                     (a template being saved, before any other item) zero the free
 #                             memory, then print "scrubbed" on the console
-#   GO                        start dropbear; the guest answers READY once it listens on port 22
-#                             (or FAILED <why>)
+#   GO                        start dropbear through fresh-start (clock, entropy, reseed, then
+#                             dropbear, in one process); the guest answers READY once it listens
+#                             on port 22 (or FAILED <why>)
 # Every process started here costs 10-40 ms under TCG, right after a restore more: the items
 # that can be done with shell builtins are.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -66,15 +67,15 @@ say "agent waiting on $PORT"
 # starts before that. The port is never closed meanwhile: Linux drops a port's unread data when
 # it is closed, which would lose items the host sent in that moment.
 exec 3<>"$PORT"
-GO= FAILED=
+GO= FAILED= CLOCK=0 SEED=
 while [ -z "$GO" ]; do
   if ! read -r cmd arg <&3; then
     sleep 0.01
     continue
   fi
   case "$cmd" in
-    TIME) date -s "@$arg" >/dev/null 2>&1 || say "could not set the clock" ;;
-    RESEED) rngseed "$arg" || FAILED="${FAILED}reseed " ;;
+    TIME) CLOCK=$arg ;;
+    RESEED) SEED=$arg ;;
     NAME) echo "$arg" > /proc/sys/kernel/hostname && echo "127.0.1.1 $arg" >> /etc/hosts ;;
     HOSTKEY_DB) printf "$arg" > /etc/dropbear/dropbear_ed25519_host_key || FAILED="${FAILED}hostkey " ;;
     AUTH) echo "$arg" >> /root/.ssh/authorized_keys ;;
@@ -97,16 +98,21 @@ done
 umask 022
 [ -s /etc/dropbear/dropbear_ed25519_host_key ] || FAILED="${FAILED}no-hostkey "
 [ -s /root/.ssh/authorized_keys ] || FAILED="${FAILED}no-auth "
+[ -n "$SEED" ] || FAILED="${FAILED}no-reseed "
 if [ -n "$FAILED" ]; then
   # Never a random host key, never a guest whose CRNG may be a clone's: the host gives up on it.
   say "agent: not starting ssh: $FAILED"
   echo "FAILED $FAILED" >&3
   exit 0
 fi
-if ! dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22; then
-  echo "FAILED dropbear" >&3
-  exit 0
-fi
+# dropbear forks into the background once it has started; its first process's status comes back.
+fresh-start "$SEED" "$CLOCK" dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22
+case $? in
+  0) ;;
+  2) echo "FAILED bad-time-or-seed" >&3; exit 0 ;;
+  3) echo "FAILED reseed" >&3; exit 0 ;;
+  *) echo "FAILED dropbear" >&3; exit 0 ;;
+esac
 # READY promises a listening port, so the host connects at once instead of probing for the banner
 # (a probe's connection costs a dropbear child that competes with the real one). Builtins only.
 listening() {

@@ -6,19 +6,20 @@
 #   initramfs carries no /lib/modules.
 # - /etc/rc.boot is the agent init: keys arrive over virtio-serial after boot, never from a seed,
 #   which is what lets one booted-and-idle guest be saved once and restored for every job.
-# - rngseed, a static helper, forces the guest's CRNG to reseed after a restore.
+# - fresh-start, a static helper, sets the clock, forces the guest's CRNG to reseed (a restored
+#   guest is a clone) and then becomes dropbear, in one process.
 # The initramfs stays an uncompressed cpio: under TCG copying is cheaper than gunzip.
 #
 # Usage: tiny-fast.sh OUT_DIR SCRATCH_DIR   (both exist; OUT_DIR is empty)
 # Env:   TINY_RECIPE  path of tiny.sh       TINY_INIT  path of tiny-init.sh (tiny.sh's GUEST_INIT)
 #        GUEST_INIT   path of the agent init (tiny-fast-init.sh)
-#        RNGSEED_C    path of rngseed.c     DISK_SIZE  size of the empty golden disk
+#        FRESH_START_C  path of fresh-start.c  DISK_SIZE  size of the empty golden disk
 #        KERNEL_SCRIPT, KERNEL_CONFIG, KERNEL_CACHE, KERNEL_SOURCE_PACKAGE  see guest-kernel.sh
 set -euo pipefail
 OUT=$(realpath "$1") W=$(realpath "$2")
-: "${TINY_RECIPE:?}" "${TINY_INIT:?}" "${GUEST_INIT:?}" "${RNGSEED_C:?}" "${DISK_SIZE:?}" "${KERNEL_SCRIPT:?}"
+: "${TINY_RECIPE:?}" "${TINY_INIT:?}" "${GUEST_INIT:?}" "${FRESH_START_C:?}" "${DISK_SIZE:?}" "${KERNEL_SCRIPT:?}"
 phase() { echo "::phase $*"; }
-command -v gcc >/dev/null || { echo "gcc is needed for rngseed (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "gcc is needed for fresh-start (scripts/bootstrap.sh installs it)" >&2; exit 1; }
 
 mkdir -p "$W/kernel"
 bash "$KERNEL_SCRIPT" "$OUT" "$W/kernel"
@@ -38,8 +39,8 @@ sed -i 's#^root:\(.*\):/bin/bash$#root:\1:/bin/sh#' "$R/etc/passwd"
 grep -q '^root:.*:/bin/sh$' "$R/etc/passwd" || { echo "could not make /bin/sh root's login shell" >&2; exit 1; }
 install -m 755 "$GUEST_INIT" "$R/etc/rc.boot"
 # Static, so it needs no library the initramfs lacks.
-gcc -static -Os -o "$R/usr/sbin/rngseed" "$RNGSEED_C"
-strip "$R/usr/sbin/rngseed"
+gcc -static -Os -o "$R/usr/sbin/fresh-start" "$FRESH_START_C"
+strip "$R/usr/sbin/fresh-start"
 (cd "$R" && find . | LC_ALL=C sort | "$BB" cpio -o -H newc -R 0:0 2>/dev/null) > "$OUT/initramfs.cpio"
 
 mv "$OUT/bzImage" "$OUT/vmlinuz"

@@ -118,7 +118,7 @@ const tinyFast: ImageRecipe = {
     TINY_RECIPE: "tiny.sh",
     TINY_INIT: "tiny-init.sh",
     GUEST_INIT: "tiny-fast-init.sh",
-    RNGSEED_C: "rngseed.c",
+    FRESH_START_C: "fresh-start.c",
     KERNEL_SCRIPT: "guest-kernel.sh",
     KERNEL_CONFIG: "guest-kernel.config",
   },

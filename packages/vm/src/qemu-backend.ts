@@ -293,7 +293,10 @@ async function bootVm(ctx: {
     });
     const start = ctx.restoreFrom ? "restore" : ctx.saveStateTo ? "template" : "boot";
     log.info({ accelerator, sshPort, runDir, image: image.label, start }, "starting VM");
+    // Where a start's time goes, for the "VM ready" line: milliseconds since `started` at each mark.
+    const phases: Record<string, number> = { prepared: Date.now() - started };
     launched = await launchInNetns({ qemuBinary: ctx.qemuBinary, args, runDir, sshPort, signal: boot.signal });
+    phases.launched = Date.now() - started;
     const current = launched;
     void current.qemuExit.then(() => {
       qemuGone = true;
@@ -322,7 +325,10 @@ async function bootVm(ctx: {
       if (agentSocket === undefined) throw new VmError("boot_failed", "only images with a key agent can be saved");
       await saveGuestState({ qmp, capture, agentSocket, statePath: ctx.saveStateTo, signal: boot.signal });
     } else {
-      if (ctx.restoreFrom !== undefined) await resumeIncoming(qmp, boot.signal);
+      if (ctx.restoreFrom !== undefined) {
+        await resumeIncoming(qmp, boot.signal);
+        phases.resumed = Date.now() - started;
+      }
       if (agentSocket !== undefined) {
         // The agent answers READY once dropbear listens: no banner probe after it.
         await deliverKeys({ socketPath: agentSocket, keys, hostname: hostnameFor(spec.vmName), signal: boot.signal });
@@ -332,7 +338,7 @@ async function bootVm(ctx: {
       if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
     }
     const bootMs = Date.now() - started;
-    log.info({ bootMs, pooled: spec.pooled ?? false, start }, "VM ready");
+    log.info({ bootMs, phases, pooled: spec.pooled ?? false, start }, "VM ready");
     const qemuPid = current.qemu.pid ?? -1;
     const pastaPid = current.pasta.pid ?? -1;
     return {

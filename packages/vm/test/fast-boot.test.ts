@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ensureImage, type LocalImage } from "@solstice/images";
-import { connectSsh } from "@solstice/ssh";
-import { createQemuBackend, type QemuVm } from "@solstice/vm";
+import { connectSsh, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
+import { agentMessage, createQemuBackend, hostTscKhz, type QemuVm, qemuArgs } from "@solstice/vm";
 import pino from "pino";
 
 const log = pino({ level: "warn" });
@@ -80,4 +83,108 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
     assert.notEqual(a.hostKey, b.hostKey);
     assert.deepEqual([a.hostname, b.hostname], ["fast-restore-a", "fast-restore-b"]);
   });
+
+  // The agent is the guest's only source of keys and fresh entropy: a message missing either
+  // must leave the guest without SSH, never with a random host key or a clone's CRNG.
+  for (const missing of ["RESEED", "HOSTKEY_DB"]) {
+    test(`an agent given no ${missing} refuses to start SSH and says why`, async () => {
+      const image = await fastImage();
+      const items = agentMessage(generateJobKeys(), "agent-refuses")
+        .split("\n")
+        .filter((line) => !line.startsWith(`${missing} `));
+      const vm = await bootAndTellAgent(image, items.join("\n"));
+      try {
+        assert.equal(vm.answer, `FAILED no-${missing === "RESEED" ? "reseed" : "hostkey"}`);
+        // While the guest still runs: QEMU accepts the connection, but no SSH server answers it.
+        await assert.rejects(waitForSshBanner("127.0.0.1", vm.sshPort, { deadlineMs: 3_000 }));
+      } finally {
+        vm.stop();
+      }
+    });
+  }
 });
+
+/**
+ * Boots the image by hand (as the backend would, TCG, no snapshot), sends `message` to its key
+ * agent and returns the agent's answer line (READY or FAILED …) with the VM still running.
+ */
+async function bootAndTellAgent(
+  image: LocalImage,
+  message: string,
+): Promise<{ answer: string; sshPort: number; stop(): void }> {
+  const dir = join(runRoot, `agent-${randomUUID().slice(0, 8)}`);
+  mkdirSync(dir, { recursive: true });
+  const overlayPath = join(dir, "overlay.qcow2");
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn("qemu-img", [
+      "create",
+      "-q",
+      "-f",
+      "qcow2",
+      "-b",
+      image.disk,
+      "-F",
+      image.diskFormat,
+      overlayPath,
+    ]);
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`qemu-img exited ${code}`))));
+  });
+  const sshPort = await freePort();
+  const agentSocket = join(dir, "ag.sock");
+  const tscKhz = hostTscKhz();
+  const args = qemuArgs({
+    image,
+    accelerator: "tcg",
+    cpus: image.defaultCpus,
+    memoryMiB: image.defaultMemoryMiB,
+    overlayPath,
+    agentSocket,
+    qmpSocket: join(dir, "qmp.sock"),
+    sshPort,
+    ...(tscKhz !== undefined ? { hostTscKhz: tscKhz } : {}),
+  });
+  const qemu = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
+  try {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      try {
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = connect(agentSocket);
+          let received = "";
+          socket.on("connect", () => socket.write(message));
+          socket.on("data", (chunk: Buffer) => {
+            received += chunk.toString();
+            const line = received.split("\n").find((l) => l === "READY" || l.startsWith("FAILED"));
+            if (line !== undefined) {
+              socket.destroy();
+              resolve(line.trim());
+            }
+          });
+          socket.on("error", reject);
+          socket.on("close", () => reject(new Error("the agent's socket closed without an answer")));
+        });
+        return { answer, sshPort, stop: () => qemu.kill("SIGKILL") };
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() > deadline) throw error;
+        await sleep(50);
+      }
+    }
+  } catch (error) {
+    qemu.kill("SIGKILL");
+    throw error;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
+    });
+  });
+}

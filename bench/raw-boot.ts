@@ -1,12 +1,11 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
-import { connectSsh, generateJobKeys, SshError, type SshTarget, waitForSshBanner } from "@solstice/ssh";
+import { connectSsh, freeLocalPort, generateJobKeys, SshError, type SshTarget, waitForSshBanner } from "@solstice/ssh";
 import { deliverKeys, hostTscKhz, qemuArgs, writeSeedIso } from "@solstice/vm";
 
 /**
@@ -29,7 +28,7 @@ export async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Pr
     const tscKhz = hostTscKhz();
     const overlayPath = path.join(dir, "overlay.qcow2");
     await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlayPath]);
-    const sshPort = await freePort();
+    const sshPort = await freeLocalPort();
     const args = qemuArgs({
       image,
       accelerator,
@@ -86,18 +85,6 @@ async function waitForCloudInit(target: SshTarget): Promise<void> {
     }
     await sleep(500);
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 function run(cmd: string, args: string[]): Promise<void> {

@@ -9,6 +9,7 @@ export {
   fetchForgeUserKeys,
   MAX_FORGE_KEYS,
 } from "./forge-user-keys.ts";
+export { freeLocalPort } from "./free-port.ts";
 export { dropbearHostKey, fingerprint, hostKeyBlob } from "./host-key.ts";
 export type { JobKeys, KeyPair } from "./job-keys.ts";
 export { generateJobKeys } from "./job-keys.ts";

@@ -1,10 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureLocalImage, type LocalImage } from "@solstice/images";
-import { generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
+import { freeLocalPort, generateJobKeys, type SshTarget, waitForSshBanner } from "@solstice/ssh";
 import { pino } from "pino";
 
 /** The tiny test guest from the project's own builder, cached like any image. */
@@ -46,7 +45,7 @@ export async function bootTestGuest(): Promise<TestGuest> {
     join(dir, "user-data"),
     join(dir, "meta-data"),
   ]);
-  const port = await freePort();
+  const port = await freeLocalPort();
   const kernel = image.kernel;
   if (!kernel) throw new Error("the tiny image boots with -kernel");
   const qemu: ChildProcess = spawn(
@@ -100,19 +99,6 @@ export async function bootTestGuest(): Promise<TestGuest> {
     },
     stop,
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        address && typeof address === "object" ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 function seedDrive(path: string, medium: LocalImage["seedMedium"]): string[] {

@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
 import {
   connectSsh,
+  freeLocalPort,
   generateJobKeys,
   SshError,
   type SshSession,
@@ -278,7 +278,7 @@ async function bootVm(ctx: {
         signal: boot.signal,
       });
     }
-    const sshPort = await freePort();
+    const sshPort = await freeLocalPort();
     const args = qemuArgs({
       image,
       accelerator,
@@ -476,21 +476,6 @@ function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** A free TCP port on 127.0.0.1, for the SSH forward; pasta binds it right after. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === "object") resolvePort(address.port);
-        else reject(new Error("no port assigned"));
-      });
-    });
-  });
 }
 
 function pidRecord(name: "qemu" | "pasta", pid: number | undefined): Record<string, number | string | undefined> {

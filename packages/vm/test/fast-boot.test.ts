@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ensureImage, type LocalImage } from "@solstice/images";
-import { connectSsh, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
+import { connectSsh, freeLocalPort, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
 import { agentMessage, createQemuBackend, hostTscKhz, type QemuVm, qemuArgs } from "@solstice/vm";
 import pino from "pino";
 
@@ -130,7 +130,7 @@ async function bootAndTellAgent(
     child.on("error", reject);
     child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`qemu-img exited ${code}`))));
   });
-  const sshPort = await freePort();
+  const sshPort = await freeLocalPort();
   const agentSocket = join(dir, "ag.sock");
   const tscKhz = hostTscKhz();
   const args = qemuArgs({
@@ -175,16 +175,4 @@ async function bootAndTellAgent(
     qemu.kill("SIGKILL");
     throw error;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }

@@ -227,8 +227,8 @@ export class StepRuntime {
 
   /**
    * The job's setup if no command has carried it yet, for the step about to run to carry (then it
-   * is done, unless given back with `returnSetup`): a warm VM's job sets up its directories and event payload on its first step's round
-   * trip instead of one of its own.
+   * is done, unless given back with `returnSetup`): a warm VM's job sets up its directories and
+   * event payload on its first step's round trip instead of one of its own.
    */
   takeSetup(): GuestSetup | undefined {
     const setup = this.setup;

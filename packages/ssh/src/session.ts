@@ -76,7 +76,6 @@ const EXEC_ATTEMPTS = 4;
 const EXEC_RETRY_DELAY_MS = 150;
 
 /** One authenticated SSH connection to a VM, with its host key pinned. */
-
 export class SshSession {
   private sftpChannel: Promise<SFTPWrapper> | undefined;
   private closed = false;

@@ -10,7 +10,7 @@ export type { VmErrorCode } from "./errors.ts";
 export { VmError } from "./errors.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline and the agent's tests.
 export { hostTscKhz } from "./host-tsc.ts";
-export { type AgentDelivery, agentMessage, deliverKeys } from "./key-agent.ts";
+export { type AgentDelivery, agentMessage, deliverKeys, tellAgent } from "./key-agent.ts";
 export { type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";

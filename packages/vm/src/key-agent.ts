@@ -28,7 +28,16 @@ export interface AgentDelivery {
  * hanging up, is a boot failure: the guest never runs SSH with keys we did not give it.
  */
 export async function deliverKeys(delivery: AgentDelivery): Promise<void> {
-  const socket = await connectWhenListening(delivery.socketPath, delivery.signal);
+  const reply = await tellAgent(delivery.socketPath, agentMessage(delivery.keys, delivery.hostname), delivery.signal);
+  if (reply !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${reply}`);
+}
+
+/**
+ * Sends `message` (items of the agent protocol) to the agent listening on `socketPath`, once QEMU
+ * has created it, and returns the agent's answer: `READY` or `FAILED <why>`.
+ */
+export async function tellAgent(socketPath: string, message: string, signal: AbortSignal): Promise<string> {
+  const socket = await connectWhenListening(socketPath, signal);
   try {
     const answer = new Promise<string>((resolve, reject) => {
       const splitter = new LineSplitter((line) => {
@@ -39,13 +48,12 @@ export async function deliverKeys(delivery: AgentDelivery): Promise<void> {
       socket.on("error", (err) => reject(new VmError("boot_failed", `key agent socket: ${err.message}`)));
       socket.on("close", () => reject(new VmError("boot_failed", "the key agent's socket closed before READY")));
       const onAbort = () => reject(new VmError("aborted", "key delivery aborted"));
-      delivery.signal.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
       // Aborted while the socket connected: a listener added now would never fire.
-      if (delivery.signal.aborted) onAbort();
+      if (signal.aborted) onAbort();
     });
-    socket.write(agentMessage(delivery.keys, delivery.hostname));
-    const reply = await answer;
-    if (reply !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${reply}`);
+    socket.write(message);
+    return await answer;
   } finally {
     socket.destroy();
   }

@@ -2,14 +2,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ensureImage, type LocalImage } from "@solstice/images";
 import { connectSsh, freeLocalPort, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
-import { agentMessage, createQemuBackend, hostTscKhz, type QemuVm, qemuArgs } from "@solstice/vm";
+import { agentMessage, createQemuBackend, hostTscKhz, type QemuVm, qemuArgs, tellAgent } from "@solstice/vm";
 import pino from "pino";
 
 const log = pino({ level: "warn" });
@@ -146,31 +144,8 @@ async function bootAndTellAgent(
   });
   const qemu = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
   try {
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        const answer = await new Promise<string>((resolve, reject) => {
-          const socket = connect(agentSocket);
-          let received = "";
-          socket.on("connect", () => socket.write(message));
-          socket.on("data", (chunk: Buffer) => {
-            received += chunk.toString();
-            const line = received.split("\n").find((l) => l === "READY" || l.startsWith("FAILED"));
-            if (line !== undefined) {
-              socket.destroy();
-              resolve(line.trim());
-            }
-          });
-          socket.on("error", reject);
-          socket.on("close", () => reject(new Error("the agent's socket closed without an answer")));
-        });
-        return { answer, sshPort, stop: () => qemu.kill("SIGKILL") };
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() > deadline) throw error;
-        await sleep(50);
-      }
-    }
+    const answer = await tellAgent(agentSocket, message, AbortSignal.timeout(120_000));
+    return { answer, sshPort, stop: () => qemu.kill("SIGKILL") };
   } catch (error) {
     qemu.kill("SIGKILL");
     throw error;

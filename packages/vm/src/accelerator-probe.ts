@@ -24,6 +24,13 @@ export interface ProbeOptions {
   /** Bound on the probe boot (default 10000). */
   readonly deadlineMs?: number;
   readonly qemuBinary?: string;
+  /**
+   * The KVM device that must open before a probe boot is worth trying (default /dev/kvm; QEMU
+   * itself always opens /dev/kvm). Tests give another path to take each branch on any host.
+   */
+  readonly kvmDevice?: string;
+  /** Where the CPU flags are read when there is no kernel to boot (default /proc/cpuinfo). */
+  readonly cpuinfoPath?: string;
 }
 
 /**
@@ -43,10 +50,13 @@ export async function probeAccelerator(opts: ProbeOptions): Promise<AcceleratorC
 
 async function decide(opts: ProbeOptions): Promise<AcceleratorChoice> {
   const qemu = opts.qemuBinary ?? "qemu-system-x86_64";
+  const device = opts.kvmDevice ?? "/dev/kvm";
   try {
-    await access("/dev/kvm", constants.R_OK | constants.W_OK);
-  } catch {
-    return { accelerator: "tcg", reason: "/dev/kvm is missing or not accessible" };
+    await access(device, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    // Not cached: nothing was probed, and the device may appear (a module loaded, a group granted).
+    const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "is missing" : "is not accessible";
+    return { accelerator: "tcg", reason: `${device} ${why}` };
   }
   const version = (await runCommand(qemu, ["--version"], { timeoutMs: 10_000 })).stdout.split("\n")[0] ?? "unknown";
   const cacheFile = join(opts.cacheDir, `accelerator-${safe(release())}-${safe(version)}.json`);
@@ -59,12 +69,14 @@ async function decide(opts: ProbeOptions): Promise<AcceleratorChoice> {
     // No verdict cached yet for this kernel and QEMU: probe below.
   }
   if (!opts.kernel) {
-    const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
+    const cpuinfo = await readFile(opts.cpuinfoPath ?? "/proc/cpuinfo", "utf8").catch(() => "");
     return /\b(vmx|svm)\b/.test(cpuinfo)
-      ? { accelerator: "kvm", reason: "/dev/kvm opens and the CPU has vmx/svm (no kernel to probe with)" }
-      : { accelerator: "tcg", reason: "/dev/kvm opens but the CPU has no vmx/svm flag (nested or PVM KVM)" };
+      ? { accelerator: "kvm", reason: `${device} opens and the CPU has vmx/svm (no kernel to probe with)` }
+      : { accelerator: "tcg", reason: `${device} opens but the CPU has no vmx/svm flag (nested or PVM KVM)` };
   }
   const choice = await bootProbe(qemu, opts.kernel, opts.deadlineMs ?? 10_000, opts.signal);
+  // An aborted probe proved nothing about KVM: it must not be cached as a TCG verdict.
+  opts.signal?.throwIfAborted();
   await mkdir(opts.cacheDir, { recursive: true });
   await writeFile(cacheFile, `${JSON.stringify(choice)}\n`);
   return choice;

@@ -21,7 +21,8 @@ export {
 export { type ExpressionIssue, type Interpolation, interpolate, type PlanScope } from "./expressions.ts";
 export { resolveInputs } from "./inputs.ts";
 export { type JobRequestOrigin, toJobRequest } from "./job-request.ts";
-export { type LoadWorkflowFileOptions, loadWorkflowFile } from "./load-workflow-file.ts";
+export { parseKdlWorkflow } from "./kdl/parse-kdl-workflow.ts";
+export { isKdlWorkflow, type LoadWorkflowFileOptions, loadWorkflowFile } from "./load-workflow-file.ts";
 export {
   expandMatrix,
   MAX_MATRIX_JOBS,

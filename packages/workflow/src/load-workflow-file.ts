@@ -1,4 +1,5 @@
 import { readFile, stat } from "node:fs/promises";
+import { parseKdlWorkflow } from "./kdl/parse-kdl-workflow.ts";
 import { MAX_WORKFLOW_BYTES, type ParseWorkflowOptions, parseWorkflow } from "./parse-workflow.ts";
 import { WorkflowError } from "./workflow-errors.ts";
 import type { PlanContexts, Workflow } from "./workflow-plan.ts";
@@ -10,7 +11,7 @@ export interface LoadWorkflowFileOptions {
   signal?: AbortSignal;
 }
 
-/** Reads a workflow file and parses it with `parseWorkflow`. */
+/** Reads a workflow file and plans it: a `.kdl` file with `parseKdlWorkflow`, any other with `parseWorkflow`. */
 export async function loadWorkflowFile(path: string, opts: LoadWorkflowFileOptions = {}): Promise<Workflow> {
   const file = opts.file ?? path;
   let text: string;
@@ -38,5 +39,10 @@ export async function loadWorkflowFile(path: string, opts: LoadWorkflowFileOptio
     file,
     ...(opts.contexts === undefined ? {} : { contexts: opts.contexts }),
   };
-  return parseWorkflow(text, parseOptions);
+  return isKdlWorkflow(path) ? parseKdlWorkflow(text, parseOptions) : parseWorkflow(text, parseOptions);
+}
+
+/** KDL workflows are told apart by their name, as `.solstice/workflow.kdl` is. */
+export function isKdlWorkflow(path: string): boolean {
+  return path.toLowerCase().endsWith(".kdl");
 }

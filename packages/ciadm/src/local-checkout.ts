@@ -21,6 +21,11 @@ async function git(cwd: string, ...args: string[]): Promise<string> {
   return stdout.trim();
 }
 
+/** The top of the git work tree `dir` is in; undefined outside one. */
+export async function repositoryRoot(dir: string): Promise<string | undefined> {
+  return git(dir, "rev-parse", "--show-toplevel").catch(() => undefined);
+}
+
 /**
  * The developer's repository as a local run checks it out: HEAD, or with `includeUncommitted` a
  * commit of the tracked changes too (`git stash create` makes it without touching the working

@@ -34,7 +34,10 @@ const logger = () => pino({ level: program.opts<{ logLevel: string }>().logLevel
 program
   .command("run")
   .description("run a workflow's jobs, each in a fresh VM, with live output; exits non-zero if a job fails")
-  .argument("<workflow>", "the workflow file, e.g. .forgejo/workflows/ci.yml")
+  .argument(
+    "[workflow]",
+    "the workflow file (default: .solstice/workflow.kdl, else the only one in .forgejo/workflows, .gitea/workflows or .github/workflows)",
+  )
   .option("--job <id>", "run only this job (its key under `jobs:`)")
   .option("--include-uncommitted", "check out tracked uncommitted changes too, not only HEAD", false)
   .addOption(
@@ -79,6 +82,12 @@ program
   .option("--secrets-file <file>", "read secrets from a file of NAME=VALUE lines")
   .option("--input <name=value>", "a workflow_dispatch input (repeatable)", collectPairs("--input"), {})
   .option("--var <name=value>", "a configuration variable, read as vars.NAME (repeatable)", collectPairs("--var"), {})
+  .option(
+    "--map-label <from=to>",
+    "run jobs whose runs-on is FROM on this host's image TO, e.g. illumos-stable=tiny (repeatable)",
+    collectPairs("--map-label"),
+    {},
+  )
   .option("--event <name>", "the event that triggers the run, as github.event_name", "workflow_dispatch")
   .option("--event-payload <file>", "a JSON file with the event's payload, as github.event")
   .option(
@@ -86,7 +95,7 @@ program
     "how many jobs may run at once (default: 1 in this process, each matrix's max-parallel through the fleet)",
     positiveInteger("--parallel"),
   )
-  .action(async (workflow: string, opts) => {
+  .action(async (workflow: string | undefined, opts) => {
     const { runWorkflow } = await import("./commands/run.ts");
     process.exitCode = await runWorkflow(
       workflow,

@@ -12,9 +12,11 @@ import {
   toJobRequest,
 } from "@solstice/workflow";
 import type { Logger } from "pino";
+import { defaultWorkflow } from "../default-workflow.ts";
 import { formatSummary, JobPrinter, outcomeWord, type PrintedJob } from "../job-printer.ts";
 import { fleetJobRunner, type JobRunner, localJobRunner } from "../job-runners.ts";
-import { type LocalRepository, readLocalRepository } from "../local-checkout.ts";
+import { mapLabels } from "../label-map.ts";
+import { type LocalRepository, readLocalRepository, repositoryRoot } from "../local-checkout.ts";
 import { readSecrets } from "../secret-input.ts";
 import type { Terminal } from "../terminal.ts";
 
@@ -46,6 +48,8 @@ export interface RunOptions {
   readonly eventPayload?: string;
   /** Jobs at once; default 1 in this process, unbounded (each matrix's max-parallel) through the fleet. */
   readonly parallel?: number;
+  /** `runs-on` label → the label of the image that runs it here (`--map-label FROM=TO`). */
+  readonly mapLabel?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -56,18 +60,27 @@ export interface RunOptions {
  * their events. Resolves to the exit code: 0 only if every job succeeded.
  */
 export async function runWorkflow(
-  workflowPath: string,
+  givenPath: string | undefined,
   options: RunOptions,
   term: Terminal,
   log: Logger,
 ): Promise<number> {
+  const workflowPath = givenPath ?? (await chooseWorkflow(term));
   const absolute = path.resolve(workflowPath);
   const repo = await readLocalRepository(path.dirname(absolute), {
     includeUncommitted: options.includeUncommitted,
   }).catch((error: unknown) => error as Error);
   const file = repo instanceof Error ? workflowPath : path.relative(repo.root, absolute);
   const workflow = await loadRunWorkflow(absolute, file, repo, options);
-  const jobs = selectJobs(workflow, options.job);
+  const mapped = mapLabels(selectJobs(workflow, options.job), options.mapLabel ?? {});
+  const jobs = mapped.jobs;
+  for (const [from, to] of Object.entries(options.mapLabel ?? {})) {
+    term.err(
+      mapped.unused.includes(from)
+        ? `note: --map-label ${from}=${to} applies to no job: none runs on ${from}\n`
+        : `note: jobs for ${from} run on ${to} here (--map-label)\n`,
+    );
+  }
   const secretValues = await readSecrets(options.secret ?? [], options.secretsFile);
   const keyring = runKeyring(options.amqp !== undefined, Object.keys(secretValues).length > 0);
   if (repo instanceof Error && jobs.some((j) => j.steps.some((s) => s.kind === "checkout"))) throw repo;
@@ -157,6 +170,14 @@ export async function runWorkflow(
     );
   });
   return succeeded ? 0 : 1;
+}
+
+/** The workflow to run when none is named, found from the top of the repository (or this directory). */
+async function chooseWorkflow(term: Terminal): Promise<string> {
+  const root = (await repositoryRoot(process.cwd())) ?? process.cwd();
+  const file = path.join(root, await defaultWorkflow(root));
+  term.err(`running ${path.relative(process.cwd(), file)}\n`);
+  return file;
 }
 
 /**

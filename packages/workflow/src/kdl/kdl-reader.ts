@@ -19,10 +19,15 @@ export class KdlProblems {
   /** A job planned once per image meets a mistake in its shared parts once per image: reported once. */
   private readonly reported = new Set<string>();
 
+  /** Lines as KDL 2 counts them: CRLF, CR, LF, NEL, VT, FF, LS and PS each end one. */
+  private readonly lineCount: number;
+
   constructor(
     readonly file: string,
     private readonly source: string,
-  ) {}
+  ) {
+    this.lineCount = source.split(/\r\n|[\r\n\v\f\u0085\u2028\u2029]/).length;
+  }
 
   at(position: Position, key: string, message: string, suggestion?: string): void {
     const identity = `${position.line}:${position.column}:${key}:${message}`;
@@ -34,8 +39,10 @@ export class KdlProblems {
     }
     this.problems.push({
       file: this.file,
-      line: position.line,
-      column: position.column,
+      // The parser's error positions can fall outside the text (fuzzing found column 0 on a line
+      // after the last one): a problem always points into the file.
+      line: Math.min(Math.max(1, position.line), this.lineCount),
+      column: Math.max(1, position.column),
       key,
       message,
       ...(suggestion === undefined ? {} : { suggestion }),

@@ -105,8 +105,8 @@ class KdlPlanner {
     return env;
   }
 
-  /** Reads a `job` node; undefined when it cannot be planned at all. */
-  job(node: Node, index: number, seen: Set<string>): JobSpec | undefined {
+  /** Reads a `job` node, reporting what is wrong with it. */
+  job(node: Node, index: number, seen: Set<string>): JobSpec {
     const idEntry = node.getPropertyEntry("id");
     const rawId = idEntry?.getValue();
     const key = typeof rawId === "string" && rawId !== "" ? `job.${rawId}` : `job[${index}]`;
@@ -134,8 +134,7 @@ class KdlPlanner {
       this.problems.atElement(node, key, 'has no steps: add at least one, e.g. step name="Test" run="make test"');
     }
     const setup = this.setup(read, key);
-    if (id === undefined || labels.length === 0) return undefined;
-    return { read, id, labels, overrides, steps, ...(setup === undefined ? {} : { setup }) };
+    return { read, id: id ?? key, labels, overrides, steps, ...(setup === undefined ? {} : { setup }) };
   }
 
   /** `runs_on="label"`, or `runs_on "a" "b" { }` for one job per image; exactly one of the two. */
@@ -218,7 +217,8 @@ class KdlPlanner {
   plan(spec: JobSpec, workflowEnv: Env): PlannedJob[] {
     const { labels } = spec;
     const stepOverrides = spec.steps.map((step) => this.stepOverrides(step, labels));
-    if (labels.length === 1) return [this.planImage(spec, labels[0] as string, workflowEnv, stepOverrides)];
+    // A job with no usable label is still planned once, so that all its problems are found now.
+    if (labels.length <= 1) return [this.planImage(spec, labels[0] ?? "", workflowEnv, stepOverrides)];
     return labels.map((label, index) => {
       const matrix: MatrixCombination = { [OS_KEY]: label };
       // Each image is worth its own result: one image failing does not cancel the others.
@@ -325,11 +325,18 @@ class KdlPlanner {
   }
 }
 
-/** KDL's syntax errors as problems: the KDL 2 parser's, which is tried first and is the current language. */
+/**
+ * KDL's syntax errors as problems: the KDL 2 parser's, which is tried first and is the current
+ * language. The parser can also fail in its own code (@bgotink/kdl 0.4.0 throws a RangeError for a
+ * `/` at the end of the input): that is reported at the top of the file rather than thrown.
+ */
 function syntaxProblems(error: unknown, problems: KdlProblems): void {
-  const errors = error instanceof AggregateError ? error.errors : [error];
-  const current = errors[0];
-  if (!(current instanceof InvalidKdlError)) throw error;
+  const current = error instanceof AggregateError ? error.errors[0] : error;
+  if (!(current instanceof InvalidKdlError)) {
+    const reason = current instanceof Error ? `${current.name}: ${current.message}` : String(current);
+    problems.at({ line: 1, column: 1 }, "", `KDL syntax error: the KDL parser could not read the file (${reason})`);
+    return;
+  }
   for (const detail of current.flat()) {
     const message = detail.message.replace(/ at (\d+:\d+|end of input)$/, "");
     problems.at(detail.start ?? { line: 1, column: 1 }, "", `KDL syntax error: ${message}`);
@@ -397,7 +404,7 @@ export function parseKdlWorkflow(text: string, opts: ParseWorkflowOptions): Work
       'has no jobs: add one, e.g. job id="build" runs_on="debian-12" { step run="make" }',
     );
   }
-  const jobs = specs.flatMap((spec) => (spec === undefined ? [] : planner.plan(spec, env)));
+  const jobs = specs.flatMap((spec) => planner.plan(spec, env));
   if (problems.problems.length > 0) throw fail();
   return { name, file: opts.file, on: null, jobs, ...(opts.contexts ? { contexts: opts.contexts } : {}) };
 }

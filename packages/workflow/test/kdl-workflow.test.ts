@@ -222,30 +222,34 @@ describe("KDL workflows: what KDL adds", () => {
 });
 
 describe("KDL workflows: problems, as precise as the Actions front-end's", () => {
-  it("reports every problem at once as file:line:col: key: message, with the name probably meant", T, () => {
-    const problems = problemsOf(
-      [
-        "workflow {", //                                          1
-        '  jb id="x"', //                                          2
-        '  job id="build" runs-on="tiny" timeout=5 {', //          3
-        '    stpe run="make"', //                                  4
-        '    step "Format" run="cargo fmt"', //                    5
-        '    step name="no script"', //                            6
-        "  }", //                                                  7
-        "}", //                                                    8
-      ].join("\n"),
-    );
-    const rows = problems.map((p) => `${p.line}:${p.column} ${p.key}: ${p.message} | ${p.suggestion ?? ""}`);
-    assert.deepEqual(rows, [
-      "2:3 workflow.jb: unknown node `jb` here; allowed: env, job | did you mean `job`?",
-      "3:18 job.build.runs-on: `job` has no property `runs-on`; its properties: id, name, runs_on, timeout_minutes, checkout | did you mean `runs_on`?",
-      "3:33 job.build.timeout: `job` has no property `timeout`; its properties: id, name, runs_on, timeout_minutes, checkout | did you mean `timeout_minutes`?",
-      "4:5 job.build.stpe: unknown node `stpe` here; allowed: runs_on, env, setup, os, step | did you mean `step`?",
-      '3:3 job.build: has no runs_on: name the image to run on, e.g. runs_on="debian-12", or several: runs_on "tiny" "debian-12" | ',
-      '5:10 job.build.step[0]: `step` takes no arguments, only properties (name=value) | did you mean name="Format"?',
-      '6:5 job.build.step[1]: a step needs run=, e.g. step name="Test" run="make test" | ',
-    ]);
-  });
+  it(
+    "reports every problem at once, in reading order, as file:line:col: key: message, with the name probably meant",
+    T,
+    () => {
+      const problems = problemsOf(
+        [
+          "workflow {", //                                          1
+          '  jb id="x"', //                                          2
+          '  job id="build" runs-on="tiny" timeout=5 {', //          3
+          '    stpe run="make"', //                                  4
+          '    step "Format" run="cargo fmt"', //                    5
+          '    step name="no script"', //                            6
+          "  }", //                                                  7
+          "}", //                                                    8
+        ].join("\n"),
+      );
+      const rows = problems.map((p) => `${p.line}:${p.column} ${p.key}: ${p.message} | ${p.suggestion ?? ""}`);
+      assert.deepEqual(rows, [
+        "2:3 workflow.jb: unknown node `jb` here; allowed: env, job | did you mean `job`?",
+        '3:3 job.build: has no runs_on: name the image to run on, e.g. runs_on="debian-12", or several: runs_on "tiny" "debian-12" | ',
+        "3:18 job.build.runs-on: `job` has no property `runs-on`; its properties: id, name, runs_on, timeout_minutes, checkout | did you mean `runs_on`?",
+        "3:33 job.build.timeout: `job` has no property `timeout`; its properties: id, name, runs_on, timeout_minutes, checkout | did you mean `timeout_minutes`?",
+        "4:5 job.build.stpe: unknown node `stpe` here; allowed: runs_on, env, setup, os, step | did you mean `step`?",
+        '5:10 job.build.step[0]: `step` takes no arguments, only properties (name=value) | did you mean name="Format"?',
+        '6:5 job.build.step[1]: a step needs run=, e.g. step name="Test" run="make test" | ',
+      ]);
+    },
+  );
 
   it("says where a node belongs when it is written in the wrong place", T, () => {
     const problem = only(problemsOf('workflow {\n  job id="a" runs_on="tiny" { step run="x" }\n  step run="y"\n}'));
@@ -288,9 +292,9 @@ describe("KDL workflows: problems, as precise as the Actions front-end's", () =>
       problems.map((p) => `${p.key}: ${p.message}`),
       [
         "job.a.runs_on: must be a string, not number 5",
+        'job.a.timeout_minutes: must be a number of minutes greater than 0, not the string "10"',
         'job.a.checkout: must be #true or #false, not the string "no"',
         "job.a.step[0].run: must be a string, not #null",
-        'job.a.timeout_minutes: must be a number of minutes greater than 0, not the string "10"',
       ],
     );
   });

@@ -175,8 +175,8 @@ export async function runWorkflow(
 /** The workflow to run when none is named, found from the top of the repository (or this directory). */
 async function chooseWorkflow(term: Terminal): Promise<string> {
   const root = (await repositoryRoot(process.cwd())) ?? process.cwd();
-  const file = path.join(root, await defaultWorkflow(root));
-  term.err(`running ${path.relative(process.cwd(), file)}\n`);
+  const file = path.relative(process.cwd(), path.join(root, await defaultWorkflow(root)));
+  term.err(`running ${file}\n`);
   return file;
 }
 

@@ -349,7 +349,12 @@ function syntaxProblems(error: unknown, problems: KdlProblems): void {
  */
 export function parseKdlWorkflow(text: string, opts: ParseWorkflowOptions): Workflow {
   const problems = new KdlProblems(opts.file, text);
-  const fail = () => new WorkflowValidationError(opts.file, problems.problems);
+  // In reading order, whichever part of the planner found them, so a user fixes the file from the top.
+  const fail = () =>
+    new WorkflowValidationError(
+      opts.file,
+      [...problems.problems].sort((a, b) => a.line - b.line || a.column - b.column),
+    );
   if (Buffer.byteLength(text, "utf8") > MAX_WORKFLOW_BYTES) {
     problems.at(
       { line: 1, column: 1 },

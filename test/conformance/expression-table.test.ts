@@ -10,6 +10,8 @@ const ACT = "nektos/act pkg/exprparser/interpreter_test.go";
 const ACT_FUNCTIONS = "nektos/act pkg/exprparser/functions_test.go";
 const RUNNER_CONDITIONS = "actions/runner src/Test/L0/Worker/Expressions/ConditionFunctionsL0.cs";
 const RUNNER_PARSER = "actions/runner src/Test/L0/Sdk/ExpressionParserL0.cs";
+/** The runner writes numbers into text with .NET's "G15" format (EvaluationResult.ConvertToString). */
+const RUNNER_G15 = "actions/runner src/Sdk/DTExpressions2/Expressions2/EvaluationResult.cs (G15)";
 // The languageservices tables name their contexts freely (foo, test, myArray…); Solstice knows only
 // the Actions contexts, so such a context is given here as `vars` (and a second one as `inputs`),
 // with the expression renamed to match (and long values shortened). Rows where act differs from GitHub's
@@ -291,6 +293,15 @@ const VALUES: ValueRow[] = [
   ["format('}}{{}}', 'abc')", "}{}", LS("format.json")],
   ["format('{0}', -0)", "0", LS("format.json")],
   ["format('{0}', -Infinity)", "-Infinity", LS("format.json")],
+  ["format('{0}', 12345678901234567890)", "1.23456789012346E+19", RUNNER_G15],
+  ["format('{0}', 1e-7)", "1E-07", RUNNER_G15],
+  ["format('{0} {1}', 0.0001, 0.00001)", "0.0001 1E-05", `${RUNNER_G15}: fixed down to exponent -4`],
+  ["format('{0} {1}', 123456789012345, 1e15)", "123456789012345 1E+15", `${RUNNER_G15}: up to 15 digits`],
+  ["format('{0}', 999999999999999.9)", "1E+15", `${RUNNER_G15}: rounded first`],
+  ["format('{0}', 0.333333333333333333)", "0.333333333333333", RUNNER_G15],
+  ["format('{0}', 1.7976931348623157e308)", "1.79769313486232E+308", RUNNER_G15],
+  ["join(fromJSON('[1e-7, 2.5e20]'), ' ')", "1E-07 2.5E+20", RUNNER_G15],
+  ["startsWith(1e21, '1E+21')", true, RUNNER_G15],
   ["format(null)", "", LS("format.json")],
   ["format('{{{0}}}', 'test')", "{test}", ACT_FUNCTIONS],
   [

@@ -20,6 +20,7 @@ import {
 } from "@actions/expressions/ast";
 import type { FunctionDefinition } from "@actions/expressions/funcs/info";
 import { nearestName } from "./nearest-name.ts";
+import { NUMBER_TEXT_FUNCTIONS, numberToText } from "./number-text.ts";
 import { WorkflowError } from "./workflow-errors.ts";
 
 // GitHub's own lexer, parser and evaluator (@actions/expressions) do the language; this module adds
@@ -103,7 +104,8 @@ const EXTENSION_FUNCTIONS = [
   ...STATUS_FUNCTIONS.map((name) => ({ name, minArgs: 0, maxArgs: 0 })),
   { name: "hashFiles", minArgs: 1, maxArgs: 255 },
 ];
-const EXTENSION_NAMES = EXTENSION_FUNCTIONS.map((f) => f.name.toLowerCase());
+/** Functions we provide or replace (those that write numbers into text). */
+const OUR_FUNCTION_NAMES = [...EXTENSION_FUNCTIONS.map((f) => f.name.toLowerCase()), ...NUMBER_TEXT_FUNCTIONS.keys()];
 
 /** Every function an expression may call, with the arguments it takes. */
 const FUNCTION_ARGUMENTS: Readonly<Record<string, string>> = {
@@ -305,6 +307,7 @@ function functionsFor(expression: string, options: EvaluateOptions): Map<string,
     },
   });
   return new Map<string, FunctionDefinition>([
+    ...NUMBER_TEXT_FUNCTIONS,
     ["success", status("success", (s) => !s.jobFailed && !s.cancelled && !s.neededSkipped)],
     ["failure", status("failure", (s) => s.jobFailed && !s.cancelled)],
     ["always", status("always", () => true)],
@@ -339,7 +342,7 @@ export function evaluateParsed(
     if (parsed.refs.contexts.has(name)) root.add(name, toData(contexts[name]));
   }
   // Most expressions call none of our functions: they skip building them.
-  const ours = EXTENSION_NAMES.some((name) => parsed.refs.functions.has(name));
+  const ours = OUR_FUNCTION_NAMES.some((name) => parsed.refs.functions.has(name));
   try {
     return toPlain(new Evaluator(parsed.ast, root, ours ? functionsFor(parsed.text, options) : undefined).evaluate());
   } catch (error) {
@@ -364,7 +367,8 @@ export function isTruthy(value: unknown): boolean {
 export function valueToText(value: unknown): string {
   if (value === null || value === undefined) return "";
   if (typeof value === "string") return value;
-  if (typeof value === "boolean" || typeof value === "number") return toData(value).coerceString();
+  if (typeof value === "number") return numberToText(value);
+  if (typeof value === "boolean") return toData(value).coerceString();
   return JSON.stringify(value, null, 2);
 }
 

@@ -14,6 +14,20 @@ const CONTEXTS = {
 };
 
 describe("expressions", () => {
+  it("writes numbers into a script as the Actions runner does: 15 significant digits, E notation", T, () => {
+    const workflow = parseWorkflow(
+      `jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo \${{ 12345678901234567890 }} \${{ fromJSON('1e-7') }} \${{ 0.5 }} \${{ inputs.level }}
+`,
+      { file: "ci.yml", contexts: CONTEXTS },
+    );
+    const step = workflow.jobs[0]?.steps[0];
+    assert.equal(step?.kind === "run" ? step.script : undefined, "echo 1.23456789012346E+19 1E-07 0.5 3");
+  });
+
   it("substitutes env, github, runner, vars, inputs, matrix and string literals when planning", T, () => {
     const workflow = parseWorkflow(
       `env:

@@ -198,6 +198,17 @@ describe("ciadm workflow", { timeout: 120_000 }, () => {
     assert.match(unclosed.stderr, /column 1: .*hint: a string is not closed/s);
   });
 
+  test("eval of an expression over several lines names the line and column and puts the caret under that line", async () => {
+    const parsed = await runCiadm(["workflow", "eval", "github.ref == 'main'\n  && frmJSON('1')"], dir);
+    assert.equal(parsed.code, 1);
+    assert.match(parsed.stderr, /, line 2, column 6: unknown function: 'frmJSON'/);
+    assert.match(parsed.stderr, /\n {2}github\.ref == 'main'\n {4}&& frmJSON\('1'\)\n {7}\^\n/);
+    const lexed = await runCiadm(["workflow", "eval", "github.ref\n== 'main' ;"], dir);
+    assert.equal(lexed.code, 1);
+    assert.match(lexed.stderr, /, line 2, column 11: Unexpected symbol: ';'/);
+    assert.match(lexed.stderr, /\n {2}== 'main' ;\n {12}\^\n/);
+  });
+
   test("eval refuses a status function outside --condition and a context file with an unknown context", async () => {
     const status = await runCiadm(["workflow", "eval", "always()"], dir);
     assert.equal(status.code, 2);

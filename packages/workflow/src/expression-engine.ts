@@ -74,13 +74,23 @@ export class ExpressionError extends WorkflowError {
   constructor(
     /** The expression as written, without `${{ }}`. */
     readonly expression: string,
-    /** 1-based column in the expression where the problem is. */
+    /** 1-based column, within `line`, where the problem is. */
     readonly column: number,
     readonly reason: string,
     hint?: string,
+    /** 1-based line of the expression where the problem is (an expression may span lines). */
+    readonly line = 1,
   ) {
-    super("invalid_expression", `expression \`${expression}\`, column ${column}: ${reason}`, hint);
+    const where = expression.includes("\n") ? `line ${line}, column ${column}` : `column ${column}`;
+    super("invalid_expression", `expression \`${expression}\`, ${where}: ${reason}`, hint);
   }
+}
+
+/** The 1-based line and column of a 0-based offset in `text`. */
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const lineStart = before.lastIndexOf("\n") + 1;
+  return { line: before.split("\n").length, column: offset - lineStart + 1 };
 }
 
 /** What an expression refers to, found by walking its syntax tree. */
@@ -199,10 +209,15 @@ function parseUncached(text: string): ParsedExpression {
   } catch (error) {
     // The lexer throws plain Errors, the parser its own; some positions are only in the message.
     const message = error instanceof Error ? error.message : String(error);
+    // The lexer gives an offset in the whole text, the parser a 0-based line and column.
     const located = /Located at position (\d+)/.exec(message);
-    const column = located ? Number(located[1]) : error instanceof ActionsExpressionError ? error.pos.column + 1 : 1;
+    const { line, column } = located
+      ? lineAndColumn(text, Number(located[1]) - 1)
+      : error instanceof ActionsExpressionError
+        ? { line: error.pos.line + 1, column: error.pos.column + 1 }
+        : { line: 1, column: 1 };
     const reason = reasonOf(message.replace(/\. Located at position.*$/s, ""));
-    throw new ExpressionError(text, column, reason, parseErrorHint(message));
+    throw new ExpressionError(text, column, reason, parseErrorHint(message), line);
   }
   const refs = new RefCollector();
   ast?.accept(refs);

@@ -129,8 +129,17 @@ async function evalExpression(
   } catch (error) {
     if (error instanceof ExpressionError) {
       term.err(`ciadm: ${error.detail}\n`);
-      // Point at the column under the expression, as a compiler does.
-      term.err(`  ${error.expression}\n  ${" ".repeat(Math.max(0, error.column - 1))}^\n`);
+      // Point at the column under the expression's line that has the problem, as a compiler does.
+      const lines = error.expression.split("\n");
+      const upTo = lines
+        .slice(0, error.line)
+        .map((line) => `  ${line}\n`)
+        .join("");
+      const after = lines
+        .slice(error.line)
+        .map((line) => `  ${line}\n`)
+        .join("");
+      term.err(`${upTo}  ${" ".repeat(Math.max(0, error.column - 1))}^\n${after}`);
       if (error.hint !== undefined) term.err(`hint: ${error.hint}\n`);
       return 1;
     }

@@ -1,3 +1,4 @@
+import { type Annotation, WorkflowCommandReader } from "@solstice/executor";
 import { EventOrder, type JobEvent, LogStream, Outcome } from "@solstice/protocol";
 
 export interface PrintedStep {
@@ -15,8 +16,14 @@ export interface PrintedJob {
   readonly reason: string;
   readonly steps: PrintedStep[];
   readonly durationMs: number;
-  /** The job's `outputs:`, as its JobFinished reported them. */
+  /** The job's `outputs:`, as its JobFinished reported them (masked by the executor). */
   readonly outputs?: Readonly<Record<string, string>>;
+  /** The `::error`/`::warning`/`::notice` lines of its steps, with the step's name. */
+  readonly annotations?: readonly StepAnnotation[];
+}
+
+export interface StepAnnotation extends Annotation {
+  readonly step: string;
 }
 
 type Write = (text: string) => void;
@@ -43,6 +50,11 @@ export class JobPrinter {
   private attempt = 0;
   private readonly joinMidway: boolean;
   private readonly stepNames = new Map<number, string>();
+  /** The names the job was planned with: a skipped step has no StepStarted to name it. */
+  private readonly plannedNames: readonly string[];
+  /** Reads the running step's lines for annotations, as the executor read them. */
+  private commands: WorkflowCommandReader | undefined;
+  private readonly annotations: StepAnnotation[] = [];
   private readonly stepStarts = new Map<number, number>();
   private readonly steps: PrintedStep[] = [];
   private readonly started = Date.now();
@@ -53,9 +65,10 @@ export class JobPrinter {
     private readonly jobName: string,
     private readonly stepCount: number,
     private readonly write: Write,
-    options: { color: boolean; joinMidway?: boolean },
+    options: { color: boolean; joinMidway?: boolean; stepNames?: readonly string[] },
   ) {
     this.color = options.color;
+    this.plannedNames = options.stepNames ?? [];
     this.joinMidway = options.joinMidway ?? false;
   }
 
@@ -72,6 +85,7 @@ export class JobPrinter {
       this.order = new EventOrder(10_000, first && this.joinMidway ? event.seq : 1n);
       this.attempt = event.attempt;
       this.steps.length = 0;
+      this.annotations.length = 0;
     }
     for (const e of this.order.push(event)) this.print(e);
     return this.finished;
@@ -86,17 +100,20 @@ export class JobPrinter {
       case "stepStarted":
         this.stepNames.set(body.value.index, body.value.name);
         this.stepStarts.set(body.value.index, Date.now());
+        // The lines reaching here are already filtered (masks, debug); only annotations are still read.
+        this.commands = new WorkflowCommandReader({ addMask: () => {}, debug: true });
         this.line(this.bold(`▶ [${body.value.index + 1}/${this.stepCount}] ${body.value.name}`));
         break;
       case "log":
         for (const l of body.value.lines) {
           if (l.stream === LogStream.SYSTEM) this.line(this.dim(`· ${l.text}`));
-          else this.line(`  ${l.stream === LogStream.STDERR ? this.red("│") : "│"} ${l.text}`);
+          else if (!this.annotation(body.value.stepIndex, l.text))
+            this.line(`  ${l.stream === LogStream.STDERR ? this.red("│") : "│"} ${l.text}`);
         }
         break;
       case "stepFinished": {
         const { index, outcome, conclusion, reason } = body.value;
-        const name = this.stepNames.get(index) ?? `step ${index + 1}`;
+        const name = this.stepNames.get(index) ?? this.plannedNames[index] ?? `step ${index + 1}`;
         const started = this.stepStarts.get(index);
         const durationMs = started === undefined ? 0 : Date.now() - started;
         this.steps.push({ index, name, outcome, conclusion, reason, durationMs });
@@ -111,11 +128,29 @@ export class JobPrinter {
           steps: this.steps,
           durationMs: Date.now() - this.started,
           outputs: body.value.outputs,
+          annotations: [...this.annotations],
         };
         break;
       default:
         break;
     }
+  }
+
+  /** Shows a line that is an annotation as one and keeps it for the summary; false for any other line. */
+  private annotation(stepIndex: number, text: string): boolean {
+    const commands = this.commands;
+    if (commands === undefined || !text.trimStart().startsWith("::")) return false;
+    const before = commands.annotations.length;
+    commands.line(text);
+    const found = commands.annotations[before];
+    if (found === undefined) return false;
+    const step = this.stepNames.get(stepIndex) ?? this.plannedNames[stepIndex] ?? `step ${stepIndex + 1}`;
+    this.annotations.push({ ...found, step });
+    const [first = "", ...more] = annotationText(found).split("\n");
+    const paint = { error: this.red.bind(this), warning: this.yellow.bind(this), notice: this.cyan.bind(this) };
+    this.line(`  ${paint[found.level](`${ANNOTATION_MARK[found.level]} ${first}`)}`);
+    for (const line of more) this.line(`    ${line}`);
+    return true;
   }
 
   private stepLine(name: string, outcome: Outcome, conclusion: Outcome, reason: string, ms: number): string {
@@ -144,9 +179,27 @@ export class JobPrinter {
   private green(text: string) {
     return this.paint("32", text);
   }
+  private yellow(text: string) {
+    return this.paint("33", text);
+  }
+  private cyan(text: string) {
+    return this.paint("36", text);
+  }
 }
 
-/** The closing table of a run: one line per job, and which step failed. */
+const ANNOTATION_MARK: Record<Annotation["level"], string> = { error: "✘", warning: "▲", notice: "●" };
+
+/** `warning a.c:2:5: title: message`, as a compiler writes a diagnostic; parts not given are left out. */
+export function annotationText(annotation: Annotation): string {
+  const { file, line, column, title } = annotation;
+  const at =
+    file === undefined
+      ? ""
+      : [file, line, line === undefined ? undefined : column].filter((p) => p !== undefined).join(":");
+  return `${annotation.level}${at ? ` ${at}` : ""}: ${title ? `${title}: ` : ""}${annotation.message}`;
+}
+
+/** The closing table of a run: one line per job, which step failed, its annotations and its outputs. */
 export function formatSummary(jobs: PrintedJob[]): string {
   const lines = ["", "Summary:"];
   for (const job of jobs) {
@@ -160,6 +213,14 @@ export function formatSummary(jobs: PrintedJob[]): string {
     }
     if (job.result !== Outcome.SUCCESS && job.reason && !job.steps.some((s) => s.conclusion === Outcome.FAILURE)) {
       lines.push(`    ${job.reason}`);
+    }
+    for (const annotation of job.annotations ?? []) {
+      const [first = "", ...more] = annotationText(annotation).split("\n");
+      lines.push(`    ${first} (step "${annotation.step}")`, ...more.map((line) => `      ${line}`));
+    }
+    for (const [name, value] of Object.entries(job.outputs ?? {})) {
+      // A value over several lines is shown as a JSON string, on one line.
+      lines.push(`    output ${name} = ${value.includes("\n") ? JSON.stringify(value) : value}`);
     }
   }
   return `${lines.join("\n")}\n`;

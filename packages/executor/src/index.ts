@@ -22,3 +22,4 @@ export {
   SecretMasker,
   StreamMasker,
 } from "./secret-masker.ts";
+export { type Annotation, WorkflowCommandReader } from "./workflow-commands.ts";

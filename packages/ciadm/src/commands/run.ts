@@ -145,7 +145,10 @@ export async function runWorkflow(
         }
         const write = writerFor(job);
         write(term.bold(`\n━━ job ${job.name} (runs-on: ${job.runsOn}) ━━\n`));
-        const printer = new JobPrinter(job.name, request.steps.length, write, { color: term.color });
+        const printer = new JobPrinter(job.name, request.steps.length, write, {
+          color: term.color,
+          stepNames: request.steps.map((step) => step.name),
+        });
         const result = await runner.run(request, printer, signal);
         printed.set(job, result);
         return { result: result.result, outputs: result.outputs ?? {} };

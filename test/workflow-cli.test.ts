@@ -15,6 +15,7 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - run: echo "\${{ github.ref }}"
+      - run: curl -H "Bearer \${{ secrets.TOKEN }}" https://example.org
 `;
 
 const BROKEN = `on: push

@@ -1,14 +1,17 @@
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { JobEventStream, type JobResult, runJob } from "@solstice/executor";
-import { type JobEvent, JobSource, Outcome } from "@solstice/protocol";
+import { FleetKeyring, generateFleetKey, type JobEvent, JobSource, Outcome, parseFleetKeys } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { pino } from "pino";
 import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
+
+const SECRET = `conformance-${randomBytes(6).toString("hex")}`;
 
 // One workflow, run end to end in one tiny VM (TCG), with its expected per-step outcomes, outputs
 // and log. Each step's comment names the Actions behaviour it shows.
@@ -48,6 +51,15 @@ jobs:
           echo "env=$FROM_FILE ctx=\${{ env.FROM_FILE }}"
           mytool
           echo "job=\${{ job.status }} sha=\${{ github.sha }}"
+      # GITHUB_ENV reaches the env context of later steps, also in text that reads nothing else
+      - run: echo "ctx-only=\${{ env.FROM_FILE }}"
+      # a secret read in run: is substituted and masked; an if: on env.X set from a secret sees it
+      - if: env.FROM_SECRET != ''
+        env:
+          FROM_SECRET: \${{ secrets.CONFORMANCE_SECRET }}
+        run: |
+          echo "inline=\${{ secrets.CONFORMANCE_SECRET }} env=$FROM_SECRET"
+          test "\${{ secrets.CONFORMANCE_SECRET }}" = "$FROM_SECRET" && echo "secret values agree"
       - id: broken
         continue-on-error: true
         run: exit 3
@@ -81,10 +93,12 @@ describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${
     const workflow = parseWorkflow(WORKFLOW, { file: "conformance.yml", contexts: { github } });
     const [job] = workflow.jobs;
     assert.ok(job);
+    const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("conformance")));
     const request = toJobRequest(workflow, job, {
       source: JobSource.MANUAL,
       owner: "conformance",
       repository: { url: "", fullName: "acme/app", commitSha: "abc123", ref: "refs/heads/main" },
+      secrets: { values: { CONFORMANCE_SECRET: SECRET }, keyring },
     });
     const events: JobEvent[] = [];
     const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
@@ -98,6 +112,7 @@ describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${
       events: stream,
       signal: new AbortController().signal,
       log,
+      keyring,
     });
 
     const lines = events.flatMap((e) => (e.body.case === "log" ? e.body.value.lines.map((l) => l.text) : []));
@@ -108,13 +123,15 @@ describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${
       [
         [0, "SUCCESS", "SUCCESS"],
         [1, "SUCCESS", "SUCCESS"],
-        [2, "FAILURE", "SUCCESS"],
+        [2, "SUCCESS", "SUCCESS"],
         [3, "SUCCESS", "SUCCESS"],
-        [4, "FAILURE", "FAILURE"],
-        [5, "SKIPPED", "SKIPPED"],
-        [6, "SUCCESS", "SUCCESS"],
-        [7, "SUCCESS", "SUCCESS"],
-        [8, "SKIPPED", "SKIPPED"],
+        [4, "FAILURE", "SUCCESS"],
+        [5, "SUCCESS", "SUCCESS"],
+        [6, "FAILURE", "FAILURE"],
+        [7, "SKIPPED", "SKIPPED"],
+        [8, "SUCCESS", "SUCCESS"],
+        [9, "SUCCESS", "SUCCESS"],
+        [10, "SKIPPED", "SKIPPED"],
       ],
       text,
     );
@@ -140,6 +157,10 @@ describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${
     assert.match(text, /out=one two/);
     assert.match(text, /multi="line 1\\nline 2"/);
     assert.match(text, /env=bar ctx=bar/);
+    assert.match(text, /ctx-only=bar/);
+    assert.match(text, /inline=\*\*\* env=\*\*\*/);
+    assert.match(text, /secret values agree/);
+    assert.ok(!text.includes(SECRET), "the secret is masked everywhere");
     assert.match(text, /tool ran/);
     assert.match(text, /job=success sha=abc123/);
     assert.match(text, /saw outcome=failure conclusion=success/);

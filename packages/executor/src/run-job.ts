@@ -15,7 +15,7 @@ import {
   rememberedBasics,
 } from "./guest-facts.ts";
 import type { JobEventStream } from "./job-events.ts";
-import { type JobSecrets, secretEnvironment, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
+import { type JobSecrets, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
 import { startJobVm, type WarmVm } from "./job-vm.ts";
 import { networkGate } from "./network-gate.ts";
 import { plannedGithubContext } from "./step-environment.ts";
@@ -151,9 +151,9 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
       rememberBasics(vm.guestIdentity, prepared.basics);
     }
     const workspace = guest.workspace;
-    // Under the workflow's env: CI may be overridden, as on GitHub.
-    const baseEnv = { CI: "true", HOME: guest.home, ...secretEnvironment(job.secretEnv, secrets) };
-    runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) }, setup);
+    // Under the workflow's env (secrets included): CI may be overridden, as on GitHub.
+    const baseEnv = { CI: "true", HOME: guest.home };
+    runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) }, setup, secrets);
     await runtime.start(session, signal);
     const network = networkGate(options.networkPolicy, job, events);
 
@@ -313,12 +313,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   let reason = "";
   try {
     resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: ctx.cancelled }, session, signal);
-    const env = {
-      ...ctx.baseEnv,
-      ...resolved.env,
-      ...secretEnvironment(step.secretEnv, ctx.secrets),
-      ...resolved.runnerEnv,
-    };
+    const env = { ...ctx.baseEnv, ...resolved.env, ...resolved.runnerEnv };
     commands = ctx.runtime.commandReader(step, env);
     const { script, shell, files } = await stepCommand(ctx, resolved);
     const setup = ctx.runtime.takeSetup();

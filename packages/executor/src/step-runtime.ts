@@ -11,6 +11,7 @@ import {
 } from "@solstice/workflow";
 import type { GuestSetup, PreparedGuest } from "./guest-facts.ts";
 import { hashFilesInGuest } from "./hash-files.ts";
+import { type JobSecrets, secretEnvironment } from "./job-secrets.ts";
 import {
   parseKeyValueFile,
   parsePathFile,
@@ -107,7 +108,9 @@ export class StepRuntime {
     private readonly job: JobRequest,
     private readonly guest: PreparedGuest,
     private readonly hooks: Omit<WorkflowCommandHooks, "setOutput" | "debug">,
-    setup?: GuestSetup,
+    setup: GuestSetup | undefined,
+    /** The job's unsealed secrets, for the secrets context and the env variables set from them. */
+    private readonly secrets: JobSecrets = new Map(),
   ) {
     this.setup = setup;
     const c = job.contexts;
@@ -122,7 +125,7 @@ export class StepRuntime {
       inputs: parseContext(c?.inputsJson ?? "", "inputs"),
       strategy: parseContext(c?.strategyJson ?? "", "strategy"),
       runner: runnerContext(guest, debug),
-      secrets: {},
+      secrets: Object.fromEntries(secrets),
     };
     this.runnerEnv = runnerVariables(job, guest, github, debug);
     this.filesDir = `${guest.runnerTemp}/_runner_file_commands_${job.jobId}`;
@@ -210,7 +213,11 @@ export class StepRuntime {
     }
   }
 
-  /** The step's env context: job env < GITHUB_ENV additions < the step's own variables. */
+  /**
+   * The step's env context, and the variables its process gets: job env < GITHUB_ENV additions <
+   * the step's own variables, those set from secrets with their values (as on GitHub, an `if:` on
+   * `env.TOKEN` sees the secret; every output is masked).
+   */
   private envFor(step: PlannedStep, contexts: ContextValues, options: EvaluateOptions): Record<string, string> {
     const own: Record<string, string> = {};
     const inherited: Record<string, string> = {};
@@ -218,11 +225,19 @@ export class StepRuntime {
       if (this.job.env[name] === value) inherited[name] = this.jobEnv[name] ?? value;
       else own[name] = value;
     }
-    const env = { ...this.jobEnv, ...inherited, ...this.addedEnv };
+    const ownSecrets = Object.fromEntries(
+      Object.entries(step.secretEnv).filter(([name, secret]) => this.job.secretEnv[name] !== secret),
+    );
+    const env = {
+      ...this.jobEnv,
+      ...secretEnvironment(this.job.secretEnv, this.secrets),
+      ...inherited,
+      ...this.addedEnv,
+    };
     // A step's own env may read the env context of the job, not of itself.
-    const scoped = { ...contexts, env };
+    const scoped = { ...contexts, env: { ...env } };
     for (const [name, value] of Object.entries(own)) env[name] = this.expand(value, scoped, options);
-    return env;
+    return { ...env, ...secretEnvironment(ownSecrets, this.secrets) };
   }
 
   /**

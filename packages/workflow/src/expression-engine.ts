@@ -101,6 +101,8 @@ export interface ExpressionRefs {
   functions: ReadonlySet<string>;
   /** `context.property` pairs (lower-case) where the property is a literal name. */
   properties: ReadonlySet<string>;
+  /** Contexts (lower-case) read as a whole or with a computed key (`toJSON(secrets)`, `secrets[x]`). */
+  wholeContexts: ReadonlySet<string>;
 }
 
 export interface ParsedExpression {
@@ -229,6 +231,7 @@ class RefCollector implements ExprVisitor<void>, ExpressionRefs {
   readonly contexts = new Set<string>();
   readonly functions = new Set<string>();
   readonly properties = new Set<string>();
+  readonly wholeContexts = new Set<string>();
 
   visitLiteral(): void {}
 
@@ -251,13 +254,17 @@ class RefCollector implements ExprVisitor<void>, ExpressionRefs {
 
   visitContextAccess(c: ContextAccess): void {
     this.contexts.add(c.name.lexeme.toLowerCase());
+    this.wholeContexts.add(c.name.lexeme.toLowerCase());
   }
 
   visitIndexAccess(ia: IndexAccess): void {
     const target = ia.expr as Partial<ContextAccess>;
     const index = ia.index as Partial<Literal>;
     if (target.name !== undefined && index.literal?.kind === data.Kind.String) {
-      this.properties.add(`${target.name.lexeme.toLowerCase()}.${index.literal.coerceString().toLowerCase()}`);
+      const context = target.name.lexeme.toLowerCase();
+      this.properties.add(`${context}.${index.literal.coerceString().toLowerCase()}`);
+      this.contexts.add(context);
+      return;
     }
     ia.expr.accept(this);
     // A Star (`.*`) refers to nothing and cannot be visited.

@@ -32,6 +32,13 @@ const RUNTIME_FUNCTIONS = ["hashfiles", ...STATUS_FUNCTIONS];
 export interface PlanScope {
   readonly contexts: ContextValues;
   readonly env: Env;
+  /**
+   * When the executor can evaluate what the planner cannot: "job" for text evaluated as the job
+   * starts (workflow and job env), where secrets can be read; "step" for text evaluated just before
+   * its step (run, name, working-directory, the step's env), where the env context is also what
+   * earlier steps made of it through GITHUB_ENV. Without it, only the planner evaluates the text.
+   */
+  readonly runtime?: "job" | "step";
 }
 
 export interface Interpolation {
@@ -59,12 +66,14 @@ function isDeferredValue(value: Env[string]): boolean {
 /** Why `parsed` cannot be evaluated now, or "defer" when the executor will evaluate it. */
 function planProblem(parsed: ParsedExpression, scope: PlanScope, secretRule: string): string | "defer" | undefined {
   const { contexts, functions, properties } = parsed.refs;
-  if (contexts.has("secrets")) return `secrets cannot be used here: ${secretRule}`;
+  if (contexts.has("secrets")) return scope.runtime ? "defer" : `secrets cannot be used here: ${secretRule}`;
+  // An earlier step may have set any variable through GITHUB_ENV.
+  if (contexts.has("env") && scope.runtime === "step") return "defer";
   if (contexts.has("env")) {
     for (const [name, value] of Object.entries(scope.env)) {
       const mentioned = properties.has(`env.${name.toLowerCase()}`);
       if (typeof value === "object" && mentioned) {
-        return `env.${name} holds the secret ${value.fromSecret}; read it as $${name} in the script instead`;
+        return `env.${name} holds the secret ${value.fromSecret}, which is only read in a step's run, name, working-directory and env`;
       }
     }
     if (Object.values(scope.env).some(isDeferredValue)) return "defer";
@@ -128,4 +137,23 @@ export function wholeSecretReference(text: string): string | undefined {
   if (only.inner === undefined) return undefined;
   const match = WHOLE_SECRET.exec(only.inner.trim());
   return match === null ? undefined : (match[1] ?? match[2]);
+}
+
+/** The secrets the `${{ }}` expressions of `text` read: by name, or `all` when one reads them by a computed key. */
+export function secretsReadBy(text: string): { names: Set<string>; all: boolean } {
+  const read = { names: new Set<string>(), all: false };
+  for (const span of findExpressions(text)) {
+    if (span.inner === undefined) continue;
+    let refs: ParsedExpression["refs"];
+    try {
+      refs = parseExpression(span.inner.trim()).refs;
+    } catch {
+      continue; // reported when the text was planned
+    }
+    if (refs.wholeContexts.has("secrets")) read.all = true;
+    for (const property of refs.properties) {
+      if (property.startsWith("secrets.")) read.names.add(property.slice("secrets.".length));
+    }
+  }
+  return read;
 }

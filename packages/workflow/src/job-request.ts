@@ -12,6 +12,7 @@ import {
   secretContext,
   timestampFromDate,
 } from "@solstice/protocol";
+import { secretsReadBy } from "./expressions.ts";
 import { WorkflowError } from "./workflow-errors.ts";
 import type { Env, PlanContexts, PlannedJob, PlannedStepDef, Workflow } from "./workflow-plan.ts";
 
@@ -46,6 +47,16 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
     // The token travels sealed like any secret the job reads.
     split({ token: { fromSecret: step.tokenSecret } }, `step "${step.name}" (token:)`);
   }
+  // Text the executor evaluates may read secrets too (`curl -H "Bearer ${{ secrets.TOKEN }}"`).
+  for (const name of secretsInText(job, origin.secrets?.values)) {
+    if (origin.secrets === undefined) {
+      throw new WorkflowError(
+        "invalid_workflow",
+        `job "${job.key}" reads secrets.${name} in an expression, but no secrets and fleet key were given to plan it; pass the secret (ciadm run --secret ${name}) or run the job without it`,
+      );
+    }
+    referenced.add(name);
+  }
   const secrets = [...referenced].sort().map((name) => ({
     name,
     value: origin.secrets?.keyring.seal(origin.secrets.values[name] ?? "", secretContext(jobId, name)),
@@ -75,6 +86,32 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
     outputs: job.outputs,
     submittedAt: timestampFromDate(new Date()),
   });
+}
+
+/**
+ * The secrets read by the job's text that the executor evaluates, named as given (secret names
+ * ignore case, as on GitHub); every secret given when one is read by a computed key.
+ */
+function secretsInText(job: PlannedJob, given: Readonly<Record<string, string>> = {}): Set<string> {
+  const texts = [
+    ...Object.values(job.env),
+    ...job.steps.flatMap((step) => [
+      step.name,
+      step.workingDirectory,
+      ...Object.values(step.env),
+      step.kind === "run" ? step.script : undefined,
+    ]),
+  ].filter((text): text is string => typeof text === "string");
+  const givenNames = Object.keys(given);
+  const names = new Set<string>();
+  for (const text of texts) {
+    const read = secretsReadBy(text);
+    if (read.all) for (const name of givenNames) names.add(name);
+    for (const lower of read.names) {
+      names.add(givenNames.find((name) => name.toLowerCase() === lower) ?? lower.toUpperCase());
+    }
+  }
+  return names;
 }
 
 function toPlannedStep(step: PlannedStepDef, env: SplitEnv): MessageInitShape<typeof PlannedStepSchema> {

@@ -69,8 +69,7 @@ type CheckoutInputs = Partial<
 
 const SUPPORTED_STEPS = "Solstice runs `run:` steps and the built-in actions/checkout";
 
-const SECRET_IN_RUN = `secrets are not substituted into scripts; pass it through the step's env: (e.g. TOKEN: \${{ secrets.TOKEN }}) and read $TOKEN in the script`;
-const SECRET_ELSEWHERE = `a secret may only be a whole env: value, e.g. TOKEN: \${{ secrets.TOKEN }}`;
+const SECRET_ELSEWHERE = `secrets can be read in env values and a step's run, name and working-directory, e.g. TOKEN: \${{ secrets.TOKEN }}`;
 const STEP_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const CHECKOUT_USES = /^actions\/checkout@(.+)$/i;
 
@@ -95,24 +94,29 @@ class Planner {
     return this.reader.problems;
   }
 
-  private scope(env: Env): PlanScope {
-    return { contexts: this.contexts as Record<string, unknown>, env };
+  private scope(env: Env, runtime?: PlanScope["runtime"]): PlanScope {
+    return { contexts: this.contexts as Record<string, unknown>, env, ...(runtime ? { runtime } : {}) };
   }
 
   /**
    * Substitutes expressions in a string-valued node; problems are reported and the raw text kept.
-   * With `runtime`, text that needs run-time values (steps, job, runner…) is kept as written for the
-   * executor; without, such text is a problem.
+   * With `runtime`, text that needs run-time values (steps, job, runner, secrets, env as GITHUB_ENV
+   * left it…) is kept as written for the executor, which evaluates it just before the step; without,
+   * such text is a problem.
    */
   expandedText(
     entry: Entry | undefined,
     env: Env,
-    { secretRule = SECRET_ELSEWHERE, runtime = false }: { secretRule?: string; runtime?: boolean } = {},
+    { runtime = false }: { runtime?: boolean } = {},
   ): string | undefined {
     if (entry === undefined) return undefined;
     const raw = this.reader.text(entry.value, entry.key);
     if (raw === undefined || entry.value === undefined) return undefined;
-    const { text, issues, deferred } = interpolate(raw, this.scope(env), secretRule);
+    const { text, issues, deferred } = interpolate(
+      raw,
+      this.scope(env, runtime ? "step" : undefined),
+      SECRET_ELSEWHERE,
+    );
     this.problems.expressionIssues(entry.value, entry.key, raw, issues);
     if (deferred && !runtime) {
       this.problems.atNode(
@@ -124,13 +128,16 @@ class Planner {
     return text;
   }
 
-  /** The entry's own variables, with expressions resolved against `outer` (the enclosing levels' env). */
-  env(entry: Entry | undefined, outer: Env): Env {
+  /**
+   * The entry's own variables, with expressions resolved against `outer` (the enclosing levels' env).
+   * `level` says when the executor evaluates what is left: as the job starts, or just before the step.
+   */
+  env(entry: Entry | undefined, outer: Env, level: "job" | "step"): Env {
     const env: Env = {};
     if (entry === undefined) return env;
     const map = this.reader.mapping(entry.value, entry.key);
     if (map === undefined) return env;
-    const scope = this.scope(outer);
+    const scope = this.scope(outer, level);
     for (const variable of this.reader.entries(map, entry.key)) {
       if (!isScalar(variable.value)) {
         this.problems.atNode(
@@ -284,7 +291,7 @@ class Planner {
     workflowEnv: Env,
     workflowDefaults: RunDefaults,
   ): PlannedJob {
-    const env = { ...workflowEnv, ...this.env(keys.get("env"), workflowEnv) };
+    const env = { ...workflowEnv, ...this.env(keys.get("env"), workflowEnv, "job") };
     const defaults = this.defaults(keys.get("defaults"), workflowDefaults, env);
     const timeout = keys.get("timeout-minutes");
     const needs = keys.get("needs");
@@ -458,7 +465,7 @@ class Planner {
     const map = this.reader.mapping(node, key);
     if (map === undefined) return undefined;
     const keys = this.reader.keyed(map, key, STEP_KEYS);
-    const env = { ...jobEnv, ...this.env(keys.get("env"), jobEnv) };
+    const env = { ...jobEnv, ...this.env(keys.get("env"), jobEnv, "step") };
     const run = keys.get("run");
     const uses = keys.get("uses");
     if (run === undefined && uses === undefined) {
@@ -498,7 +505,7 @@ class Planner {
     const name = this.expandedText(keys.get("name"), env, { runtime: true });
 
     if (run !== undefined) {
-      const script = this.expandedText(run, env, { secretRule: SECRET_IN_RUN, runtime: true }) ?? "";
+      const script = this.expandedText(run, env, { runtime: true }) ?? "";
       const with_ = keys.get("with");
       if (with_ !== undefined) this.problems.atNode(with_.keyNode, with_.key, "with: only applies to uses: steps");
       const workingDirectory =
@@ -668,7 +675,7 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflo
   } catch (error) {
     problems.atNode(onEntry?.value, "on", `cannot be read: ${(error as Error).message}`);
   }
-  const env = planner.env(keys.get("env"), {});
+  const env = planner.env(keys.get("env"), {}, "job");
   const defaults = planner.defaults(keys.get("defaults"), {}, env);
 
   const jobs: PlannedJob[] = [];

@@ -68,3 +68,42 @@ test("planning a job that reads a secret without secrets and a fleet key is refu
     (e: unknown) => e instanceof WorkflowError && e.message.includes("--secret API_TOKEN"),
   );
 });
+
+test("secrets read in a script or in env text travel sealed too, by name in any case, all of them when read by a computed key", () => {
+  const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("test")));
+  const values = { TOKEN: "t-1", Region: "eu-2", OTHER: "o-3" };
+  const planned = (text: string) => {
+    const workflow = parseWorkflow(text, { file: "ci.yml" });
+    const job = workflow.jobs[0];
+    assert.ok(job);
+    return toJobRequest(workflow, job, { ...origin, secrets: { values, keyring } });
+  };
+  const named = planned(
+    `jobs:\n  a:\n    runs-on: x\n    env:\n      AUTH: Bearer \${{ secrets.token }}\n    steps:\n      - run: deploy \${{ secrets.REGION }}\n`,
+  );
+  assert.deepEqual(
+    named.secrets.map((s) => s.name),
+    ["Region", "TOKEN"],
+  );
+  for (const secret of named.secrets) {
+    assert.ok(secret.value);
+    assert.equal(keyring.unseal(secret.value, secretContext(named.jobId, secret.name)), values[secret.name as "TOKEN"]);
+  }
+  const computed = planned(`jobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo \${{ secrets[github.ref] }}\n`);
+  assert.deepEqual(
+    computed.secrets.map((s) => s.name),
+    ["OTHER", "Region", "TOKEN"],
+  );
+  const unsealable = parseWorkflow(
+    `jobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo \${{ secrets.TOKEN }}\n`,
+    {
+      file: "ci.yml",
+    },
+  );
+  const [job] = unsealable.jobs;
+  assert.ok(job);
+  assert.throws(
+    () => toJobRequest(unsealable, job, origin),
+    (e: unknown) => e instanceof WorkflowError && e.message.includes("--secret TOKEN"),
+  );
+});

@@ -20,6 +20,9 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
     await writeFile(path.join(repo, "README.md"), "# a project under test\n");
     await git(repo, "add", ".");
     await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+    await writeFile(path.join(repo, "CHANGES.md"), "second commit\n");
+    await git(repo, "add", ".");
+    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "second");
   });
   after(async () => {
     await rm(repo, { recursive: true, force: true });
@@ -34,21 +37,41 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
         "jobs:",
         "  build:",
         "    runs-on: tiny",
+        "    outputs:",
+        `      version: \${{ steps.check.outputs.version }}`,
         "    steps:",
         "      - uses: actions/checkout@v4",
         "      - name: Show the checkout",
-        "        run: cat README.md && git log --oneline | wc -l",
+        "        id: check",
+        "        run: |",
+        "          cat README.md && echo commits=$(git rev-list --count HEAD)",
+        "          echo '::warning file=a.c,line=2::look at this'",
+        "          echo version=1.2 >> $GITHUB_OUTPUT",
         "      - run: echo uncommitted=$(cat extra.txt 2>/dev/null || echo none)",
+        "      - uses: actions/checkout@v4",
+        "        with: { fetch-depth: 0, path: full }",
+        "      - run: echo full=$(git -C full rev-list --count HEAD)",
+        "      - name: Only after a failure",
+        "        if: failure()",
+        "        run: echo not shown",
       ].join("\n"),
     );
     await writeFile(path.join(repo, "extra.txt"), "not committed\n");
     const run = await runCiadm(["run", "ci.yml", "--accelerator", "tcg", "--run-dir", runDir], repo);
     assert.equal(run.code, 0, run.stdout + run.stderr);
-    assert.match(run.stdout, /▶ \[1\/3\] Run actions\/checkout@v4/);
-    assert.match(run.stdout, /▶ \[2\/3\] Show the checkout/);
+    assert.match(run.stdout, /▶ \[1\/6\] Run actions\/checkout@v4/);
+    assert.match(run.stdout, /▶ \[2\/6\] Show the checkout/);
     assert.match(run.stdout, /│ # a project under test/);
+    assert.match(run.stdout, /│ commits=1\n/, "without fetch-depth, a shallow clone of depth 1, as on GitHub");
+    assert.match(run.stdout, /│ full=2\n/, "fetch-depth: 0 is the whole history");
     assert.match(run.stdout, /uncommitted=none/, "HEAD is checked out, not the working tree");
-    assert.match(run.stdout, /Summary:\n\s+build\s+succeeded/);
+    assert.match(run.stdout, /▲ warning a\.c:2: look at this\n/);
+    assert.doesNotMatch(run.stdout, /::warning/);
+    assert.match(run.stdout, /⊘ Only after a failure skipped/);
+    assert.match(
+      run.stdout,
+      /Summary:\n\s+build\s+succeeded.*\n\s+warning a\.c:2: look at this \(step "Show the checkout"\)\n\s+output version = 1\.2\n/,
+    );
     assert.deepEqual(await leftovers(runDir), { dirs: [], qemu: [] });
   });
 

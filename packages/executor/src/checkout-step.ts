@@ -58,10 +58,20 @@ export function checkoutScript(
     lines.push("if git rev-parse -q --verify HEAD >/dev/null; then git clean -ffdx -q && git reset -q --hard HEAD; fi");
   }
   if (source.local) {
-    lines.push(
-      `git fetch -q ${quote(source.local.bundlePath)} ${quote(`+${source.local.ref}:refs/remotes/origin/HEAD`)}`,
-    );
-    lines.push("git checkout -q --detach refs/remotes/origin/HEAD", `rm -f ${quote(source.local.bundlePath)}`);
+    const bundle = quote(source.local.bundlePath);
+    const refspec = quote(`+${source.local.ref}:refs/remotes/origin/HEAD`);
+    if (checkout.fetchDepth > 0) {
+      // A bundle cannot be fetched shallow: it is unpacked into a bare repository first, which a
+      // shallow fetch over file:// then reads, so the history is cut as from a forge.
+      const bare = quote(`${source.local.bundlePath}.git`);
+      lines.push(
+        `rm -rf ${bare} && git init -q --bare ${bare}`,
+        `git -C ${bare} fetch -q ${bundle} ${quote(`+${source.local.ref}:${source.local.ref}`)}`,
+        `git fetch -q${depth} "file://$(cd ${bare} && pwd)" ${refspec}`,
+        `rm -rf ${bare}`,
+      );
+    } else lines.push(`git fetch -q ${bundle} ${refspec}`);
+    lines.push("git checkout -q --detach refs/remotes/origin/HEAD", `rm -f ${bundle}`);
   } else {
     const url = checkout.repository
       ? new URL(`${checkout.repository}.git`, serverOf(job.repository?.url ?? "")).toString()

@@ -46,17 +46,26 @@ class Problems {
   }
 }
 
-/** A token as text for the executor: literals as they are, expressions as `${{ … }}` for run time. */
-function tokenText(token: unknown, where: string, problems: Problems): string | undefined {
+/**
+ * A token as text for the executor: literals as they are, expressions as `${{ … }}` for run time.
+ * With `secrets`, the text may read secrets (env, run, working-directory: the executor has them,
+ * sealed, and masks them); elsewhere (checkout inputs, job outputs) reading one is a problem.
+ */
+function tokenText(
+  token: unknown,
+  where: string,
+  problems: Problems,
+  { secrets = false }: { secrets?: boolean } = {},
+): string | undefined {
   const value = readToken(token);
   switch (value.kind) {
     case "literal":
       return value.text;
     case "expression":
-      if (readsSecrets(value.expression)) {
+      if (!secrets && readsSecrets(value.expression)) {
         problems.add(
           where,
-          `secrets are not substituted into text (\${{ ${value.expression} }}); pass the secret through env: (e.g. TOKEN: \${{ secrets.TOKEN }}) and read $TOKEN`,
+          `secrets cannot be read here (\${{ ${value.expression} }}); they can in env, run and working-directory`,
         );
         return undefined;
       }
@@ -75,7 +84,7 @@ function envOf(token: unknown, where: string, problems: Problems, into: Env = {}
       into[name] = { fromSecret: secret };
       continue;
     }
-    const text = tokenText(valueToken, `${where}.env.${name}`, problems);
+    const text = tokenText(valueToken, `${where}.env.${name}`, problems, { secrets: true });
     if (text !== undefined) into[name] = text;
   }
   return into;
@@ -189,7 +198,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
       ...(timeoutMinutes !== undefined && Number.isFinite(timeoutMinutes) ? { timeoutMinutes } : {}),
     };
     if (kind === "script") {
-      const script = tokenText(inputs.get("script"), `${where}.run`, problems) ?? "";
+      const script = tokenText(inputs.get("script"), `${where}.run`, problems, { secrets: true }) ?? "";
       const shellName = literalOf(inputs.get("shell")) || defaultShell;
       let shell = DEFAULT_SHELL;
       if (shellName) {
@@ -198,7 +207,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
         else problems.add(`${where}.shell`, resolved.message);
       }
       const dir = inputs.has("workingDirectory")
-        ? tokenText(inputs.get("workingDirectory"), `${where}.working-directory`, problems)
+        ? tokenText(inputs.get("workingDirectory"), `${where}.working-directory`, problems, { secrets: true })
         : defaultDir;
       planned.push({ ...common, kind: "run", script, shell, ...(dir ? { workingDirectory: dir } : {}) });
       return;

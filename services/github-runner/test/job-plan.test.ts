@@ -80,8 +80,8 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
     {
       type: "action",
       id: "x3",
-      reference: { type: "script" },
-      inputs: { type: 2, map: [{ key: "script", value: { type: 3, expr: "format('echo {0}', secrets.DEPLOY_KEY)" } }] },
+      reference: { type: "repository", name: "actions/checkout", ref: "v4", repositoryType: "GitHub" },
+      inputs: { type: 2, map: [{ key: "ref", value: { type: 3, expr: "secrets.DEPLOY_KEY" } }] },
     },
   );
   json.jobContainer = { type: 2, map: [{ key: "image", value: "node:20" }] };
@@ -91,8 +91,29 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
   assert.match(text, /^container: job containers are not supported/m);
   assert.match(text, /steps\[3\] \(Setup\)\.uses: action actions\/setup-node@v4 is not supported/);
   assert.match(text, /steps\[4\] \(Run docker:\/\/alpine:3\)\.uses: action docker:\/\/alpine:3 is not supported/);
-  assert.match(text, /steps\[5\].*\.run: secrets are not substituted into text/);
+  assert.match(text, /steps\[5\].*\.with\.ref: secrets cannot be read here/);
   assert.equal(plan.steps.length, 6, "every step still gets its timeline record");
+});
+
+test("a secret read in a script travels sealed, for the executor to substitute and mask", async () => {
+  const json = await fixture();
+  (json.steps as Record<string, unknown>[]).push({
+    type: "action",
+    id: "x3",
+    reference: { type: "script" },
+    inputs: { type: 2, map: [{ key: "script", value: { type: 3, expr: "format('echo {0}', secrets.DEPLOY_KEY)" } }] },
+  });
+  const plan = planJob(parseJobMessage(json), { owner: "o", fleetLabel: "tiny", keyring });
+  assert.ok(plan.ok, plan.ok ? "" : plan.problems.join("\n"));
+  const step = plan.request.steps[3];
+  assert.equal(
+    step?.action.case === "run" ? step.action.value.script : "",
+    `\${{ format('echo {0}', secrets.DEPLOY_KEY) }}`,
+  );
+  assert.deepEqual(
+    plan.request.secrets.map((s) => s.name),
+    ["DEPLOY_KEY"],
+  );
 });
 
 test("a job that reads a secret needs the fleet key, and says so", async () => {

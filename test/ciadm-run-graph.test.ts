@@ -20,18 +20,24 @@ jobs:
     outputs:
       one: \${{ steps.calc.outputs.one }}
       two: \${{ steps.calc.outputs.two }}
+      parts: \${{ steps.calc.outputs.parts }}
     steps:
       - id: calc
         run: |
           echo "leg \${{ strategy.job-index }}/\${{ strategy.job-total }} greeting=\${{ inputs.greeting }} loud=\${{ inputs.loud }} color=\${{ vars.COLOR }} event=\${{ github.event_name }}"
           if [ \${{ matrix.n }} = 1 ]; then echo "one=ten" >> "$GITHUB_OUTPUT"; else echo "two=twenty" >> "$GITHUB_OUTPUT"; fi
+          if [ \${{ matrix.n }} = 2 ]; then echo 'parts=["left", "right"]' >> "$GITHUB_OUTPUT"; fi
+  # A matrix made from the outputs of the job it needs, expanded once that job finished.
   report:
     needs: build
     runs-on: tiny
+    strategy:
+      matrix:
+        part: \${{ fromJSON(needs.build.outputs.parts) }}
     env:
       FROM_BUILD: \${{ needs.build.outputs.one }}+\${{ needs.build.outputs.two }}
     steps:
-      - run: echo "build=\${{ needs.build.result }} outputs=$FROM_BUILD"
+      - run: echo "build=\${{ needs.build.result }} outputs=$FROM_BUILD part=\${{ matrix.part }}"
   loud-only:
     needs: build
     if: inputs.loud
@@ -40,7 +46,7 @@ jobs:
       - run: echo never
 `;
 
-describe("ciadm run as a graph: matrix, needs with outputs, if:, inputs and vars (tiny guests, TCG)", {
+describe("ciadm run as a graph: matrix, needs with outputs, a matrix from them, if:, inputs and vars (tiny guests, TCG)", {
   timeout: 600_000,
 }, () => {
   let dir: string;
@@ -77,11 +83,12 @@ describe("ciadm run as a graph: matrix, needs with outputs, if:, inputs and vars
     // Side by side, each line names its job.
     assert.match(run.stdout, /\[build \(1\)\] +│ leg 0\/2 greeting=hi loud=false color=blue event=workflow_dispatch/);
     assert.match(run.stdout, /\[build \(2\)\] +│ leg 1\/2 greeting=hi/);
-    assert.match(run.stdout, /│ build=success outputs=ten\+twenty/);
+    assert.match(run.stdout, /\[report \(left\)\] +│ build=success outputs=ten\+twenty part=left/);
+    assert.match(run.stdout, /\[report \(right\)\] +│ build=success outputs=ten\+twenty part=right/);
     assert.match(run.stdout, /⊘ job loud-only skipped: if: inputs.loud is false/);
     assert.match(
       run.stdout,
-      /Summary:\n\s+build \(1\)\s+succeeded[^\n]*\n\s+build \(2\)\s+succeeded[^\n]*\n\s+report\s+succeeded/,
+      /Summary:\n\s+build \(1\)\s+succeeded[^\n]*\n(?:\s+output[^\n]*\n)*\s+build \(2\)\s+succeeded[^\n]*\n(?:\s+output[^\n]*\n)*\s+report \(left\)\s+succeeded[^\n]*\n\s+report \(right\)\s+succeeded/,
     );
     assert.deepEqual(await leftovers(runDir), { dirs: [], qemu: [] });
   });

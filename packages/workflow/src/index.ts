@@ -38,6 +38,7 @@ export {
   type ParseWorkflowOptions,
   parseWorkflow,
 } from "./parse-workflow.ts";
+export { planAfterNeeds } from "./plan-after-needs.ts";
 export { type FinishedJob, type NeedsContext, type RunGraphOptions, runGraph } from "./run-graph.ts";
 export { selectJobs } from "./select-jobs.ts";
 export { DEFAULT_SHELL, resolveShell, SHELL_TEMPLATES, type ShellResolution } from "./shells.ts";

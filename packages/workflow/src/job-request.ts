@@ -37,6 +37,13 @@ export interface JobRequestOrigin {
 
 /** Turns one planned job of a workflow into the versioned message an orchestrator runs. */
 export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobRequestOrigin): JobRequest {
+  if (job.matrixFromNeeds) {
+    throw new WorkflowError(
+      "invalid_workflow",
+      `job "${job.key}" has a matrix made from its needs' outputs: it is planned when they finished`,
+      "run the workflow with `ciadm run`, which runs the jobs it needs first",
+    );
+  }
   const jobId = origin.jobId ?? randomUUID();
   const referenced = new Set<string>();
   const split = (env: Env, where: string) => splitEnv(job, env, where, referenced, origin.secrets !== undefined);

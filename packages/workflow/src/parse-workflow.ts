@@ -1,7 +1,14 @@
 import { posix } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { actionSuggestion, checkoutInputSuggestion } from "./action-suggestions.ts";
-import { ExpressionError, evaluateExpression, findExpressions, isTruthy, parseCondition } from "./expression-engine.ts";
+import {
+  ExpressionError,
+  evaluateExpression,
+  findExpressions,
+  isTruthy,
+  parseCondition,
+  parseExpression,
+} from "./expression-engine.ts";
 import { interpolate, type PlanScope, wholeSecretReference } from "./expressions.ts";
 import {
   expandMatrix,
@@ -82,6 +89,8 @@ export interface ParseWorkflowOptions {
   /** Shown in every problem; usually the path relative to the repository, e.g. `.forgejo/workflows/ci.yml`. */
   file: string;
   contexts?: PlanContexts;
+  /** Plans only this job (its key under `jobs:`); the others are read for their keys only. */
+  job?: string;
 }
 
 class Planner {
@@ -267,6 +276,7 @@ class Planner {
     const map = this.reader.mapping(jobEntry.value, jobEntry.key);
     if (map === undefined) return [];
     const keys = this.reader.keyed(map, jobEntry.key, JOB_KEYS);
+    if (this.strategyReadsNeeds(keys.get("strategy"))) return [this.waitingForNeeds(jobEntry, keys, jobKeys)];
     const strategy = this.strategy(keys.get("strategy"), workflowEnv);
     if (strategy === undefined) return [this.job(jobEntry, keys, jobKeys, workflowEnv, workflowDefaults)];
     return strategy.combinations.map((matrix, index) => {
@@ -284,6 +294,57 @@ class Planner {
     });
   }
 
+  /**
+   * Whether the job's strategy reads the outputs of the jobs it needs (`matrix: ${{
+   * fromJSON(needs.plan.outputs.m) }}`) while they are not known yet: then the job is planned
+   * once they finished.
+   */
+  private strategyReadsNeeds(entry: Entry | undefined): boolean {
+    if (entry === undefined || this.contexts.needs !== undefined) return false;
+    return this.reader.scalarTexts(entry.value).some((text) =>
+      findExpressions(text).some((span) => {
+        if (span.inner === undefined) return false;
+        try {
+          return parseExpression(span.inner.trim()).refs.contexts.has("needs");
+        } catch {
+          return false; // reported when the job is planned
+        }
+      }),
+    );
+  }
+
+  /** The job's place in the graph until its needs finished: its key, needs and if:, nothing to run. */
+  private waitingForNeeds(jobEntry: Entry, keys: Map<string, Entry>, jobKeys: readonly string[]): PlannedJob {
+    const ifCondition = this.condition(keys.get("if"));
+    return {
+      key: jobEntry.name,
+      name: jobEntry.name,
+      runsOn: "",
+      timeoutMinutes: DEFAULT_JOB_TIMEOUT_MINUTES,
+      continueOnError: false,
+      env: {},
+      needs: this.needs(keys.get("needs"), jobKeys),
+      ...(ifCondition === undefined ? {} : { ifCondition }),
+      outputs: {},
+      steps: [],
+      matrixFromNeeds: true,
+    };
+  }
+
+  private needs(entry: Entry | undefined, jobKeys: readonly string[]): string[] {
+    const needed = entry === undefined ? [] : this.reader.stringList(entry.value, entry.key);
+    for (const need of needed) {
+      if (entry !== undefined && !jobKeys.includes(need)) {
+        this.problems.atNode(
+          entry.value,
+          entry.key,
+          `needs unknown job \`${need}\`; jobs in this file: ${jobKeys.join(", ")}`,
+        );
+      }
+    }
+    return needed;
+  }
+
   private job(
     jobEntry: Entry,
     keys: Map<string, Entry>,
@@ -294,17 +355,7 @@ class Planner {
     const env = { ...workflowEnv, ...this.env(keys.get("env"), workflowEnv, "job") };
     const defaults = this.defaults(keys.get("defaults"), workflowDefaults, env);
     const timeout = keys.get("timeout-minutes");
-    const needs = keys.get("needs");
-    const needed = needs === undefined ? [] : this.reader.stringList(needs.value, needs.key);
-    for (const need of needed) {
-      if (needs !== undefined && !jobKeys.includes(need)) {
-        this.problems.atNode(
-          needs.value,
-          needs.key,
-          `needs unknown job \`${need}\`; jobs in this file: ${jobKeys.join(", ")}`,
-        );
-      }
-    }
+    const needed = this.needs(keys.get("needs"), jobKeys);
     const ifCondition = this.condition(keys.get("if"));
     return {
       key: jobEntry.name,
@@ -691,10 +742,10 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflo
     }
     const jobKeys = entries.map((e) => e.name);
     for (const entry of entries) {
-      jobs.push(...planner.jobs(entry, jobKeys, env, defaults));
+      if (opts.job === undefined || entry.name === opts.job) jobs.push(...planner.jobs(entry, jobKeys, env, defaults));
     }
   }
   // A matrix plans a job once per combination, so one mistake can be found once per combination.
   if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, uniqueProblems(problems.problems));
-  return { name, file: opts.file, on, jobs, ...(opts.contexts ? { contexts: opts.contexts } : {}) };
+  return { name, file: opts.file, on, jobs, source: text, ...(opts.contexts ? { contexts: opts.contexts } : {}) };
 }

@@ -25,6 +25,11 @@ export interface RunGraphOptions {
   run(job: PlannedJob, needs: NeedsContext, signal: AbortSignal): Promise<FinishedJob>;
   /** A job that does not run: skipped by its `if:` or its needs, or cancelled (fail-fast, Ctrl-C). */
   notRun(job: PlannedJob, result: Outcome, reason: string): void;
+  /**
+   * Plans a job whose matrix comes from its needs' outputs (`matrixFromNeeds`) once they finished
+   * and its `if:` holds: its combinations take its place (`planAfterNeeds`). Throwing fails the job.
+   */
+  expand?(job: PlannedJob, needs: NeedsContext): PlannedJob[];
 }
 
 const RESULT_WORDS: Record<Outcome, string> = {
@@ -43,13 +48,15 @@ const RESULT_WORDS: Record<Outcome, string> = {
  */
 export async function runGraph(options: RunGraphOptions): Promise<Map<PlannedJob, FinishedJob>> {
   checkNoCycle(options.jobs);
+  // Grows when a job whose matrix comes from its needs is planned: its combinations take its place.
+  const jobs = [...options.jobs];
   const finished = new Map<PlannedJob, FinishedJob>();
   const running = new Map<PlannedJob, { controller: AbortController; done: Promise<void> }>();
-  const pending = new Set(options.jobs);
-  const selectedKeys = new Set(options.jobs.map((j) => j.key));
+  const pending = new Set(jobs);
+  const selectedKeys = new Set(jobs.map((j) => j.key));
   const failedFast = new Set<string>();
 
-  const instancesOf = (key: string) => options.jobs.filter((j) => j.key === key);
+  const instancesOf = (key: string) => jobs.filter((j) => j.key === key);
   const keyDone = (key: string) => instancesOf(key).every((j) => finished.has(j));
   const finishWithout = (job: PlannedJob, result: Outcome, reason: string) => {
     pending.delete(job);
@@ -91,6 +98,20 @@ export async function runGraph(options: RunGraphOptions): Promise<Map<PlannedJob
     });
   };
 
+  const expand = (job: PlannedJob, needs: NeedsContext) => {
+    let combinations: PlannedJob[];
+    try {
+      if (options.expand === undefined) throw new Error("this run cannot plan a matrix made from needs' outputs");
+      combinations = options.expand(job, needs);
+    } catch (error) {
+      finishWithout(job, Outcome.FAILURE, `its matrix cannot be planned: ${(error as Error).message}`);
+      return;
+    }
+    pending.delete(job);
+    jobs.splice(jobs.indexOf(job), 1, ...combinations);
+    for (const combination of combinations) pending.add(combination);
+  };
+
   /** Starts or settles every pending job it can; true when it did anything. */
   const schedulePass = (): boolean => {
     let progressed = false;
@@ -102,10 +123,15 @@ export async function runGraph(options: RunGraphOptions): Promise<Map<PlannedJob
       }
       const needed = job.needs.filter((key) => selectedKeys.has(key));
       if (!needed.every(keyDone)) continue;
-      const needs = needsContext(needed, options.jobs, finished);
+      const needs = needsContext(needed, jobs, finished);
       const decision = decideIf(job, needs, options);
       if (decision !== true) {
         finishWithout(job, decision.result, decision.reason);
+        progressed = true;
+        continue;
+      }
+      if (job.matrixFromNeeds) {
+        expand(job, needs);
         progressed = true;
         continue;
       }

@@ -71,6 +71,12 @@ export interface PlannedJob {
   /** As written; evaluated after the job once step outputs exist. */
   outputs: Record<string, string>;
   steps: PlannedStepDef[];
+  /**
+   * The job's strategy reads the outputs of the jobs it needs, which were not known when it was
+   * planned: this PlannedJob only holds its place in the graph (key, needs, if:), and the job is
+   * planned, one PlannedJob per combination, once they finished (`planAfterNeeds`).
+   */
+  matrixFromNeeds?: true;
   /** This job's combination, when the job has a matrix (one PlannedJob per combination). */
   matrix?: MatrixCombination;
   strategy?: StrategyContext;
@@ -84,4 +90,6 @@ export interface Workflow {
   jobs: PlannedJob[];
   /** The contexts it was planned with; they travel with each job for run-time expressions. */
   contexts?: PlanContexts;
+  /** The file's text, for planning a job whose matrix comes from its needs once they finished. */
+  source?: string;
 }

@@ -164,6 +164,14 @@ export class YamlReader {
     return node?.toJS(this.doc, { maxAliasCount: 100 });
   }
 
+  /** Every string scalar in `node` and below it (aliases followed), e.g. to find the expressions in it. */
+  scalarTexts(node: Node | undefined): string[] {
+    if (isScalar(node)) return typeof node.value === "string" ? [node.value] : [];
+    if (isMap(node)) return node.items.flatMap((pair) => this.scalarTexts(this.node(pair.value)));
+    if (isSeq(node)) return node.items.flatMap((item) => this.scalarTexts(this.node(item)));
+    return [];
+  }
+
   mapping(node: Node | undefined, key: string): YAMLMap | undefined {
     if (isMap(node)) return node;
     this.problems.atNode(node, key, `must be a mapping, not ${describe(node)}`);

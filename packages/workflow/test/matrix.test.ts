@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { expandMatrix, matrixJobName, parseWorkflow } from "../src/index.ts";
+import { JobSource } from "@solstice/protocol";
+import { expandMatrix, matrixJobName, parseWorkflow, planAfterNeeds, toJobRequest } from "../src/index.ts";
 import { only, problemsOf } from "./rejected-workflow.ts";
 
 const T = { timeout: 5_000 };
@@ -119,21 +120,49 @@ describe("matrix expansion", () => {
     assert.equal(matrixJobName("build", { os: "linux", node: 20 }), "build (linux, 20)");
   });
 
-  it("reports a matrix it cannot expand, once, with its position", T, () => {
-    const problem = only(
-      problemsOf(`jobs:
+  it("plans a matrix made from needs' outputs as a place in the graph, to be planned once they finished", T, () => {
+    const workflow = parseWorkflow(
+      `jobs:
+  setup: { runs-on: tiny, steps: [{ run: "true" }] }
   t:
-    runs-on: tiny
+    needs: setup
+    if: github.event_name == 'push'
+    runs-on: \${{ matrix.os }}
     strategy:
       matrix:
-        node: \${{ fromJSON(needs.setup.outputs.versions) }}
+        os: \${{ fromJSON(needs.setup.outputs.versions) }}
     steps: [{ run: "true" }]
-`),
+`,
+      { file: "ci.yml" },
     );
-    assert.equal(problem.key, "jobs.t.strategy.matrix.node");
-    assert.equal(problem.line, 6);
-    assert.match(problem.message, /must be known before the jobs start/);
+    const waiting = workflow.jobs[1];
+    assert.ok(waiting?.matrixFromNeeds);
+    assert.deepEqual(
+      [waiting.key, waiting.needs, waiting.ifCondition, waiting.steps],
+      ["t", ["setup"], "github.event_name == 'push'", []],
+    );
+    assert.throws(
+      () =>
+        toJobRequest(workflow, waiting, {
+          source: JobSource.MANUAL,
+          owner: "o",
+          repository: { url: "", fullName: "o/r", commitSha: "", ref: "" },
+        }),
+      /matrix made from its needs' outputs: it is planned when they finished/,
+    );
+    const planned = planAfterNeeds(workflow, waiting, {
+      setup: { result: "success", outputs: { versions: '["linux", "illumos"]' } },
+    });
+    assert.deepEqual(
+      planned.map((job) => [job.name, job.runsOn, job.strategy?.["job-total"]]),
+      [
+        ["t (linux)", "linux", 2],
+        ["t (illumos)", "illumos", 2],
+      ],
+    );
+  });
 
+  it("reports a matrix it cannot expand, once, with its position", T, () => {
     const empty = only(
       problemsOf(`jobs:
   t:

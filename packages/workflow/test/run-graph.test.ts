@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Outcome } from "@solstice/protocol";
-import { type NeedsContext, type PlannedJob, parseWorkflow, runGraph, WorkflowError } from "../src/index.ts";
+import {
+  type NeedsContext,
+  type PlannedJob,
+  parseWorkflow,
+  planAfterNeeds,
+  runGraph,
+  WorkflowError,
+} from "../src/index.ts";
 
 const T = { timeout: 10_000 };
 
@@ -45,12 +52,48 @@ async function run(yaml: string, script: Script = {}) {
     notRun(job, result, reason) {
       notRun.set(job.name, { result, reason });
     },
+    expand: (job, needs) => planAfterNeeds(workflow, job, needs),
   });
   const resultOf = (name: string) => [...finished].find(([job]) => job.name === name)?.[1].result;
   return { started, needsSeen, notRun, peak, resultOf };
 }
 
 describe("runGraph: needs, if:, matrix strategy", () => {
+  it(
+    "expands a matrix made from its needs' outputs once they finished, and the jobs after it wait for every combination",
+    T,
+    async () => {
+      const r = await run(
+        `jobs:
+  plan: { runs-on: x, steps: [{ run: "true" }] }
+  test:
+    needs: plan
+    runs-on: \${{ matrix.os }}
+    strategy:
+      matrix: \${{ fromJSON(needs.plan.outputs.matrix) }}
+    steps: [{ run: "echo \${{ matrix.os }}" }]
+  report: { runs-on: x, needs: test, steps: [{ run: "true" }] }
+  broken:
+    needs: plan
+    runs-on: x
+    strategy: { matrix: { os: "\${{ fromJSON(needs.plan.outputs.missing) }}" } }
+    steps: [{ run: "true" }]
+`,
+        { outputs: { plan: { matrix: '{"os": ["linux", "illumos"], "include": [{"os": "bsd", "extra": 1}]}' } } },
+      );
+      assert.deepEqual(r.started.slice(0, 1), ["plan"]);
+      assert.deepEqual(r.started.slice(1, 4).sort(), ["test (bsd, 1)", "test (illumos)", "test (linux)"]);
+      assert.deepEqual(r.started.slice(4), ["report"]);
+      assert.equal(r.resultOf("test (illumos)"), Outcome.SUCCESS);
+      assert.deepEqual(Object.keys(r.needsSeen.get("report") ?? {}), ["test"]);
+      assert.equal(r.notRun.get("broken")?.result, Outcome.FAILURE);
+      assert.match(
+        r.notRun.get("broken")?.reason ?? "",
+        /its matrix cannot be planned: .*ci\.yml:13:32: jobs\.broken\.strategy\.matrix\.os: .*empty input/s,
+      );
+    },
+  );
+
   it("runs jobs after the jobs they need and passes their results and outputs", T, async () => {
     const r = await run(
       `jobs:

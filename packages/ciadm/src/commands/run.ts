@@ -4,8 +4,10 @@ import path from "node:path";
 import { GracefulCancel } from "@solstice/executor";
 import { FleetKeyring, JobSource, loadFleetKeyring, Outcome, requireFleetKeyring } from "@solstice/protocol";
 import {
+  type FinishedJob,
   loadWorkflowFile,
   type PlannedJob,
+  planAfterNeeds,
   resolveInputs,
   runGraph,
   selectJobs,
@@ -125,8 +127,9 @@ export async function runWorkflow(
       ? (text: string) => term.out(text.replace(/^(?=.)/gm, `[${job.name}] `))
       : (text: string) => term.out(text);
   const printed = new Map<PlannedJob, PrintedJob>();
+  let finished: Map<PlannedJob, FinishedJob>;
   try {
-    await runGraph({
+    finished = await runGraph({
       jobs,
       contexts: workflow.contexts ?? {},
       concurrency,
@@ -157,15 +160,22 @@ export async function runWorkflow(
         term.out(`\n⊘ job ${job.name} ${outcomeWord(result)}: ${reason}\n`);
         printed.set(job, { name: job.name, result, reason, steps: [], durationMs: 0 });
       },
+      expand: (job, needs) => planAfterNeeds(workflow, job, needs),
     });
   } finally {
     process.off("SIGINT", interrupt);
     process.off("SIGTERM", interrupt);
     await runner.close();
   }
-  const results = jobs.map((job) => printed.get(job)).filter((r): r is PrintedJob => r !== undefined);
+  // In the workflow's order, a matrix made from needs' outputs where its job is.
+  const ran = [...finished.keys()].sort(
+    (a, b) =>
+      jobs.findIndex((j) => j.key === a.key) - jobs.findIndex((j) => j.key === b.key) ||
+      (a.strategy?.["job-index"] ?? 0) - (b.strategy?.["job-index"] ?? 0),
+  );
+  const results = ran.map((job) => printed.get(job)).filter((r): r is PrintedJob => r !== undefined);
   term.out(formatSummary(results));
-  const succeeded = jobs.every((job) => {
+  const succeeded = ran.every((job) => {
     const result = printed.get(job)?.result;
     // As on a forge: a job skipped by its if: does not fail the run; continue-on-error tolerates a failure.
     return (

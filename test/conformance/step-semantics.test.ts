@@ -52,7 +52,8 @@ jobs:
           mytool
           echo "job=\${{ job.status }} sha=\${{ github.sha }}"
       # GITHUB_ENV reaches the env context of later steps, also in text that reads nothing else
-      - run: echo "ctx-only=\${{ env.FROM_FILE }}"
+      - name: Env \${{ env.FROM_FILE }}
+        run: echo "ctx-only=\${{ env.FROM_FILE }}"
       # a secret read in run: is substituted and masked; an if: on env.X set from a secret sees it
       - if: env.FROM_SECRET != ''
         env:
@@ -158,6 +159,8 @@ describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${
     assert.match(text, /multi="line 1\\nline 2"/);
     assert.match(text, /env=bar ctx=bar/);
     assert.match(text, /ctx-only=bar/);
+    const envStep = events.find((e) => e.body.case === "stepStarted" && e.body.value.index === 2);
+    assert.equal(envStep?.body.case === "stepStarted" ? envStep.body.value.name : "", "Env bar");
     assert.match(text, /inline=\*\*\* env=\*\*\*/);
     assert.match(text, /secret values agree/);
     assert.ok(!text.includes(SECRET), "the secret is masked everywhere");

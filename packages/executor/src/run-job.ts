@@ -151,7 +151,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
       rememberBasics(vm.guestIdentity, prepared.basics);
     }
     const workspace = guest.workspace;
-    // Under the workflow's env (secrets included): CI may be overridden, as on GitHub.
+    // Under the workflow's env (secrets among it, see StepRuntime): CI may be overridden, as on GitHub.
     const baseEnv = { CI: "true", HOME: guest.home };
     runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) }, setup, secrets);
     await runtime.start(session, signal);
@@ -296,12 +296,19 @@ interface StepContext {
 async function runStep(ctx: StepContext): Promise<StepResult> {
   const { step, session, events, workspace } = ctx;
   const started = Date.now();
-  await events.stepStarted(step.index, step.name);
   const stepTimeoutMs = step.timeoutSeconds > 0 ? step.timeoutSeconds * 1000 : undefined;
   const stepTimeout = stepTimeoutMs ? AbortSignal.timeout(stepTimeoutMs) : undefined;
   const signal = stepTimeout ? AbortSignal.any([ctx.signal, stepTimeout]) : ctx.signal;
   let commands: ReturnType<StepRuntime["commandReader"]> | undefined;
   let resolved: Awaited<ReturnType<StepRuntime["resolve"]>> | undefined;
+  let unresolved: unknown;
+  try {
+    resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: ctx.cancelled }, session, signal);
+  } catch (error) {
+    unresolved = error;
+  }
+  // Started under its name as evaluated just now (it may read env or steps), as the forge shows it.
+  await events.stepStarted(step.index, resolved?.name || step.name);
   const onLine = (stream: "stdout" | "stderr", text: string, continued: boolean) => {
     // A piece of an overlong line is not a workflow command; it is logged as is.
     const display = commands === undefined || continued ? text : commands.line(text).display;
@@ -312,7 +319,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   let exitCode = -1;
   let reason = "";
   try {
-    resolved = await ctx.runtime.resolve(step, { jobFailed: ctx.failed, cancelled: ctx.cancelled }, session, signal);
+    if (resolved === undefined) throw unresolved;
     const env = { ...ctx.baseEnv, ...resolved.env, ...resolved.runnerEnv };
     commands = ctx.runtime.commandReader(step, env);
     const { script, shell, files } = await stepCommand(ctx, resolved);

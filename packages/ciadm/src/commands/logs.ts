@@ -28,7 +28,7 @@ export function registerLogs(program: Command, term: Terminal, logger: () => Log
       );
     }
     let name = jobId;
-    let steps = 0;
+    let stepNames: string[] = [];
     if (opts.databaseUrl) {
       const db = await openStore(opts, logger());
       try {
@@ -41,7 +41,7 @@ export function registerLogs(program: Command, term: Terminal, logger: () => Log
           );
         }
         name = job?.jobName ?? jobId;
-        steps = job?.steps.length ?? 0;
+        stepNames = job?.steps.map((step) => step.name) ?? [];
       } finally {
         await db.close();
       }
@@ -51,7 +51,11 @@ export function registerLogs(program: Command, term: Terminal, logger: () => Log
       const finished = new Promise<string>((resolve) => {
         done = resolve;
       });
-      const printer = new JobPrinter(name, steps, (text) => term.out(text), { color: term.color, joinMidway: true });
+      const printer = new JobPrinter(name, stepNames.length, (text) => term.out(text), {
+        color: term.color,
+        joinMidway: true,
+        stepNames,
+      });
       const follower = await bus.consumeEvents({
         jobId,
         onEvent: async (event: JobEvent) => {

@@ -113,7 +113,7 @@ export class JobPrinter {
         break;
       case "stepFinished": {
         const { index, outcome, conclusion, reason } = body.value;
-        const name = this.stepNames.get(index) ?? this.plannedNames[index] ?? `step ${index + 1}`;
+        const name = this.nameOf(index);
         const started = this.stepStarts.get(index);
         const durationMs = started === undefined ? 0 : Date.now() - started;
         this.steps.push({ index, name, outcome, conclusion, reason, durationMs });
@@ -136,6 +136,10 @@ export class JobPrinter {
     }
   }
 
+  private nameOf(index: number): string {
+    return this.stepNames.get(index) ?? this.plannedNames[index] ?? `step ${index + 1}`;
+  }
+
   /** Shows a line that is an annotation as one and keeps it for the summary; false for any other line. */
   private annotation(stepIndex: number, text: string): boolean {
     const commands = this.commands;
@@ -144,8 +148,8 @@ export class JobPrinter {
     commands.line(text);
     const found = commands.annotations[before];
     if (found === undefined) return false;
-    const step = this.stepNames.get(stepIndex) ?? this.plannedNames[stepIndex] ?? `step ${stepIndex + 1}`;
-    this.annotations.push({ ...found, step });
+    // Bounded as the executor bounds them: the reader keeps MAX_ANNOTATIONS per step.
+    this.annotations.push({ ...found, step: this.nameOf(stepIndex) });
     const [first = "", ...more] = annotationText(found).split("\n");
     const paint = { error: this.red.bind(this), warning: this.yellow.bind(this), notice: this.cyan.bind(this) };
     this.line(`  ${paint[found.level](`${ANNOTATION_MARK[found.level]} ${first}`)}`);

@@ -226,6 +226,15 @@ async function connectFromGuest(session: SshSession, targets: string[]): Promise
     })
     .join("\n");
   const lines: string[] = [];
-  await session.runScript({ script, shell: "bash {0}", env: {}, onLine: (_s, text) => lines.push(text) });
+  // Only stdout: a connection that hangs until `timeout` kills it also makes bash report
+  // "Terminated" on stderr (seen for a container bridge's address, whose packets are dropped).
+  await session.runScript({
+    script,
+    shell: "bash {0}",
+    env: {},
+    onLine: (stream, text) => {
+      if (stream === "stdout") lines.push(text);
+    },
+  });
   return lines;
 }

@@ -99,7 +99,9 @@ describe("a warm pool of 1 on a host with 2 tiny slots (TCG)", { timeout: 900_00
   });
 
   test("two jobs at once: one runs on the pooled VM, the other boots a fresh one, both succeed", async () => {
-    const jobs = [1, 2].map((n) => tinyJob(fleet.owner, [{ name: "hello", run: `echo job-${n}` }]));
+    // Each job keeps its VM a few seconds, so the warm one is still alive while the cold one's QEMU
+    // starts even on a loaded machine: the sampler must see both at once (the last test).
+    const jobs = [1, 2].map((n) => tinyJob(fleet.owner, [{ name: "hello", run: `echo job-${n}; sleep 5` }]));
     const [a, b] = await Promise.all(jobs.map((job) => fleet.runToEnd(job)));
     assert.ok(a && b);
     assert.equal(resultOf(a), Outcome.SUCCESS, systemLines(a).join("\n"));

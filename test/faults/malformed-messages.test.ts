@@ -1,12 +1,31 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
-import { create, encodeMessage, JobRequestSchema, Outcome } from "@solstice/protocol";
+import { create, encodeMessage, type JobRequest, JobRequestSchema, Outcome } from "@solstice/protocol";
 import amqp from "amqplib";
 import { AMQP_URL, tinyJob } from "../support/fleet.ts";
 import { type HostProcess, type ProcessFleet, startProcessFleet } from "../support/process-fleet.ts";
 
 const COUNT = 1_000;
+const INVALID = 200;
+
+/**
+ * Decodable JobRequests that break one rule each: an empty owner (its Accepted could not be
+ * published), attempt 0 and no job id (PostgreSQL refuses them), no label, no timeout, a step
+ * without an action. None may reach a database row or a VM.
+ */
+function invalidJob(i: number): JobRequest {
+  const valid = tinyJob(`owner-${i}`, [{ name: "s", run: "true" }]);
+  const broken: Partial<JobRequest>[] = [
+    { owner: "" },
+    { attempt: 0, jobId: "" },
+    { runsOn: "" },
+    { timeoutSeconds: 0 },
+    { owner: "a.b" },
+    { steps: valid.steps.map((step) => ({ ...step, action: { case: undefined } })) },
+  ];
+  return create(JobRequestSchema, { ...valid, ...broken[i % broken.length] });
+}
 
 let fleet: ProcessFleet;
 let host: HostProcess;
@@ -18,7 +37,7 @@ after(async () => {
   await fleet?.close();
 });
 
-test(`${COUNT} malformed job messages all reach the dead-letter queue with reasons, and the host keeps serving`, {
+test(`${COUNT} malformed and ${INVALID} decodable-but-invalid job messages all reach the dead-letter queue with reasons, no row stays running, and the host keeps serving`, {
   timeout: 180_000,
 }, async (t) => {
   const connection = await amqp.connect(AMQP_URL);
@@ -41,13 +60,21 @@ test(`${COUNT} malformed job messages all reach the dead-letter queue with reaso
       { persistent: true, messageId: `bad-${i}`, type: kind === 2 ? "solstice.v1.Nonsense" : "solstice.v1.JobRequest" },
     );
   }
+  for (let i = 0; i < INVALID; i++) {
+    channel.publish(`${fleet.namespace}.jobs`, "tiny", Buffer.from(encodeMessage(JobRequestSchema, invalidJob(i))), {
+      persistent: true,
+      messageId: `invalid-${i}`,
+      type: "solstice.v1.JobRequest",
+    });
+  }
   await channel.waitForConfirms();
   await connection.close();
+  const total = COUNT + INVALID;
 
-  let letters = await fleet.bus.listDeadLetters(COUNT + 10);
-  while (letters.length < COUNT && Date.now() - started < 150_000) {
+  let letters = await fleet.bus.listDeadLetters(total + 10);
+  while (letters.length < total && Date.now() - started < 150_000) {
     await new Promise((r) => setTimeout(r, 1000));
-    letters = await fleet.bus.listDeadLetters(COUNT + 10);
+    letters = await fleet.bus.listDeadLetters(total + 10);
   }
   const seconds = (Date.now() - started) / 1000;
   const reasons = new Map<string, number>();
@@ -55,9 +82,18 @@ test(`${COUNT} malformed job messages all reach the dead-letter queue with reaso
   t.diagnostic(
     `${letters.length} dead letters in ${seconds.toFixed(1)} s; by reason: ${JSON.stringify(Object.fromEntries(reasons))}`,
   );
-  assert.equal(letters.length, COUNT);
-  assert.equal(new Set(letters.map((l) => l.messageId)).size, COUNT, "each message once");
+  assert.equal(letters.length, total);
+  assert.equal(new Set(letters.map((l) => l.messageId)).size, total, "each message once");
   assert.ok(letters.every((l) => l.reason !== "unknown" && l.reason.length > 0));
+  const invalid = letters.filter((l) => l.messageId?.startsWith("invalid-"));
+  assert.equal(invalid.length, INVALID);
+  assert.deepEqual(
+    new Set(invalid.map((l) => l.reasonCode)),
+    new Set(["invalid_job"]),
+    "refused by us, not by the broker",
+  );
+  assert.deepEqual(await fleet.store.listJobs({ state: "running" }), [], "no phantom running job");
+  assert.deepEqual(await fleet.store.listJobs(), [], "nothing invalid was recorded at all");
   assert.equal(host.child.exitCode, null, "the orchestrator did not crash");
 
   // Still serving: a job for a label with no image is accepted and fails at once, booting nothing.

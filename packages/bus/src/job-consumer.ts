@@ -1,4 +1,4 @@
-import { decodeMessage, type JobRequest, JobRequestSchema, UndecodableMessageError } from "@solstice/protocol";
+import { decodeJobRequest, type JobRequest, UndecodableMessageError } from "@solstice/protocol";
 import type { Channel, GetMessage } from "amqplib";
 import type { Logger } from "pino";
 import type { BusConnection } from "./connection.ts";
@@ -128,7 +128,7 @@ export class SlotGatedJobConsumer implements JobConsumer {
     const queue = this.names.labelQueue(label);
     let job: JobRequest;
     try {
-      job = decodeMessage(JobRequestSchema, message.content, message.properties.type);
+      job = decodeJobRequest(message.content, message.properties.type);
     } catch (error) {
       if (!(error instanceof UndecodableMessageError)) throw error;
       this.log.warn({ queue, messageId: message.properties.messageId, reason: error.message }, "dead-lettering a job");

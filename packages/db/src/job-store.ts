@@ -45,6 +45,8 @@ export interface JobRecord extends Omit<NewJob, "steps"> {
   state: JobState;
   hostId: string | null;
   reason: string | null;
+  /** The finished job's outputs; empty until it finishes. */
+  outputs: Record<string, string>;
   createdAt: Date;
   queuedAt: Date;
   startedAt: Date | null;
@@ -64,6 +66,8 @@ export interface JobResult {
   state: FinishedJobState;
   /** Why the job did not succeed. */
   reason?: string;
+  /** The job's outputs, as JobFinished carried them. */
+  outputs?: Record<string, string>;
 }
 
 export interface JobFilter {

@@ -79,7 +79,13 @@ export class MemoryJobStore implements JobStore {
   async finishJob(jobId: string, attempt: number, result: JobResult, at: Date): Promise<boolean> {
     const job = this.jobs.get(jobId);
     if (job === undefined || job.attempt !== attempt || !isUnfinished(job)) return false;
-    Object.assign(job, { state: result.state, reason: result.reason ?? null, finishedAt: at, updatedAt: at });
+    Object.assign(job, {
+      state: result.state,
+      reason: result.reason ?? null,
+      outputs: { ...result.outputs },
+      finishedAt: at,
+      updatedAt: at,
+    });
     for (const step of this.stepsOf(jobId, attempt)) {
       if (step.state === "pending") Object.assign(step, { state: "skipped", conclusion: "skipped" });
       else if (step.state === "running")
@@ -221,6 +227,7 @@ function newJob(
     jobKey: details.jobKey,
     jobName: details.jobName,
     reason: null,
+    outputs: {},
     createdAt: at,
     queuedAt: at,
     finishedAt: null,

@@ -143,7 +143,13 @@ export class PgJobStore implements JobStore {
     return this.db.transaction(async (tx) => {
       const finished = await tx
         .update(jobs)
-        .set({ state: result.state, reason: result.reason ?? null, finishedAt: at, updatedAt: at })
+        .set({
+          state: result.state,
+          reason: result.reason ?? null,
+          outputs: result.outputs ?? {},
+          finishedAt: at,
+          updatedAt: at,
+        })
         .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED)))
         .returning({ id: jobs.id });
       if (finished.length === 0) return false;
@@ -338,6 +344,7 @@ function toJobRecord(row: JobRow, steps: Map<string, StepRow[]>): JobRecord {
     jobName: row.jobName,
     hostId: row.hostId,
     reason: row.reason,
+    outputs: row.outputs ?? {},
     createdAt: row.createdAt,
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,

@@ -50,6 +50,11 @@ export const jobs = pgTable(
     hostId: text("host_id"),
     /** Why the job did not succeed, in words a user can act on. */
     reason: text("reason"),
+    /**
+     * The finished job's outputs (name → value; a value built from a secret is never among them),
+     * so a host can answer an owner that lost the job's events with the whole result.
+     */
+    outputs: jsonb("outputs").$type<Record<string, string>>(),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
     queuedAt: timestamptz("queued_at").notNull().defaultNow(),
     startedAt: timestamptz("started_at"),

@@ -1,14 +1,15 @@
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { ControlSchema } from "./gen/solstice/v1/control_pb.ts";
 import { JobEventSchema } from "./gen/solstice/v1/job_event_pb.ts";
-import { JobRequestSchema } from "./gen/solstice/v1/job_request_pb.ts";
+import { type JobRequest, JobRequestSchema } from "./gen/solstice/v1/job_request_pb.ts";
+import { jobRequestProblem } from "./job-request-rules.ts";
 import { majorOf, SUPPORTED_MAJOR_VERSIONS } from "./schema-version.ts";
 
 /** Why a message could not be taken; becomes the dead-letter reason header. */
 export class UndecodableMessageError extends Error {
   override readonly name = "UndecodableMessageError";
   constructor(
-    readonly code: "bad_type" | "bad_bytes" | "bad_version" | "unknown_major",
+    readonly code: "bad_type" | "bad_bytes" | "bad_version" | "unknown_major" | "invalid_job",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -68,4 +69,15 @@ export function decodeMessage<S extends VersionedSchema>(
     );
   }
   return message;
+}
+
+/**
+ * Decodes a JobRequest and checks its fields against the rules a host relies on (job-request-rules.ts),
+ * so a job no host could run or answer for is refused as `invalid_job` before anything records it.
+ */
+export function decodeJobRequest(bytes: Uint8Array, typeProperty: string | undefined): JobRequest {
+  const job = decodeMessage(JobRequestSchema, bytes, typeProperty);
+  const problem = jobRequestProblem(job);
+  if (problem !== undefined) throw new UndecodableMessageError("invalid_job", `invalid JobRequest: ${problem}`);
+  return job;
 }

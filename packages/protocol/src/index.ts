@@ -1,6 +1,7 @@
 export { create, fromBinary, type MessageInitShape, toBinary, toJson } from "@bufbuild/protobuf";
 export { timestampDate, timestampFromDate, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 export {
+  decodeJobRequest,
   decodeMessage,
   encodeMessage,
   MESSAGE_SCHEMAS,
@@ -63,4 +64,5 @@ export {
   RunScriptSchema,
   type SealedSecret,
 } from "./gen/solstice/v1/job_request_pb.ts";
+export { jobRequestProblem } from "./job-request-rules.ts";
 export { majorOf, SCHEMA_VERSION, SUPPORTED_MAJOR_VERSIONS } from "./schema-version.ts";

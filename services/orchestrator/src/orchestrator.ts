@@ -16,6 +16,7 @@ import { CancelTombstones } from "./cancel-tombstones.ts";
 import { DebugSshKeeper } from "./debug-ssh.ts";
 import { JobSlots } from "./job-slots.ts";
 import type { OrchestratorMetrics } from "./metrics.ts";
+import { outcomeOfState } from "./outcome-states.ts";
 import { recordingPublisher } from "./recording-publisher.ts";
 import { type PoolSize, WarmPool } from "./warm-pool.ts";
 
@@ -209,12 +210,30 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     job.controller.abort(new GracefulCancel(reason || "cancelled"));
   });
 
+  /**
+   * A delivery of a job this host cannot claim. When the job is finished, its owner may have lost
+   * the events that said so (it retried the attempt because of that): answer the delivered attempt
+   * with the recorded end, outputs included, so the owner can end the job instead of waiting on it.
+   */
+  async function answerStaleDelivery(job: JobRequest, jobLog: Logger): Promise<void> {
+    const record = await store.getJob(job.jobId);
+    const result = record ? outcomeOfState(record.state) : undefined;
+    if (!record || result === undefined) {
+      jobLog.warn({ state: record?.state }, "a newer attempt of the job runs; dropping this delivery");
+      return;
+    }
+    jobLog.warn({ state: record.state }, "job is finished already; answering its owner with the recorded end");
+    const events = new JobEventStream(job.jobId, job.attempt, (event) => publishToOwner(event, job.owner));
+    await events.jobFinished(result, record.reason ?? "", record.outputs);
+    await events.drain();
+  }
+
   async function accept(job: JobRequest, delivery: JobDelivery): Promise<void> {
     const jobLog = log.child({ job_id: job.jobId, attempt: job.attempt, host: config.hostId });
     const claimed = await store.markRunning(job.jobId, job.attempt, config.hostId, new Date(), jobDetailsOf(job));
     if (!claimed) {
       // Finished already, or a newer attempt runs elsewhere: this delivery is stale.
-      jobLog.warn("job is finished or superseded; dropping this delivery");
+      await answerStaleDelivery(job, jobLog);
       await delivery.ack();
       jobSlots.release(delivery.label);
       return;
@@ -222,7 +241,17 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     const recorded = recordingPublisher((event) => publishToOwner(event, job.owner), store, jobLog);
     const publish = deps.metrics ? deps.metrics.observeEvents(delivery.label, recorded) : recorded;
     const events = new JobEventStream(job.jobId, job.attempt, publish);
-    await events.accepted(config.hostId);
+    try {
+      await events.accepted(config.hostId);
+    } catch (error) {
+      // The row says `running` and nobody can hear of it: end it here, so no phantom job stays.
+      const reason = `the host could not announce the job to its owner: ${(error as Error).message}`;
+      jobLog.error({ err: error }, "Accepted not published; failing the job");
+      await store.finishJob(job.jobId, job.attempt, { state: "failed", reason }, new Date());
+      await delivery.reject(reason);
+      jobSlots.release(delivery.label);
+      return;
+    }
     await delivery.ack();
     const cancelledBefore = cancelled.reasonFor(job.jobId, job.attempt);
     if (cancelledBefore !== undefined) {

@@ -1,4 +1,4 @@
-import type { FinishedJobState, StepConclusion, StepResult } from "@solstice/db";
+import type { FinishedJobState, JobState, StepConclusion, StepResult } from "@solstice/db";
 import { Outcome } from "@solstice/protocol";
 
 const STEP_STATE: Record<Outcome, StepResult["state"]> = {
@@ -23,4 +23,12 @@ export function jobStateOf(result: Outcome): FinishedJobState {
   if (result === Outcome.SUCCESS) return "succeeded";
   if (result === Outcome.CANCELLED) return "cancelled";
   return "failed";
+}
+
+/** The result a recorded job state stands for; undefined while the job has not finished. */
+export function outcomeOfState(state: JobState): Outcome | undefined {
+  if (state === "succeeded") return Outcome.SUCCESS;
+  if (state === "failed") return Outcome.FAILURE;
+  if (state === "cancelled") return Outcome.CANCELLED;
+  return undefined;
 }

@@ -41,7 +41,11 @@ async function record(event: JobEvent, store: JobStore, log: Logger): Promise<vo
         await store.finishJob(
           jobId,
           attempt,
-          { state: jobStateOf(body.value.result), ...(body.value.reason ? { reason: body.value.reason } : {}) },
+          {
+            state: jobStateOf(body.value.result),
+            ...(body.value.reason ? { reason: body.value.reason } : {}),
+            outputs: { ...body.value.outputs },
+          },
           at,
         );
         break;

@@ -26,7 +26,7 @@ import {
   type ReplaySelection,
   replayDeadLetters,
 } from "./dead-letter-admin.ts";
-import { BusError, UnroutableLabelError } from "./errors.ts";
+import { BusError, OwnerTakenError, UnroutableLabelError } from "./errors.ts";
 import { type ConsumeJobsOptions, type JobConsumer, SlotGatedJobConsumer } from "./job-consumer.ts";
 import { ConfirmPublisher } from "./publisher.ts";
 import { OrderedSubscription, type Subscription } from "./subscription.ts";
@@ -65,6 +65,11 @@ export interface BusOptions {
   maxQueuedEvents?: number;
   /** Dead letters kept; the oldest are dropped beyond it. Default 100000. */
   maxDeadLetters?: number;
+  /**
+   * How long an owner queue outlives its last consumer before the broker deletes it. Long enough
+   * for an owner to restart without losing events; the queue of one that ended goes. Default 3600000.
+   */
+  ownerQueueExpiryMs?: number;
   /** Labels served by live hosts, named in UnroutableLabelError's hint (e.g. from the hosts table). */
   servedLabels?: () => Promise<readonly string[]> | readonly string[];
   /** Told when the connection is lost and when it is back (after topology and consumers are restored). */
@@ -165,6 +170,7 @@ class AmqpBus implements Bus {
       maxQueuedJobs: opts.maxQueuedJobs ?? 10_000,
       maxQueuedEvents: opts.maxQueuedEvents ?? 100_000,
       maxDeadLetters: opts.maxDeadLetters ?? 100_000,
+      ownerQueueExpiryMs: opts.ownerQueueExpiryMs ?? 3_600_000,
     };
     // Registered first, so the topology is back before any consumer re-attaches.
     connection.onReconnect((model) => this.redeclare(model));
@@ -246,12 +252,13 @@ class AmqpBus implements Bus {
         prefetch: opts.prefetch ?? 64,
         handle: opts.onEvent,
         onHandlerError: owner !== undefined ? "requeue" : "drop",
-        declareQueue: async (channel) => {
-          if (owner !== undefined) return declareOwnerQueue(channel, this.names, owner, this.limits);
-          const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
-          await channel.bindQueue(queue, this.names.eventsExchange, `*.${jobId}`);
-          return queue;
+        declareQueue: async (channel, model) => {
+          if (owner !== undefined) return declareOwnerQueue(model, this.names, owner, this.limits, this.log);
+          const declared = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
+          await channel.bindQueue(declared.queue, this.names.eventsExchange, `*.${jobId}`);
+          return declared;
         },
+        ...(owner !== undefined ? { soleConsumer: (queue: string) => new OwnerTakenError(owner, queue) } : {}),
       },
       this.publishTimeoutMs,
     );
@@ -272,9 +279,9 @@ class AmqpBus implements Bus {
         handle: onControl,
         onHandlerError: "drop",
         declareQueue: async (channel) => {
-          const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
-          await channel.bindQueue(queue, this.names.controlExchange, "");
-          return queue;
+          const declared = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
+          await channel.bindQueue(declared.queue, this.names.controlExchange, "");
+          return declared;
         },
       },
       this.publishTimeoutMs,

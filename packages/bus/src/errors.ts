@@ -6,6 +6,7 @@ export type BusErrorCode =
   | "delivery_settled"
   | "publish_refused"
   | "invalid_name"
+  | "owner_taken"
   | "closed"
   | "internal";
 
@@ -88,5 +89,21 @@ export class DeliveryLostError extends BusError {
       `the channel of delivery ${messageId ?? "(no message id)"} closed before it was settled; the broker will redeliver it`,
       { hint: "treat the job as not taken: another host (or this one) will receive it again", cause: options?.cause },
     );
+  }
+}
+
+/**
+ * Another process already consumes this owner's event queue. Two consumers would split the events
+ * of each other's jobs between them, and each would drop what is not its own: jobs would hang.
+ */
+export class OwnerTakenError extends BusError {
+  override name = "OwnerTakenError";
+  constructor(
+    readonly owner: string,
+    readonly queue: string,
+  ) {
+    super("owner_taken", `another process already consumes the events of owner "${owner}" (queue ${queue})`, {
+      hint: `two runners (or ciadm runs) share one owner name; give each its own SOLSTICE_OWNER. The broker names the other process: rabbitmqctl list_consumers / list_connections name client_properties`,
+    });
   }
 }

@@ -12,6 +12,7 @@ export {
   type BusErrorCode,
   BusUnavailableError,
   DeliveryLostError,
+  OwnerTakenError,
   TopologyMismatchError,
   UnroutableLabelError,
 } from "./errors.ts";

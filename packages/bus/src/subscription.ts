@@ -18,8 +18,13 @@ export interface SubscriptionSpec<T> {
   decode(content: Uint8Array, type: string | undefined): T;
   /** Messages handed to this consumer ahead of the one being handled; bounds its memory. */
   prefetch: number;
-  /** Declares (or re-declares after a reconnect) the queue on `channel` and returns its name. */
-  declareQueue(channel: Channel): Promise<string>;
+  /**
+   * Declares (or re-declares after a reconnect) the queue, on `channel` or channels of its own from
+   * `model`, and returns its name and how many consumers it has already.
+   */
+  declareQueue(channel: Channel, model: ChannelModel): Promise<{ queue: string; consumerCount: number }>;
+  /** Set for a queue that must have one consumer only: the error to refuse a second with. */
+  soleConsumer?: (queue: string) => Error;
   handle(message: T): Promise<void>;
   /**
    * What happens when `handle` throws: "requeue" (for a durable queue with a delivery limit, so
@@ -51,7 +56,9 @@ export class OrderedSubscription<T> implements Subscription {
     private readonly log: Logger,
     private readonly spec: SubscriptionSpec<T>,
   ) {
-    this.removeHook = connection.onReconnect((model) => this.attach(model));
+    this.removeHook = connection.onReconnect(async (model) => {
+      void this.reattach(connection, model);
+    });
   }
 
   static async start<T>(
@@ -88,12 +95,48 @@ export class OrderedSubscription<T> implements Subscription {
     });
   }
 
+  /**
+   * Re-attaches after a reconnect until it works, this subscription stops or the connection is
+   * lost again (the next reconnect starts over). A broker that has just restarted can refuse a
+   * declaration for a moment, and a consumer of the lost connection can linger until the broker
+   * notices it gone; giving up after one try would leave the subscription deaf for good.
+   */
+  private async reattach(connection: BusConnection, model: ChannelModel) {
+    for (let attempt = 0; !this.stopped && connection.current === model; attempt++) {
+      try {
+        await this.attach(model);
+        if (attempt > 0) this.log.info({ consumer: this.spec.name, attempts: attempt + 1 }, "consumer re-attached");
+        return;
+      } catch (error) {
+        if (this.stopped || connection.current !== model) return;
+        const delayMs = Math.min(REATTACH_MAX_DELAY_MS, REATTACH_FIRST_DELAY_MS * 2 ** attempt);
+        this.log.warn(
+          { err: error, consumer: this.spec.name, retry_in_ms: delayMs },
+          "could not re-attach the consumer after a reconnect; retrying",
+        );
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
   private async attach(model: ChannelModel) {
     if (this.stopped) return;
     const channel = await model.createChannel();
     channel.on("error", (error: unknown) => this.log.warn({ err: error, consumer: this.spec.name }, "channel closed"));
+    try {
+      await this.consumeOn(channel, model);
+    } catch (error) {
+      await channel.close().catch(() => {
+        // Closed by the broker's refusal already.
+      });
+      throw error;
+    }
+  }
+
+  private async consumeOn(channel: Channel, model: ChannelModel) {
     await channel.prefetch(this.spec.prefetch);
-    const queue = await this.spec.declareQueue(channel);
+    const { queue, consumerCount } = await this.spec.declareQueue(channel, model);
+    if (this.spec.soleConsumer && consumerCount > 0) throw this.spec.soleConsumer(queue);
     const { consumerTag } = await channel.consume(queue, (message) => {
       if (message === null) {
         this.log.warn({ consumer: this.spec.name, queue }, "the broker cancelled the consumer (queue deleted?)");
@@ -140,6 +183,9 @@ export class OrderedSubscription<T> implements Subscription {
     settle(() => channel.ack(message));
   }
 }
+
+const REATTACH_FIRST_DELAY_MS = 250;
+const REATTACH_MAX_DELAY_MS = 5_000;
 
 // A settle on a channel that is already gone needs nothing: the broker has put the message back.
 function settle(action: () => void) {

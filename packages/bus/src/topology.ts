@@ -61,6 +61,8 @@ export interface QueueLimits {
   readonly maxQueuedEvents: number;
   /** Dead letters kept; the oldest are dropped beyond it. */
   readonly maxDeadLetters: number;
+  /** An owner queue with no consumer for this long is deleted by the broker (the owner has ended). */
+  readonly ownerQueueExpiryMs: number;
 }
 
 function quorumQueueArguments(names: TopologyNames, deliveryLimit: number, maxLength: number) {
@@ -118,17 +120,47 @@ export async function declareLabelQueue(model: ChannelModel, names: TopologyName
   });
 }
 
-/** Declares an owner's durable event queue on `channel`, bound to `<owner>.#`. Idempotent. */
-export async function declareOwnerQueue(channel: Channel, names: TopologyNames, owner: string, limits: QueueLimits) {
+/**
+ * Declares an owner's durable event queue on `model`, bound to `<owner>.#`. Idempotent. A single
+ * active consumer, so even two processes that raced past the consumer check never split one
+ * owner's events; and it expires once no owner consumes it for `ownerQueueExpiryMs`, so the queue
+ * of an owner that ended (a JIT runner, a `ciadm run`) goes while a restarting one keeps its events.
+ * A queue an older version declared without these arguments holds only events of jobs nobody
+ * follows any more: it is replaced when unused.
+ */
+export async function declareOwnerQueue(
+  model: ChannelModel,
+  names: TopologyNames,
+  owner: string,
+  limits: QueueLimits,
+  log: { warn(obj: object, msg: string): void },
+): Promise<{ queue: string; consumerCount: number }> {
   const queue = names.ownerQueue(owner);
-  await declareStep(queue, () =>
-    channel.assertQueue(queue, {
-      durable: true,
-      arguments: quorumQueueArguments(names, limits.deliveryLimit, limits.maxQueuedEvents),
-    }),
+  const options = {
+    durable: true,
+    arguments: {
+      ...quorumQueueArguments(names, limits.deliveryLimit, limits.maxQueuedEvents),
+      "x-single-active-consumer": true,
+      "x-expires": limits.ownerQueueExpiryMs,
+    },
+  };
+  let declared: { consumerCount: number };
+  try {
+    declared = await withDeclareChannel(model, (channel) =>
+      declareStep(queue, () => channel.assertQueue(queue, options)),
+    );
+  } catch (error) {
+    if (!(error instanceof TopologyMismatchError)) throw error;
+    log.warn({ queue, mismatch: error.rawMessage }, "replacing an owner queue declared with other arguments");
+    await withDeclareChannel(model, (channel) => channel.deleteQueue(queue, { ifUnused: true }));
+    declared = await withDeclareChannel(model, (channel) =>
+      declareStep(queue, () => channel.assertQueue(queue, options)),
+    );
+  }
+  await withDeclareChannel(model, (channel) =>
+    declareStep(queue, () => channel.bindQueue(queue, names.eventsExchange, `${owner}.#`)),
   );
-  await declareStep(queue, () => channel.bindQueue(queue, names.eventsExchange, `${owner}.#`));
-  return queue;
+  return { queue, consumerCount: declared.consumerCount };
 }
 
 /** Deletes queues and exchanges, each on its own channel, so one already gone stops nothing. */
@@ -142,14 +174,14 @@ export async function deleteEntities(model: ChannelModel, queues: Iterable<strin
 }
 
 // A refused declaration closes its channel, so declarations get a channel of their own.
-async function withDeclareChannel(model: ChannelModel, body: (channel: Channel) => Promise<void>) {
+async function withDeclareChannel<T>(model: ChannelModel, body: (channel: Channel) => Promise<T>): Promise<T> {
   const channel = await model.createChannel();
   channel.on("error", () => {
     // The failing operation's promise reports the same error; this listener only keeps an
     // unhandled 'error' event from crashing the process.
   });
   try {
-    await body(channel);
+    return await body(channel);
   } finally {
     await channel.close().catch(() => {
       // Already closed by the broker's refusal, which the caller is being told about.

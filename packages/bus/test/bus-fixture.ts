@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { create, type JobRequest, JobRequestSchema, SCHEMA_VERSION } from "@solstice/protocol";
+import { create, type JobRequest, JobRequestSchema, JobSource, SCHEMA_VERSION } from "@solstice/protocol";
 import amqp, { type Channel, type ChannelModel } from "amqplib";
 import { pino } from "pino";
 import { type Bus, type BusOptions, connectBus } from "../src/index.ts";
@@ -38,6 +38,7 @@ export function makeJob(runsOn: string, fields: JobInit = {}): JobRequest {
     schemaVersion: SCHEMA_VERSION,
     jobId: randomUUID(),
     attempt: 1,
+    source: JobSource.MANUAL,
     owner: "runner-a",
     runsOn,
     jobName: "build",

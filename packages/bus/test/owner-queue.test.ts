@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { test } from "node:test";
+import { create, JobEventSchema, SCHEMA_VERSION } from "@solstice/protocol";
+import amqp, { type ChannelModel } from "amqplib";
+import { OwnerTakenError } from "../src/index.ts";
+import { eventually, openBus, rawChannel, uniqueNamespace } from "./bus-fixture.ts";
+
+const event = (seq: bigint) =>
+  create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: randomUUID(), attempt: 1, seq });
+
+test("a second consumer of one owner queue is refused with OwnerTakenError, also from another connection", {
+  timeout: 20_000,
+}, async () => {
+  const namespace = uniqueNamespace();
+  const first = await openBus(namespace);
+  const second = await openBus(namespace);
+  try {
+    const got: bigint[] = [];
+    const subscription = await first.consumeEvents({ owner: "github-1", onEvent: async (e) => void got.push(e.seq) });
+    await assert.rejects(
+      second.consumeEvents({ owner: "github-1", onEvent: async () => {} }),
+      (error: unknown) =>
+        error instanceof OwnerTakenError && error.owner === "github-1" && /SOLSTICE_OWNER/.test(error.hint ?? ""),
+    );
+    await first.publishEvent(event(1n), "github-1");
+    await eventually(() => (got.includes(1n) ? true : undefined));
+    // Once the first one stops, the owner is free for the next (a restarted runner).
+    await subscription.stop();
+    const again = await second.consumeEvents({ owner: "github-1", onEvent: async () => {} });
+    await again.stop();
+  } finally {
+    await first.deleteNamespace();
+    await Promise.all([first.close(), second.close()]);
+  }
+});
+
+test("an owner queue keeps what was published while its owner restarts, and expires once no owner comes back", {
+  timeout: 30_000,
+}, async () => {
+  const namespace = uniqueNamespace();
+  const bus = await openBus(namespace, { ownerQueueExpiryMs: 2_000 });
+  const { channel, connection } = await rawChannel();
+  channel.on("error", () => {});
+  try {
+    const first = await bus.consumeEvents({ owner: "jit-7", onEvent: async () => {} });
+    await first.stop();
+    await bus.publishEvent(event(5n), "jit-7");
+    const got: bigint[] = [];
+    const restarted = await bus.consumeEvents({ owner: "jit-7", onEvent: async (e) => void got.push(e.seq) });
+    await eventually(() => (got.includes(5n) ? true : undefined));
+    await restarted.stop();
+    const stoppedAt = Date.now();
+    await eventually(async () => {
+      const probe = await connection.createChannel();
+      probe.on("error", () => {});
+      try {
+        await probe.checkQueue(`${namespace}.events.jit-7`);
+        await probe.close();
+        return undefined;
+      } catch {
+        return true;
+      }
+    }, 20_000);
+    assert.ok(Date.now() - stoppedAt >= 1_500, "not before its expiry");
+  } finally {
+    await connection.close();
+    await bus.deleteNamespace();
+    await bus.close();
+  }
+});
+
+test("after a lost connection the owner's consumer comes back and gets the events published meanwhile", {
+  timeout: 30_000,
+}, async () => {
+  const namespace = uniqueNamespace();
+  const models: ChannelModel[] = [];
+  const bus = await openBus(namespace, {
+    connect: async (url, socketOptions) => {
+      const model = await amqp.connect(url, socketOptions);
+      models.push(model);
+      return model;
+    },
+    // The first reconnect comes late, so the publishes below land while this owner is away.
+    reconnect: { initialDelayMs: 1_500, maxDelayMs: 1_500 },
+  });
+  const other = await openBus(namespace);
+  try {
+    const got: bigint[] = [];
+    const subscription = await bus.consumeEvents({ owner: "ciadm-x", onEvent: async (e) => void got.push(e.seq) });
+    const [model] = models;
+    assert.ok(model);
+    const socket = (model.connection as unknown as { stream: { destroy(error: Error): void } }).stream;
+    socket.destroy(new Error("cut (simulated)"));
+    for (const seq of [1n, 2n, 3n]) await other.publishEvent(event(seq), "ciadm-x");
+    await eventually(() => (got.length === 3 ? true : undefined), 15_000);
+    assert.deepEqual(got, [1n, 2n, 3n]);
+    assert.ok(models.length >= 2);
+    await subscription.stop();
+  } finally {
+    await other.deleteNamespace();
+    await Promise.all([bus.close(), other.close()]);
+  }
+});

@@ -10,7 +10,7 @@ export const githubRunnerConfigSchema = z.object({
   runnerDir: z.string().min(1).default("."),
   amqpUrl: z.string().min(1).default("amqp://guest:guest@127.0.0.1:5672"),
   namespace: z.string().min(1).default("solstice"),
-  /** The owner name of this runner's jobs (its event queue); default github-<runner id>. */
+  /** The owner name of this runner's jobs (its event queue); default github-<instance hash>-<runner id>. */
   owner: optional(z.string().min(1)),
   /** A just-in-time runner's encoded_jit_config: run one job with it, writing no files. */
   jitconfig: optional(z.string().min(1)),

@@ -9,6 +9,7 @@ import { parseJobMessage } from "./job-message.ts";
 import { runGitHubJob } from "./job-relay.ts";
 import { MessageListener, type RunnerMessage } from "./message-listener.ts";
 import { RunnerTokenSource } from "./oauth.ts";
+import { defaultOwnerName } from "./owner-name.ts";
 import { checkLabels } from "./registration.ts";
 import { acquireJob, parseJobRequestRef } from "./run-service.ts";
 import type { RunnerRegistration } from "./runner-files.ts";
@@ -98,7 +99,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = opts.log.child({ runner: settings.agentName });
   const labels = checkLabels(settings.solsticeLabels);
   const fleetLabel = labels[0]?.fleetLabel ?? "";
-  const owner = config.owner ?? `github-${settings.agentId}`;
+  const owner = config.owner ?? defaultOwnerName(registration);
   const tokens = new RunnerTokenSource(credentials, key, log);
   const listener = new MessageListener({ settings, tokens, key, pollTimeoutMs: config.pollTimeoutMs });
   const tenant = settings.serverUrl

@@ -32,7 +32,12 @@ export function runCiadm(args: string[], cwd: string, env: Record<string, string
 export function followCiadm(
   args: string[],
   env: Record<string, string> = {},
-): { done: Promise<CiadmRun>; stderrMatches(pattern: RegExp, timeoutMs?: number): Promise<void> } {
+): {
+  done: Promise<CiadmRun>;
+  stderrMatches(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Sends a signal, as Ctrl-C (SIGINT) or a service manager (SIGTERM) would. */
+  kill(signal: NodeJS.Signals): void;
+} {
   const child = spawn(process.execPath, [ciadm, ...args], {
     cwd: projectRoot,
     env: { ...process.env, ...env, NO_COLOR: "1" },
@@ -56,6 +61,7 @@ export function followCiadm(
   });
   return {
     done,
+    kill: (signal) => void child.kill(signal),
     stderrMatches(pattern, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(

@@ -57,6 +57,8 @@ export interface TestFleetOptions {
   readonly log?: Logger;
   /** More SOLSTICE_* settings for the orchestrator. */
   readonly env?: Record<string, string>;
+  /** The broker (default AMQP_URL, the machine's); a fault test passes its private one. */
+  readonly amqpUrl?: string;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
   const owner = `owner-${id}`;
   const runRoot = await mkdtemp(path.join(tmpdir(), "solstice-vms-"));
   const config = loadConfig("orchestrator", orchestratorConfigSchema, {
-    SOLSTICE_AMQP_URL: AMQP_URL,
+    SOLSTICE_AMQP_URL: options.amqpUrl ?? AMQP_URL,
     SOLSTICE_DATABASE_URL: DATABASE_URL,
     SOLSTICE_DATABASE_SCHEMA: schema,
     SOLSTICE_NAMESPACE: namespace,
@@ -86,7 +88,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
   });
   await migrate({ databaseUrl: DATABASE_URL, schema, log });
   const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
-  const bus = await connectBus({ url: AMQP_URL, namespace, log });
+  const bus = await connectBus({ url: options.amqpUrl ?? AMQP_URL, namespace, log });
   const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
   const metrics = createOrchestratorMetrics({
     bus,

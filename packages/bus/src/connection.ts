@@ -30,6 +30,7 @@ export type ReconnectHook = (model: ChannelModel) => Promise<void>;
 
 const HEARTBEAT_SECONDS = 10;
 const SOCKET_CONNECT_TIMEOUT_MS = 5_000;
+const CLOSE_TIMEOUT_MS = 3_000;
 
 /**
  * One AMQP connection that repairs itself: when it is lost it reconnects with capped exponential
@@ -124,9 +125,27 @@ export class BusConnection {
     for (const wake of this.readyWaiters) wake();
     const model = this.model;
     this.model = undefined;
-    await model?.close().catch((error: unknown) => {
-      this.opts.log.debug({ err: error }, "broker connection was already gone at close");
-    });
+    if (!model) return;
+    // A broker that stopped answering without closing the socket would hold close() (it waits for
+    // close-ok) and the process with it: past a deadline the socket is dropped instead.
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      model.close().then(
+        () => true,
+        (error: unknown) => {
+          this.opts.log.debug({ err: error }, "broker connection was already gone at close");
+          return true;
+        },
+      ),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), CLOSE_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!answered) {
+      this.opts.log.warn({ broker: this.broker }, "the broker did not answer the close; dropping the connection");
+      (model.connection as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+    }
   }
 
   private async connectOnce(): Promise<ChannelModel> {

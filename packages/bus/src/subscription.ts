@@ -85,9 +85,17 @@ export class OrderedSubscription<T> implements Subscription {
     const attached = this.attached;
     this.attached = undefined;
     if (attached) {
-      await attached.channel.cancel(attached.consumerTag).catch(() => {
-        // The channel is gone; so is the consumer.
-      });
+      // Bounded: a broker that does not answer must not hold a stopping process.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        attached.channel.cancel(attached.consumerTag).catch(() => {
+          // The channel is gone; so is the consumer.
+        }),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, CANCEL_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(timer);
     }
     await this.handling;
     await attached?.channel.close().catch(() => {
@@ -185,6 +193,7 @@ export class OrderedSubscription<T> implements Subscription {
 }
 
 const REATTACH_FIRST_DELAY_MS = 250;
+const CANCEL_TIMEOUT_MS = 3_000;
 const REATTACH_MAX_DELAY_MS = 5_000;
 
 // A settle on a channel that is already gone needs nothing: the broker has put the message back.

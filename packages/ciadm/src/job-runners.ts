@@ -1,15 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type Bus, connectBus } from "@solstice/bus";
-import { JobEventStream, LeaseWatch, type LocalCheckoutSource, runJob } from "@solstice/executor";
-import {
-  ControlSchema,
-  create,
-  type FleetKeyring,
-  type JobEvent,
-  type JobRequest,
-  Outcome,
-  SCHEMA_VERSION,
-} from "@solstice/protocol";
+import { JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
+import { followOwnerEvents, type OwnerEvents, runFleetJob } from "@solstice/forge-relay";
+import type { FleetKeyring, JobEvent, JobRequest } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import type { JobPrinter, PrintedJob } from "./job-printer.ts";
@@ -23,10 +17,17 @@ export interface JobRunner {
   close(): Promise<void>;
 }
 
+/**
+ * A `ciadm run`'s owner name: the host, for a person reading the broker's queues, and a random
+ * part, since process ids repeat (every container's first process is 1) and two runs must never
+ * share an owner queue.
+ */
 export function ownerName(): string {
-  return `ciadm-${hostname()
+  const host = hostname()
     .replace(/[^a-z0-9-]/gi, "-")
-    .toLowerCase()}-${process.pid}`;
+    .toLowerCase()
+    .slice(0, 60);
+  return `ciadm-${host}-${randomUUID().slice(0, 8)}`;
 }
 
 /**
@@ -77,7 +78,11 @@ export async function localJobRunner(opts: {
 
 /**
  * Through the fleet: the job is published on the bus, an orchestrator serving its label runs
- * it, and this process follows its events. Interrupting sends a Cancel to the fleet.
+ * it, and this process follows its events as their owner, on a durable queue of its own that is
+ * there before the first job is published. A broker outage therefore loses nothing: what the hosts
+ * publish meanwhile waits in the queue, and the consumer comes back with the connection. The queue
+ * expires soon after this process ends (its owner name is never used again). Interrupting cancels
+ * the jobs in the fleet and ends within `cancelGraceMs`, whatever the broker does.
  */
 export async function fleetJobRunner(opts: {
   amqpUrl: string;
@@ -90,80 +95,74 @@ export async function fleetJobRunner(opts: {
   leaseMs?: number;
   /** Attempts in all before a lost job fails. Default 3. */
   maxAttempts?: number;
+  /** After Ctrl-C, how long to wait for a job's own end before giving up on it. Default 10000. */
+  cancelGraceMs?: number;
 }): Promise<JobRunner> {
-  const bus: Bus = await connectBus({ url: opts.amqpUrl, namespace: opts.namespace, log: opts.log });
-  return {
-    owner: ownerName(),
-    async run(request, printer, signal) {
-      let settle: ((printed: PrintedJob) => void) | undefined;
-      const finished = new Promise<PrintedJob>((resolve) => {
-        settle = resolve;
-      });
-      let accepted = false;
-      const sendCancel = (attempt: number, reason: string) =>
-        bus.publishControl(
-          create(ControlSchema, {
-            schemaVersion: SCHEMA_VERSION,
-            command: { case: "cancel", value: { jobId: request.jobId, attempt, reason } },
-          }),
-        );
-      const lease = new LeaseWatch({
-        request,
-        log: opts.log,
-        ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
-        ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
-        publish: (attempt) => bus.publishJob(attempt),
-        cancel: (_jobId, attempt, reason) => sendCancel(attempt, reason),
-        onLost: (_lost, next, reason) => {
-          opts.term.err(`job ${request.jobName}: ${reason}${next ? `; retrying as attempt ${next}` : ""}\n`);
-          if (next === undefined) {
-            settle?.({ name: request.jobName, result: Outcome.FAILURE, reason, steps: [], durationMs: 0 });
-          }
-        },
-      });
-      const follower = await bus.consumeEvents({
-        jobId: request.jobId,
-        onEvent: async (event: JobEvent) => {
-          if (!lease.observe(event)) return;
-          if (event.body.case === "accepted") accepted = true;
-          const printed = printer.handle(event);
-          if (printed) settle?.(printed);
-        },
-      });
-      const cancel = () => {
-        const reason = signal.reason instanceof Error ? signal.reason.message : "cancelled";
-        sendCancel(lease.attempt, reason).catch((error: unknown) =>
-          opts.log.error({ err: error }, "could not send the cancel"),
-        );
-      };
-      signal.addEventListener("abort", cancel, { once: true });
-      // Ctrl-C while the event queue was being set up.
-      if (signal.aborted) cancel();
-      const queueTimer = setTimeout(() => {
-        if (accepted) return;
-        opts.term.err(
-          `no host took job ${request.jobId} within ${Math.round(opts.queueTimeoutMs / 1000)} s; cancelling it\n`,
-        );
-        cancel();
-        settle?.({
-          name: request.jobName,
-          result: Outcome.FAILURE,
-          reason: `no host serving "${request.runsOn}" took the job`,
-          steps: [],
-          durationMs: 0,
-        });
-      }, opts.queueTimeoutMs);
-      try {
-        await lease.start();
-        opts.term.status(`queued job ${request.jobId} for label ${request.runsOn}`);
-        return await finished;
-      } finally {
-        clearTimeout(queueTimer);
-        lease.stop();
-        signal.removeEventListener("abort", cancel);
-        await follower.stop();
+  const { term } = opts;
+  let lostAt: number | undefined;
+  const bus: Bus = await connectBus({
+    url: opts.amqpUrl,
+    namespace: opts.namespace,
+    // Reconnect warnings are for service logs; a person reading a run gets one line each way.
+    log: opts.log.isLevelEnabled("info") ? opts.log : opts.log.child({}, { level: "error" }),
+    ownerQueueExpiryMs: CIADM_OWNER_QUEUE_EXPIRY_MS,
+    clientName: "ciadm run",
+    onStateChange: (state) => {
+      if (state === "disconnected") {
+        lostAt = Date.now();
+        term.err("lost the broker; reconnecting…\n");
+      } else if (lostAt !== undefined) {
+        term.err(`reconnected to the broker after ${Math.round((Date.now() - lostAt) / 1000)} s\n`);
+        lostAt = undefined;
       }
     },
-    close: () => bus.close(),
+  });
+  const owner = ownerName();
+  let events: OwnerEvents;
+  try {
+    events = await followOwnerEvents(bus, owner);
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
+  return {
+    owner,
+    async run(request, printer, signal) {
+      let printed: PrintedJob | undefined;
+      const result = await runFleetJob({
+        request,
+        bus,
+        events,
+        log: opts.log,
+        queueTimeoutMs: opts.queueTimeoutMs,
+        cancelGraceMs: opts.cancelGraceMs ?? 10_000,
+        signal,
+        ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}),
+        ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
+        onEvent: (event: JobEvent) => {
+          if (event.body.case === "accepted") term.status(`job ${request.jobName} running on ${event.body.value.host}`);
+          printed = printer.handle(event) ?? printed;
+        },
+        onNotice: (text) => term.err(`job ${request.jobName}: ${text}\n`),
+      });
+      return (
+        printed ?? {
+          name: request.jobName,
+          result: result.result,
+          reason: result.reason,
+          steps: [],
+          durationMs: 0,
+          outputs: result.outputs,
+        }
+      );
+    },
+    async close() {
+      await events.stop();
+      await bus.close();
+    },
   };
 }
+
+// A `ciadm run`'s owner name is never used again, so its queue need not wait long for it; long
+// enough that a run cut off from the broker for a few minutes still finds its events.
+const CIADM_OWNER_QUEUE_EXPIRY_MS = 10 * 60_000;

@@ -37,8 +37,14 @@ export const githubRunnerConfigSchema = z.object({
   queueTimeoutMs: ms(600_000),
   /** After GitHub cancels a job, how long to wait for its VM to end. Default 60000. */
   cancelGraceMs: ms(60_000),
-  /** The shortest wait after a failed call to GitHub (15000 as the official runner); doubled after 5 failures. */
-  errorBackoffMs: ms(15_000),
+  /**
+   * The first wait after a failed call to GitHub (default 1000); each further failure doubles it,
+   * up to maxErrorBackoffMs. Short at first, so one failed poll does not hold the next job for the
+   * official runner's fixed 15–30 s.
+   */
+  errorBackoffMs: ms(1_000),
+  /** The longest wait between failed calls to GitHub. Default 60000. */
+  maxErrorBackoffMs: ms(60_000),
   /** Between tries to create a session. Default 30000, as the official runner. */
   sessionRetryMs: ms(30_000),
   /** How long to keep trying while another process holds this runner's session. Default 300000. */

@@ -90,7 +90,7 @@ function classify(error: unknown): ErrorAction {
 /**
  * The long-running runner: one session, one long poll at a time (Online while idle, Busy while
  * its one job runs, so cancellations reach it), each job run in the fleet by runGitHubJob.
- * Transient failures back off as the official runner does (15–30 s, then 30–60 s); a 401 renews
+ * Transient failures back off from one second, doubling up to a minute; a 401 renews
  * the token, an expired session is re-created, a deleted runner stops the daemon with the reason.
  */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
@@ -118,12 +118,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     poll.abort();
   };
 
-  const waitAfter = (consecutive: number, suggested?: number) => {
-    const base = config.errorBackoffMs;
-    const [low, high] = consecutive <= 5 ? [base, 2 * base] : [2 * base, 4 * base];
-    const random = low + Math.random() * (high - low);
-    return suggested !== undefined ? Math.max(suggested, Math.min(random, base)) : random;
-  };
+  // Short, growing waits after failed calls; GitHub's own Retry-After wins when it asks for more.
+  const errorBackoff = new Backoff(config.errorBackoffMs, config.maxErrorBackoffMs);
+  const waitAfter = (suggested?: number) => Math.max(suggested ?? 0, errorBackoff.next());
 
   const startJob = (message: ReturnType<typeof parseJobMessage>, flow: "broker" | "classic") => {
     const cancel = new AbortController();
@@ -312,6 +309,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         );
         failures = 0;
         unauthorized = 0;
+        errorBackoff.reset();
         if (message) await handle(message);
       } catch (error) {
         if (stopping.signal.aborted) break;
@@ -340,7 +338,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
             break;
           case "wait": {
             failures++;
-            const wait = waitAfter(failures, decision.ms);
+            const wait = waitAfter(decision.ms);
             log.warn(
               { err: (error as Error).message, retry_in_ms: Math.round(wait), failures },
               "GitHub call failed; backing off",

@@ -119,6 +119,9 @@ describe("the forgejo-runner daemon's health and metrics endpoint", { timeout: 1
     assert.equal(await metric("solstice_forgejo_capacity_slots"), 1);
     assert.equal(await metric("solstice_broker_connected"), 1);
     assert.equal(await metric("solstice_forgejo_tasks_taken_total"), 0);
+    // prom-client's process series: memory and event-loop lag tell a leak or a blocked loop apart.
+    assert.ok(((await metric("process_resident_memory_bytes")) ?? 0) > 0, "process memory");
+    assert.ok((await metric("nodejs_eventloop_lag_seconds")) !== undefined, "event-loop lag");
   });
 
   test("a refused task and an unroutable one count as taken and failed, and every row sent is counted", async () => {

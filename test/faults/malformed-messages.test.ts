@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { create, encodeMessage, type JobRequest, JobRequestSchema, Outcome } from "@solstice/protocol";
 import amqp from "amqplib";
+import { projectRoot, runCiadm } from "../support/ciadm.ts";
 import { AMQP_URL, tinyJob } from "../support/fleet.ts";
 import { type HostProcess, type ProcessFleet, startProcessFleet } from "../support/process-fleet.ts";
 
@@ -94,6 +95,10 @@ test(`${COUNT} malformed and ${INVALID} decodable-but-invalid job messages all r
   );
   assert.deepEqual(await fleet.store.listJobs({ state: "running" }), [], "no phantom running job");
   assert.deepEqual(await fleet.store.listJobs(), [], "nothing invalid was recorded at all");
+  // A list cut at --limit says how many more there are.
+  const listed = await runCiadm(["dlq", "list", "--limit", "5"], projectRoot, fleet.ciadmEnv);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stderr, new RegExp(`showing 5 of ${total} dead letters; --limit ${total} shows more`));
   assert.equal(host.child.exitCode, null, "the orchestrator did not crash");
 
   // Still serving: a job for a label with no image is accepted and fails at once, booting nothing.
@@ -102,4 +107,7 @@ test(`${COUNT} malformed and ${INVALID} decodable-but-invalid job messages all r
   const events = await fleet.waitFor(job.jobId, 60_000);
   const end = events.at(-1);
   assert.equal(end?.body.case === "jobFinished" ? end.body.value.result : undefined, Outcome.FAILURE);
+  // One key, one meaning: a log pipeline keeps only one of two equal keys.
+  assert.ok(host.logs.some((line) => line.job_id === job.jobId && line.host === "malformed-a"));
+  assert.deepEqual(host.duplicateKeyLines, [], "no log line carries a key twice");
 });

@@ -9,6 +9,7 @@ import type { JobEvent, JobRequest } from "@solstice/protocol";
 import { pino } from "pino";
 import { projectRoot } from "./ciadm.ts";
 import { AMQP_URL, DATABASE_URL, dropSchema } from "./fleet.ts";
+import { duplicateKeys } from "./json-keys.ts";
 
 const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
 
@@ -19,6 +20,8 @@ export interface HostProcess {
   readonly runRoot: string;
   /** Its pino log lines, parsed. */
   readonly logs: Record<string, unknown>[];
+  /** Log lines with a key twice (JSON.parse keeps one of them, so `logs` cannot show it). */
+  readonly duplicateKeyLines: string[];
   /** Resolves with the exit code (or the signal's name) once the process is gone. */
   readonly exited: Promise<number | string>;
   /** Waits until a log line matches. */
@@ -104,6 +107,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
         stdio: ["ignore", "pipe", "pipe"],
       });
       const logs: Record<string, unknown>[] = [];
+      const duplicateKeyLines: string[] = [];
       const listeners = new Set<() => void>();
       let buffered = "";
       child.stdout?.on("data", (chunk: Buffer) => {
@@ -111,6 +115,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
         const lines = buffered.split("\n");
         buffered = lines.pop() ?? "";
         for (const line of lines) {
+          if (duplicateKeys(line).length > 0) duplicateKeyLines.push(line);
           try {
             logs.push(JSON.parse(line) as Record<string, unknown>);
           } catch {
@@ -134,6 +139,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
         child,
         runRoot,
         logs,
+        duplicateKeyLines,
         exited,
         waitForLog(match, timeoutMs = 60_000) {
           return new Promise((resolve, reject) => {

@@ -107,10 +107,18 @@ export class JobEventStream {
     });
   }
 
+  /**
+   * Ends the attempt. A job output that holds a secret is not sent at all (a masked `***` would
+   * reach the next job or the forge as if it were the value); the log says which, as on GitHub.
+   */
   jobFinished(result: Outcome, reason = "", outputs: Record<string, string> = {}): Promise<void> {
+    const sent: Record<string, string> = {};
+    for (const [name, value] of Object.entries(outputs)) {
+      if (this.masker.mask(value) === value) sent[name] = value;
+      else this.line(`output ${name} was not sent: it contains a secret`, "system");
+    }
     this.flushOutput();
-    const masked = Object.fromEntries(Object.entries(outputs).map(([name, value]) => [name, this.masker.mask(value)]));
-    return this.send({ case: "jobFinished", value: { result, reason: this.masker.mask(reason), outputs: masked } });
+    return this.send({ case: "jobFinished", value: { result, reason: this.masker.mask(reason), outputs: sent } });
   }
 
   /** Resolves when everything sent so far is published; rejects if any publish failed. */

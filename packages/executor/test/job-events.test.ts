@@ -39,3 +39,18 @@ test("a step's first output line is published at once; the lines after it wait f
   assert.deepEqual(texts(published.at(-1)?.event), ["step two"]);
   await events.drain();
 });
+
+test("a job output that holds a secret is not sent, masked or otherwise, and the log says which", async () => {
+  const published: JobEvent[] = [];
+  const events = new JobEventStream("job", 1, async (event) => {
+    published.push(event);
+  });
+  events.masker.add("hunter2-secret");
+  await events.jobFinished(1, "", { token: "x-hunter2-secret-y", version: "1.2.3" });
+  await events.drain();
+  const end = published.at(-1);
+  assert.equal(end?.body.case, "jobFinished");
+  assert.deepEqual(end?.body.case === "jobFinished" ? { ...end.body.value.outputs } : undefined, { version: "1.2.3" });
+  const lines = published.flatMap(texts);
+  assert.deepEqual(lines, ["output token was not sent: it contains a secret"]);
+});

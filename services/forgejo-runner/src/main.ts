@@ -97,7 +97,7 @@ program
       registry: metrics.registry,
       ready: () => daemon?.readiness() ?? { ready: false, reason: "declaring to the forge" },
     });
-    log.info({ port: health.port, host: config.metricsHost }, "serving /healthz, /readyz and /metrics");
+    log.info({ port: health.port, address: config.metricsHost }, "serving /healthz, /readyz and /metrics");
     daemon = await startDaemon({ config, runner, bus, log, keyring, metrics });
     const running = daemon;
     let stopping = false;

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import { Result } from "./gen/runner/v1/messages_pb.ts";
 
 /** The runner's Prometheus series, fed by the daemon and each task's reporter. */
@@ -30,6 +30,8 @@ const RESULT_NAMES: Record<Result, string> = {
 
 export function createRunnerMetrics(sources: RunnerMetricsSources): RunnerMetrics {
   const registry = new Registry();
+  // Process memory, CPU, event-loop lag and GC: what tells a leak or a blocked loop apart.
+  collectDefaultMetrics({ register: registry });
   const taken = new Counter({
     name: "solstice_forgejo_tasks_taken_total",
     help: "Tasks this runner took from the forge",

@@ -122,7 +122,9 @@ export class TaskReporter {
     this.stoppedAt = time;
     for (const state of this.steps) {
       if (state.result === Result.UNSPECIFIED) {
-        state.result = result === Result.SKIPPED ? Result.SKIPPED : Result.CANCELLED;
+        // A step that never started (the job was refused, or ended before it) did not run: skipped,
+        // as Forgejo's own runner shows it; only one cut off while running was cancelled.
+        state.result = result === Result.SKIPPED || state.startedAt === undefined ? Result.SKIPPED : Result.CANCELLED;
         if (state.logLength === 0n) state.logIndex = this.total;
       }
     }

@@ -90,7 +90,7 @@ const health = await startHealthServer({
         ? { ready: false, reason: "draining" }
         : { ready: true },
 });
-log.info({ port: health.port, host: config.metricsHost }, "serving /healthz, /readyz and /metrics");
+log.info({ port: health.port, address: config.metricsHost }, "serving /healthz, /readyz and /metrics");
 
 // SIGTERM drains: no new jobs, running ones finish (up to the grace time), then exit.
 let stopping = false;

@@ -1,7 +1,7 @@
 import type { Bus } from "@solstice/bus";
 import type { JobEvent } from "@solstice/protocol";
 import type { Logger } from "pino";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { PoolSize } from "./warm-pool.ts";
 
 /** What the metrics read from the running orchestrator at scrape time. */
@@ -35,6 +35,8 @@ const OUTCOME_NAMES = ["unspecified", "success", "failure", "cancelled", "skippe
 
 export function createOrchestratorMetrics(sources: MetricsSources): OrchestratorMetrics {
   const registry = new Registry();
+  // Process memory, CPU, event-loop lag and GC: what tells a leak or a blocked loop apart.
+  collectDefaultMetrics({ register: registry });
   const labels = Object.keys(sources.capacity);
   const withTimeout = <T>(promise: Promise<T>): Promise<T> =>
     Promise.race([

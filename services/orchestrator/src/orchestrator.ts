@@ -229,7 +229,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   }
 
   async function accept(job: JobRequest, delivery: JobDelivery): Promise<void> {
-    const jobLog = log.child({ job_id: job.jobId, attempt: job.attempt, host: config.hostId });
+    // No `host` here: the service's logger carries it once for every line (main.ts).
+    const jobLog = log.child({ job_id: job.jobId, attempt: job.attempt });
     const claimed = await store.markRunning(job.jobId, job.attempt, config.hostId, new Date(), jobDetailsOf(job));
     if (!claimed) {
       // Finished already, or a newer attempt runs elsewhere: this delivery is stale.
@@ -296,7 +297,6 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   if (!draining) consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept });
   log.info(
     {
-      host: config.hostId,
       capacity: config.capacity,
       maxVms: effectiveMaxVms(config),
       warmPool: config.warmPool,

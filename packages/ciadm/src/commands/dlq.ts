@@ -20,10 +20,18 @@ export function registerDlq(program: Command, term: Terminal, logger: () => Logg
       .option("--json", "machine-readable output", false),
     { bus: true },
   ).action(async (opts: FleetOptions & { limit: number; json: boolean }) => {
-    const letters = await withBus(opts, logger(), async (bus) => {
+    const { letters, depth } = await withBus(opts, logger(), async (bus) => {
       await bus.declareTopology();
-      return bus.listDeadLetters(Math.min(Math.max(1, opts.limit), MAX_LETTERS));
+      const letters = await bus.listDeadLetters(Math.min(Math.max(1, opts.limit), MAX_LETTERS));
+      return { letters, depth: await bus.deadLetterDepth() };
     });
+    // A list cut at --limit says so (on stderr, so --json stays one document).
+    if (depth > letters.length) {
+      const next = Math.min(depth, MAX_LETTERS);
+      term.err(
+        `showing ${letters.length} of ${depth} dead letters${next > letters.length ? `; --limit ${next} shows more` : ""}\n`,
+      );
+    }
     const rows = letters.map((l) => ({
       id: l.messageId ?? "",
       type: l.type ?? "",

@@ -9,9 +9,9 @@ import { pino } from "pino";
 import { Counter, collectDefaultMetrics, Registry } from "prom-client";
 import { githubRunnerConfigSchema } from "./config.ts";
 import { startDaemon } from "./daemon.ts";
-import { decodeJitConfig } from "./jit-config.ts";
-import { registerRunner, removeRunner } from "./registration.ts";
-import { isConfigured, type RunnerRegistration, readRegistration } from "./runner-files.ts";
+import { decodeJitConfig } from "./registration/jit-config.ts";
+import { registerRunner, removeRunner } from "./registration/registration.ts";
+import { isConfigured, type RunnerRegistration, readRegistration } from "./registration/runner-files.ts";
 
 const log = pino({ level: process.env.SOLSTICE_LOG_LEVEL ?? "info" });
 

@@ -1,4 +1,4 @@
-import { isRecord, list, prop } from "./wire-json.ts";
+import { isRecord, list, prop } from "../client/wire-json.ts";
 
 /**
  * PipelineContextData (a job message's `contextData`) as plain JSON: bare strings, numbers and

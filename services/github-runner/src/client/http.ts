@@ -1,5 +1,5 @@
-import { HttpStatusError, HttpUnreachableError } from "./errors.ts";
-import { USER_AGENT } from "./version.ts";
+import { HttpStatusError, HttpUnreachableError } from "../errors.ts";
+import { USER_AGENT } from "../version.ts";
 
 export interface HttpRequest {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";

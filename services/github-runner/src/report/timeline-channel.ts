@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { jsonOf } from "../client/http.ts";
+import { fixedBearer, LOCATIONS, VssClient } from "../client/vss-client.ts";
+import { num, prop } from "../client/wire-json.ts";
 import type { FeedbackChannel } from "./feedback-channel.ts";
-import { jsonOf } from "./http.ts";
 import type { JobLog, StepRecord } from "./job-log.ts";
-import { fixedBearer, LOCATIONS, VssClient } from "./vss-client.ts";
-import { num, prop } from "./wire-json.ts";
 
 export interface TimelineChannelOptions {
   systemVssUrl: string;

@@ -1,4 +1,4 @@
-import { isRecord, list, prop } from "./wire-json.ts";
+import { isRecord, list, prop } from "../client/wire-json.ts";
 
 /**
  * A TemplateToken of a job message (step inputs, env, defaults, outputs): a bare JSON scalar is

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { JobMasker } from "./job-masker.ts";
-import type { StepInfo } from "./job-plan.ts";
+import type { JobMasker } from "../run/job-masker.ts";
+import type { StepInfo } from "../run/job-plan.ts";
 
 export type RecordState = "pending" | "inProgress" | "completed";
 /** GitHub's TaskResult names, as the official runner writes them. */

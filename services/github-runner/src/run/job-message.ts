@@ -1,6 +1,6 @@
+import { isRecord, list, num, prop, str } from "../client/wire-json.ts";
+import { GitHubRunnerError } from "../errors.ts";
 import { contextDataToJson } from "./context-data.ts";
-import { GitHubRunnerError } from "./errors.ts";
-import { isRecord, list, num, prop, str } from "./wire-json.ts";
 
 export interface JobVariable {
   value: string;

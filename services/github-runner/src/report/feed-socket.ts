@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import WebSocket from "ws";
-import { redactUrl } from "./http.ts";
-import { USER_AGENT } from "./version.ts";
+import { redactUrl } from "../client/http.ts";
+import { USER_AGENT } from "../version.ts";
 
 /**
  * The live console over a WebSocket to SystemVssConnection's `FeedStreamUrl` (http(s) → ws(s)),

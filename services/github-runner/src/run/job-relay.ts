@@ -2,18 +2,18 @@ import type { Bus } from "@solstice/bus";
 import { addDebugAccess, Backoff, type OwnerEvents, runFleetJob, sleep } from "@solstice/forge-relay";
 import { type FleetKeyring, Outcome, timestampDate } from "@solstice/protocol";
 import type { Logger } from "pino";
-import { GitHubRunnerError, HttpStatusError } from "./errors.ts";
-import type { FeedbackChannel } from "./feedback-channel.ts";
+import { fixedBearer, LOCATIONS, VssClient } from "../client/vss-client.ts";
+import { GitHubRunnerError, HttpStatusError } from "../errors.ts";
+import { completeJob, renewJob } from "../poll/run-service.ts";
+import type { FeedbackChannel } from "../report/feedback-channel.ts";
+import { JobLog, type TaskResult } from "../report/job-log.ts";
+import { JobReporter } from "../report/job-reporter.ts";
+import { ResultsChannel, stepResultsOf } from "../report/results-channel.ts";
+import { TimelineChannel } from "../report/timeline-channel.ts";
 import { holdJobLock } from "./job-lock.ts";
-import { JobLog, type TaskResult } from "./job-log.ts";
 import { JobMasker } from "./job-masker.ts";
 import { type JobMessage, maskValuesOf, variable } from "./job-message.ts";
 import { planJob } from "./job-plan.ts";
-import { JobReporter } from "./job-reporter.ts";
-import { ResultsChannel, stepResultsOf } from "./results-channel.ts";
-import { completeJob, renewJob } from "./run-service.ts";
-import { TimelineChannel } from "./timeline-channel.ts";
-import { fixedBearer, LOCATIONS, VssClient } from "./vss-client.ts";
 
 export interface JobTimings {
   /** How often the timeline and live lines go out. Default 500. */

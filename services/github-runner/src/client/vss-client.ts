@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { GitHubRunnerError, HttpStatusError } from "./errors.ts";
+import { GitHubRunnerError, HttpStatusError } from "../errors.ts";
 import { type HttpRequest, type HttpResponse, httpRequest, jsonOf } from "./http.ts";
 import { list, num, prop, str } from "./wire-json.ts";
 

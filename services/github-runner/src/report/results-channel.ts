@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
+import { httpRequest, jsonOf } from "../client/http.ts";
+import { joinUrl } from "../client/url-join.ts";
+import { prop, str } from "../client/wire-json.ts";
 import { FeedSocket } from "./feed-socket.ts";
 import type { FeedbackChannel } from "./feedback-channel.ts";
-import { httpRequest, jsonOf } from "./http.ts";
 import type { JobLog, StepRecord, TaskResult } from "./job-log.ts";
-import { joinUrl } from "./url-join.ts";
-import { prop, str } from "./wire-json.ts";
 
 /** The official runner's Results enums (Contracts.cs), sent as numbers. */
 const STATUS = { pending: 5, inProgress: 3, completed: 6 } as const;

@@ -1,6 +1,6 @@
 import { createPrivateKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from "node:crypto";
-import { GitHubRunnerError } from "./errors.ts";
-import { prop, str } from "./wire-json.ts";
+import { prop, str } from "../client/wire-json.ts";
+import { GitHubRunnerError } from "../errors.ts";
 
 /** The official runner's `.credentials_rsaparams`: the RSA private key's parameters, base64. */
 export interface RsaParams {

@@ -1,9 +1,9 @@
 import type { KeyObject } from "node:crypto";
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { GitHubRunnerError } from "./errors.ts";
+import { bool, isRecord, list, num, prop, str } from "../client/wire-json.ts";
+import { GitHubRunnerError } from "../errors.ts";
 import { fromRsaParams, toRsaParams } from "./rsa-key.ts";
-import { bool, isRecord, list, num, prop, str } from "./wire-json.ts";
 
 /** The official runner's file names, so a registration moves between it and Solstice as is. */
 export const SETTINGS_FILE = ".runner";

@@ -1,13 +1,13 @@
 import type { KeyObject } from "node:crypto";
 import { hostname, release } from "node:os";
-import { GitHubRunnerError, HttpStatusError } from "./errors.ts";
-import { httpRequest, jsonOf } from "./http.ts";
+import { httpRequest, jsonOf } from "../client/http.ts";
+import { joinUrl } from "../client/url-join.ts";
+import { type BearerAuth, LOCATIONS, VssClient } from "../client/vss-client.ts";
+import { bool, isRecord, num, prop, str } from "../client/wire-json.ts";
+import { GitHubRunnerError, HttpStatusError } from "../errors.ts";
+import type { RunnerSettings } from "../registration/runner-files.ts";
+import { RUNNER_ARCH, RUNNER_OS, RUNNER_VERSION } from "../version.ts";
 import { decryptBody, type SessionKey, sessionAesKey } from "./message-crypto.ts";
-import type { RunnerSettings } from "./runner-files.ts";
-import { joinUrl } from "./url-join.ts";
-import { RUNNER_ARCH, RUNNER_OS, RUNNER_VERSION } from "./version.ts";
-import { type BearerAuth, LOCATIONS, VssClient } from "./vss-client.ts";
-import { bool, isRecord, num, prop, str } from "./wire-json.ts";
 
 export interface RunnerMessage {
   messageId: number;

@@ -1,4 +1,5 @@
-import { GitHubRunnerError } from "./errors.ts";
+import { isRecord, prop } from "../client/wire-json.ts";
+import { GitHubRunnerError } from "../errors.ts";
 import { fromRsaParams } from "./rsa-key.ts";
 import {
   CREDENTIALS_FILE,
@@ -8,7 +9,6 @@ import {
   type RunnerRegistration,
   SETTINGS_FILE,
 } from "./runner-files.ts";
-import { isRecord, prop } from "./wire-json.ts";
 
 /**
  * Reads GitHub's `encoded_jit_config`: base64 of a JSON object mapping each of the official

@@ -1,6 +1,6 @@
 import { Backoff, sleep } from "@solstice/forge-relay";
 import type { Logger } from "pino";
-import { HttpStatusError } from "./errors.ts";
+import { HttpStatusError } from "../errors.ts";
 
 export interface JobLockOptions {
   /** One renewal; resolves with the new lockedUntil when the service says it. */

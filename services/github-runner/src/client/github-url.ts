@@ -1,4 +1,4 @@
-import { GitHubRunnerError } from "./errors.ts";
+import { GitHubRunnerError } from "../errors.ts";
 
 export interface GitHubScope {
   /** As the user gave it, without a trailing slash: https://github.com/acme/app. */

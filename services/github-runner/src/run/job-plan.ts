@@ -12,9 +12,9 @@ import {
   type Workflow,
   WorkflowError,
 } from "@solstice/workflow";
+import { prop, str } from "../client/wire-json.ts";
 import { githubToken, type JobMessage, secretsOf } from "./job-message.ts";
 import { mappingEntries, readsSecrets, readToken, wholeSecret } from "./template-token.ts";
-import { prop, str } from "./wire-json.ts";
 
 /** One step as GitHub's timeline knows it: its record id (the step's id in the message) and name. */
 export interface StepInfo {

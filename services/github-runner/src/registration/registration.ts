@@ -1,10 +1,13 @@
 import { hostname, release } from "node:os";
 import { Backoff, parseLabel, sleep } from "@solstice/forge-relay";
 import type { Logger } from "pino";
-import { GitHubRunnerError, HttpStatusError, HttpUnreachableError } from "./errors.ts";
-import { type GitHubScope, parseGitHubUrl } from "./github-url.ts";
-import { httpRequest, jsonOf } from "./http.ts";
-import { RunnerTokenSource } from "./oauth.ts";
+import { type GitHubScope, parseGitHubUrl } from "../client/github-url.ts";
+import { httpRequest, jsonOf } from "../client/http.ts";
+import { RunnerTokenSource } from "../client/oauth.ts";
+import { fixedBearer, LOCATIONS, VssClient } from "../client/vss-client.ts";
+import { bool, isRecord, list, num, prop, str } from "../client/wire-json.ts";
+import { GitHubRunnerError, HttpStatusError, HttpUnreachableError } from "../errors.ts";
+import { RUNNER_ARCH, RUNNER_OS, RUNNER_VERSION } from "../version.ts";
 import { generateRunnerKey, publicKeyParts, publicKeyXml } from "./rsa-key.ts";
 import {
   isConfigured,
@@ -15,9 +18,6 @@ import {
   removeRegistration,
   writeRegistration,
 } from "./runner-files.ts";
-import { RUNNER_ARCH, RUNNER_OS, RUNNER_VERSION } from "./version.ts";
-import { fixedBearer, LOCATIONS, VssClient } from "./vss-client.ts";
-import { bool, isRecord, list, num, prop, str } from "./wire-json.ts";
 
 export interface RegisterOptions {
   /** The repository, organization or enterprise URL, e.g. https://github.com/acme/app. */

@@ -1,9 +1,9 @@
-import { HttpStatusError } from "./errors.ts";
-import { httpRequest, jsonOf } from "./http.ts";
-import { joinUrl } from "./url-join.ts";
-import { RUNNER_OS } from "./version.ts";
-import type { BearerAuth } from "./vss-client.ts";
-import { prop, str } from "./wire-json.ts";
+import { httpRequest, jsonOf } from "../client/http.ts";
+import { joinUrl } from "../client/url-join.ts";
+import type { BearerAuth } from "../client/vss-client.ts";
+import { prop, str } from "../client/wire-json.ts";
+import { HttpStatusError } from "../errors.ts";
+import { RUNNER_OS } from "../version.ts";
 
 /** The reference a RunnerJobRequest message carries; the job itself comes from the run service. */
 export interface RunnerJobRequestRef {

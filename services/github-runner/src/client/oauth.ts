@@ -1,9 +1,9 @@
 import { type KeyObject, randomUUID } from "node:crypto";
 import { SignJWT } from "jose";
 import type { Logger } from "pino";
-import { GitHubRunnerError, HttpStatusError } from "./errors.ts";
+import { GitHubRunnerError, HttpStatusError } from "../errors.ts";
+import type { RunnerCredentials } from "../registration/runner-files.ts";
 import { httpRequest, jsonOf } from "./http.ts";
-import type { RunnerCredentials } from "./runner-files.ts";
 import { num, prop, str } from "./wire-json.ts";
 
 /** The client assertion lives five minutes, as the official runner's. */

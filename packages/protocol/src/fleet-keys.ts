@@ -147,7 +147,13 @@ export function loadFleetKeyring(env: NodeJS.ProcessEnv = process.env): FleetKey
 /** Throws the `no_fleet_key` error services give at start-up when they have no keys. */
 export function requireFleetKeyring(service: string, env: NodeJS.ProcessEnv = process.env): FleetKeyring {
   const keyring = loadFleetKeyring(env);
-  if (!keyring) throw new FleetKeyError("no_fleet_key", `${service} cannot start without a fleet key`, FLEET_KEY_HINT);
+  if (!keyring) {
+    throw new FleetKeyError(
+      "no_fleet_key",
+      `${service} cannot start without a fleet key: set SOLSTICE_FLEET_KEYS_FILE (a file) or SOLSTICE_FLEET_KEYS; \`ciadm keys generate\` makes one`,
+      FLEET_KEY_HINT,
+    );
+  }
   return keyring;
 }
 

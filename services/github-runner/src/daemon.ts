@@ -10,7 +10,7 @@ import { GitHubRunnerError, HttpStatusError, HttpUnreachableError } from "./erro
 import { MessageListener, type RunnerMessage } from "./poll/message-listener.ts";
 import { acquireJob, parseJobRequestRef } from "./poll/run-service.ts";
 import { defaultOwnerName } from "./registration/owner-name.ts";
-import { checkLabels } from "./registration/registration.ts";
+import { checkLabels, fleetLabelOf } from "./registration/registration.ts";
 import type { RunnerRegistration } from "./registration/runner-files.ts";
 import type { TaskResult } from "./report/job-log.ts";
 import { parseJobMessage } from "./run/job-message.ts";
@@ -98,7 +98,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const { settings, credentials, key } = registration;
   const log = opts.log.child({ runner: settings.agentName });
   const labels = checkLabels(settings.solsticeLabels);
-  const fleetLabel = labels[0]?.fleetLabel ?? "";
+  const fleetLabel = fleetLabelOf(labels);
   const owner = config.owner ?? defaultOwnerName(registration);
   const tokens = new RunnerTokenSource(credentials, key, log);
   const listener = new MessageListener({ settings, tokens, key, pollTimeoutMs: config.pollTimeoutMs });

@@ -8,6 +8,8 @@ export { decryptBody, sessionAesKey } from "./poll/message-crypto.ts";
 export { decodeJitConfig } from "./registration/jit-config.ts";
 export {
   checkLabels,
+  fleetLabelOf,
+  jitLabelWarning,
   type RegisterOptions,
   type RemoveOptions,
   registerRunner,

@@ -10,7 +10,7 @@ import { Counter, collectDefaultMetrics, Registry } from "prom-client";
 import { githubRunnerConfigSchema } from "./config.ts";
 import { startDaemon } from "./daemon.ts";
 import { decodeJitConfig } from "./registration/jit-config.ts";
-import { registerRunner, removeRunner } from "./registration/registration.ts";
+import { checkLabels, jitLabelWarning, registerRunner, removeRunner } from "./registration/registration.ts";
 import { isConfigured, type RunnerRegistration, readRegistration } from "./registration/runner-files.ts";
 
 const log = pino({ level: process.env.SOLSTICE_LOG_LEVEL ?? "info" });
@@ -34,7 +34,8 @@ program
   .action(async (flags: Record<string, string | boolean | undefined>) => {
     const need = flagOrPrompt(flags);
     const url = await need("url", "GitHub repository or organization URL");
-    const token = await need("token", "Registration token");
+    // From the environment rather than a flag where it can be: pnpm echoes its command line.
+    const token = process.env.SOLSTICE_GITHUB_REGISTRATION_TOKEN || (await need("token", "Registration token"));
     const name = await need("name", "Runner name", hostname());
     const labels = commaList(await need("labels", "Labels (comma-separated, name or name:vm:<fleet label>)"));
     const dir = String(flags.dir);
@@ -60,7 +61,10 @@ program
   .option("--token <token>", "the removal token from the runner's page in GitHub (a registration token works too)")
   .option("--dir <path>", "where the runner's files are", ".")
   .action(async (flags: { token?: string; dir: string }) => {
-    const token = flags.token || (process.stdin.isTTY ? await ask("Removal token") : "");
+    const token =
+      flags.token ||
+      process.env.SOLSTICE_GITHUB_REMOVAL_TOKEN ||
+      (process.stdin.isTTY ? await ask("Removal token") : "");
     if (!token) throw new Error("--token is required");
     await removeRunner({ dir: flags.dir, token, log });
     process.stderr.write(`removed the runner registered in ${flags.dir}\n`);
@@ -84,6 +88,8 @@ program
       if (!config.labels)
         throw new Error("a JIT runner needs --labels (SOLSTICE_LABELS): GitHub's config does not carry them");
       registration = decodeJitConfig(config.jitconfig, commaList(config.labels));
+      const warning = jitLabelWarning(checkLabels(registration.settings.solsticeLabels));
+      if (warning) log.warn(warning);
     } else {
       if (!(await isConfigured(config.runnerDir)) && config.githubUrl && config.registrationToken) {
         if (!config.labels) throw new Error("SOLSTICE_LABELS is needed to register from SOLSTICE_GITHUB_URL");

@@ -1,5 +1,5 @@
 import { hostname, release } from "node:os";
-import { Backoff, parseLabel, sleep } from "@solstice/forge-relay";
+import { Backoff, parseLabel, type RunnerLabel, sleep } from "@solstice/forge-relay";
 import type { Logger } from "pino";
 import { type GitHubScope, parseGitHubUrl } from "../client/github-url.ts";
 import { httpRequest, jsonOf } from "../client/http.ts";
@@ -83,7 +83,7 @@ async function tenantCredential(
         throw new GitHubRunnerError(
           "registration_refused",
           `GitHub refused the ${event === "register" ? "registration" : "removal"} token for ${scope.url} (${status}${error instanceof HttpStatusError && error.detail ? `: ${error.detail}` : ""})`,
-          `tokens last one hour and work once: take a new one from ${scope.url}${scope.kind === "repository" ? "/settings/actions/runners/new" : " → Settings → Actions → Runners → New runner"}, and check the URL`,
+          `a registration token is valid for one hour (GitHub takes it again within that hour, then refuses it): take a new one from ${scope.url}${scope.kind === "repository" ? "/settings/actions/runners/new" : " → Settings → Actions → Runners → New runner"}, and check the URL`,
           { cause: error },
         );
       }
@@ -126,7 +126,14 @@ export function checkLabels(raw: readonly string[]) {
   if (labels.length === 0) {
     throw new GitHubRunnerError("invalid_settings", "no labels given", "give --labels, e.g. omnios:vm:omnios-r151054");
   }
-  const fleet = [...new Set(labels.map((l) => l.fleetLabel))];
+  const fleet = [...new Set(labels.filter((l) => !isGitHubDefaultLabel(l)).map((l) => l.fleetLabel))];
+  if (fleet.length === 0) {
+    throw new GitHubRunnerError(
+      "invalid_settings",
+      `the labels (${raw.join(", ")}) name no fleet label`,
+      "add one, e.g. omnios:vm:omnios-r151054",
+    );
+  }
   if (fleet.length > 1) {
     throw new GitHubRunnerError(
       "invalid_settings",
@@ -135,6 +142,29 @@ export function checkLabels(raw: readonly string[]) {
     );
   }
   return labels;
+}
+
+/** The fleet label a runner's jobs go to (checkLabels made sure there is exactly one). */
+export function fleetLabelOf(labels: readonly RunnerLabel[]): string {
+  return labels.find((l) => !isGitHubDefaultLabel(l))?.fleetLabel ?? "";
+}
+
+/**
+ * What to warn about a JIT runner's labels: GitHub gives it only the labels of generate-jitconfig
+ * (a registered runner gets self-hosted and the OS and architecture added), and workflows ask for
+ * `runs-on: [self-hosted, …]`. Without self-hosted such a job never matches and waits forever.
+ */
+export function jitLabelWarning(labels: readonly RunnerLabel[]): string | undefined {
+  if (labels.some((l) => l.name.toLowerCase() === "self-hosted")) return undefined;
+  return `the JIT runner's labels (${labels.map((l) => l.name).join(", ")}) lack self-hosted: a job with runs-on: [self-hosted, …] never reaches it; generate the JIT config with "labels": ["self-hosted", ${labels.map((l) => `"${l.name}"`).join(", ")}] and pass --labels self-hosted,${labels.map((l) => l.raw).join(",")}`;
+}
+
+// Labels GitHub gives a registered self-hosted runner itself; written plainly (no :vm:) they are
+// matched by runs-on but name no fleet label.
+const GITHUB_DEFAULT_LABELS = new Set(["self-hosted", "linux", "x64", "arm64", "arm", "windows", "macos"]);
+
+function isGitHubDefaultLabel(label: RunnerLabel): boolean {
+  return label.raw === label.name && GITHUB_DEFAULT_LABELS.has(label.name.toLowerCase());
 }
 
 async function registerClassic(

@@ -44,6 +44,11 @@ test("ciadm run --lease/--max-attempts: a host that goes silent mid-job loses it
   // Frozen, the host sends neither heartbeats nor events: to its owner it is lost.
   host.child.kill("SIGSTOP");
   const stoppedAt = Date.now();
+  // The host heartbeats every second (support/process-fleet.ts): three missed ones are told at once.
+  await run.stderrMatches(/has sent nothing for 3 s \(it sends a heartbeat every 1 s\): it may have stopped/, 10_000);
+  const noticedMs = Date.now() - stoppedAt;
+  t.diagnostic(`the run said the host went quiet ${noticedMs} ms after it froze`);
+  assert.ok(noticedMs < 5_000, `told within seconds (${noticedMs} ms)`);
   await run.stderrMatches(
     /attempt 1 sent no event for 6 s: its host is lost or cut off; no attempts left \(1 allowed\)/,
     60_000,

@@ -55,10 +55,11 @@ const orchestratorFields = z.object({
   accelerator: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   heartbeatIntervalMs: durationMs(5_000),
   /**
-   * The lease rule's time (default 60000): owners retry an attempt silent this long, so a host cut
-   * off from the broker for longer than lease − 2 × heartbeat cancels its own jobs first.
+   * The lease rule's time: owners retry an attempt silent this long, so a host cut off from the
+   * broker for longer than lease − 2 × heartbeat cancels its own jobs first. Default: 12 heartbeat
+   * intervals (60000 with the default heartbeat), so the two settings cannot drift apart.
    */
-  leaseMs: durationMs(60_000),
+  leaseMs: z.coerce.number().int().positive().optional(),
   /** How long a running job may go on after SIGTERM before it is cancelled. */
   shutdownGraceMs: durationMs(30 * 60_000),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
@@ -106,6 +107,14 @@ export const orchestratorConfigSchema = orchestratorFields.superRefine((config, 
 export type OrchestratorConfig = z.output<typeof orchestratorConfigSchema>;
 
 /** The bound on VMs at once: SOLSTICE_MAX_VMS, or the sum of the per-label slots. */
+/** Heartbeat intervals in a lease when SOLSTICE_LEASE_MS is not set. */
+export const LEASE_HEARTBEATS = 12;
+
+/** The lease this host keeps (and announces in Accepted): the setting, or 12 heartbeat intervals. */
+export function effectiveLeaseMs(config: Pick<OrchestratorConfig, "leaseMs" | "heartbeatIntervalMs">): number {
+  return config.leaseMs ?? LEASE_HEARTBEATS * config.heartbeatIntervalMs;
+}
+
 export function effectiveMaxVms(config: Pick<OrchestratorConfig, "capacity" | "maxVms">): number {
   return config.maxVms ?? Object.values(config.capacity).reduce((a, b) => a + b, 0);
 }

@@ -48,8 +48,9 @@ export class JobEventStream {
     this.batcher = new LogBatcher((lines) => this.sendLog(lines), batching);
   }
 
-  accepted(host: string): Promise<void> {
-    return this.send({ case: "accepted", value: { host } });
+  /** `timing`: the host's heartbeat interval and lease, so the owner can tell silence early. */
+  accepted(host: string, timing: { heartbeatIntervalMs?: number; leaseMs?: number } = {}): Promise<void> {
+    return this.send({ case: "accepted", value: { host, ...timing } });
   }
 
   heartbeat(): Promise<void> {

@@ -1,6 +1,9 @@
 import { create, type JobEvent, type JobRequest, JobRequestSchema } from "@solstice/protocol";
 import type { Logger } from "pino";
 
+/** Missed heartbeats after which the owner is told that the host has gone quiet. */
+const SILENT_HEARTBEATS = 3;
+
 export interface LeaseWatchOptions {
   /** The job's first attempt, as it will be published. */
   readonly request: JobRequest;
@@ -14,6 +17,12 @@ export interface LeaseWatchOptions {
   cancel(jobId: string, attempt: number, reason: string): Promise<void>;
   /** Told when an attempt is lost: `next` is the attempt now published, or undefined when none is left. */
   onLost(lost: number, next: number | undefined, reason: string): void;
+  /**
+   * Told once per silence when an accepted attempt has sent nothing for three of its host's
+   * heartbeat intervals (as Accepted announced them): the host has likely stopped, long before the
+   * lease runs out. Not called for hosts that announce no interval.
+   */
+  onSilent?(attempt: number, silentMs: number, heartbeatIntervalMs: number): void;
   readonly log: Logger;
 }
 
@@ -28,6 +37,9 @@ export interface LeaseWatchOptions {
 export class LeaseWatch {
   private current: JobRequest;
   private timer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  /** The live attempt's host heartbeat interval, from its Accepted; 0 when unknown. */
+  private heartbeatIntervalMs = 0;
   private stopped = false;
   private readonly leaseMs: number;
   private readonly maxAttempts: number;
@@ -51,6 +63,7 @@ export class LeaseWatch {
   /** True when `event` belongs to the live attempt (and renews its lease); false to ignore it. */
   observe(event: JobEvent): boolean {
     if (this.stopped || event.jobId !== this.current.jobId || event.attempt !== this.current.attempt) return false;
+    if (event.body.case === "accepted") this.heartbeatIntervalMs = event.body.value.heartbeatIntervalMs;
     if (event.body.case === "jobFinished") this.stop();
     else this.renew();
     return true;
@@ -60,14 +73,24 @@ export class LeaseWatch {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.silenceTimer);
   }
 
   private renew(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.silenceTimer);
     this.timer = setTimeout(() => this.expire(), this.leaseMs);
+    const heartbeat = this.heartbeatIntervalMs;
+    const silentMs = SILENT_HEARTBEATS * heartbeat;
+    if (heartbeat > 0 && silentMs < this.leaseMs && this.opts.onSilent) {
+      const attempt = this.current.attempt;
+      this.silenceTimer = setTimeout(() => this.opts.onSilent?.(attempt, silentMs, heartbeat), silentMs);
+    }
   }
 
   private expire(): void {
+    clearTimeout(this.silenceTimer);
+    this.heartbeatIntervalMs = 0;
     const lost = this.current.attempt;
     const reason = `attempt ${lost} sent no event for ${Math.round(this.leaseMs / 1000)} s: its host is lost or cut off`;
     this.opts.log.warn({ job_id: this.current.jobId, attempt: lost }, reason);

@@ -39,6 +39,40 @@ function watch(maxAttempts = 3) {
 }
 
 describe("the owner's lease on a job attempt", () => {
+  test("three missed heartbeats of the host Accepted announced are told at once, long before the lease", async () => {
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      const silent: [number, number, number][] = [];
+      const lease = new LeaseWatch({
+        request: job,
+        leaseMs: 60_000,
+        log: pino({ level: "silent" }),
+        publish: async () => {},
+        cancel: async () => {},
+        onLost: () => {},
+        onSilent: (attempt, silentMs, heartbeatMs) => silent.push([attempt, silentMs, heartbeatMs]),
+      });
+      await lease.start();
+      const accepted = create(JobEventSchema, {
+        jobId: job.jobId,
+        attempt: 1,
+        seq: 1n,
+        body: { case: "accepted", value: { host: "h", heartbeatIntervalMs: 5_000, leaseMs: 60_000 } },
+      });
+      assert.ok(lease.observe(accepted));
+      mock.timers.tick(14_000);
+      assert.ok(lease.observe(event(1, 2, "heartbeat")));
+      mock.timers.tick(14_999);
+      assert.deepEqual(silent, [], "a heartbeat resets the silence");
+      mock.timers.tick(1);
+      assert.deepEqual(silent, [[1, 15_000, 5_000]], "told after three missed heartbeats, once");
+      mock.timers.tick(30_000);
+      assert.equal(silent.length, 1);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
   test("events keep an attempt alive; silence for the lease time cancels it and publishes the next attempt", async () => {
     mock.timers.enable({ apis: ["setTimeout"] });
     try {

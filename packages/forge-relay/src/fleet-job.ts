@@ -78,6 +78,12 @@ export async function runFleetJob(opts: FleetJobOptions): Promise<FleetJobResult
     ...(opts.maxAttempts ? { maxAttempts: opts.maxAttempts } : {}),
     publish: (attempt) => bus.publishJob(attempt),
     cancel: (_jobId, attempt, reason) => sendCancel(attempt, reason),
+    onSilent: (attempt, silentMs, heartbeatMs) => {
+      const leaseS = Math.round((opts.leaseMs ?? 60_000) / 1000);
+      opts.onNotice(
+        `the host running attempt ${attempt} has sent nothing for ${Math.round(silentMs / 1000)} s (it sends a heartbeat every ${Math.round(heartbeatMs / 1000)} s): it may have stopped; the attempt is given up after ${leaseS} s of silence`,
+      );
+    },
     onLost: (_lost, next, reason) => {
       // A new attempt numbers its events from 1 again.
       order = new EventOrder();

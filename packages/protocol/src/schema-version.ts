@@ -1,5 +1,5 @@
 /** The schema version this build writes into every bus message. */
-export const SCHEMA_VERSION = "1.1";
+export const SCHEMA_VERSION = "1.2";
 
 /** The major versions this build can read. */
 export const SUPPORTED_MAJOR_VERSIONS: readonly number[] = [1];

@@ -6,7 +6,7 @@ import {
   type JobConsumer,
   type JobDelivery,
 } from "@solstice/bus";
-import { effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
+import { effectiveLeaseMs, effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
 import { GracefulCancel, JobEventStream, runJob } from "@solstice/executor";
 import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
@@ -135,7 +135,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   // time to go: hence lease − 2 × heartbeat, not lease − heartbeat.
   // From then on its jobs' events are dropped rather than awaited (their owners ignore that
   // attempt anyway), so waiting publishes cannot keep a VM alive past the owner's retry.
-  const cutOffLimitMs = Math.max(config.leaseMs - 2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs);
+  const leaseMs = effectiveLeaseMs(config);
+  const cutOffLimitMs = Math.max(leaseMs - 2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs);
   let cutOffSince: number | undefined;
   let droppingEvents = false;
   const waitingPublishes = new Set<() => void>();
@@ -243,7 +244,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     const publish = deps.metrics ? deps.metrics.observeEvents(delivery.label, recorded) : recorded;
     const events = new JobEventStream(job.jobId, job.attempt, publish);
     try {
-      await events.accepted(config.hostId);
+      await events.accepted(config.hostId, { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseMs });
     } catch (error) {
       // The row says `running` and nobody can hear of it: end it here, so no phantom job stays.
       const reason = `the host could not announce the job to its owner: ${(error as Error).message}`;

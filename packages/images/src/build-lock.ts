@@ -1,4 +1,4 @@
-import { open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { open, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ImageLockTimeoutError } from "./errors.ts";
@@ -11,7 +11,31 @@ export interface BuildLockOptions {
   pollMs?: number;
   /** Called once, when the lock turns out to be held by someone else. */
   onWait?: (holder: string) => void;
+  /**
+   * Called every `reportEveryMs` while waiting: who holds the lock, how long this process has
+   * waited of its bound, and what the holder last said of its progress (see `share` below).
+   */
+  onWaiting?: (wait: LockWait) => void;
+  /** Default 15000. */
+  reportEveryMs?: number;
 }
+
+export interface LockWait {
+  holder: string;
+  waitedMs: number;
+  boundMs: number;
+  /** The holder's last progress, when it shares one. */
+  progress?: SharedProgress;
+}
+
+/** What a lock holder tells the processes waiting for it. */
+export interface SharedProgress {
+  phase: string;
+  fraction?: number;
+}
+
+/** Shares the holder's progress with waiting processes (a file beside the lock). */
+export type ShareProgress = (progress: SharedProgress) => void;
 
 /** A lock file younger than this with no pid in it is being written, not abandoned. */
 const unwrittenLockGraceMs = 10_000;
@@ -24,9 +48,15 @@ const unwrittenLockGraceMs = 10_000;
  * Correctness never depends on this lock: builds go to private temp directories and are
  * published with an atomic rename. The lock only stops two processes doing the same build.
  */
-export async function withBuildLock<T>(lockPath: string, options: BuildLockOptions, fn: () => Promise<T>): Promise<T> {
+export async function withBuildLock<T>(
+  lockPath: string,
+  options: BuildLockOptions,
+  fn: (share: ShareProgress) => Promise<T>,
+): Promise<T> {
   const started = Date.now();
   let announced = false;
+  let reportedAt = started;
+  let lastProgress: SharedProgress | undefined;
   for (;;) {
     options.signal?.throwIfAborted();
     const handle = await open(lockPath, "wx").catch((error: NodeJS.ErrnoException) => {
@@ -40,8 +70,9 @@ export async function withBuildLock<T>(lockPath: string, options: BuildLockOptio
         await handle.close();
       }
       try {
-        return await fn();
+        return await fn(progressSharer(progressPath(lockPath)));
       } finally {
+        await unlink(progressPath(lockPath)).catch(() => undefined);
         await unlink(lockPath).catch(() => undefined);
       }
     }
@@ -55,10 +86,56 @@ export async function withBuildLock<T>(lockPath: string, options: BuildLockOptio
       announced = true;
       options.onWait?.(holder);
     }
+    lastProgress = (await readSharedProgress(lockPath)) ?? lastProgress;
+    if (Date.now() - reportedAt >= (options.reportEveryMs ?? 15_000)) {
+      reportedAt = Date.now();
+      options.onWaiting?.({
+        holder,
+        waitedMs: Date.now() - started,
+        boundMs: options.waitTimeoutMs,
+        ...(lastProgress ? { progress: lastProgress } : {}),
+      });
+    }
     if (Date.now() - started > options.waitTimeoutMs) {
-      throw new ImageLockTimeoutError(lockPath, Date.now() - started, holder);
+      throw new ImageLockTimeoutError(
+        lockPath,
+        Date.now() - started,
+        holder,
+        lastProgress && describeProgress(lastProgress),
+      );
     }
     await sleep(options.pollMs ?? 250, undefined, { signal: options.signal });
+  }
+}
+
+function progressPath(lockPath: string): string {
+  return `${lockPath}.progress`;
+}
+
+/** "building 40%", for a log line or an error. */
+export function describeProgress(progress: SharedProgress): string {
+  return `${progress.phase}${progress.fraction === undefined ? "" : ` ${Math.round(progress.fraction * 100)}%`}`;
+}
+
+// At most one write a second: waiting processes poll the file, they need no finer steps.
+function progressSharer(file: string): ShareProgress {
+  let writtenAt = 0;
+  return (progress) => {
+    if (Date.now() - writtenAt < 1_000 && progress.fraction !== 1) return;
+    writtenAt = Date.now();
+    writeFile(file, JSON.stringify(progress)).catch(() => {
+      // Progress for others is a courtesy; the build goes on without it.
+    });
+  };
+}
+
+async function readSharedProgress(lockPath: string): Promise<SharedProgress | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(progressPath(lockPath), "utf8")) as Partial<SharedProgress>;
+    if (typeof parsed.phase !== "string") return undefined;
+    return { phase: parsed.phase, ...(typeof parsed.fraction === "number" ? { fraction: parsed.fraction } : {}) };
+  } catch {
+    return undefined;
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rename } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Logger } from "pino";
 import { removeAbandonedBuilds, removeBuildDir } from "./build-dir.ts";
-import { withBuildLock } from "./build-lock.ts";
+import { describeProgress, type LockWait, withBuildLock } from "./build-lock.ts";
 import { imageCacheDir } from "./cache-dir.ts";
 import { ImageBuildError, ImageError, UnknownImageError } from "./errors.ts";
 import type { ImageProgress, LocalImage } from "./local-image.ts";
@@ -55,13 +55,18 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
         options.log?.info({ image: recipe.label, lock: lockPath, holder }, "waiting for another build of this image");
         options.progress?.({ phase: "waiting-for-build", detail: holder });
       },
+      onWaiting: (wait) => options.progress?.(waitingProgress("waiting-for-build", wait)),
     },
-    async () => {
+    async (share) => {
       // The build we waited for may have finished, or an earlier one left a damaged copy.
       const existing = await readManifest(imageDir).catch(ignoreDamage);
       if (existing) return existing;
       await removeBuildDir(imageDir);
-      return build(recipe, hash, cacheDir, imageDir, options);
+      const progress: ImageProgress = (event) => {
+        options.progress?.(event);
+        share({ phase: event.phase, ...(event.fraction === undefined ? {} : { fraction: event.fraction }) });
+      };
+      return build(recipe, hash, cacheDir, imageDir, { ...options, progress });
     },
   );
 }
@@ -111,6 +116,20 @@ async function build(
   } finally {
     await removeBuildDir(temp);
   }
+}
+
+/**
+ * A waiting job's progress line: who builds, how far their build is, and how long this job has
+ * waited of its bound, so a forge log shows a wait that moves and the point where it will end.
+ */
+export function waitingProgress(phase: string, wait: LockWait): Parameters<ImageProgress>[0] {
+  const minutes = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 60_000)} min`);
+  const theirs = wait.progress ? `, at ${describeProgress(wait.progress)}` : "";
+  return {
+    phase,
+    detail: `${wait.holder}${theirs}; waited ${minutes(wait.waitedMs)} of at most ${minutes(wait.boundMs)}`,
+    fraction: wait.progress?.fraction ?? wait.waitedMs / wait.boundMs,
+  };
 }
 
 function ignoreDamage(error: unknown): undefined {

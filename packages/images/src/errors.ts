@@ -55,9 +55,11 @@ export class ImageBuildError extends ImageError {
 export class ImageLockTimeoutError extends ImageError {
   override readonly name = "ImageLockTimeoutError";
 
-  constructor(lockPath: string, waitedMs: number, holder: string) {
-    super("lock_timeout", `waited ${Math.round(waitedMs / 1000)} s for the build lock ${lockPath} (${holder})`, {
-      hint: `if no build is running, delete ${lockPath}`,
-    });
+  constructor(lockPath: string, waitedMs: number, holder: string, progress?: string) {
+    super(
+      "lock_timeout",
+      `gave up after waiting ${Math.round(waitedMs / 1000)} s for another process building or downloading this image (${holder}${progress ? `, last at ${progress}` : ""}; lock ${lockPath})`,
+      { hint: `if no build is running, delete ${lockPath}; otherwise run the job again once it is done` },
+    );
   }
 }

@@ -8,6 +8,7 @@ import type { CatalogEntry, ImageSource } from "./catalog.ts";
 import { digestFromChecksumFile, hashFile } from "./checksum.ts";
 import { convertToQcow2, decompressFile } from "./disk-convert.ts";
 import { downloadToFile, fetchText } from "./download.ts";
+import { waitingProgress } from "./ensure-image.ts";
 import { ImageError } from "./errors.ts";
 import type { ImageProgress, LocalImage } from "./local-image.ts";
 import { readManifest, writeManifest } from "./manifest.ts";
@@ -72,6 +73,7 @@ export async function pullImage(entry: CatalogEntry, options: PullImageOptions =
       waitTimeoutMs: options.lockWaitTimeoutMs ?? 60 * 60_000,
       ...(options.signal ? { signal: options.signal } : {}),
       onWait: (holder) => options.progress?.({ phase: "waiting-for-pull", detail: holder }),
+      onWaiting: (wait) => options.progress?.(waitingProgress("waiting-for-pull", wait)),
     },
     async () => {
       const existing = await readManifest(imageDir).catch(() => undefined);

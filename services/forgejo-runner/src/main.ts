@@ -34,7 +34,18 @@ program
     const token = await need("token", "Registration token");
     const name = await need("name", "Runner name", hostname());
     const labels = commaList(await need("labels", "Labels (comma-separated)", "solstice-linux:vm:debian-12"));
-    const runner = await registerRunner({ instance, token, name, labels, file: String(flags.file) });
+    const interrupted = new AbortController();
+    const interrupt = () => interrupted.abort();
+    process.once("SIGINT", interrupt);
+    const runner = await registerRunner({
+      instance,
+      token,
+      name,
+      labels,
+      file: String(flags.file),
+      signal: interrupted.signal,
+      onWaiting: (text) => process.stderr.write(`${text}\n`),
+    }).finally(() => process.off("SIGINT", interrupt));
     process.stderr.write(`registered ${runner.name} (${runner.uuid}) with ${runner.address}; wrote ${flags.file}\n`);
   });
 

@@ -16,7 +16,10 @@ export interface RegisterOptions {
   file: string;
   /** How long to wait for the forge to answer Ping. Default 60000. */
   connectTimeoutMs?: number;
+  /** Aborting stops the wait for the forge at once (Ctrl-C). */
   signal?: AbortSignal;
+  /** Told once, when the forge does not answer at first: what registration is waiting for. */
+  onWaiting?: (text: string) => void;
 }
 
 export class RegisterError extends Error {
@@ -34,13 +37,21 @@ export class RegisterError extends Error {
 export async function registerRunner(opts: RegisterOptions): Promise<RunnerFile> {
   const labels = opts.labels.map(parseLabel);
   const client = createForgeClient({ address: opts.instance, callTimeoutMs: 10_000 });
-  const deadline = Date.now() + (opts.connectTimeoutMs ?? 60_000);
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 60_000;
+  const deadline = Date.now() + connectTimeoutMs;
+  let told = false;
   // As the official runners: ping once a second until the forge answers.
   for (;;) {
     try {
-      await client.ping.ping({ data: opts.name });
+      await client.ping.ping({ data: opts.name }, opts.signal ? { signal: opts.signal } : {});
       break;
     } catch (error) {
+      if (!told && !opts.signal?.aborted) {
+        told = true;
+        opts.onWaiting?.(
+          `waiting for ${opts.instance} to answer the runner protocol (${ConnectError.from(error).rawMessage}); trying for up to ${Math.round(connectTimeoutMs / 1000)} s, Ctrl-C stops`,
+        );
+      }
       if (Date.now() > deadline || opts.signal?.aborted) {
         throw new RegisterError(
           "forge_unreachable",

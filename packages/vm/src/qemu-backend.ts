@@ -336,6 +336,10 @@ async function bootVm(ctx: {
         await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
       }
       if (image.readiness === "cloud-init") await waitForCloudInit(ssh, boot.signal, capture);
+      // The guest has its keys now (SSH answers with the seeded host key): the seed, which holds
+      // the host key pair, leaves the disk at once rather than with the VM. QEMU keeps its open
+      // file until it exits, so nothing in the guest changes.
+      if (agentSocket === undefined) await rm(seedPath, { force: true });
     }
     const bootMs = Date.now() - started;
     log.info({ bootMs, phases, pooled: spec.pooled ?? false, start }, "VM ready");

@@ -1,4 +1,5 @@
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { VmError } from "./errors.ts";
@@ -7,6 +8,11 @@ import { isSameProcessAlive, processStartTicks } from "./process-identity.ts";
 /** What `vm.json` in a run directory records, so a later start-up can tell whether it is orphaned. */
 export interface RunRecord {
   vmName: string;
+  /**
+   * The machine whose processes the pids name. Run roots may be shared between machines (one disk),
+   * where a pid means nothing: only the machine that wrote a record may judge it orphaned.
+   */
+  machine?: string;
   ownerPid: number;
   ownerStartTicks?: string;
   qemuPid?: number;
@@ -41,13 +47,15 @@ export async function createRunDir(runRoot: string, vmName: string, shortId: str
 
 export async function writeRunRecord(dir: string, record: RunRecord): Promise<void> {
   const tmp = join(dir, `${RECORD}.tmp`);
-  await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  await writeFile(tmp, `${JSON.stringify({ machine: hostname(), ...record })}\n`, { mode: 0o600 });
   await rename(tmp, join(dir, RECORD));
 }
 
 /**
- * Removes every run directory whose owning process is gone, killing the QEMU and pasta processes it
- * recorded if they still run. Returns how many directories were removed.
+ * Removes every run directory of this machine whose owning process is gone, killing the QEMU and
+ * pasta processes it recorded if they still run. Returns how many directories were removed. Any
+ * process sharing the run root may call it (orchestrators do, periodically), so a dead host's
+ * leftovers, its seeds included, go without waiting for that host to start again.
  */
 export async function reapRunDirs(runRoot: string, log: Logger): Promise<number> {
   let entries: string[];
@@ -60,6 +68,7 @@ export async function reapRunDirs(runRoot: string, log: Logger): Promise<number>
   for (const entry of entries) {
     const dir = join(runRoot, entry);
     const record = await readRecord(dir);
+    if (record?.machine !== undefined && record.machine !== hostname()) continue;
     if (record === undefined) {
       const age = await stat(dir).then(
         (s) => (s.isDirectory() ? Date.now() - s.mtimeMs : -1),

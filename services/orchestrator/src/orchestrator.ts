@@ -22,6 +22,9 @@ import { type PoolSize, WarmPool } from "./warm-pool.ts";
 
 export const ORCHESTRATOR_VERSION = "0.1.0";
 
+/** How often a host looks for VMs a dead process (itself before a restart, or another) left. */
+const REAP_INTERVAL_MS = 60_000;
+
 export interface OrchestratorDeps {
   readonly config: OrchestratorConfig;
   readonly bus: Bus;
@@ -80,6 +83,15 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
 
   const reaped = await backend.reapOrphans();
   if (reaped > 0) log.warn({ reaped }, "removed VMs left behind by an earlier run");
+  // Again and again: another host that shares this machine's run root may die, and its VMs'
+  // directories (seeds with key material among them) must not wait for its restart.
+  const reaper = setInterval(() => {
+    backend
+      .reapOrphans()
+      .then((count) => count > 0 && log.warn({ reaped: count }, "removed VMs a dead process left behind"))
+      .catch((error: unknown) => log.warn({ err: error }, "reaping orphaned VMs failed"));
+  }, REAP_INTERVAL_MS);
+  reaper.unref();
   await bus.declareTopology();
   for (const label of labels) await bus.ensureLabelQueue(label);
   const now = new Date();
@@ -334,6 +346,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       await debug.endAll();
       clearInterval(hostHeartbeat);
       clearInterval(brokerWatch);
+      clearInterval(reaper);
       await control.stop();
     },
     get running() {

@@ -12,7 +12,8 @@ node_modules/.bin/biome check .
 node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' | sort)
-# test/serial restarts the machine's RabbitMQ and PostgreSQL, so it runs alone, after the rest.
+# test/serial restarts the machine's PostgreSQL (its RabbitMQ test uses a node of its own), so it runs
+# alone, after the rest.
 mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
 echo "test: ${#files[@]} test files, then ${#serial[@]} alone"
 # The suites that run jobs in VMs, once more in each other start mode (test/support/start-mode.ts):

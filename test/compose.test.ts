@@ -118,7 +118,10 @@ test("compose.yml starts services in dependency order, health-checks every one, 
   }
   const orchestrator = compose.services.orchestrator as ComposeService;
   assert.deepEqual(Object.keys(orchestrator.depends_on ?? {}).sort(), ["postgres", "rabbitmq"]);
-  assert.ok(orchestrator.devices?.includes("/dev/kvm:/dev/kvm"), "the orchestrator gets /dev/kvm");
+  assert.ok(!orchestrator.devices?.includes("/dev/kvm:/dev/kvm"), "a host without /dev/kvm can start compose.yml");
+  assert.ok(orchestrator.devices?.includes("/dev/net/tun:/dev/net/tun"), "pasta gets its tap device");
+  const kvm = parse(await readFile(path.join(projectRoot, "compose.kvm.yml"), "utf8")) as ComposeFile;
+  assert.deepEqual(kvm.services.orchestrator?.devices, ["/dev/kvm:/dev/kvm"], "compose.kvm.yml adds /dev/kvm");
   const cache = orchestrator.volumes?.find((v) => v.startsWith("image-cache:"));
   assert.equal(cache?.split(":")[1], orchestrator.environment?.SOLSTICE_IMAGE_CACHE, "the image cache is a volume");
   const port = orchestrator.environment?.SOLSTICE_METRICS_PORT;
@@ -157,7 +160,13 @@ test("the Containerfile sets up the image with bootstrap.sh's own commands and r
   assert.match(bootstrap, install);
   assert.match(containerfile, install, "the dependency stage runs bootstrap.sh's install command");
   assert.match(containerfile, /^FROM .* AS deps$/m, "multi-stage");
-  assert.match(containerfile, /^USER solstice$/m, "the service runs as a non-root user");
+  assert.match(containerfile, /^ENTRYPOINT \["\/usr\/local\/bin\/solstice-entrypoint"\]$/m);
+  const entrypoint = await readFile(path.join(projectRoot, "scripts/container/entrypoint.sh"), "utf8");
+  assert.match(
+    entrypoint,
+    /^exec setpriv --reuid="\$user" .*--no-new-privs -- "\$@"$/m,
+    "the service runs as a non-root user",
+  );
   const cmd = /^CMD (\[.*\])$/m.exec(containerfile)?.[1];
   assert.deepEqual(JSON.parse(cmd ?? "[]"), compose.services.orchestrator?.command);
 });

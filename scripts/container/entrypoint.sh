@@ -1,0 +1,16 @@
+#!/bin/sh
+# The image's entrypoint: starts as root only to let the service user open the devices compose hands
+# in, then runs the command as that user (solstice) with no capabilities and no way to gain any
+# (docs/decisions/0003-rootless-vm-network.md).
+set -eu
+user=solstice
+for dev in /dev/net/tun /dev/kvm; do
+  [ -e "$dev" ] || continue
+  # The runtime makes the container's own copy of each device node, owned by root and with the
+  # host's mode, which is 0600 on some hosts. Changing that copy changes nothing on the host, and
+  # needs no capability: root owns it.
+  if ! setpriv --reuid="$user" --regid="$user" --init-groups -- test -r "$dev" -a -w "$dev"; then
+    chmod 0666 "$dev" || echo "solstice entrypoint: $user cannot open $dev and its mode cannot be changed" >&2
+  fi
+done
+exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$@"

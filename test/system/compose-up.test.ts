@@ -12,7 +12,7 @@ import { type FakeForgejo, type FakeTask, startFakeForgejo } from "../fakes/forg
 import { projectRoot } from "../support/ciadm.ts";
 
 // What an operator does on a host with podman: base images built locally (no registry here),
-// the service image built from the Containerfile, `podman-compose --profile forgejo up -d`, and
+// the service image built from the Containerfile, `podman-compose -f compose.yml -f compose.forgejo.yml up -d`, and
 // jobs from a (fake) Forgejo through the whole stack into VMs that the containerised
 // orchestrator starts. Needs root (rootful podman); scripts/podman.sh installs podman.
 // docs/deploy.md and docs/testing.md give the figures this test prints.
@@ -58,7 +58,7 @@ async function run(command: string, args: string[], opts: { input?: string; allo
   });
 }
 const compose = (...args: string[]) =>
-  run("podman-compose", ["-p", PROJECT, "-f", "compose.yml", "--profile", "forgejo", ...args]);
+  run("podman-compose", ["-p", PROJECT, "-f", "compose.yml", "-f", "compose.forgejo.yml", ...args]);
 const containerOf = (service: string) => `${PROJECT}_${service}_1`;
 
 /** Runs each container's own compose health check until all pass, as a scheduler would. */

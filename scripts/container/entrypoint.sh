@@ -13,4 +13,14 @@ for dev in /dev/net/tun /dev/kvm; do
     chmod 0666 "$dev" || echo "solstice entrypoint: $user cannot open $dev and its mode cannot be changed" >&2
   fi
 done
+# A compose file secret is the host's file, mounted as it is: often 0600 and owned by root. Root
+# may read what it owns; the service user gets a copy of its own in memory (/dev/shm), written by
+# a process that already runs as that user, so no ownership needs changing.
+if [ -n "${SOLSTICE_FLEET_KEYS_FILE:-}" ] && [ -r "$SOLSTICE_FLEET_KEYS_FILE" ] \
+  && ! setpriv --reuid="$user" --regid="$user" --init-groups -- test -r "$SOLSTICE_FLEET_KEYS_FILE"; then
+  copy=/dev/shm/solstice/fleet_keys
+  setpriv --reuid="$user" --regid="$user" --init-groups -- \
+    sh -c 'umask 077 && mkdir -p "${1%/*}" && cat > "$1"' solstice-keys "$copy" < "$SOLSTICE_FLEET_KEYS_FILE"
+  export SOLSTICE_FLEET_KEYS_FILE="$copy"
+fi
 exec setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- "$@"

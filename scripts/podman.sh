@@ -5,7 +5,10 @@
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(podman podman-compose uidmap slirp4netns fuse-overlayfs runc debootstrap)
+# golang-github-containernetworking-plugin-dnsname: with Debian's CNI network backend, containers find
+# each other by service name (rabbitmq, postgres) only through this plugin.
+packages=(podman podman-compose uidmap slirp4netns fuse-overlayfs runc debootstrap
+  golang-github-containernetworking-plugin-dnsname)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -183,7 +183,9 @@ describe("compose up on this host runs jobs end to end (podman)", { timeout: 40 
     );
   });
 
+  /** The project's state, never its image cache; and its network, made again with today's plugins. */
   async function removeStateVolumes(): Promise<void> {
+    await run("podman", ["network", "rm", "-f", `${PROJECT}_default`], { allowFail: true });
     for (const volume of ["rabbitmq-data", "postgres-data", "run-dir", "runner-state"]) {
       await run("podman", ["volume", "rm", "-f", `${PROJECT}_${volume}`], { allowFail: true });
     }

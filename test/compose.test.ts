@@ -106,6 +106,8 @@ test("every SOLSTICE_* variable compose.yml gives a built service is one its con
 test("compose.yml starts services in dependency order, health-checks every one, and declares what they mount", async () => {
   for (const [name, service] of Object.entries(compose.services)) {
     assert.ok(service.healthcheck?.test?.length, `${name} has a health check`);
+    // podman-compose 1.0.3 quotes a CMD list wrongly; one CMD-SHELL string it passes as it is.
+    assert.equal(service.healthcheck?.test?.[0], "CMD-SHELL", `${name}'s health check is one shell command`);
     for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
       assert.ok(compose.services[dependency], `${name} depends on ${dependency}, which exists`);
       assert.equal(condition, "service_healthy", `${name} waits for ${dependency} to be healthy`);

@@ -317,7 +317,7 @@ describe("compose up on this host runs jobs end to end (podman)", { timeout: 40 
     const again = await jobsInDatabase();
     assert.deepEqual(again.map((j) => `${j.id} ${j.state}`).sort(), before.map((j) => `${j.id} ${j.state}`).sort());
     assert.ok(
-      again.every((j) => j.state === "success"),
+      again.every((j) => j.state === "succeeded"),
       JSON.stringify(again),
     );
   });

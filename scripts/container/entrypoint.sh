@@ -1,7 +1,7 @@
 #!/bin/sh
 # The image's entrypoint: starts as root only to let the service user open the devices compose hands
 # in, then runs the command as that user (solstice) with no capabilities and no way to gain any
-# (docs/decisions/0003-rootless-vm-network.md).
+# (docs/decisions/0004-rootless-vm-network.md).
 set -eu
 user=solstice
 for dev in /dev/net/tun /dev/kvm; do

@@ -42,7 +42,7 @@ export interface LaunchedVm {
  * Starts QEMU in its own user and network namespace, connected to the outside by pasta:
  * - No privilege is needed: `unshare --user --map-root-user --net` makes this process's user the
  *   namespace's root, which is all that configuring the namespace's network takes, and pasta joins
- *   that user namespace to attach to it (docs/decisions/0003-rootless-vm-network.md). The same path
+ *   that user namespace to attach to it (docs/decisions/0004-rootless-vm-network.md). The same path
  *   serves a root host service and the non-root service in the container.
  * - The guest's gateway address (10.0.2.2) reaches the namespace's loopback, not the host's, and
  *   the host's own addresses inside the namespace are the namespace's (nothing listens there), so

@@ -200,7 +200,7 @@ describe("compose up on this host runs jobs end to end (podman)", { timeout: 40 
         "        run: echo two; uname -s",
       ]),
     });
-    const task = await timed("first job (queued at the forge to its result; builds the tiny image)", () =>
+    const task = await timed("first job (queued at the forge to its result)", () =>
       finishedTask(forge, jobId),
     );
     const lines = task.log.map((l) => l.content);

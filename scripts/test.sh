@@ -11,7 +11,7 @@ node_modules/.bin/biome check .
 # run inside some test's time limit while other tests compete for the cores.
 node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
-mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' | sort)
+mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' -not -path 'test/system/*' | sort)
 # test/serial restarts the machine's PostgreSQL (its RabbitMQ test uses a node of its own), so it runs
 # alone, after the rest.
 mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
@@ -27,5 +27,9 @@ for mode in warm restore; do
   SOLSTICE_TEST_START_MODE=$mode node --import tsx --test --test-concurrency=2 --test-reporter=spec "${modal[@]}" || status=$?
 done
 node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}" || status=$?
+# The compose deployment built and run with podman (test/system, root): alone and last, since its
+# image builds and containerised VMs would take the cores from every other test. It installs
+# podman itself (scripts/podman.sh) and fails, never skips, when something is missing.
+node --import tsx --test --test-concurrency=1 --test-reporter=spec test/system/compose-up.test.ts || status=$?
 bash scripts/services.sh >/dev/null
 exit "$status"

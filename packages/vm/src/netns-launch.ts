@@ -4,16 +4,25 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { VmError } from "./errors.ts";
 
 /**
- * Run inside the new network namespace before QEMU: wait until pasta has configured it (a default
- * route exists), so QEMU's user-mode network and port forward bind in a namespace that works.
+ * Run inside the new user and network namespace before QEMU, as that namespace's root: wait until
+ * pasta has configured it (a default route exists), so QEMU's user-mode network and port forward
+ * bind in a namespace that works; make each address given as arguments unreachable (a `prohibit`
+ * route beats the on-link and default routes pasta copied in, so the guest's connections to it
+ * fail inside the namespace, before pasta could carry them out); then drop every capability and
+ * start QEMU. `$1` is the number of addresses that follow, then QEMU's command line.
  */
-const WAIT_FOR_NETWORK = `i=0
+const PREPARE_NAMESPACE = `i=0
 until cut -f2 /proc/net/route | grep -qx 00000000; do
   i=$((i+1))
   if [ "$i" -gt 500 ]; then echo "solstice: pasta did not configure the VM network within 5 s" >&2; exit 97; fi
   sleep 0.01
 done
-exec "$@"`;
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+  ip route add prohibit "$1" || { echo "solstice: could not make $1 unreachable from the VM" >&2; exit 98; }
+  n=$((n-1)); shift
+done
+exec setpriv --inh-caps=-all --bounding-set=-all -- "$@"`;
 
 /** Bound on the namespace being created by the launcher before pasta is attached. */
 const NAMESPACE_DEADLINE_MS = 5_000;
@@ -30,10 +39,16 @@ export interface LaunchedVm {
 }
 
 /**
- * Starts QEMU in its own network namespace, connected to the outside by pasta:
+ * Starts QEMU in its own user and network namespace, connected to the outside by pasta:
+ * - No privilege is needed: `unshare --user --map-root-user --net` makes this process's user the
+ *   namespace's root, which is all that configuring the namespace's network takes, and pasta joins
+ *   that user namespace to attach to it (docs/decisions/0004-rootless-vm-network.md). The same path
+ *   serves a root host service and the non-root service in the container.
  * - The guest's gateway address (10.0.2.2) reaches the namespace's loopback, not the host's, and
  *   the host's own addresses inside the namespace are the namespace's (nothing listens there), so
  *   the guest cannot reach services on the host; outbound traffic still goes through pasta.
+ * - `unreachable` addresses (the fleet's broker and database, wherever they are) are prohibited
+ *   routes inside the namespace before QEMU starts.
  * - pasta forwards 127.0.0.1:sshPort on the host to the same port in the namespace, where QEMU's
  *   hostfwd listens; nothing is forwarded from the namespace back to the host (-T/-U none).
  * - Both die with this process (parent-death signal via setpriv); QEMU runs with no capabilities.
@@ -43,6 +58,8 @@ export async function launchInNetns(opts: {
   args: readonly string[];
   runDir: string;
   sshPort: number;
+  /** IPv4/IPv6 addresses the guest must not reach. */
+  unreachable: readonly string[];
   signal: AbortSignal;
 }): Promise<LaunchedVm> {
   let stderr = "";
@@ -56,16 +73,16 @@ export async function launchInNetns(opts: {
       "KILL",
       "--",
       "unshare",
+      "--user",
+      "--map-root-user",
       "--net",
-      "--",
-      "setpriv",
-      "--inh-caps=-all",
-      "--bounding-set=-all",
       "--",
       "sh",
       "-c",
-      WAIT_FOR_NETWORK,
+      PREPARE_NAMESPACE,
       "solstice-vm",
+      String(opts.unreachable.length),
+      ...opts.unreachable,
       opts.qemuBinary,
       ...opts.args,
     ],
@@ -89,8 +106,12 @@ export async function launchInNetns(opts: {
       "KILL",
       "--",
       "pasta",
+      // As whoever runs the service (pasta's default as root is to become nobody, who could not
+      // join the namespace), into the user namespace that owns the VM's network namespace.
       "--runas",
-      "0",
+      `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`,
+      "--userns",
+      `/proc/${pid}/ns/user`,
       "--netns",
       `/proc/${pid}/ns/net`,
       "--config-net",
@@ -122,8 +143,9 @@ export async function launchInNetns(opts: {
 }
 
 /**
- * Waits until the launcher has entered its new network namespace and dropped its capabilities, so
- * pasta attaches to the VM's namespace and never to the host's.
+ * Waits until the launcher has entered its new user and network namespace and the user namespace
+ * has its root mapped, so pasta attaches to the VM's namespace and never to the host's, and finds a
+ * user namespace it can join.
  */
 async function waitForOwnNamespace(pid: number, exited: Promise<unknown>, signal: AbortSignal): Promise<void> {
   const ours = readlinkSync("/proc/self/ns/net");
@@ -137,14 +159,14 @@ async function waitForOwnNamespace(pid: number, exited: Promise<unknown>, signal
     if (signal.aborted) throw new VmError("aborted", "boot aborted");
     try {
       const ns = readlinkSync(`/proc/${pid}/ns/net`);
-      const capEff = /CapEff:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-      if (ns !== ours && capEff !== undefined && /^0+$/.test(capEff)) return;
+      const mapped = readFileSync(`/proc/${pid}/uid_map`, "utf8").trim() !== "";
+      if (ns !== ours && mapped) return;
     } catch {
       // The process is between execs or gone; the next round tells.
     }
     await sleep(5);
   }
   throw new VmError("boot_failed", `the VM network namespace was not ready within ${NAMESPACE_DEADLINE_MS} ms`, {
-    hint: "check that unshare (util-linux) works here: unshare --net true",
+    hint: "check that user namespaces work here: unshare --user --map-root-user --net true",
   });
 }

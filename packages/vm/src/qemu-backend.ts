@@ -30,6 +30,7 @@ import { runCommand } from "./run-command.ts";
 import { createRunDir, reapRunDirs, writeRunRecord } from "./run-dir.ts";
 import { writeSeedIso } from "./seed-iso.ts";
 import { pruneSnapshots, resumeIncoming, saveGuestState, templateKey, touchSnapshot } from "./snapshot.ts";
+import { unreachableAddresses } from "./unreachable-addresses.ts";
 
 export interface QemuBackendOptions {
   /** Where run directories live (default $SOLSTICE_RUN_DIR or /var/tmp/solstice/vms). */
@@ -44,6 +45,11 @@ export interface QemuBackendOptions {
    */
   snapshots?: boolean;
   qemuBinary?: string;
+  /**
+   * Hosts (names or addresses) no guest may reach: the fleet's broker and database. Resolved at
+   * each boot and made unreachable inside the VM's network namespace (default none).
+   */
+  unreachableHosts?: readonly string[];
   log: Logger;
 }
 
@@ -78,6 +84,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   // The accelerator verdict is cached beside the images, not among them.
   const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
   const qemuBinary = opts.qemuBinary ?? "qemu-system-x86_64";
+  const unreachableHosts = opts.unreachableHosts ?? [];
   const probes = new Map<string, Promise<AcceleratorChoice>>();
   const tscKhz = hostTscKhz();
   let qemuVersion: Promise<string> | undefined;
@@ -128,6 +135,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
                 bootTimeoutMs: TEMPLATE_DEADLINE_MS,
               },
               runRoot,
+              unreachableHosts,
               qemuBinary,
               accelerator,
               tscKhz,
@@ -186,7 +194,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
         try {
-          return await bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz, restoreFrom });
+          return await bootVm({ spec, runRoot, unreachableHosts, qemuBinary, accelerator, tscKhz, restoreFrom });
         } catch (error) {
           if (spec.signal?.aborted) throw error;
           // A state QEMU cannot load is made again by the next boot; this one boots cold.
@@ -194,7 +202,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
           await rm(restoreFrom, { force: true });
         }
       }
-      return bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz });
+      return bootVm({ spec, runRoot, unreachableHosts, qemuBinary, accelerator, tscKhz });
     },
   };
 }
@@ -202,6 +210,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
 async function bootVm(ctx: {
   spec: VmSpec;
   runRoot: string;
+  unreachableHosts: readonly string[];
   qemuBinary: string;
   accelerator: Accelerator;
   tscKhz: number | undefined;
@@ -295,7 +304,15 @@ async function bootVm(ctx: {
     log.info({ accelerator, sshPort, runDir, image: image.label, start }, "starting VM");
     // Where a start's time goes, for the "VM ready" line: milliseconds since `started` at each mark.
     const phases: Record<string, number> = { prepared: Date.now() - started };
-    launched = await launchInNetns({ qemuBinary: ctx.qemuBinary, args, runDir, sshPort, signal: boot.signal });
+    const unreachable = await unreachableAddresses(ctx.unreachableHosts);
+    launched = await launchInNetns({
+      qemuBinary: ctx.qemuBinary,
+      args,
+      runDir,
+      sshPort,
+      unreachable,
+      signal: boot.signal,
+    });
     phases.launched = Date.now() - started;
     const current = launched;
     void current.qemuExit.then(() => {

@@ -20,6 +20,9 @@ export function vmBackendFor(config: OrchestratorConfig, log: Logger, env: NodeJ
     return createQemuBackend({
       log,
       accelerator: config.accelerator,
+      // Guests must never reach the fleet's broker or database, wherever they run (the compose
+      // network, another host): the namespace's own loopback only covers this host's.
+      unreachableHosts: [new URL(config.amqpUrl).hostname, new URL(config.databaseUrl).hostname].filter(Boolean),
       ...(config.runDir ? { runRoot: config.runDir } : {}),
       ...(config.imageCache ? { imageCacheDir: config.imageCache } : {}),
     });

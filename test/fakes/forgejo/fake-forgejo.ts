@@ -138,7 +138,12 @@ export interface FakeForgejo {
   close(): Promise<void>;
 }
 
-export async function startFakeForgejo(): Promise<FakeForgejo> {
+/**
+ * Starts the fake on `host` (default 127.0.0.1; the compose system test gives an address its
+ * containers reach) and a free port.
+ */
+export async function startFakeForgejo(opts: { host?: string } = {}): Promise<FakeForgejo> {
+  const host = opts.host ?? "127.0.0.1";
   const registrationTokens = new Map<string, { revoked: boolean }>();
   const runners = new Map<string, FakeRunnerRecord>();
   const tasks = new Map<bigint, FakeTask>();
@@ -386,9 +391,9 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
     });
     handler(req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
-  url = `http://127.0.0.1:${port}`;
+  url = `http://${host}:${port}`;
   const closeListener = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
@@ -484,7 +489,7 @@ export async function startFakeForgejo(): Promise<FakeForgejo> {
       away = undefined;
       for (const res of held) res.socket?.destroy();
       held.clear();
-      if (was === "refuse") await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+      if (was === "refuse") await new Promise<void>((resolve) => server.listen(port, host, resolve));
     },
     async waitFor(predicate, timeoutMs, what) {
       const deadline = Date.now() + timeoutMs;

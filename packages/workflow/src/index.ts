@@ -1,3 +1,4 @@
+export { type ActionReference, parseActionReference } from "./action-reference.ts";
 export {
   CONTEXT_NAMES,
   type ContextValues,
@@ -54,6 +55,7 @@ export type {
   Env,
   EnvValue,
   PlanContexts,
+  PlannedActionStep,
   PlannedCheckoutStep,
   PlannedJob,
   PlannedRunStep,

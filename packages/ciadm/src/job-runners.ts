@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { type Bus, connectBus } from "@solstice/bus";
-import { JobEventStream, LeaseWatch, type LocalCheckoutSource, runJob } from "@solstice/executor";
+import { hostActionProvider, JobEventStream, LeaseWatch, type LocalCheckoutSource, runJob } from "@solstice/executor";
 import {
   ControlSchema,
   create,
@@ -42,7 +42,10 @@ export async function localJobRunner(opts: {
   localCheckout?: LocalCheckoutSource;
   /** Unseals the jobs' secrets in this process. */
   keyring?: FleetKeyring;
+  /** Where `uses: owner/name@ref` actions are fetched from. */
+  actionsUrl: string;
 }): Promise<JobRunner> {
+  const actions = hostActionProvider({ log: opts.log, defaultUrl: opts.actionsUrl });
   const backend = createQemuBackend({
     log: opts.log,
     accelerator: opts.accelerator,
@@ -66,6 +69,7 @@ export async function localJobRunner(opts: {
         status: (text) => opts.term.status(text),
         ...(opts.localCheckout ? { localCheckout: opts.localCheckout } : {}),
         ...(opts.keyring ? { keyring: opts.keyring } : {}),
+        actions,
       });
       return (
         printed ?? { name: request.jobName, result: result.result, reason: result.reason, steps: [], durationMs: 0 }

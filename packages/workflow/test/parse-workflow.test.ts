@@ -219,7 +219,7 @@ describe("parseWorkflow", () => {
       assert.deepEqual(setup?.kind === "action" && [setup.name, setup.uses, setup.inputs], [
         "Run actions/setup-node@v4",
         "actions/setup-node@v4",
-        { "node-version": "20", token: { fromSecret: "NPM" }, cache: "${{ steps.x.outputs.y }}" },
+        { "node-version": "20", token: { fromSecret: "NPM" }, cache: `\${{ steps.x.outputs.y }}` },
       ]);
       assert.equal(cache?.kind === "action" && cache.uses, "https://code.forgejo.org/actions/cache/restore@v4");
       const problem = only(

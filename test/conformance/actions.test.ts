@@ -154,6 +154,12 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
 `,
     });
     const { text } = run;
+    console.log(
+      text
+        .split("\n")
+        .filter((l) => /carried|VM ready|^Action /.test(l))
+        .join("\n"),
+    );
     assert.equal(run.result.result, 2, text); // FAILURE: the last step exits 3
     assert.deepEqual(
       run.outcomes.map(([index, outcome]) => [index, outcome]),

@@ -167,7 +167,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         : undefined;
     if (guestActions) {
       await runtime.flushSetup(session, signal);
-      failed = !(await runPres(guestActions, job, runtime, session, signal, baseEnv, secrets));
+      failed = !(await runPres(guestActions, job, runtime, session, signal, baseEnv));
     }
 
     // After a person's cancel or the job's timeout, steps whose `if:` asks for it (`always()`,
@@ -495,13 +495,12 @@ async function runPres(
   session: SshSession,
   signal: AbortSignal,
   baseEnv: Record<string, string>,
-  secrets: JobSecrets,
 ): Promise<boolean> {
   const status = { jobFailed: false, cancelled: false };
   for (const step of job.steps) {
     if (step.action.case !== "uses") continue;
     const resolved = await runtime.resolve(step, status, session, signal);
-    const env = { ...baseEnv, ...resolved.env, ...secretEnvironment(step.secretEnv, secrets), ...resolved.runnerEnv };
+    const env = { ...baseEnv, ...resolved.env, ...resolved.runnerEnv };
     if (!(await guestActions.runPre({ step, resolved, env, status, signal, onLine: () => {} }))) return false;
   }
   return true;

@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type ActionProvider, hostActionProvider } from "@solstice/executor";
-import { JobSource } from "@solstice/protocol";
+import { type ActionProvider, GracefulCancel, hostActionProvider } from "@solstice/executor";
+import { JobSource, Outcome } from "@solstice/protocol";
 import { pino } from "pino";
 import { type GitHttpServer, startGitHttpServer } from "../support/git-http-server.ts";
 import { runConformanceWorkflow } from "./workflow-run.ts";
@@ -126,8 +126,15 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
     if (cache) await rm(cache, { recursive: true, force: true });
   });
 
-  test("JavaScript actions (node20, node16 on 20) and a nested composite run with inputs, outputs, state and post after a failure", async () => {
+  test("JavaScript actions (node20, node16 on 20) and a nested composite run with inputs, outputs, state, and post after a failure and a cancel", async () => {
+    const cancel = new AbortController();
     const run = await runConformanceWorkflow({
+      signal: cancel.signal,
+      onEvent: ({ body }) => {
+        if (body.case === "log" && body.value.lines.some((l) => l.text === "waiting for the cancel")) {
+          cancel.abort(new GracefulCancel("cancelled by the test"));
+        }
+      },
       file: "actions.yml",
       source: JobSource.MANUAL,
       github: {},
@@ -151,6 +158,11 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
       - run: echo "composite=\${{ steps.comp.outputs.said }}"
       - uses: solstice-test/old-node@v1
       - run: exit 3
+      - if: always()
+        run: echo "waiting for the cancel"; sleep 120
+    outputs:
+      greeting: \${{ steps.hello.outputs.greeting }}
+      said: \${{ steps.comp.outputs.said }}
 `,
     });
     const { text } = run;
@@ -160,7 +172,7 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
         .filter((l) => /carried|VM ready|^Action /.test(l))
         .join("\n"),
     );
-    assert.equal(run.result.result, 2, text); // FAILURE: the last step exits 3
+    assert.equal(run.result.result, Outcome.CANCELLED, text);
     assert.deepEqual(
       run.outcomes.map(([index, outcome]) => [index, outcome]),
       [
@@ -171,6 +183,7 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
         [4, "SUCCESS"],
         [5, "SUCCESS"],
         [6, "FAILURE"],
+        [7, "CANCELLED"],
       ],
       text,
     );
@@ -178,7 +191,12 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
     assert.ok(text.indexOf("pre ran") < text.indexOf("main sees state from-pre on node v20."), text);
     assert.match(run.stepLog(0).join("\n"), /main sees state from-pre on node v20\./);
     assert.match(text, /Post Run solstice-test\/pre-post@v1\npost sees from-pre and from-main/);
-    assert.ok(text.lastIndexOf("post sees") > text.indexOf("exit code 3"), "post runs after the failing step");
+    assert.ok(
+      text.lastIndexOf("post sees") > text.indexOf("waiting for the cancel"),
+      "post runs at the end, after the failing step and the cancel",
+    );
+    // Action outputs reach the job's outputs, which a downstream job reads as needs.<job>.outputs.
+    assert.deepEqual(run.result.outputs, { greeting: "Hello, Solstice!", said: "Hi, Nested!" });
     // Inputs with defaults, a required input with no value warned about, an unexpected one too.
     const hello = run.stepLog(1).join("\n");
     assert.match(hello, /said: Hello, Solstice!/);
@@ -211,7 +229,7 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
         actions: provider,
         workflow: `jobs:\n  a:\n    runs-on: tiny\n    steps:\n      - uses: ${uses}\n`,
       });
-      assert.equal(run.result.result, 2);
+      assert.equal(run.result.result, Outcome.FAILURE);
       assert.match(run.result.reason, why);
       assert.equal(run.result.bootMs, undefined, "no VM was booted");
     }
@@ -227,8 +245,7 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
     const second = await store.fetch(source, signal);
     await rm(fresh, { recursive: true, force: true });
     assert.equal(git.packFetches("solstice-test/old-node") - before, 1, "one download for three fetches");
-    assert.equal(first.cached, false);
-    assert.equal(concurrent.cached, true);
+    assert.deepEqual([first.cached, concurrent.cached].sort(), [false, true], "one of the two waited for the other");
     assert.equal(second.cached, true);
     assert.equal(second.commit, first.commit);
   });

@@ -53,6 +53,8 @@ export interface ConformanceOptions {
   readonly actions?: ActionProvider;
   /** Cancels the job (e.g. partway, to see what runs after a cancel). */
   readonly signal?: AbortSignal;
+  /** Sees each event as the job publishes it. */
+  readonly onEvent?: (event: JobEvent) => void;
 }
 
 /** A backend whose guests get `command` run over SSH once they boot. */
@@ -110,6 +112,7 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
     const events: JobEvent[] = [];
     const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
       events.push(event);
+      options.onEvent?.(event);
     });
     request.runsOn = request.runsOn === "tiny" ? TEST_LABEL : request.runsOn;
     const log = pino({ level: "silent" });

@@ -249,4 +249,27 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
     assert.equal(second.cached, true);
     assert.equal(second.commit, first.commit);
   });
+
+  test("a private action is fetched with the forge's token on the host, and refused without it, the token in no message", async () => {
+    const privateGit = await startGitHttpServer({ token: "forge-token-value" });
+    const fresh = await mkdtemp(path.join(tmpdir(), "solstice-actions-cache-"));
+    try {
+      await privateGit.publish("team/private", OLD_NODE, ["v1"]);
+      const store = hostActionProvider({ log: pino({ level: "silent" }), cacheDir: fresh }).store;
+      const source = { baseUrl: privateGit.url, owner: "team", name: "private", ref: "v1" };
+      const signal = new AbortController().signal;
+      await assert.rejects(store.fetch(source, signal), (error: Error) => {
+        assert.equal(error.name, "ActionFetchError");
+        assert.match(error.message, /team\/private/);
+        assert.doesNotMatch(error.message, /forge-token-value/);
+        return true;
+      });
+      const fetched = await store.fetch({ ...source, token: "forge-token-value" }, signal);
+      assert.equal(fetched.cached, false);
+      assert.equal(privateGit.packFetches("team/private"), 1);
+    } finally {
+      await privateGit.close();
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
 });

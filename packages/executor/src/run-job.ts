@@ -475,7 +475,7 @@ async function fetchJobActions(options: RunJobOptions, signal: AbortSignal): Pro
   if (!job.steps.some((step) => step.action.case === "uses")) return new Map();
   if (!options.actions) throw new Error("this host runs no actions: it was started without an action provider");
   const started = Date.now();
-  const actions = await resolveJobActions(job, options.actions, signal);
+  const actions = await resolveJobActions(job, options.actions, signal, unsealCheckoutToken(job, options.keyring));
   for (const action of actions.values()) {
     const { fetched } = action;
     events.line(

@@ -11,8 +11,6 @@ export interface ActionProvider {
   readonly node: NodeRuntimeStore;
   /** For `uses: owner/name@ref` when the job names no actions URL (e.g. https://github.com). */
   readonly defaultUrl: string;
-  /** Authenticates fetches from the job's actions URL (a private action); it never reaches the guest. */
-  readonly token?: string;
 }
 
 /** One action of the job, fetched and read on the host. */
@@ -23,6 +21,14 @@ export interface ResolvedAction {
   /** The action's folder inside its repository, "" for the root. */
   readonly path: string;
   readonly manifest: ActionManifest;
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return undefined;
+  }
 }
 
 /** As GitHub: a composite action may use composite actions up to 10 levels deep. */
@@ -42,7 +48,10 @@ export async function resolveJobActions(
   job: JobRequest,
   provider: ActionProvider,
   signal: AbortSignal,
+  /** The job's own forge token: it authenticates fetches from the job's own forge (private actions there). */
+  forgeToken?: string,
 ): Promise<Map<string, ResolvedAction>> {
+  const forge = originOf(job.repository?.url ?? "");
   const resolved = new Map<string, ResolvedAction>();
   const visit = async (uses: string, depth: number, where: string): Promise<void> => {
     if (depth > MAX_COMPOSITE_DEPTH) {
@@ -59,8 +68,9 @@ export async function resolveJobActions(
       );
     }
     const baseUrl = reference.baseUrl ?? (job.actionsUrl || provider.defaultUrl);
-    // The token belongs to the job's actions URL; a full URL to another server is fetched without it.
-    const token = reference.baseUrl === undefined ? provider.token : undefined;
+    // The forge's token goes only to the forge that issued it, as the Forgejo runner does; it
+    // authenticates git on the host and never reaches the guest.
+    const token = forgeToken && forge !== undefined && originOf(baseUrl) === forge ? forgeToken : undefined;
     const fetched = await provider.store.fetch(
       { baseUrl, owner: reference.owner, name: reference.name, ref: reference.ref, ...(token ? { token } : {}) },
       signal,

@@ -48,8 +48,8 @@ const orchestratorFields = z.object({
   actionsUrl: z.string().url().default("https://github.com"),
   /** Where fetched actions and Node runtimes are cached (default ~/.cache/solstice). */
   actionsCache: z.string().optional(),
-  /** Bound on the cached actions, in MiB (least recently used go first). */
-  actionsCacheMiB: z.coerce.number().int().positive().default(1024),
+  /** Bound on the cached actions, in MiB (least recently used go first): SOLSTICE_ACTIONS_CACHE_MB. */
+  actionsCacheMb: z.coerce.number().int().positive().default(1024),
   /** qemu (Linux hosts, the default) or bhyve (illumos; its settings: SOLSTICE_BHYVE_*, docs/illumos.md). */
   backend: z.enum(["qemu", "bhyve"]).default("qemu"),
   /**

@@ -166,6 +166,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets)
         : undefined;
     if (guestActions) {
+      guestActions.prefetch(signal);
       await runtime.flushSetup(session, signal);
       failed = !(await runPres(guestActions, job, runtime, session, signal, baseEnv));
     }

@@ -74,7 +74,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   const actions = hostActionProvider({
     log,
     defaultUrl: config.actionsUrl,
-    maxBytes: config.actionsCacheMiB * 1024 * 1024,
+    maxBytes: config.actionsCacheMb * 1024 * 1024,
     ...(config.actionsCache ? { cacheDir: config.actionsCache } : {}),
   });
   const labels = Object.keys(config.capacity);

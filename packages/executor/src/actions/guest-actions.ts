@@ -65,6 +65,20 @@ export class GuestActions {
     private readonly secrets: JobSecrets,
   ) {}
 
+  /**
+   * Starts carrying what the job's JavaScript actions need (the Node runtimes, the action trees)
+   * into the guest now, alongside the steps before them: under TCG a Node runtime takes tens of
+   * seconds to arrive. A failure here is not the job's: the step that needs the piece tries again
+   * and reports it.
+   */
+  prefetch(signal: AbortSignal): void {
+    for (const action of this.actions.values()) {
+      const using = action.manifest.runs.using;
+      if (using !== "composite" && using !== "docker") this.node(using, signal, false).catch(() => {});
+      this.place(action, signal).catch(() => {});
+    }
+  }
+
   private actionOf(uses: string): ResolvedAction {
     const action = this.actions.get(uses);
     if (!action) throw new Error(`action \`${uses}\` was not fetched before the job started`);
@@ -124,9 +138,9 @@ export class GuestActions {
   }
 
   /** The guest's `node` for `using`, carried there and checked the first time a step needs it. */
-  private node(using: string, signal: AbortSignal): Promise<string> {
+  private node(using: string, signal: AbortSignal, warn = true): Promise<string> {
     const { major, warning } = nodeForUsing(using);
-    if (warning) this.events.line(`Warning: ${warning}`, "system");
+    if (warning && warn) this.events.line(`Warning: ${warning}`, "system");
     let carrying = this.nodes.get(major);
     if (!carrying) {
       carrying = this.carryNode(major, signal);

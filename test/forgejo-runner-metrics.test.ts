@@ -24,7 +24,7 @@ jobs:
     name: build
     runs-on: solstice-tiny
     steps:
-      - uses: actions/setup-node@v4
+      - uses: docker://alpine:3.20
       - run: echo never
 `;
 
@@ -128,7 +128,7 @@ describe("the forgejo-runner daemon's health and metrics endpoint", { timeout: 1
     const refused = forge.queueJob({ workflow: REFUSED });
     await forge.waitFor(() => forge.taskOfJob(refused)?.result === Result.FAILURE, 20_000, "the refused task's end");
     // No orchestrator serves "tiny" here: the broker returns the job at once.
-    const unroutable = forge.queueJob({ workflow: REFUSED.replace("      - uses: actions/setup-node@v4\n", "") });
+    const unroutable = forge.queueJob({ workflow: REFUSED.replace("      - uses: docker://alpine:3.20\n", "") });
     await forge.waitFor(
       () => forge.taskOfJob(unroutable)?.result === Result.FAILURE,
       20_000,

@@ -27,7 +27,7 @@ jobs:
       db:
         image: postgres
     steps:
-      - uses: actions/setup-node@v4
+      - uses: docker://alpine:3.20
       - run: echo \${{ githb.ref }}
       - run: echo hi
         timeout: 5
@@ -77,8 +77,8 @@ describe("ciadm workflow", { timeout: 120_000 }, () => {
       [/^broken\.yml:5:5: jobs\.build\.runs_on: unknown key `runs_on`/, /suggestion: did you mean `runs-on`\?/],
       [/^broken\.yml:6:5: jobs\.build\.services: service containers/, /suggestion: install and start the service/],
       [
-        /^broken\.yml:10:15: jobs\.build\.steps\[0\]\.uses: action `actions\/setup-node@v4` is not supported: Solstice runs `run:` steps and the built-in actions\/checkout/,
-        /suggestion: install Node in the image of the runs-on label, or with a run: step/,
+        /^broken\.yml:10:15: jobs\.build\.steps\[0\]\.uses: action `docker:\/\/alpine:3.20` is not supported: Solstice runs `run:` steps, the built-in actions\/checkout, and JavaScript and composite actions/,
+        /suggestion: Docker actions are not run/,
       ],
       [
         /^broken\.yml:11:19: jobs\.build\.steps\[1\]\.run: .*unknown context: 'githb'/,
@@ -112,7 +112,7 @@ describe("ciadm workflow", { timeout: 120_000 }, () => {
     assert.deepEqual(node && [node.line, node.column, node.suggestion], [
       10,
       15,
-      "install Node in the image of the runs-on label, or with a run: step",
+      "Docker actions are not run (no container runtime in the job's VM is assumed): run the container's command from a run: step, in an image that has docker or podman",
     ]);
     const typo = rows.find((r) => r.key === "jobs.build.runs_on");
     assert.equal(typo?.suggestion, "did you mean `runs-on`?");

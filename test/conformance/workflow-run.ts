@@ -1,7 +1,14 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { attachWarmVm, JobEventStream, type JobResult, runJob, type WarmVm } from "@solstice/executor";
+import {
+  type ActionProvider,
+  attachWarmVm,
+  JobEventStream,
+  type JobResult,
+  runJob,
+  type WarmVm,
+} from "@solstice/executor";
 import {
   checkoutTokenContext,
   type FleetKeyring,
@@ -42,6 +49,12 @@ export interface ConformanceOptions {
   readonly checkoutToken?: string;
   /** Changes the guest after it boots and before the job sees it (e.g. removes a program). */
   readonly afterBoot?: string;
+  /** Where the job's `uses:` actions come from. */
+  readonly actions?: ActionProvider;
+  /** Cancels the job (e.g. partway, to see what runs after a cancel). */
+  readonly signal?: AbortSignal;
+  /** Sees each event as the job publishes it. */
+  readonly onEvent?: (event: JobEvent) => void;
 }
 
 /** A backend whose guests get `command` run over SSH once they boot. */
@@ -99,6 +112,7 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
     const events: JobEvent[] = [];
     const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
       events.push(event);
+      options.onEvent?.(event);
     });
     request.runsOn = request.runsOn === "tiny" ? TEST_LABEL : request.runsOn;
     const log = pino({ level: "silent" });
@@ -109,10 +123,11 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
       job: request,
       backend,
       events: stream,
-      signal: new AbortController().signal,
+      signal: options.signal ?? new AbortController().signal,
       log,
       ...(options.secrets ? { keyring: options.secrets.keyring } : {}),
       ...(warm ? { warm } : {}),
+      ...(options.actions ? { actions: options.actions } : {}),
     });
     const lines = events.flatMap(({ body }) =>
       body.case === "log"
@@ -123,7 +138,8 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
           }))
         : [],
     );
-    assertStartedInMode(lines.map((l) => l.text));
+    // A job refused before its VM boots (e.g. a Docker action) has no start mode to show.
+    if (result.bootMs !== undefined) assertStartedInMode(lines.map((l) => l.text));
     return {
       request,
       result,

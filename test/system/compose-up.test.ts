@@ -200,9 +200,7 @@ describe("compose up on this host runs jobs end to end (podman)", { timeout: 40 
         "        run: echo two; uname -s",
       ]),
     });
-    const task = await timed("first job (queued at the forge to its result)", () =>
-      finishedTask(forge, jobId),
-    );
+    const task = await timed("first job (queued at the forge to its result)", () => finishedTask(forge, jobId));
     const lines = task.log.map((l) => l.content);
     assert.equal(task.result, Result.SUCCESS, lines.join("\n"));
     const range = (i: number) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { type Bus, connectBus } from "@solstice/bus";
-import { JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
+import { hostActionProvider, JobEventStream, type LocalCheckoutSource, runJob } from "@solstice/executor";
 import { followOwnerEvents, type OwnerEvents, runFleetJob } from "@solstice/forge-relay";
 import type { FleetKeyring, JobEvent, JobRequest } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
@@ -43,7 +43,10 @@ export async function localJobRunner(opts: {
   localCheckout?: LocalCheckoutSource;
   /** Unseals the jobs' secrets in this process. */
   keyring?: FleetKeyring;
+  /** Where `uses: owner/name@ref` actions are fetched from. */
+  actionsUrl: string;
 }): Promise<JobRunner> {
+  const actions = hostActionProvider({ log: opts.log, defaultUrl: opts.actionsUrl });
   const backend = createQemuBackend({
     log: opts.log,
     accelerator: opts.accelerator,
@@ -67,6 +70,7 @@ export async function localJobRunner(opts: {
         status: (text) => opts.term.status(text),
         ...(opts.localCheckout ? { localCheckout: opts.localCheckout } : {}),
         ...(opts.keyring ? { keyring: opts.keyring } : {}),
+        actions,
       });
       return (
         printed ?? { name: request.jobName, result: result.result, reason: result.reason, steps: [], durationMs: 0 }

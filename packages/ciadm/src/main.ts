@@ -52,6 +52,11 @@ program
   )
   .option("--run-dir <dir>", "where VM run directories live", process.env.SOLSTICE_RUN_DIR)
   .option(
+    "--actions-url <url>",
+    "where `uses: owner/name@ref` actions are fetched from",
+    process.env.SOLSTICE_ACTIONS_URL ?? "https://github.com",
+  )
+  .option(
     "--amqp <url>",
     "run through the fleet on this broker instead of in this process",
     process.env.SOLSTICE_AMQP_URL,

@@ -44,6 +44,12 @@ const orchestratorFields = z.object({
   runDir: z.string().optional(),
   /** Where guest images are cached. */
   imageCache: z.string().optional(),
+  /** Where `uses: owner/name@ref` comes from when a job names no actions URL (a manual job). */
+  actionsUrl: z.string().url().default("https://github.com"),
+  /** Where fetched actions and Node runtimes are cached (default ~/.cache/solstice). */
+  actionsCache: z.string().optional(),
+  /** Bound on the cached actions, in MiB (least recently used go first): SOLSTICE_ACTIONS_CACHE_MB. */
+  actionsCacheMb: z.coerce.number().int().positive().default(1024),
   /** qemu (Linux hosts, the default) or bhyve (illumos; its settings: SOLSTICE_BHYVE_*, docs/illumos.md). */
   backend: z.enum(["qemu", "bhyve"]).default("qemu"),
   /**

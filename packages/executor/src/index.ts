@@ -1,3 +1,7 @@
+export { ActionFetchError, ActionStore, type ActionStoreOptions, type FetchedAction } from "./actions/action-store.ts";
+export { type HostActionProviderOptions, hostActionProvider } from "./actions/host-provider.ts";
+export { type ActionProvider, MAX_COMPOSITE_DEPTH } from "./actions/job-actions.ts";
+export { NodeRuntimeError, NodeRuntimeStore, type NodeRuntimeStoreOptions } from "./actions/node-runtime.ts";
 export type { LocalCheckoutSource } from "./checkout-step.ts";
 export { type GuestBasics, learnGuestBasics, rememberedBasics } from "./guest-facts.ts";
 export { JobEventStream, type PublishEvent } from "./job-events.ts";

@@ -3,6 +3,8 @@ import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@
 import type { SshSession } from "@solstice/ssh";
 import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import { GuestActions } from "./actions/guest-actions.ts";
+import { type ActionProvider, type ResolvedAction, resolveJobActions } from "./actions/job-actions.ts";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
 import { clockCheckScript } from "./guest-clock.ts";
 import {
@@ -20,7 +22,7 @@ import { startJobVm, type WarmVm } from "./job-vm.ts";
 import { networkGate } from "./network-gate.ts";
 import { plannedGithubContext } from "./step-environment.ts";
 import { preflightError, preflightScript } from "./step-preflight.ts";
-import { resolveDirectory, StepRuntime } from "./step-runtime.ts";
+import { type ResolvedStep, resolveDirectory, StepRuntime } from "./step-runtime.ts";
 import type { Annotation } from "./workflow-commands.ts";
 
 export interface RunJobOptions {
@@ -53,6 +55,8 @@ export interface RunJobOptions {
   readonly keepFailedVm?: (failed: FailedVm) => Promise<boolean>;
   /** The label's network policy (default outbound); see `networkGate`. */
   readonly networkPolicy?: NetworkPolicy;
+  /** Fetches the actions `uses:` steps name and the Node runtime for them; a job with such steps fails without it. */
+  readonly actions?: ActionProvider;
 }
 
 export interface StepResult {
@@ -121,6 +125,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
+    const actions = await fetchJobActions(options, signal);
     const status = options.status;
     const started = await startJobVm({
       job,
@@ -156,6 +161,15 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     runtime = new StepRuntime(job, guest, { addMask: (value) => events.masker.add(value) }, setup, secrets);
     await runtime.start(session, signal);
     const network = networkGate(options.networkPolicy, job, events);
+    const guestActions =
+      actions.size > 0 && options.actions
+        ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets)
+        : undefined;
+    if (guestActions) {
+      guestActions.prefetch(signal);
+      await runtime.flushSetup(session, signal);
+      failed = !(await runPres(guestActions, job, runtime, session, signal, baseEnv));
+    }
 
     // After a person's cancel or the job's timeout, steps whose `if:` asks for it (`always()`,
     // `cancelled()`) still run, as on GitHub, within a cleanup budget of their own.
@@ -205,9 +219,16 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         options,
         runtime,
         failed,
+        guestActions,
       });
       steps.push(stepResult);
       if (stepResult.conclusion === Outcome.FAILURE) failed = true;
+    }
+    if (guestActions) {
+      // Post steps run after a failure or a cancel too, within the cleanup budget after a cancel.
+      const cancelled = signal.aborted;
+      const postSignal = cancelled ? cleanupSignal() : signal;
+      if (!(await guestActions.runPosts({ jobFailed: failed, cancelled }, postSignal))) failed = true;
     }
     if (timeout.aborted) {
       result = Outcome.FAILURE;
@@ -291,10 +312,12 @@ interface StepContext {
   readonly failed: boolean;
   /** The job was cancelled before this step: it runs as cleanup (`always()`, `cancelled()`). */
   readonly cancelled: boolean;
+  /** Runs `uses:` steps; absent when the job has none. */
+  readonly guestActions: GuestActions | undefined;
 }
 
 async function runStep(ctx: StepContext): Promise<StepResult> {
-  const { step, session, events, workspace } = ctx;
+  const { step, session, events } = ctx;
   const started = Date.now();
   const stepTimeoutMs = step.timeoutSeconds > 0 ? step.timeoutSeconds * 1000 : undefined;
   const stepTimeout = stepTimeoutMs ? AbortSignal.timeout(stepTimeoutMs) : undefined;
@@ -318,29 +341,17 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   let outcome: Outcome;
   let exitCode = -1;
   let reason = "";
+  let actionOutputs: Record<string, string> | undefined;
   try {
     if (resolved === undefined) throw unresolved;
     const env = { ...ctx.baseEnv, ...resolved.env, ...resolved.runnerEnv };
     commands = ctx.runtime.commandReader(step, env);
-    const { script, shell, files } = await stepCommand(ctx, resolved);
-    const setup = ctx.runtime.takeSetup();
-    const run = await session
-      .runScript({
-        script,
-        shell,
-        env,
-        workingDirectory: resolveDirectory(workspace, resolved.workingDirectory),
-        signal,
-        onLine,
-        prelude: [...(setup ? [setup.prelude] : []), preflightScript(resolved.preflight)].join("\n"),
-        files: [...(setup?.files ?? []), ...files],
-      })
-      .catch((error: unknown) => {
-        if (setup) ctx.runtime.returnSetup(setup);
-        throw error;
-      });
-    if (setup && (run.aborted || run.refused?.includes("setup"))) ctx.runtime.returnSetup(setup);
+    const run =
+      step.action.case === "uses"
+        ? await runAction(ctx, resolved, env, signal, onLine)
+        : await runCommand(ctx, resolved, env, signal, onLine);
     if (run.refused) throw preflightError(run.refused, resolved.preflight);
+    actionOutputs = run.outputs;
     if (stepTimeout?.aborted && !ctx.signal.aborted) {
       outcome = Outcome.FAILURE;
       reason = `timed out after ${formatDuration(stepTimeoutMs ?? 0)} (timeout-minutes)`;
@@ -361,7 +372,13 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
   if (resolved !== undefined && !ctx.signal.aborted) {
     try {
       const concluded = outcome === Outcome.FAILURE && step.continueOnError ? Outcome.SUCCESS : outcome;
-      const files = await ctx.runtime.finish(step, resolved, { outcome, conclusion: concluded }, session, ctx.signal);
+      const files = await ctx.runtime.finish(
+        step,
+        resolved,
+        { outcome, conclusion: concluded, ...(actionOutputs ? { outputs: actionOutputs } : {}) },
+        session,
+        ctx.signal,
+      );
       outputs = files.outputs;
       if (files.summary.trim() !== "") {
         events.line("Step summary:", "system");
@@ -390,6 +407,104 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     annotations: commands?.annotations ?? [],
     durationMs: Date.now() - started,
   };
+}
+
+type OnLine = (stream: "stdout" | "stderr", text: string, continued: boolean) => void;
+
+interface CommandRun {
+  readonly exitCode: number | null;
+  readonly aborted: boolean;
+  readonly refused?: string[];
+  readonly outputs?: Record<string, string>;
+}
+
+/** A `run:` or checkout step: one script, which carries the job's setup if nothing has yet. */
+async function runCommand(
+  ctx: StepContext,
+  resolved: ResolvedStep,
+  env: Record<string, string>,
+  signal: AbortSignal,
+  onLine: OnLine,
+): Promise<CommandRun> {
+  const { script, shell, files } = await stepCommand(ctx, resolved);
+  const setup = ctx.runtime.takeSetup();
+  const run = await ctx.session
+    .runScript({
+      script,
+      shell,
+      env,
+      workingDirectory: resolveDirectory(ctx.workspace, resolved.workingDirectory),
+      signal,
+      onLine,
+      prelude: [...(setup ? [setup.prelude] : []), preflightScript(resolved.preflight)].join("\n"),
+      files: [...(setup?.files ?? []), ...files],
+    })
+    .catch((error: unknown) => {
+      if (setup) ctx.runtime.returnSetup(setup);
+      throw error;
+    });
+  if (setup && (run.aborted || run.refused?.includes("setup"))) ctx.runtime.returnSetup(setup);
+  return run;
+}
+
+/** A `uses:` step: the action's code (or a composite action's steps) in the guest. */
+async function runAction(
+  ctx: StepContext,
+  resolved: ResolvedStep,
+  env: Record<string, string>,
+  signal: AbortSignal,
+  onLine: OnLine,
+): Promise<CommandRun> {
+  if (!ctx.guestActions) throw new Error("this host runs no actions (no action provider was configured)");
+  await ctx.runtime.flushSetup(ctx.session, signal);
+  return ctx.guestActions.runMain({
+    step: ctx.step,
+    resolved,
+    env,
+    status: { jobFailed: ctx.failed, cancelled: ctx.cancelled },
+    signal,
+    onLine,
+  });
+}
+
+/**
+ * Fetches the job's actions on the host before its VM boots (so a Docker action or an unknown ref
+ * fails the job with no VM), saying for each whether it came from the cache.
+ */
+async function fetchJobActions(options: RunJobOptions, signal: AbortSignal): Promise<Map<string, ResolvedAction>> {
+  const { job, events } = options;
+  if (!job.steps.some((step) => step.action.case === "uses")) return new Map();
+  if (!options.actions) throw new Error("this host runs no actions: it was started without an action provider");
+  const started = Date.now();
+  const actions = await resolveJobActions(job, options.actions, signal, unsealCheckoutToken(job, options.keyring));
+  for (const action of actions.values()) {
+    const { fetched } = action;
+    events.line(
+      `Action ${action.uses}: ${fetched.repository}@${fetched.commit.slice(0, 12)} (${action.manifest.runs.using}), ${fetched.cached ? "from the host's cache" : "downloaded"}`,
+      "system",
+    );
+  }
+  options.log.info({ actions: actions.size, ms: Date.now() - started }, "actions ready");
+  return actions;
+}
+
+/** The `pre` of every action step, before the first step, in order; false if one failed. */
+async function runPres(
+  guestActions: GuestActions,
+  job: JobRequest,
+  runtime: StepRuntime,
+  session: SshSession,
+  signal: AbortSignal,
+  baseEnv: Record<string, string>,
+): Promise<boolean> {
+  const status = { jobFailed: false, cancelled: false };
+  for (const step of job.steps) {
+    if (step.action.case !== "uses") continue;
+    const resolved = await runtime.resolve(step, status, session, signal);
+    const env = { ...baseEnv, ...resolved.env, ...resolved.runnerEnv };
+    if (!(await guestActions.runPre({ step, resolved, env, status, signal, onLine: () => {} }))) return false;
+  }
+  return true;
 }
 
 /** What a step runs: its script and shell, and files written just before it (a checkout's token). */

@@ -31,12 +31,12 @@ export function runnerFilePaths(dir: string, stepIndex: number): Record<RunnerFi
  * Reads the step's files back. Each is sent base64-encoded, so line splitting on the way cannot
  * change its bytes; a file over MAX_RUNNER_FILE_BYTES is an error naming it.
  */
-export async function readRunnerFiles(
+export async function readRunnerFiles<K extends string = RunnerFileVariable>(
   session: SshSession,
-  paths: Record<RunnerFileVariable, string>,
+  paths: Record<K, string>,
   signal: AbortSignal,
-): Promise<Record<RunnerFileVariable, string>> {
-  const script = Object.entries(paths)
+): Promise<Record<K, string>> {
+  const script = (Object.entries(paths) as [string, string][])
     .map(
       ([variable, path]) =>
         `echo '#${variable}'; if [ -f ${shellQuote(path)} ]; then wc -c < ${shellQuote(path)}; ` +
@@ -45,8 +45,8 @@ export async function readRunnerFiles(
     .join("\n");
   const lines: string[] = [];
   await session.exec(script, { signal, onStdout: (line) => lines.push(line) });
-  const out = {} as Record<RunnerFileVariable, string>;
-  let current: RunnerFileVariable | undefined;
+  const out = {} as Record<K, string>;
+  let current: K | undefined;
   let size = -1;
   let chunks: string[] = [];
   const finish = () => {
@@ -61,14 +61,14 @@ export async function readRunnerFiles(
   for (const line of lines) {
     if (line.startsWith("#")) {
       finish();
-      current = line.slice(1) as RunnerFileVariable;
+      current = line.slice(1) as K;
       size = -1;
       chunks = [];
     } else if (size < 0) size = Number(line.trim());
     else chunks.push(line.trim());
   }
   finish();
-  for (const variable of Object.keys(RUNNER_FILES) as RunnerFileVariable[]) out[variable] ??= "";
+  for (const variable of Object.keys(paths) as K[]) out[variable] ??= "";
   return out;
 }
 

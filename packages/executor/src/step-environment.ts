@@ -229,10 +229,21 @@ export function runnerContext(guest: GuestFacts, debug: boolean): Record<string,
 export function stepActionName(job: JobRequest, step: PlannedStep): string {
   if (step.id !== "") return step.id;
   if (forgeFlavor(job) === "forgejo") return String(step.index);
-  const kind = step.action.case;
-  const base = kind === "checkout" ? "__actions_checkout" : "__run";
-  const earlier = job.steps.filter((s) => s.index < step.index && s.id === "" && s.action.case === kind).length;
+  const base = actionNameBase(step);
+  const earlier = job.steps.filter((s) => s.index < step.index && s.id === "" && actionNameBase(s) === base).length;
   return earlier === 0 ? base : `${base}_${earlier + 1}`;
+}
+
+/** GitHub names a step without id after what it runs: `__run`, `__actions_checkout`, `__owner_name`. */
+function actionNameBase(step: PlannedStep): string {
+  if (step.action.case === "checkout") return "__actions_checkout";
+  if (step.action.case !== "uses") return "__run";
+  const [owner = "", name = ""] =
+    step.action.value.uses
+      .replace(/^https?:\/\/[^/]+\//i, "")
+      .split("@")[0]
+      ?.split("/") ?? [];
+  return `__${owner}_${name}`.replace(/[^A-Za-z0-9_-]/g, "_");
 }
 
 /** The variables that change from step to step: the step's name and its runner files. */

@@ -68,6 +68,8 @@ export interface ResolvedStep {
   files: Record<RunnerFileVariable, string>;
   /** What the step's run must check and create before it starts (`preflightScript`). */
   preflight: StepPreflight;
+  /** An action step's `with:`, evaluated (secret inputs are added by the caller, which holds them). */
+  inputs?: Record<string, string>;
 }
 
 function parseContext(json: string, name: string): unknown {
@@ -144,6 +146,14 @@ export class StepRuntime {
         Object.entries(this.job.env).map(([name, value]) => [name, this.expand(value, contexts, options)]),
       ),
     );
+  }
+
+  /**
+   * The contexts an action's own expressions read (its input defaults, `pre-if`/`post-if`, a
+   * composite action's steps): those of `step`, with `env` as the env context.
+   */
+  actionContexts(step: PlannedStep, status: JobStatus, env: Record<string, string>): ContextValues {
+    return this.contexts(env, status, step);
   }
 
   private contexts(env: Record<string, string>, status: JobStatus, step?: PlannedStep): ContextValues {
@@ -262,7 +272,7 @@ export class StepRuntime {
   }
 
   /** Runs the pending setup on its own, before a command that needs it and is not a step. */
-  private async flushSetup(session: SshSession, signal: AbortSignal): Promise<void> {
+  async flushSetup(session: SshSession, signal: AbortSignal): Promise<void> {
     const setup = this.takeSetup();
     if (!setup) return;
     let done = false;
@@ -319,6 +329,11 @@ export class StepRuntime {
         files,
         preflight: { files, runsOn: this.job.runsOn },
       };
+      if (step.action.case === "uses") {
+        out.inputs = Object.fromEntries(
+          Object.entries(step.action.value.inputs).map(([name, value]) => [name, this.expand(value, scoped, options)]),
+        );
+      }
       if (step.action.case === "run") {
         const shell = step.action.value.shell;
         out.script = this.expand(step.action.value.script, scoped, options);
@@ -363,11 +378,12 @@ export class StepRuntime {
   async finish(
     step: PlannedStep,
     resolved: ResolvedStep,
-    result: { outcome: Outcome; conclusion: Outcome },
+    result: { outcome: Outcome; conclusion: Outcome; outputs?: Record<string, string> },
     session: SshSession,
     signal: AbortSignal,
   ): Promise<{ outputs: Record<string, string>; summary: string }> {
-    const outputs = { ...this.pendingOutputs.get(step.index) };
+    // A composite action's outputs come from its `outputs:`, evaluated after its steps.
+    const outputs = { ...this.pendingOutputs.get(step.index), ...result.outputs };
     this.pendingOutputs.delete(step.index);
     let summary = "";
     try {

@@ -106,7 +106,8 @@ if [ -n "$FAILED" ]; then
   exit 0
 fi
 # dropbear forks into the background once it has started; its first process's status comes back.
-fresh-start "$SEED" "$CLOCK" dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22
+# -W: a 2 MB receive window, as in tiny-init.sh (uploads into the guest are round-trip bound without).
+fresh-start "$SEED" "$CLOCK" dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22 -W 2097152
 case $? in
   0) ;;
   2) echo "FAILED bad-time-or-seed" >&3; exit 0 ;;

@@ -64,10 +64,12 @@ fi
 umask 022
 
 # -s: no password logins. Only the seed's pinned host key when there is one; otherwise
-# -R makes a random one so the guest stays reachable for debugging.
+# -R makes a random one so the guest stays reachable for debugging. -W: dropbear's default 24 KB
+# receive window makes every 24 KB sent into the guest wait for a round trip, which under TCG
+# holds uploads (an action's tree, the Node runtime) to ~0.5 MB/s.
 if [ -s /etc/dropbear/dropbear_ed25519_host_key ]; then
-  dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22 || say "dropbear failed"
+  dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22 -W 2097152 || say "dropbear failed"
 else
-  dropbear -R -s -p 22 || say "dropbear failed"
+  dropbear -R -s -p 22 -W 2097152 || say "dropbear failed"
 fi
 say "ssh ready"

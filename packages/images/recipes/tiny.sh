@@ -20,7 +20,7 @@ phase downloading-packages "resolving the cloud kernel"
 # The meta-package moves with security updates; name the concrete kernel it points at.
 KPKG=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
 [ -n "$KPKG" ] || { echo "linux-image-cloud-amd64 has no concrete kernel (run apt-get update?)" >&2; exit 1; }
-USERLAND=(busybox-static dropbear-bin bash openssh-sftp-server git ca-certificates)
+USERLAND=(busybox-static dropbear-bin bash openssh-sftp-server git ca-certificates libstdc++6)
 # Everything these depend on, so the shared libraries below can be resolved from the
 # .debs themselves. Virtual packages (<name>) cannot be downloaded and are skipped.
 mapfile -t PKGS < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
@@ -78,6 +78,13 @@ done | sort -u | while read -r lib; do
   cp -L "$lib" "$R/$rel"
 done
 mkdir -p "$R/lib64" && cp -L "$LD" "$R/lib64/"
+# The C++ runtime and the libraries Node's official Linux build links (JavaScript actions carry
+# that build into the guest); no ELF of the guest's own needs them, so they are named here.
+for lib in usr/lib/x86_64-linux-gnu/libstdc++.so.6 lib/x86_64-linux-gnu/libgcc_s.so.1 \
+  lib/x86_64-linux-gnu/libm.so.6 lib/x86_64-linux-gnu/libdl.so.2 lib/x86_64-linux-gnu/libpthread.so.0; do
+  mkdir -p "$R/$(dirname "$lib")"
+  cp -L "$S/$lib" "$R/$lib"
+done
 
 # Kernel modules: the modules.dep closure of what the guest loads in tiny-init.sh.
 "$BB" depmod -b "$S" "$KVER"

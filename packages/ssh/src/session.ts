@@ -15,7 +15,7 @@ export interface ExecOptions {
   /** Exported by the remote shell before the command; no SSH env requests are used. */
   env?: Record<string, string>;
   /** The command's standard input, followed by end-of-file (default: end-of-file at once). */
-  stdin?: string;
+  stdin?: string | Buffer;
 }
 
 export interface ExecResult {
@@ -236,6 +236,29 @@ export class SshSession {
       return { exitCode: result.exitCode, aborted: false, ...(refused ? { refused } : {}) };
     } finally {
       opts.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Unpacks a gzip-compressed tar archive into `directory` in the guest (made if missing), the
+   * archive streamed on the command's standard input: no copy of it is kept in the guest, and it
+   * needs only `tar` with `-z`, which busybox has too.
+   */
+  async unpackArchive(directory: string, archive: Buffer, signal?: AbortSignal): Promise<void> {
+    const dir = shellQuote(directory);
+    const errors: string[] = [];
+    const result = await this.exec(`mkdir -p -- ${dir} && tar -xzf - -C ${dir}`, {
+      stdin: archive,
+      ...(signal ? { signal } : {}),
+      onStderr: (line) => {
+        if (errors.length < 5) errors.push(line);
+      },
+    });
+    if (result.exitCode !== 0) {
+      throw new SshError(
+        "upload_failed",
+        `could not unpack an archive into ${directory} (exit ${result.exitCode}): ${errors.join("; ")}`,
+      );
     }
   }
 

@@ -1,23 +1,10 @@
 import { nearestName } from "./nearest-name.ts";
 
-// What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case; the
-// advice for the actions most workflows use, and a general one for the rest.
+// What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case: the
+// actions that need a service of the forge's runner that Solstice does not provide (a cache or
+// artifact store), which would only fail in the guest.
 
-const TOOL_SETUP: Readonly<Record<string, string>> = {
-  "actions/setup-node": "Node",
-  "actions/setup-python": "Python",
-  "actions/setup-go": "Go",
-  "actions/setup-java": "a JDK",
-  "actions/setup-dotnet": "the .NET SDK",
-  "ruby/setup-ruby": "Ruby",
-  "dtolnay/rust-toolchain": "Rust (rustup)",
-  "actions-rs/toolchain": "Rust (rustup)",
-  "denoland/setup-deno": "Deno",
-  "oven-sh/setup-bun": "Bun",
-  "pnpm/action-setup": "pnpm (`corepack enable`)",
-};
-
-const OTHER: Readonly<Record<string, string>> = {
+const NEEDS_SERVICE: Readonly<Record<string, string>> = {
   "actions/cache":
     "remove the step: every job starts in a fresh VM and Solstice keeps no cache between runs, so the job works without it, only slower",
   "actions/upload-artifact":
@@ -27,19 +14,22 @@ const OTHER: Readonly<Record<string, string>> = {
   "actions/github-script": "call the forge's API with curl from a run: step",
 };
 
-/** What to do instead of `uses: <action>`, for an action other than actions/checkout. */
+/** Why an action Solstice could fetch is refused anyway, and what to do instead; undefined when it runs. */
+export function unsupportedActionAdvice(action: string): string | undefined {
+  const name = action.trim().split("@")[0]?.split("/").slice(0, 2).join("/").toLowerCase() ?? "";
+  return NEEDS_SERVICE[name];
+}
+
+/** What to do instead of `uses: <action>`, for an action Solstice does not run. */
 export function actionSuggestion(action: string): string {
   const uses = action.trim();
   if (uses.startsWith("./") || uses.startsWith("../")) {
-    return "local actions are not run: put the commands of its action.yml (runs.steps of a composite action) in run: steps";
+    return "local actions are not run yet: publish the action in a repository and use owner/name@ref, or put the commands of its action.yml (runs.steps of a composite action) in run: steps";
   }
   if (uses.startsWith("docker://")) {
-    return "Docker actions are not run: run the container's command from a run: step, in an image that has docker or podman";
+    return "Docker actions are not run (no container runtime in the job's VM is assumed): run the container's command from a run: step, in an image that has docker or podman";
   }
-  const name = uses.split("@")[0]?.split("/").slice(0, 2).join("/").toLowerCase() ?? "";
-  const tool = TOOL_SETUP[name];
-  if (tool !== undefined) return `install ${tool} in the image of the runs-on label, or with a run: step`;
-  return OTHER[name] ?? "do what the action does in a run: step instead";
+  return unsupportedActionAdvice(uses) ?? "do what the action does in a run: step instead";
 }
 
 const OVER_HTTPS = `check out over HTTPS with token: \${{ secrets.NAME }}`;

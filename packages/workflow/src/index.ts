@@ -1,3 +1,5 @@
+export { type ActionReference, parseActionReference } from "./action-reference.ts";
+export { unsupportedActionAdvice } from "./action-suggestions.ts";
 export {
   CONTEXT_NAMES,
   type ContextValues,
@@ -54,6 +56,7 @@ export type {
   Env,
   EnvValue,
   PlanContexts,
+  PlannedActionStep,
   PlannedCheckoutStep,
   PlannedJob,
   PlannedRunStep,

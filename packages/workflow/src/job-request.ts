@@ -21,6 +21,8 @@ export interface JobRequestOrigin {
   /** The runner instance (or ciadm process) that follows the job's events. */
   readonly owner: string;
   readonly repository: { url: string; fullName: string; commitSha: string; ref: string };
+  /** Where `uses: owner/name@ref` is fetched from (the forge's default actions URL); absent: the host's default. */
+  readonly actionsUrl?: string;
   readonly jobId?: string;
   readonly attempt?: number;
   /** The `needs` context, when the jobs this one needs finished after the workflow was planned. */
@@ -48,7 +50,7 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
   const referenced = new Set<string>();
   const split = (env: Env, where: string) => splitEnv(job, env, where, referenced, origin.secrets !== undefined);
   const jobEnv = split(job.env, "the job");
-  const steps = job.steps.map((step) => toPlannedStep(step, split(step.env, `step "${step.name}"`)));
+  const steps = job.steps.map((step) => toPlannedStep(step, split(step.env, `step "${step.name}"`), split));
   for (const step of job.steps) {
     if (step.kind !== "checkout" || step.tokenSecret === undefined) continue;
     // The token travels sealed like any secret the job reads.
@@ -91,6 +93,7 @@ export function toJobRequest(workflow: Workflow, job: PlannedJob, origin: JobReq
       ...(origin.needs ? { needs: origin.needs } : {}),
     }),
     outputs: job.outputs,
+    actionsUrl: origin.actionsUrl ?? "",
     submittedAt: timestampFromDate(new Date()),
   });
 }
@@ -107,6 +110,7 @@ function secretsInText(job: PlannedJob, given: Readonly<Record<string, string>> 
       step.workingDirectory,
       ...Object.values(step.env),
       step.kind === "run" ? step.script : undefined,
+      ...(step.kind === "action" ? Object.values(step.inputs) : []),
     ]),
   ].filter((text): text is string => typeof text === "string");
   const givenNames = Object.keys(given);
@@ -121,7 +125,11 @@ function secretsInText(job: PlannedJob, given: Readonly<Record<string, string>> 
   return names;
 }
 
-function toPlannedStep(step: PlannedStepDef, env: SplitEnv): MessageInitShape<typeof PlannedStepSchema> {
+function toPlannedStep(
+  step: PlannedStepDef,
+  env: SplitEnv,
+  split: (env: Env, where: string) => SplitEnv,
+): MessageInitShape<typeof PlannedStepSchema> {
   const common = {
     index: step.index,
     name: step.name,
@@ -135,6 +143,14 @@ function toPlannedStep(step: PlannedStepDef, env: SplitEnv): MessageInitShape<ty
   };
   if (step.kind === "run")
     return { ...common, action: { case: "run", value: { script: step.script, shell: step.shell } } };
+  if (step.kind === "action") {
+    // Secret inputs travel sealed like secret env values.
+    const inputs = split(step.inputs, `step "${step.name}" (with:)`);
+    return {
+      ...common,
+      action: { case: "uses", value: { uses: step.uses, inputs: inputs.env, secretInputs: inputs.secretEnv } },
+    };
+  }
   const checkout = {
     repository: step.repository ?? "",
     ref: step.ref ?? "",

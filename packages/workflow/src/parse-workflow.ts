@@ -1,6 +1,7 @@
 import { posix } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import { actionSuggestion, checkoutInputSuggestion } from "./action-suggestions.ts";
+import { parseActionReference } from "./action-reference.ts";
+import { actionSuggestion, checkoutInputSuggestion, unsupportedActionAdvice } from "./action-suggestions.ts";
 import {
   ExpressionError,
   evaluateExpression,
@@ -22,7 +23,9 @@ import { DEFAULT_SHELL, resolveShell } from "./shells.ts";
 import { type WorkflowProblem, WorkflowValidationError } from "./workflow-errors.ts";
 import type {
   Env,
+  EnvValue,
   PlanContexts,
+  PlannedActionStep,
   PlannedCheckoutStep,
   PlannedJob,
   PlannedRunStep,
@@ -74,9 +77,10 @@ type CheckoutInputs = Partial<
   Pick<PlannedCheckoutStep, "repository" | "ref" | "path" | "fetchDepth" | "submodules" | "clean" | "tokenSecret">
 >;
 
-const SUPPORTED_STEPS = "Solstice runs `run:` steps and the built-in actions/checkout";
+const SUPPORTED_STEPS =
+  "Solstice runs `run:` steps, the built-in actions/checkout, and JavaScript and composite actions from a repository (owner/name@ref)";
 
-const SECRET_ELSEWHERE = `secrets can be read in env values and a step's run, name and working-directory, e.g. TOKEN: \${{ secrets.TOKEN }}`;
+const SECRET_ELSEWHERE = `secrets can be read in env values, an action's with: and a step's run, name and working-directory, e.g. TOKEN: \${{ secrets.TOKEN }}`;
 const STEP_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const CHECKOUT_USES = /^actions\/checkout@(.+)$/i;
 
@@ -575,19 +579,11 @@ class Planner {
 
     const action = uses === undefined ? undefined : this.reader.text(uses.value, uses.key);
     if (uses === undefined || action === undefined) return undefined;
-    if (!CHECKOUT_USES.test(action.trim())) {
-      this.problems.atNode(
-        uses.value,
-        uses.key,
-        `action \`${action}\` is not supported: ${SUPPORTED_STEPS} (actions/checkout@<ref>)`,
-        { suggestion: actionSuggestion(action) },
-      );
-      return undefined;
-    }
     for (const runOnly of ["shell", "working-directory"]) {
       const entry = keys.get(runOnly);
       if (entry !== undefined) this.problems.atNode(entry.keyNode, entry.key, `${runOnly}: only applies to run: steps`);
     }
+    if (!CHECKOUT_USES.test(action.trim())) return this.actionStep(uses, action, keys.get("with"), env, common, name);
     const step: PlannedCheckoutStep = {
       ...common,
       name: name ?? `Run ${action.trim()}`,
@@ -596,6 +592,70 @@ class Planner {
       ...this.checkoutInputs(keys.get("with"), env),
     };
     return step;
+  }
+
+  /**
+   * `uses:` an action from a repository. What kind of action it is (JavaScript, composite or Docker)
+   * is in its action.yml, which the executor reads when it fetches it, before the VM boots; only a
+   * `docker://` image and a local `./` action can be refused here.
+   */
+  private actionStep(
+    uses: Entry,
+    action: string,
+    withEntry: Entry | undefined,
+    env: Env,
+    common: Omit<PlannedActionStep, "kind" | "uses" | "inputs" | "name">,
+    name: string | undefined,
+  ): PlannedActionStep | undefined {
+    const reference = parseActionReference(action);
+    if ("error" in reference) {
+      this.problems.atNode(uses.value, uses.key, reference.error);
+      return undefined;
+    }
+    if (reference.kind !== "repository" || unsupportedActionAdvice(action) !== undefined) {
+      this.problems.atNode(uses.value, uses.key, `action \`${action}\` is not supported: ${SUPPORTED_STEPS}`, {
+        suggestion: actionSuggestion(action),
+      });
+      return undefined;
+    }
+    return {
+      ...common,
+      name: name ?? `Run ${action.trim()}`,
+      kind: "action",
+      uses: action.trim(),
+      inputs: this.actionInputs(withEntry, env),
+    };
+  }
+
+  /** `with:` of an action step: text kept for run time; a whole `${{ secrets.X }}` travels sealed. */
+  private actionInputs(entry: Entry | undefined, env: Env): Record<string, EnvValue> {
+    const inputs: Record<string, EnvValue> = {};
+    if (entry === undefined) return inputs;
+    const map = this.reader.mapping(entry.value, entry.key);
+    if (map === undefined) return inputs;
+    for (const input of this.reader.entries(map, entry.key)) {
+      if (!isScalar(input.value)) {
+        this.problems.atNode(
+          input.value ?? input.keyNode,
+          input.key,
+          "inputs are strings, numbers or booleans, not a mapping or list",
+        );
+        continue;
+      }
+      const raw = this.reader.text(input.value, input.key, "");
+      if (raw === undefined) continue;
+      const secret = wholeSecretReference(raw);
+      if (secret !== undefined) {
+        inputs[input.name] = { fromSecret: secret };
+        continue;
+      }
+      // Values that need run-time contexts (secrets in text among them) are kept as written and
+      // evaluated by the executor just before the step.
+      const { text, issues } = interpolate(raw, this.scope(env, "step"), SECRET_ELSEWHERE);
+      this.problems.expressionIssues(input.value, input.key, raw, issues);
+      inputs[input.name] = text;
+    }
+    return inputs;
   }
 
   private checkoutInputs(entry: Entry | undefined, env: Env): CheckoutInputs {

@@ -54,7 +54,16 @@ export interface PlannedCheckoutStep extends PlannedStepCommon {
   tokenSecret?: string;
 }
 
-export type PlannedStepDef = PlannedRunStep | PlannedCheckoutStep;
+/** `uses:` a JavaScript or composite action, fetched on the host and run in the guest. */
+export interface PlannedActionStep extends PlannedStepCommon {
+  kind: "action";
+  /** As written, e.g. `actions/setup-node@v4` or `https://code.forgejo.org/actions/cache@v4`. */
+  uses: string;
+  /** `with:`, as written (expressions are evaluated by the executor just before the step). */
+  inputs: Record<string, EnvValue>;
+}
+
+export type PlannedStepDef = PlannedRunStep | PlannedCheckoutStep | PlannedActionStep;
 
 export interface PlannedJob {
   /** The job's key under `jobs:`. */

@@ -197,26 +197,52 @@ describe("parseWorkflow", () => {
     assert.match(submodules.message, /must be true, false, recursive/);
   });
 
-  it("rejects uses: of another action at its file, line and key, saying what Solstice runs instead", T, () => {
-    const problem = only(
-      problemsOf(`jobs:
+  it(
+    "plans uses: of a repository action with its inputs, a secret input sealed, and refuses docker:// at its line",
+    T,
+    () => {
+      const workflow = parseWorkflow(
+        `jobs:
   build:
     runs-on: x
     steps:
-      - uses: actions/checkout@v4
-      - run: echo hi
       - uses: actions/setup-node@v4
         with:
           node-version: 20
+          token: \${{ secrets.NPM }}
+          cache: \${{ steps.x.outputs.y }}
+      - uses: https://code.forgejo.org/actions/cache/restore@v4
+`,
+        { file: "ci.yml" },
+      );
+      const [setup, cache] = workflow.jobs[0]?.steps ?? [];
+      assert.deepEqual(setup?.kind === "action" && [setup.name, setup.uses, setup.inputs], [
+        "Run actions/setup-node@v4",
+        "actions/setup-node@v4",
+        { "node-version": "20", token: { fromSecret: "NPM" }, cache: `\${{ steps.x.outputs.y }}` },
+      ]);
+      assert.equal(cache?.kind === "action" && cache.uses, "https://code.forgejo.org/actions/cache/restore@v4");
+      const problem = only(
+        problemsOf(`jobs:
+  build:
+    runs-on: x
+    steps:
+      - run: echo hi
+      - uses: docker://alpine:3.20
 `),
-    );
-    assert.deepEqual(
-      [problem.file, problem.line, problem.column, problem.key],
-      ["ci.yml", 7, 15, "jobs.build.steps[2].uses"],
-    );
-    assert.match(problem.message, /actions\/setup-node@v4/);
-    assert.match(problem.message, /Solstice runs `run:` steps and the built-in actions\/checkout/);
-  });
+      );
+      assert.deepEqual(
+        [problem.file, problem.line, problem.column, problem.key],
+        ["ci.yml", 6, 15, "jobs.build.steps[1].uses"],
+      );
+      assert.match(problem.message, /docker:\/\/alpine:3\.20/);
+      assert.match(problem.suggestion ?? "", /Docker actions are not run/);
+      assert.match(
+        only(problemsOf("jobs:\n  a:\n    runs-on: x\n    steps:\n      - uses: actions/setup-node\n")).message,
+        /names no version/,
+      );
+    },
+  );
 
   it("rejects services: and container: with their line and the alternative", T, () => {
     const problems = problemsOf(`jobs:

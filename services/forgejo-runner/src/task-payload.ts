@@ -28,6 +28,11 @@ export interface DecodedTask {
   repository: string;
   /** The forge's URL, from the context's server_url (trailing slash removed). */
   serverUrl: string;
+  /**
+   * Where `uses: owner/name@ref` comes from: the instance's default actions URL (Forgejo's
+   * `forgejo_default_actions_url`, Gitea's `gitea_default_actions_url`), else the forge itself.
+   */
+  actionsUrl: string;
   sha: string;
   ref: string;
 }
@@ -178,6 +183,11 @@ export function decodeTask(task: Task, labels: readonly RunnerLabel[]): DecodedT
       contextText(context, "token"),
     repository: contextText(context, "repository"),
     serverUrl: contextText(context, "server_url").replace(/\/+$/, ""),
+    actionsUrl: (
+      contextText(context, "forgejo_default_actions_url") ||
+      contextText(context, "gitea_default_actions_url") ||
+      contextText(context, "server_url")
+    ).replace(/\/+$/, ""),
     sha: contextText(context, "sha"),
     ref: contextText(context, "ref"),
   };

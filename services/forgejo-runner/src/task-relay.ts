@@ -151,6 +151,7 @@ function jobRequestOf(opts: TaskRelayOptions): JobRequest {
         commitSha: decoded.sha,
         ref: decoded.ref,
       },
+      ...(decoded.actionsUrl ? { actionsUrl: decoded.actionsUrl } : {}),
       secrets: { values: { ...opts.task.secrets }, keyring: opts.keyring },
     });
   } catch (error) {

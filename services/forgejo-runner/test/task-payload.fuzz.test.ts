@@ -189,4 +189,17 @@ describe("decoding forge tasks", () => {
     assert.equal(decoded.job.key, "job2");
     assert.equal(decoded.label.fleetLabel, "tiny");
   });
+
+  it("takes where actions come from from the task: Forgejo's default actions URL, Gitea's, else the forge", () => {
+    const actionsUrl = (context: JsonObject) =>
+      decodeTask(create(TaskSchema, { id: 8n, workflowPayload: new TextEncoder().encode(VALID), context }), LABELS)
+        .actionsUrl;
+    const server = { server_url: "https://forge.example/" };
+    assert.equal(
+      actionsUrl({ ...server, forgejo_default_actions_url: "https://data.forgejo.org/" }),
+      "https://data.forgejo.org",
+    );
+    assert.equal(actionsUrl({ ...server, gitea_default_actions_url: "https://github.com" }), "https://github.com");
+    assert.equal(actionsUrl(server), "https://forge.example");
+  });
 });

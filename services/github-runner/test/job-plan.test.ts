@@ -74,7 +74,7 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
       type: "action",
       id: "x1",
       displayName: "Setup",
-      reference: { type: "repository", name: "actions/setup-node", ref: "v4", repositoryType: "GitHub" },
+      reference: { type: "repository", name: "actions/cache", ref: "v4", repositoryType: "GitHub" },
     },
     { type: "action", id: "x2", reference: { type: "containerRegistry", image: "alpine:3" } },
     {
@@ -89,7 +89,7 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
   assert.equal(plan.ok, false);
   const text = plan.ok ? "" : plan.problems.join("\n");
   assert.match(text, /^container: job containers are not supported/m);
-  assert.match(text, /steps\[3\] \(Setup\)\.uses: action actions\/setup-node@v4 is not supported/);
+  assert.match(text, /steps\[3\] \(Setup\)\.uses: action actions\/cache@v4 is not supported/);
   assert.match(text, /steps\[4\] \(Run docker:\/\/alpine:3\)\.uses: action docker:\/\/alpine:3 is not supported/);
   assert.match(text, /steps\[5\].*\.with\.ref: secrets cannot be read here/);
   assert.equal(plan.steps.length, 6, "every step still gets its timeline record");
@@ -113,6 +113,37 @@ test("a secret read in a script travels sealed, for the executor to substitute a
   assert.deepEqual(
     plan.request.secrets.map((s) => s.name),
     ["DEPLOY_KEY"],
+  );
+});
+
+test("a repository action is planned with its inputs, a secret input sealed, fetched from the forge's URL", async () => {
+  const json = await fixture();
+  (json.steps as Record<string, unknown>[]).push({
+    type: "action",
+    id: "x1",
+    displayName: "Setup",
+    reference: { type: "repository", name: "actions/setup-node", ref: "v4", repositoryType: "GitHub" },
+    inputs: {
+      type: 2,
+      map: [
+        { key: "node-version", value: "20" },
+        { key: "token", value: { type: 3, expr: "secrets.NPM_TOKEN" } },
+      ],
+    },
+  });
+  const plan = planJob(parseJobMessage(json), { owner: "o", fleetLabel: "tiny", keyring });
+  assert.equal(plan.ok, true, plan.ok ? "" : plan.problems.join("\n"));
+  if (!plan.ok) return;
+  const step = plan.request.steps.at(-1);
+  assert.equal(step?.action.case, "uses");
+  if (step?.action.case !== "uses") return;
+  assert.equal(step.action.value.uses, "actions/setup-node@v4");
+  assert.deepEqual(step.action.value.inputs, { "node-version": "20" });
+  assert.deepEqual(step.action.value.secretInputs, { token: "NPM_TOKEN" });
+  assert.equal(plan.request.actionsUrl, "https://github.com");
+  assert.ok(
+    plan.request.secrets.some((s) => s.name === "NPM_TOKEN"),
+    "the secret travels sealed",
   );
 });
 

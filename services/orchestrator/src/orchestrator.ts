@@ -8,7 +8,7 @@ import {
 } from "@solstice/bus";
 import { effectiveLeaseMs, effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
-import { GracefulCancel, JobEventStream, runJob } from "@solstice/executor";
+import { GracefulCancel, hostActionProvider, JobEventStream, runJob } from "@solstice/executor";
 import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
@@ -74,6 +74,13 @@ interface RunningJob {
  */
 export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchestrator> {
   const { config, bus, store, backend, log } = deps;
+  // One cache of actions and Node runtimes for all the jobs of this host.
+  const actions = hostActionProvider({
+    log,
+    defaultUrl: config.actionsUrl,
+    maxBytes: config.actionsCacheMb * 1024 * 1024,
+    ...(config.actionsCache ? { cacheDir: config.actionsCache } : {}),
+  });
   const labels = Object.keys(config.capacity);
   const slots = createSlotGate({ total: effectiveMaxVms(config), perLabel: config.capacity });
   const running = new Map<string, RunningJob>();
@@ -296,6 +303,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
         keepFailedVm: debug.keep,
         ...(warm ? { warm } : {}),
         networkPolicy: config.networkPolicy[delivery.label] ?? "outbound",
+        actions,
       });
     })()
       .then((result) => jobLog.info({ result: result.result, reason: result.reason }, "job finished"))

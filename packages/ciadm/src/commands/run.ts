@@ -22,12 +22,17 @@ import { type LocalRepository, readLocalRepository, repositoryRoot } from "../lo
 import { readSecrets } from "../secret-input.ts";
 import type { Terminal } from "../terminal.ts";
 
+/** Where `uses: owner/name@ref` comes from when neither the option nor the environment says. */
+const DEFAULT_ACTIONS_URL = "https://github.com";
+
 export interface RunOptions {
   readonly job?: string;
   readonly includeUncommitted: boolean;
   readonly accelerator: "auto" | "kvm" | "tcg";
   readonly imageCache?: string;
   readonly runDir?: string;
+  /** Where `uses: owner/name@ref` actions are fetched from (default https://github.com). */
+  readonly actionsUrl?: string;
   /** Run through the fleet on this broker instead of in this process. */
   readonly amqp?: string;
   readonly namespace: string;
@@ -103,6 +108,7 @@ export async function runWorkflow(
         accelerator: options.accelerator,
         ...(options.imageCache ? { imageCache: options.imageCache } : {}),
         ...(options.runDir ? { runDir: options.runDir } : {}),
+        actionsUrl: options.actionsUrl ?? DEFAULT_ACTIONS_URL,
         ...(repo instanceof Error ? {} : { localCheckout: repo.checkout }),
         ...(keyring ? { keyring } : {}),
       });
@@ -139,6 +145,7 @@ export async function runWorkflow(
           source: JobSource.MANUAL,
           owner: runner.owner,
           repository: repositoryOf(repo),
+          actionsUrl: options.actionsUrl ?? DEFAULT_ACTIONS_URL,
           needs,
           ...(keyring ? { secrets: { values: secretValues, keyring } } : {}),
         });

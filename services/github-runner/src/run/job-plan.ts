@@ -9,6 +9,7 @@ import {
   parseCondition,
   resolveShell,
   toJobRequest,
+  unsupportedActionAdvice,
   type Workflow,
   WorkflowError,
 } from "@solstice/workflow";
@@ -28,7 +29,8 @@ export type JobPlan =
   | { ok: true; request: JobRequest; steps: StepInfo[] }
   | { ok: false; problems: string[]; steps: StepInfo[] };
 
-const SUPPORTED = "Solstice runs `run:` steps and the built-in actions/checkout";
+const SUPPORTED =
+  "Solstice runs `run:` steps, the built-in actions/checkout, and JavaScript and composite actions from a repository";
 const CHECKOUT_INPUTS = new Set(["repository", "ref", "path", "fetch-depth"]);
 
 export interface PlanOptions {
@@ -218,10 +220,26 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
       (str(prop(reference, "name")) ?? "").toLowerCase() === "actions/checkout" &&
       !str(prop(reference, "path"));
     if (!isCheckout) {
-      problems.add(
-        `${where}.uses`,
-        `action ${uses} is not supported: ${SUPPORTED}; replace it with run: steps that do the same`,
-      );
+      const repositoryAction = kind === "repository" && !uses.startsWith("./");
+      if (!repositoryAction || unsupportedActionAdvice(uses) !== undefined) {
+        problems.add(
+          `${where}.uses`,
+          `action ${uses} is not supported: ${SUPPORTED}; replace it with run: steps that do the same`,
+        );
+        return;
+      }
+      // Fetched by the VM host from the forge's own URL (JobRequest.actions_url), like Forgejo's.
+      const with_: Env = {};
+      for (const [name, token] of inputs) {
+        const value = readToken(token);
+        const secret = value.kind === "expression" ? wholeSecret(value.expression) : undefined;
+        if (secret !== undefined) with_[name] = { fromSecret: secret };
+        else {
+          const text = tokenText(token, `${where}.with.${name}`, problems);
+          if (text !== undefined) with_[name] = text;
+        }
+      }
+      planned.push({ ...common, kind: "action", uses, inputs: with_ });
       return;
     }
     const text = (name: string) =>
@@ -304,6 +322,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
         commitSha: str(github.sha) ?? "",
         ref: str(github.ref) ?? "",
       },
+      actionsUrl: serverUrl,
       ...(opts.keyring ? { secrets: { values: secrets, keyring: opts.keyring } } : {}),
     });
   } catch (error) {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file solstice/v1/job_request.proto.
  */
 export const file_solstice_v1_job_request: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEi0gYKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIr8DCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABIuCgNlbnYYBiADKAsyIS5zb2xzdGljZS52MS5QbGFubmVkU3RlcC5FbnZFbnRyeRIZChF3b3JraW5nX2RpcmVjdG9yeRgHIAEoCRIRCgljb25kaXRpb24YCCABKAkSGQoRY29udGludWVfb25fZXJyb3IYCSABKAgSFwoPdGltZW91dF9zZWNvbmRzGAogASgNEjsKCnNlY3JldF9lbnYYCyADKAsyJy5zb2xzdGljZS52MS5QbGFubmVkU3RlcC5TZWNyZXRFbnZFbnRyeRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjAKDlNlY3JldEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGYWN0aW9uIioKCVJ1blNjcmlwdBIOCgZzY3JpcHQYASABKAkSDQoFc2hlbGwYAiABKAkilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
+  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEi5wYKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MSEwoLYWN0aW9uc191cmwYFSABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIucDCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABImCgR1c2VzGAwgASgLMhYuc29sc3RpY2UudjEuVXNlQWN0aW9uSAASLgoDZW52GAYgAygLMiEuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuRW52RW50cnkSGQoRd29ya2luZ19kaXJlY3RvcnkYByABKAkSEQoJY29uZGl0aW9uGAggASgJEhkKEWNvbnRpbnVlX29uX2Vycm9yGAkgASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoDRI7CgpzZWNyZXRfZW52GAsgAygLMicuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuU2VjcmV0RW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmFjdGlvbiIqCglSdW5TY3JpcHQSDgoGc2NyaXB0GAEgASgJEg0KBXNoZWxsGAIgASgJIvIBCglVc2VBY3Rpb24SDAoEdXNlcxgBIAEoCRIyCgZpbnB1dHMYAiADKAsyIi5zb2xzdGljZS52MS5Vc2VBY3Rpb24uSW5wdXRzRW50cnkSPwoNc2VjcmV0X2lucHV0cxgDIAMoCzIoLnNvbHN0aWNlLnYxLlVzZUFjdGlvbi5TZWNyZXRJbnB1dHNFbnRyeRotCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjMKEVNlY3JldElucHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
 
 /**
  * One job to run in one fresh VM. Published on `solstice.jobs` with the `runs_on` label as
@@ -145,6 +145,15 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
    * @generated from field: solstice.v1.DebugAccess debug_access = 20;
    */
   debugAccess?: DebugAccess | undefined;
+
+  /**
+   * Where `uses: owner/name@ref` is fetched from: the forge's default actions URL (Forgejo and Gitea
+   * send it with each task; GitHub jobs use the forge itself), e.g. "https://code.forgejo.org". Empty
+   * means the host's own default. The host fetches and caches actions; the guest never does.
+   *
+   * @generated from field: string actions_url = 21;
+   */
+  actionsUrl: string;
 };
 
 /**
@@ -322,6 +331,12 @@ export type PlannedStep = Message<"solstice.v1.PlannedStep"> & {
      */
     value: Checkout;
     case: "checkout";
+  } | {
+    /**
+     * @generated from field: solstice.v1.UseAction uses = 12;
+     */
+    value: UseAction;
+    case: "uses";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -393,6 +408,42 @@ export const RunScriptSchema: GenMessage<RunScript> = /*@__PURE__*/
   messageDesc(file_solstice_v1_job_request, 6);
 
 /**
+ * `uses:` a JavaScript or composite action, fetched and cached on the host by resolved commit,
+ * carried into the guest and run there with Node (carried too when the guest has none).
+ *
+ * @generated from message solstice.v1.UseAction
+ */
+export type UseAction = Message<"solstice.v1.UseAction"> & {
+  /**
+   * As written: "owner/name[/path]@ref" or "https://host/owner/name[/path]@ref".
+   *
+   * @generated from field: string uses = 1;
+   */
+  uses: string;
+
+  /**
+   * The step's `with:`, as written: expressions are evaluated just before the step.
+   *
+   * @generated from field: map<string, string> inputs = 2;
+   */
+  inputs: { [key: string]: string };
+
+  /**
+   * Inputs whose whole value is a secret: input name -> name in JobRequest.secrets.
+   *
+   * @generated from field: map<string, string> secret_inputs = 3;
+   */
+  secretInputs: { [key: string]: string };
+};
+
+/**
+ * Describes the message solstice.v1.UseAction.
+ * Use `create(UseActionSchema)` to create a new message.
+ */
+export const UseActionSchema: GenMessage<UseAction> = /*@__PURE__*/
+  messageDesc(file_solstice_v1_job_request, 7);
+
+/**
  * The built-in `actions/checkout`: clones the job's repository into the workspace in the guest.
  *
  * @generated from message solstice.v1.Checkout
@@ -453,7 +504,7 @@ export type Checkout = Message<"solstice.v1.Checkout"> & {
  * Use `create(CheckoutSchema)` to create a new message.
  */
 export const CheckoutSchema: GenMessage<Checkout> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 7);
+  messageDesc(file_solstice_v1_job_request, 8);
 
 /**
  * Where a job came from; decides who supervises it and where results go.

@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
+import { type GuestArch, hostArch, type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
 import {
   connectSsh,
   freeLocalPort,
@@ -19,6 +19,7 @@ import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./ac
 import type { Vm, VmBackend, VmSpec } from "./backend.ts";
 import { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
+import { qemuSystemBinary } from "./guest-machine.ts";
 import { hostTscKhz } from "./host-tsc.ts";
 import { deliverKeys } from "./key-agent.ts";
 import { cutNamespaceNetwork } from "./netns-cut.ts";
@@ -43,7 +44,8 @@ export interface QemuBackendOptions {
    * boots them cold, to compare the two.
    */
   snapshots?: boolean;
-  qemuBinary?: string;
+  /** The system emulator per guest architecture (default `qemu-system-<arch>` from PATH). */
+  qemuBinaries?: Partial<Record<GuestArch, string>>;
   log: Logger;
 }
 
@@ -77,10 +79,10 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const runRoot = resolve(opts.runRoot ?? process.env.SOLSTICE_RUN_DIR ?? "/var/tmp/solstice/vms");
   // The accelerator verdict is cached beside the images, not among them.
   const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
-  const qemuBinary = opts.qemuBinary ?? "qemu-system-x86_64";
+  const qemuBinaryFor = (arch: GuestArch): string => opts.qemuBinaries?.[arch] ?? qemuSystemBinary(arch);
   const probes = new Map<string, Promise<AcceleratorChoice>>();
   const tscKhz = hostTscKhz();
-  let qemuVersion: Promise<string> | undefined;
+  const qemuVersions = new Map<string, Promise<string>>();
   const templates = new Map<string, Promise<string>>();
 
   /**
@@ -89,7 +91,13 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
    * by other processes on the host.
    */
   const templateFor = async (spec: VmSpec, accelerator: Accelerator): Promise<string> => {
-    qemuVersion ??= runCommand(qemuBinary, ["--version"], { timeoutMs: 10_000 }).then((r) => r.stdout.trim());
+    const qemuBinary = qemuBinaryFor(spec.image.arch);
+    let qemuVersion = qemuVersions.get(qemuBinary);
+    if (!qemuVersion) {
+      qemuVersion = runCommand(qemuBinary, ["--version"], { timeoutMs: 10_000 }).then((r) => r.stdout.trim());
+      qemuVersions.set(qemuBinary, qemuVersion);
+      qemuVersion.catch(() => qemuVersions.delete(qemuBinary));
+    }
     const cpus = spec.cpus ?? spec.image.defaultCpus;
     const memoryMiB = spec.memoryMiB ?? spec.image.defaultMemoryMiB;
     const key = templateKey({
@@ -149,16 +157,19 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   };
 
   const chooseAccelerator = (image: LocalImage, signal?: AbortSignal): Promise<AcceleratorChoice> => {
-    if (opts.accelerator === "kvm" || opts.accelerator === "tcg") {
+    // A forced kvm holds for the host's own architecture; other guests can only be emulated,
+    // which the probe says without booting anything.
+    if (opts.accelerator === "tcg" || (opts.accelerator === "kvm" && image.arch === hostArch())) {
       return Promise.resolve({ accelerator: opts.accelerator, reason: "set in the configuration" });
     }
-    const key = image.kernel?.path ?? "";
+    const key = `${image.arch} ${image.kernel?.path ?? ""}`;
     let probe = probes.get(key);
     if (!probe) {
       probe = probeAccelerator({
         cacheDir,
         log: opts.log,
-        qemuBinary,
+        arch: image.arch,
+        qemuBinary: qemuBinaryFor(image.arch),
         ...(image.kernel ? { kernel: image.kernel.path } : {}),
         ...(signal ? { signal } : {}),
       });
@@ -186,7 +197,14 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
         try {
-          return await bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz, restoreFrom });
+          return await bootVm({
+            spec,
+            runRoot,
+            qemuBinary: qemuBinaryFor(spec.image.arch),
+            accelerator,
+            tscKhz,
+            restoreFrom,
+          });
         } catch (error) {
           if (spec.signal?.aborted) throw error;
           // A state QEMU cannot load is made again by the next boot; this one boots cold.
@@ -194,7 +212,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
           await rm(restoreFrom, { force: true });
         }
       }
-      return bootVm({ spec, runRoot, qemuBinary, accelerator, tscKhz });
+      return bootVm({ spec, runRoot, qemuBinary: qemuBinaryFor(spec.image.arch), accelerator, tscKhz });
     },
   };
 }

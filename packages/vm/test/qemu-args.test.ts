@@ -10,6 +10,7 @@ const tiny: LocalImage = {
   disk: "/img/tiny/disk.qcow2",
   diskFormat: "qcow2",
   kernel: { path: "/img/tiny/vmlinuz", initrd: "/img/tiny/initramfs.cpio", append: "console=ttyS0 quiet" },
+  arch: "x86_64",
   machine: "q35",
   seedMedium: "virtio",
   readiness: "ssh",

@@ -19,7 +19,7 @@ import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./ac
 import type { Vm, VmBackend, VmSpec } from "./backend.ts";
 import { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
-import { qemuSystemBinary } from "./guest-machine.ts";
+import { qemuSystemBinary, qemuSystemPackage } from "./guest-machine.ts";
 import { hostTscKhz } from "./host-tsc.ts";
 import { deliverKeys } from "./key-agent.ts";
 import { cutNamespaceNetwork } from "./netns-cut.ts";
@@ -156,12 +156,16 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     return making;
   };
 
+  // A forced kvm holds for the host's own architecture; other guests can only be emulated, which
+  // the probe says without booting anything.
+  const configured = (arch: GuestArch): AcceleratorChoice | undefined =>
+    opts.accelerator === "tcg" || (opts.accelerator === "kvm" && arch === hostArch())
+      ? { accelerator: opts.accelerator, reason: "set in the configuration" }
+      : undefined;
+
   const chooseAccelerator = (image: LocalImage, signal?: AbortSignal): Promise<AcceleratorChoice> => {
-    // A forced kvm holds for the host's own architecture; other guests can only be emulated,
-    // which the probe says without booting anything.
-    if (opts.accelerator === "tcg" || (opts.accelerator === "kvm" && image.arch === hostArch())) {
-      return Promise.resolve({ accelerator: opts.accelerator, reason: "set in the configuration" });
-    }
+    const forced = configured(image.arch);
+    if (forced) return Promise.resolve(forced);
     const key = `${image.arch} ${image.kernel?.path ?? ""}`;
     let probe = probes.get(key);
     if (!probe) {
@@ -192,6 +196,21 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       });
     },
     reapOrphans: () => reapRunDirs(runRoot, opts.log),
+    async runsArch(arch, signal) {
+      const binary = qemuBinaryFor(arch);
+      await runCommand(binary, ["--version"], { timeoutMs: 10_000, ...(signal ? { signal } : {}) }).catch(
+        (error: unknown) => {
+          throw new VmError("unsupported", `this host cannot run ${arch} guests: ${binary} does not start`, {
+            cause: error,
+            hint: `apt-get install ${qemuSystemPackage(arch)}`,
+          });
+        },
+      );
+      return (
+        configured(arch) ??
+        probeAccelerator({ cacheDir, log: opts.log, arch, qemuBinary: binary, ...(signal ? { signal } : {}) })
+      );
+    },
     async boot(spec: VmSpec): Promise<QemuVm> {
       const { accelerator } = await chooseAccelerator(spec.image, spec.signal);
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {

@@ -12,7 +12,9 @@
  *   first line, and (for comparison: no longer on the step path) SFTP uploads.
  * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
- * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--modes cold,warm,restore]
+ * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64), which a host
+ * of another architecture emulates (TCG).
+ * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--modes cold,warm,restore]
  *        [--accelerator auto|kvm|tcg]
  */
 import { randomUUID } from "node:crypto";
@@ -88,13 +90,19 @@ const { values } = parseArgs({
     runs: { type: "string", default: "10" },
     debian: { type: "boolean", default: false },
     fast: { type: "boolean", default: false },
+    arches: { type: "boolean", default: false },
     modes: { type: "string", default: startModes.map((m) => m.name).join(",") },
     accelerator: { type: "string", default: "auto" },
   },
 });
 const runs = Number(values.runs);
 const accelerator = values.accelerator as "auto" | "kvm" | "tcg";
-const images = ["tiny", ...(values.fast ? ["tiny-fast"] : []), ...(values.debian ? ["debian-12"] : [])];
+const images = [
+  "tiny",
+  ...(values.fast ? ["tiny-fast"] : []),
+  ...(values.debian ? ["debian-12"] : []),
+  ...(values.arches ? ["tiny-arm64", "tiny-riscv64"] : []),
+];
 const modes = values.modes.split(",").map((name) => {
   const mode = startModes.find((m) => m.name === name);
   if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);

@@ -25,6 +25,9 @@ for mode in warm restore; do
   echo "test: ${#modal[@]} files again, start mode $mode"
   SOLSTICE_TEST_START_MODE=$mode node --import tsx --test --test-concurrency=2 --test-reporter=spec "${modal[@]}" || status=$?
 done
+# The run-step conformance cases once more on a guest of another architecture (aarch64, TCG here).
+echo "test: step semantics again on tiny-arm64"
+SOLSTICE_TEST_LABEL=tiny-arm64 node --import tsx --test --test-reporter=spec test/conformance/step-semantics.test.ts || status=$?
 node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}" || status=$?
 bash scripts/services.sh >/dev/null
 exit "$status"

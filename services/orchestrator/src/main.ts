@@ -92,6 +92,7 @@ const orchestrator = await startOrchestrator({
   store,
   backend,
   accelerator: describePlatforms(platforms) || config.accelerator,
+  platforms,
   log,
   keyring,
   metrics,

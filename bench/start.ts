@@ -12,8 +12,8 @@
  *   first line, and (for comparison: no longer on the step path) SFTP uploads.
  * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
- * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64), which a host
- * of another architecture emulates (TCG).
+ * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64, and
+ * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG).
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--modes cold,warm,restore]
  *        [--accelerator auto|kvm|tcg]
  */
@@ -101,7 +101,7 @@ const images = [
   "tiny",
   ...(values.fast ? ["tiny-fast"] : []),
   ...(values.debian ? ["debian-12"] : []),
-  ...(values.arches ? ["tiny-arm64", "tiny-riscv64"] : []),
+  ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
 ];
 const modes = values.modes.split(",").map((name) => {
   const mode = startModes.find((m) => m.name === name);

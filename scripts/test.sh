@@ -9,7 +9,7 @@ node_modules/.bin/biome check .
 # The guest images the tests boot, made before any test starts: on a bare machine that is
 # tiny-fast's kernel (~5 min on 2 cores) and the Debian build (~2 min), which would otherwise
 # run inside some test's time limit while other tests compete for the cores.
-node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64
+node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64 tiny-arm64-fast
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' | sort)
 # test/serial restarts the machine's RabbitMQ and PostgreSQL, so it runs alone, after the rest.

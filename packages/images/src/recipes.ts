@@ -197,7 +197,13 @@ const tinyFast: ImageRecipe = {
     KERNEL_SCRIPT: "guest-kernel.sh",
     KERNEL_CONFIG: "guest-kernel.config",
   },
-  params: { DISK_SIZE: "1G", KERNEL_SOURCE_PACKAGE: "linux-source-6.1", ...tinyParams("x86_64") },
+  params: {
+    DISK_SIZE: "1G",
+    KERNEL: "own",
+    KERNEL_SOURCE_PACKAGE: "linux-source-6.1",
+    CROSS_PREFIX: "",
+    ...tinyParams("x86_64"),
+  },
   // The kernel takes ~5 min to build on 2 cores: kept apart, so a new init script reuses it.
   cacheEnv: (cacheDir) => ({ KERNEL_CACHE: join(cacheDir, "guest-kernels") }),
   describe: (dir, recipeHash, built) => ({
@@ -224,7 +230,52 @@ const tinyFast: ImageRecipe = {
   }),
 };
 
-const recipes: readonly ImageRecipe[] = [tiny, debian12, tinyFast, tinyArm64, tinyRiscv64];
+/**
+ * The tiny aarch64 guest with the key agent, so jobs can start by restoring a saved idle guest: on
+ * Debian's arm64 kernel (we build no arm64 kernel), its virtio modules plus virtio_console (the
+ * agent's port) loaded by the agent init; fresh-start cross-compiled with Debian's
+ * gcc-aarch64-linux-gnu.
+ */
+const tinyArm64Fast: ImageRecipe = {
+  label: "tiny-arm64-fast",
+  aliases: [],
+  arch: "aarch64",
+  script: "tiny-fast.sh",
+  needsRoot: false,
+  inputs: {
+    TINY_RECIPE: "tiny.sh",
+    TINY_INIT: "tiny-init.sh",
+    DEBIAN_APT: "debian-apt.sh",
+    GUEST_INIT: "tiny-fast-init.sh",
+    FRESH_START_C: "fresh-start.c",
+  },
+  params: {
+    DISK_SIZE: "1G",
+    KERNEL: "debian",
+    CROSS_PREFIX: "aarch64-linux-gnu-",
+    ...tinyParams("aarch64"),
+    MODULES: `${tinyArches.aarch64.modules} virtio_console`,
+  },
+  cacheEnv: () => ({}),
+  describe: (dir, recipeHash) => ({
+    label: "tiny-arm64-fast",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.cpio"), append: "console=ttyAMA0 quiet" },
+    arch: "aarch64",
+    machine: "virt",
+    keys: "agent",
+    snapshot: true,
+    seedMedium: "virtio",
+    readiness: "ssh",
+    sshUser: "root",
+    defaultCpus: 1,
+    defaultMemoryMiB: 512,
+    recipeHash,
+  }),
+};
+
+const recipes: readonly ImageRecipe[] = [tiny, debian12, tinyFast, tinyArm64, tinyRiscv64, tinyArm64Fast];
 
 /** Canonical labels of the images this host can build. */
 export function knownImageLabels(): string[] {

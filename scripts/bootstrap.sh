@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Host tools: QEMU and qemu-img (VMs; qemu-system-arm and qemu-system-misc run the aarch64 and
-# riscv64 guests, OpenSBI for riscv64 comes with qemu-system-data), pasta (guest network isolation), genisoimage (NoCloud
-# seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
+# riscv64 guests, OpenSBI for riscv64 comes with qemu-system-data), pasta (guest network
+# isolation), genisoimage (NoCloud seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
 # zstd/xz (compressed cloud images), lz4 + binutils (tiny-fast's uncompressed PVH kernel),
 # gcc + libc6-dev (tiny-fast's static fresh-start helper; gcc-aarch64-linux-gnu and
 # libc6-dev-arm64-cross build it for tiny-arm64-fast), make/flex/bison/bc/libelf-dev/libssl-dev

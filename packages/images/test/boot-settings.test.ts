@@ -86,7 +86,7 @@ ${more}`;
 
   test("tiny and debian-12 boot exactly as their recipes describe them", async () => {
     const catalog = await loadImageCatalog();
-    for (const label of ["tiny", "debian-12", "tiny-arm64", "tiny-riscv64"]) {
+    for (const label of ["tiny", "debian-12", "tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"]) {
       const recipe = findRecipe(label);
       assert.ok(recipe);
       const built = recipe.describe("/c/x", "h", () => true);

@@ -14,8 +14,9 @@
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
  * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64, and
  * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG).
- * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--modes cold,warm,restore]
- *        [--accelerator auto|kvm|tcg]
+ * --images names the labels instead (comma-separated), for one image's rows.
+ * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
+ *        [--modes cold,warm,restore] [--accelerator auto|kvm|tcg]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -91,13 +92,14 @@ const { values } = parseArgs({
     debian: { type: "boolean", default: false },
     fast: { type: "boolean", default: false },
     arches: { type: "boolean", default: false },
+    images: { type: "string" },
     modes: { type: "string", default: startModes.map((m) => m.name).join(",") },
     accelerator: { type: "string", default: "auto" },
   },
 });
 const runs = Number(values.runs);
 const accelerator = values.accelerator as "auto" | "kvm" | "tcg";
-const images = [
+const images = values.images?.split(",") ?? [
   "tiny",
   ...(values.fast ? ["tiny-fast"] : []),
   ...(values.debian ? ["debian-12"] : []),

@@ -6,7 +6,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
 import { connectSsh, freeLocalPort, generateJobKeys, SshError, type SshTarget, waitForSshBanner } from "@solstice/ssh";
-import { deliverKeys, hostTscKhz, qemuArgs, writeSeedIso } from "@solstice/vm";
+import { deliverKeys, hostTscKhz, qemuArgs, qemuSystemBinary, writeSeedIso } from "@solstice/vm";
 
 /**
  * One raw QEMU boot, the baseline the benchmarks set Solstice against: the same machine, devices
@@ -42,7 +42,9 @@ export async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Pr
     });
     const started = performance.now();
     // The raw QEMU dies with the benchmark, even when it is interrupted.
-    qemu.process = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
+    qemu.process = spawn("setpriv", ["--pdeathsig", "KILL", "--", qemuSystemBinary(image.arch), ...args], {
+      stdio: "ignore",
+    });
     if (agentSocket !== undefined) {
       const signal = AbortSignal.timeout(300_000);
       await deliverKeys({ socketPath: agentSocket, keys, hostname: "bench", signal });

@@ -12,8 +12,11 @@
  *   first line, and (for comparison: no longer on the step path) SFTP uploads.
  * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
- * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--modes cold,warm,restore]
- *        [--accelerator auto|kvm|tcg]
+ * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64, and
+ * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG).
+ * --images names the labels instead (comma-separated), for one image's rows.
+ * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
+ *        [--modes cold,warm,restore] [--accelerator auto|kvm|tcg]
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -88,13 +91,20 @@ const { values } = parseArgs({
     runs: { type: "string", default: "10" },
     debian: { type: "boolean", default: false },
     fast: { type: "boolean", default: false },
+    arches: { type: "boolean", default: false },
+    images: { type: "string" },
     modes: { type: "string", default: startModes.map((m) => m.name).join(",") },
     accelerator: { type: "string", default: "auto" },
   },
 });
 const runs = Number(values.runs);
 const accelerator = values.accelerator as "auto" | "kvm" | "tcg";
-const images = ["tiny", ...(values.fast ? ["tiny-fast"] : []), ...(values.debian ? ["debian-12"] : [])];
+const images = values.images?.split(",") ?? [
+  "tiny",
+  ...(values.fast ? ["tiny-fast"] : []),
+  ...(values.debian ? ["debian-12"] : []),
+  ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
+];
 const modes = values.modes.split(",").map((name) => {
   const mode = startModes.find((m) => m.name === name);
   if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);

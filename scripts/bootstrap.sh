@@ -5,13 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Host tools: QEMU and qemu-img (VMs), pasta (guest network isolation), genisoimage (NoCloud
-# seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
+# Host tools: QEMU and qemu-img (VMs; qemu-system-arm and qemu-system-misc run the aarch64 and
+# riscv64 guests, OpenSBI for riscv64 comes with qemu-system-data), pasta (guest network
+# isolation), genisoimage (NoCloud seeds), debootstrap/busybox-static/mtools/syslinux/fdisk/dosfstools (local guest images),
 # zstd/xz (compressed cloud images), lz4 + binutils (tiny-fast's uncompressed PVH kernel),
-# gcc + libc6-dev (tiny-fast's static fresh-start helper), make/flex/bison/bc/libelf-dev/libssl-dev
+# gcc + libc6-dev (tiny-fast's static fresh-start helper; gcc-aarch64-linux-gnu and
+# libc6-dev-arm64-cross build it for tiny-arm64-fast), make/flex/bison/bc/libelf-dev/libssl-dev
 # (tiny-fast's kernel, built from Debian's linux-source package), git (local checkout).
-packages=(qemu-system-x86 qemu-utils passt genisoimage debootstrap busybox-static dosfstools mtools
-  syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 binutils gcc libc6-dev make flex bison bc
+packages=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-utils passt genisoimage debootstrap busybox-static dosfstools mtools
+  syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 debian-archive-keyring
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils gcc libc6-dev make flex bison bc
   libelf-dev libssl-dev git ca-certificates util-linux iproute2 procps)
 missing=()
 for p in "${packages[@]}"; do

@@ -9,7 +9,7 @@ node_modules/.bin/biome check .
 # The guest images the tests boot, made before any test starts: on a bare machine that is
 # tiny-fast's kernel (~5 min on 2 cores) and the Debian build (~2 min), which would otherwise
 # run inside some test's time limit while other tests compete for the cores.
-node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12
+node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64 tiny-arm64-fast
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' -not -path 'test/system/*' | sort)
 # test/serial restarts the machine's PostgreSQL (its RabbitMQ test uses a node of its own), so it runs
@@ -26,6 +26,9 @@ for mode in warm restore; do
   echo "test: ${#modal[@]} files again, start mode $mode"
   SOLSTICE_TEST_START_MODE=$mode node --import tsx --test --test-concurrency=2 --test-reporter=spec "${modal[@]}" || status=$?
 done
+# The run-step conformance cases once more on a guest of another architecture (aarch64, TCG here).
+echo "test: step semantics again on tiny-arm64"
+SOLSTICE_TEST_LABEL=tiny-arm64 node --import tsx --test --test-reporter=spec test/conformance/step-semantics.test.ts || status=$?
 node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}" || status=$?
 # The compose deployment built and run with podman (test/system, root): alone and last, since its
 # image builds and containerised VMs would take the cores from every other test. It installs

@@ -204,7 +204,8 @@ describe(`conformance: semantics inside the guest (one ${TEST_LABEL} VM, TCG, ${
       GITHUB_WORKFLOW: "conformance.yml",
       GITHUB_WORKSPACE: "/root/workspace/app",
       RUNNER_OS: "Linux",
-      RUNNER_ARCH: "X64",
+      RUNNER_ARCH:
+        ({ "tiny-arm64": "ARM64", "tiny-riscv64": "RISCV64" } as Record<string, string>)[TEST_LABEL] ?? "X64",
       RUNNER_NAME: "solstice",
       RUNNER_ENVIRONMENT: "self-hosted",
       RUNNER_TEMP: "/tmp",
@@ -244,7 +245,9 @@ describe(`conformance: semantics inside the guest (one ${TEST_LABEL} VM, TCG, ${
     assert.ok(run.stepLog(7).includes("traced"));
     assert.match(
       run.result.steps[8]?.reason ?? "",
-      /^shell `python \{0\}` needs `python`, which is not installed in this guest \(label tiny(-fast)?, PATH=.*\); install it in an earlier step/,
+      new RegExp(
+        `^shell \`python \\{0\\}\` needs \`python\`, which is not installed in this guest \\(label ${TEST_LABEL}, PATH=.*\\); install it in an earlier step`,
+      ),
     );
   });
 

@@ -25,7 +25,11 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 say() { read -r up _ < /proc/uptime; echo "solstice-guest[$up]: $*" > /dev/console; }
 
-# The kernel has every driver built in (guest-kernel.config): nothing to load.
+# Our own kernel has every driver built in (guest-kernel.config): nothing to load. Debian's kernel
+# (guests of other architectures) loads the build's list, virtio_console (the agent's port) included.
+if [ -f /etc/solstice-modules ]; then
+  while read -r m; do modprobe "$m" 2>/dev/null || say "modprobe $m failed"; done < /etc/solstice-modules
+fi
 acpid -c /etc/acpi -l /dev/null 2>/dev/null || say "acpid did not start"
 
 # QEMU user-net's fixed plan: 10.0.2.15, gateway .2, DNS .3 (no DHCP round trip).

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { z } from "zod";
 import { ImageError, UnknownImageError } from "./errors.ts";
+import { guestArches } from "./guest-arch.ts";
 import { findRecipe } from "./recipes.ts";
 
 /** The repository's `images.yaml`; `$SOLSTICE_IMAGE_CATALOG` points elsewhere. */
@@ -33,8 +34,11 @@ const sourceSchema = z.object({
 
 const bootSchema = z
   .object({
-    /** `microvm` has no PCI and no CD-ROM: virtio-mmio devices, the guest kernel needs virtio_mmio. */
-    machine: z.enum(["q35", "pc", "microvm"]).default("q35"),
+    /**
+     * `microvm` has no PCI and no CD-ROM: virtio-mmio devices, the guest kernel needs virtio_mmio.
+     * `virt` is the machine of aarch64 and riscv64 guests (PCIe, virtio-pci devices).
+     */
+    machine: z.enum(["q35", "pc", "microvm", "virt"]).default("q35"),
     seedMedium: z.enum(["cdrom", "virtio"]).default("cdrom"),
     readiness: z.enum(["ssh", "cloud-init"]).default("cloud-init"),
     sshUser: z.string().min(1).default("root"),
@@ -64,6 +68,8 @@ const entrySchema = z
     label: labelSchema,
     aliases: z.array(labelSchema).default([]),
     description: z.string().default(""),
+    /** The guest's CPU architecture (default x86_64): hosts of another run it under TCG. */
+    arch: z.enum(guestArches).default("x86_64"),
     /** Where to download it from. */
     source: sourceSchema.optional(),
     /** The local recipe (packages/images/recipes) that builds it on this host. */
@@ -85,6 +91,20 @@ const entrySchema = z
   .refine((e) => e.source || e.build, "needs a source, a build, or both")
   .refine((e) => e.build === undefined || findRecipe(e.build) !== undefined, {
     message: "build names no recipe in packages/images/recipes",
+  })
+  .refine((e) => e.build === undefined || findRecipe(e.build)?.arch === e.arch, {
+    message: "arch differs from the architecture its build recipe makes",
+  })
+  .refine((e) => (e.arch === "x86_64" ? e.boot.machine !== "virt" : e.boot.machine === "virt"), {
+    message: "machine: x86_64 guests boot on q35, pc or microvm; aarch64 and riscv64 guests on virt",
+  })
+  .refine((e) => e.arch === "x86_64" || e.boot.kernel !== "pvh", {
+    message: "kernel: pvh is an x86 boot protocol",
+  })
+  // Their disks boot through UEFI firmware (qemu-efi-aarch64, u-boot/OpenSBI), which the backend
+  // does not set up: our own builds boot their kernel directly.
+  .refine((e) => e.arch === "x86_64" || e.source === undefined, {
+    message: "downloaded images are x86_64 only for now; aarch64 and riscv64 guests are built (build:)",
   })
   .transform((e) => ({ ...e, prefer: e.prefer ?? (e.source ? ("download" as const) : ("build" as const)) }));
 

@@ -14,6 +14,7 @@ export type { EnsureImageOptions } from "./ensure-image.ts";
 export { ensureLocalImage } from "./ensure-image.ts";
 export type { ImageErrorCode } from "./errors.ts";
 export { ImageBuildError, ImageError, ImageLockTimeoutError, UnknownImageError } from "./errors.ts";
+export { type GuestArch, guestArches, hostArch } from "./guest-arch.ts";
 export type { CatalogImageState, VerifyResult } from "./image-cache.ts";
 export { listCatalogImages, pruneImageCache, verifyCachedImages } from "./image-cache.ts";
 export type { ImageProgress, LocalImage } from "./local-image.ts";

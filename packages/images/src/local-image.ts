@@ -1,3 +1,5 @@
+import type { GuestArch } from "./guest-arch.ts";
+
 /**
  * A guest image ready to boot on this host: what the VM backend needs to start it and to know
  * when it is ready. Produced by the image builders (local guests) and, later, by the catalog
@@ -23,8 +25,10 @@ export interface LocalImage {
      */
     readonly pvh?: string;
   };
-  /** QEMU machine type the image is known to boot on. */
-  readonly machine: "q35" | "pc" | "microvm";
+  /** The guest's CPU architecture: which QEMU system emulator runs it, and whether KVM can. */
+  readonly arch: GuestArch;
+  /** QEMU machine type the image is known to boot on (`virt` for aarch64 and riscv64). */
+  readonly machine: "q35" | "pc" | "microvm" | "virt";
   /** How the NoCloud seed is attached: a CD-ROM (like cloud images expect) or a virtio disk. */
   readonly seedMedium: "cdrom" | "virtio";
   /**

@@ -2,6 +2,7 @@ import { access, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { ImageError } from "./errors.ts";
+import { guestArches } from "./guest-arch.ts";
 import type { LocalImage } from "./local-image.ts";
 
 /** The manifest every cached image directory holds. */
@@ -19,7 +20,9 @@ const localImageSchema = z.object({
       pvh: z.string().min(1).optional(),
     })
     .optional(),
-  machine: z.enum(["q35", "pc", "microvm"]),
+  // Manifests written before images had an architecture were all x86_64.
+  arch: z.enum(guestArches).default("x86_64"),
+  machine: z.enum(["q35", "pc", "microvm", "virt"]),
   seedMedium: z.enum(["cdrom", "virtio"]),
   readiness: z.enum(["ssh", "cloud-init"]),
   sshUser: z.string().min(1),

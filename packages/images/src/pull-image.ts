@@ -144,6 +144,7 @@ async function install(
       label: entry.label,
       disk: join(imageDir, "disk.qcow2"),
       diskFormat: "qcow2",
+      arch: entry.arch,
       machine: entry.boot.machine,
       seedMedium: entry.boot.seedMedium,
       readiness: entry.boot.readiness,

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GuestArch } from "./guest-arch.ts";
 import type { LocalImage } from "./local-image.ts";
 
 const recipesDir = fileURLToPath(new URL("../recipes/", import.meta.url));
@@ -10,6 +11,8 @@ const recipesDir = fileURLToPath(new URL("../recipes/", import.meta.url));
 export interface ImageRecipe {
   readonly label: string;
   readonly aliases: readonly string[];
+  /** The architecture of the guest it builds. */
+  readonly arch: GuestArch;
   /** The build script in `recipes/`, run as `bash SCRIPT OUT_DIR SCRATCH_DIR`. */
   readonly script: string;
   /** Whether the build must run as root (debootstrap's chroot). */
@@ -27,32 +30,101 @@ export interface ImageRecipe {
   describe(dir: string, recipeHash: string, built: (name: string) => boolean): LocalImage;
 }
 
-const tiny: ImageRecipe = {
-  label: "tiny",
-  aliases: [],
-  script: "tiny.sh",
-  needsRoot: false,
-  inputs: { GUEST_INIT: "tiny-init.sh" },
-  params: { DISK_SIZE: "1G" },
-  cacheEnv: () => ({}),
-  describe: (dir, recipeHash) => ({
-    label: "tiny",
-    disk: join(dir, "disk.qcow2"),
-    diskFormat: "qcow2",
-    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.cpio"), append: "console=ttyS0 quiet" },
-    machine: "q35",
-    seedMedium: "virtio",
-    readiness: "ssh",
-    sshUser: "root",
-    defaultCpus: 1,
-    defaultMemoryMiB: 512,
-    recipeHash,
-  }),
+/** What differs between the tiny guests of each architecture (tiny.sh's parameters). */
+interface TinyArch {
+  /** Debian's name of the architecture. */
+  readonly debArch: string;
+  readonly suite: string;
+  /** The kernel meta-package; the build resolves the concrete kernel it points at. */
+  readonly kernelMeta: string;
+  /** Modules the guest loads at boot (those built into the kernel are skipped). */
+  readonly modules: string;
+  /** The serial console's device name on the arch's QEMU machine. */
+  readonly console: string;
+}
+
+const virtioModules = "virtio_pci virtio_net virtio_blk virtio-rng isofs";
+const tinyArches: Readonly<Record<GuestArch, TinyArch>> = {
+  // button + evdev: acpid sees QMP system_powerdown (ACPI exists on q35 only).
+  x86_64: {
+    debArch: "amd64",
+    suite: "bookworm",
+    kernelMeta: "linux-image-cloud-amd64",
+    modules: `${virtioModules} button evdev`,
+    console: "ttyS0",
+  },
+  // The virt machine's PL011 UART is ttyAMA0. Debian's arm64 cloud kernel has the PCIe host
+  // bridge built in and virtio as modules, like the amd64 one.
+  aarch64: {
+    debArch: "arm64",
+    suite: "bookworm",
+    kernelMeta: "linux-image-cloud-arm64",
+    modules: virtioModules,
+    console: "ttyAMA0",
+  },
+  // Debian 12 has no riscv64 port (it became an official architecture with Debian 13), so this
+  // guest is trixie's kernel and userland; there is no cloud flavour of its kernel.
+  riscv64: {
+    debArch: "riscv64",
+    suite: "trixie",
+    kernelMeta: "linux-image-riscv64",
+    modules: virtioModules,
+    console: "ttyS0",
+  },
 };
+
+function tinyParams(arch: GuestArch): Record<string, string> {
+  const a = tinyArches[arch];
+  return {
+    DEB_ARCH: a.debArch,
+    SUITE: a.suite,
+    MIRROR: "http://deb.debian.org/debian",
+    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    KERNEL_META: a.kernelMeta,
+    MODULES: a.modules,
+  };
+}
+
+/** The tiny guest of one architecture: Debian's kernel + the busybox/dropbear initramfs. */
+function tinyRecipe(label: string, arch: GuestArch): ImageRecipe {
+  return {
+    label,
+    aliases: [],
+    arch,
+    script: "tiny.sh",
+    needsRoot: false,
+    inputs: { GUEST_INIT: "tiny-init.sh", DEBIAN_APT: "debian-apt.sh" },
+    params: { DISK_SIZE: "1G", ...tinyParams(arch) },
+    cacheEnv: () => ({}),
+    describe: (dir, recipeHash) => ({
+      label,
+      disk: join(dir, "disk.qcow2"),
+      diskFormat: "qcow2",
+      kernel: {
+        path: join(dir, "vmlinuz"),
+        initrd: join(dir, "initramfs.cpio"),
+        append: `console=${tinyArches[arch].console} quiet`,
+      },
+      arch,
+      machine: arch === "x86_64" ? "q35" : "virt",
+      seedMedium: "virtio",
+      readiness: "ssh",
+      sshUser: "root",
+      defaultCpus: 1,
+      defaultMemoryMiB: 512,
+      recipeHash,
+    }),
+  };
+}
+
+const tiny = tinyRecipe("tiny", "x86_64");
+const tinyArm64 = tinyRecipe("tiny-arm64", "aarch64");
+const tinyRiscv64 = tinyRecipe("tiny-riscv64", "riscv64");
 
 const debian12: ImageRecipe = {
   label: "debian-12",
   aliases: ["debian"],
+  arch: "x86_64",
   script: "debian-12.sh",
   needsRoot: true,
   inputs: {},
@@ -89,6 +161,7 @@ const debian12: ImageRecipe = {
     label: "debian-12",
     disk: join(dir, "disk.qcow2"),
     diskFormat: "qcow2",
+    arch: "x86_64",
     machine: "q35",
     // Debian's cloud kernel has no AHCI driver, so a q35 IDE/SATA CD-ROM is invisible to it;
     // cloud-init's NoCloud finds the cidata label on a virtio disk just as well.
@@ -112,17 +185,25 @@ const leanKernelArgs =
 const tinyFast: ImageRecipe = {
   label: "tiny-fast",
   aliases: [],
+  arch: "x86_64",
   script: "tiny-fast.sh",
   needsRoot: false,
   inputs: {
     TINY_RECIPE: "tiny.sh",
     TINY_INIT: "tiny-init.sh",
+    DEBIAN_APT: "debian-apt.sh",
     GUEST_INIT: "tiny-fast-init.sh",
     FRESH_START_C: "fresh-start.c",
     KERNEL_SCRIPT: "guest-kernel.sh",
     KERNEL_CONFIG: "guest-kernel.config",
   },
-  params: { DISK_SIZE: "1G", KERNEL_SOURCE_PACKAGE: "linux-source-6.1" },
+  params: {
+    DISK_SIZE: "1G",
+    KERNEL: "own",
+    KERNEL_SOURCE_PACKAGE: "linux-source-6.1",
+    CROSS_PREFIX: "",
+    ...tinyParams("x86_64"),
+  },
   // The kernel takes ~5 min to build on 2 cores: kept apart, so a new init script reuses it.
   cacheEnv: (cacheDir) => ({ KERNEL_CACHE: join(cacheDir, "guest-kernels") }),
   describe: (dir, recipeHash, built) => ({
@@ -135,6 +216,7 @@ const tinyFast: ImageRecipe = {
       append: leanKernelArgs,
       ...(built("vmlinux") ? { pvh: join(dir, "vmlinux") } : {}),
     },
+    arch: "x86_64",
     machine: "microvm",
     kernelEntry: "pvh",
     keys: "agent",
@@ -148,7 +230,52 @@ const tinyFast: ImageRecipe = {
   }),
 };
 
-const recipes: readonly ImageRecipe[] = [tiny, debian12, tinyFast];
+/**
+ * The tiny aarch64 guest with the key agent, so jobs can start by restoring a saved idle guest: on
+ * Debian's arm64 kernel (we build no arm64 kernel), its virtio modules plus virtio_console (the
+ * agent's port) loaded by the agent init; fresh-start cross-compiled with Debian's
+ * gcc-aarch64-linux-gnu.
+ */
+const tinyArm64Fast: ImageRecipe = {
+  label: "tiny-arm64-fast",
+  aliases: [],
+  arch: "aarch64",
+  script: "tiny-fast.sh",
+  needsRoot: false,
+  inputs: {
+    TINY_RECIPE: "tiny.sh",
+    TINY_INIT: "tiny-init.sh",
+    DEBIAN_APT: "debian-apt.sh",
+    GUEST_INIT: "tiny-fast-init.sh",
+    FRESH_START_C: "fresh-start.c",
+  },
+  params: {
+    DISK_SIZE: "1G",
+    KERNEL: "debian",
+    CROSS_PREFIX: "aarch64-linux-gnu-",
+    ...tinyParams("aarch64"),
+    MODULES: `${tinyArches.aarch64.modules} virtio_console`,
+  },
+  cacheEnv: () => ({}),
+  describe: (dir, recipeHash) => ({
+    label: "tiny-arm64-fast",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.cpio"), append: "console=ttyAMA0 quiet" },
+    arch: "aarch64",
+    machine: "virt",
+    keys: "agent",
+    snapshot: true,
+    seedMedium: "virtio",
+    readiness: "ssh",
+    sshUser: "root",
+    defaultCpus: 1,
+    defaultMemoryMiB: 512,
+    recipeHash,
+  }),
+};
+
+const recipes: readonly ImageRecipe[] = [tiny, debian12, tinyFast, tinyArm64, tinyRiscv64, tinyArm64Fast];
 
 /** Canonical labels of the images this host can build. */
 export function knownImageLabels(): string[] {

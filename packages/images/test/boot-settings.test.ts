@@ -44,9 +44,49 @@ describe("per-image boot settings in the catalog", () => {
     assert.throws(() => parseImageCatalog(entry("{ machine: microvm, seedMedium: cdrom }")), /microvm has no CD-ROM/);
   });
 
+  test("a guest's architecture, its recipe and its machine must agree", () => {
+    const arm = (build: string, boot: string, more = "") => `images:
+  - label: a
+    arch: aarch64
+    build: ${build}
+    boot: ${boot}
+    cloudInit: solstice-tiny
+    defaults: { cpus: 1, memoryMiB: 512, diskGiB: 1 }
+    confirmed: true
+${more}`;
+    assert.equal(
+      findCatalogEntry(parseImageCatalog(arm("tiny-arm64", "{ machine: virt, seedMedium: virtio }")), "a").arch,
+      "aarch64",
+    );
+    assert.throws(() => parseImageCatalog(arm("tiny", "{ machine: virt, seedMedium: virtio }")), /arch differs/);
+    assert.throws(
+      () => parseImageCatalog(arm("tiny-arm64", "{ machine: q35, seedMedium: virtio }")),
+      /aarch64 and riscv64 guests on virt/,
+    );
+    assert.throws(
+      () => parseImageCatalog(arm("tiny-arm64", "{ machine: virt, seedMedium: virtio, kernel: pvh }")),
+      /pvh is an x86 boot protocol/,
+    );
+    assert.throws(
+      () => parseImageCatalog(entry("{ machine: virt, seedMedium: virtio }")),
+      /x86_64 guests boot on q35, pc or microvm/,
+    );
+    assert.throws(
+      () =>
+        parseImageCatalog(
+          arm(
+            "tiny-arm64",
+            "{ machine: virt, seedMedium: virtio }",
+            "    source: { url: https://example.org/a.qcow2, checksum: { algorithm: sha256, file: https://example.org/S }, compression: none, format: qcow2 }\n",
+          ),
+        ),
+      /downloaded images are x86_64 only/,
+    );
+  });
+
   test("tiny and debian-12 boot exactly as their recipes describe them", async () => {
     const catalog = await loadImageCatalog();
-    for (const label of ["tiny", "debian-12"]) {
+    for (const label of ["tiny", "debian-12", "tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"]) {
       const recipe = findRecipe(label);
       assert.ok(recipe);
       const built = recipe.describe("/c/x", "h", () => true);

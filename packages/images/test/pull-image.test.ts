@@ -115,6 +115,7 @@ function entry(label: string, source: Partial<NonNullable<CatalogEntry["source"]
     label,
     aliases: [],
     description: "",
+    arch: "x86_64",
     source: {
       checksum: { algorithm: "sha256", file: `${base}/SHA256SUMS` },
       compression: "none",

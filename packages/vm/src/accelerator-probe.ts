@@ -3,7 +3,9 @@ import { constants } from "node:fs";
 import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import { release } from "node:os";
 import { join } from "node:path";
+import { type GuestArch, hostArch } from "@solstice/images";
 import type { Logger } from "pino";
+import { archExtraArgs, probeMachine, qemuSystemBinary, serialConsole } from "./guest-machine.ts";
 import { runCommand } from "./run-command.ts";
 
 export type Accelerator = "kvm" | "tcg";
@@ -15,6 +17,10 @@ export interface AcceleratorChoice {
 }
 
 export interface ProbeOptions {
+  /** The guests' architecture (default x86_64): KVM runs only guests of the host's own. */
+  readonly arch?: GuestArch;
+  /** The host's architecture (default: this machine's); tests give another. */
+  readonly hostArch?: GuestArch | undefined;
   /** A bootable kernel: the probe boots it under KVM and waits for its first console line. */
   readonly kernel?: string;
   /** Where the verdict is cached, per host kernel release and QEMU version. */
@@ -49,7 +55,16 @@ export async function probeAccelerator(opts: ProbeOptions): Promise<AcceleratorC
 }
 
 async function decide(opts: ProbeOptions): Promise<AcceleratorChoice> {
-  const qemu = opts.qemuBinary ?? "qemu-system-x86_64";
+  const arch = opts.arch ?? "x86_64";
+  const host = "hostArch" in opts ? opts.hostArch : hostArch();
+  if (arch !== host) {
+    // Not cached: nothing was probed, and no KVM device can change it.
+    return {
+      accelerator: "tcg",
+      reason: `${arch} guest on ${host ?? "an unknown"} host: KVM runs only the host's own architecture`,
+    };
+  }
+  const qemu = opts.qemuBinary ?? qemuSystemBinary(arch);
   const device = opts.kvmDevice ?? "/dev/kvm";
   try {
     await access(device, constants.R_OK | constants.W_OK);
@@ -70,11 +85,13 @@ async function decide(opts: ProbeOptions): Promise<AcceleratorChoice> {
   }
   if (!opts.kernel) {
     const cpuinfo = await readFile(opts.cpuinfoPath ?? "/proc/cpuinfo", "utf8").catch(() => "");
+    // Only x86 CPUs name their virtualisation extension in /proc/cpuinfo.
+    if (arch !== "x86_64") return { accelerator: "kvm", reason: `${device} opens (no kernel to probe with)` };
     return /\b(vmx|svm)\b/.test(cpuinfo)
       ? { accelerator: "kvm", reason: `${device} opens and the CPU has vmx/svm (no kernel to probe with)` }
       : { accelerator: "tcg", reason: `${device} opens but the CPU has no vmx/svm flag (nested or PVM KVM)` };
   }
-  const choice = await bootProbe(qemu, opts.kernel, opts.deadlineMs ?? 10_000, opts.signal);
+  const choice = await bootProbe(qemu, arch, opts.kernel, opts.deadlineMs ?? 10_000, opts.signal);
   // An aborted probe proved nothing about KVM: it must not be cached as a TCG verdict.
   opts.signal?.throwIfAborted();
   await mkdir(opts.cacheDir, { recursive: true });
@@ -82,7 +99,13 @@ async function decide(opts: ProbeOptions): Promise<AcceleratorChoice> {
   return choice;
 }
 
-function bootProbe(qemu: string, kernel: string, deadlineMs: number, signal?: AbortSignal): Promise<AcceleratorChoice> {
+function bootProbe(
+  qemu: string,
+  arch: GuestArch,
+  kernel: string,
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<AcceleratorChoice> {
   return new Promise((resolve) => {
     const child = spawn(
       qemu,
@@ -92,7 +115,8 @@ function bootProbe(qemu: string, kernel: string, deadlineMs: number, signal?: Ab
         "-display",
         "none",
         "-machine",
-        "pc",
+        probeMachine(arch),
+        ...archExtraArgs(arch, "kvm"),
         "-accel",
         "kvm",
         "-cpu",
@@ -105,7 +129,7 @@ function bootProbe(qemu: string, kernel: string, deadlineMs: number, signal?: Ab
         "-kernel",
         kernel,
         "-append",
-        "console=ttyS0 panic=-1",
+        `console=${serialConsole(arch)} panic=-1`,
       ],
       { stdio: ["ignore", "pipe", "pipe"], ...(signal ? { signal } : {}) },
     );

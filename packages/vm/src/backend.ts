@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { ImageProgress, LocalImage } from "@solstice/images";
+import type { GuestArch, ImageProgress, LocalImage } from "@solstice/images";
 import type { SshTarget } from "@solstice/ssh";
 import type { Logger } from "pino";
 
@@ -74,4 +74,11 @@ export interface VmBackend {
   boot(spec: VmSpec): Promise<Vm>;
   /** Removes VMs and run directories a previous crash left behind; returns how many. */
   reapOrphans(): Promise<number>;
+  /**
+   * How this host runs guests of `arch` (what it advertises to the fleet), or a VmError with a
+   * hint when it cannot run them at all (its emulator is not installed). Decided without a guest
+   * image; a boot still probes KVM with the image's own kernel. Backends that cannot tell leave
+   * it out, and their hosts advertise no architectures.
+   */
+  runsArch?(arch: GuestArch, signal?: AbortSignal): Promise<{ accelerator: "kvm" | "tcg"; reason: string }>;
 }

@@ -8,6 +8,7 @@ export { type CommandRunner, hostCommandRunner } from "./bhyve/command-runner.ts
 export { type ZoneConfigInput, zoneConfig } from "./bhyve/zone-config.ts";
 export type { VmErrorCode } from "./errors.ts";
 export { VmError } from "./errors.ts";
+export { qemuSystemBinary } from "./guest-machine.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline and the agent's tests.
 export { hostTscKhz } from "./host-tsc.ts";
 export { type AgentDelivery, agentMessage, deliverKeys, tellAgent } from "./key-agent.ts";

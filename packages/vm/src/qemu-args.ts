@@ -1,5 +1,6 @@
 import type { LocalImage } from "@solstice/images";
 import type { Accelerator } from "./accelerator-probe.ts";
+import { archExtraArgs, cpuOption, machineOption } from "./guest-machine.ts";
 
 export interface QemuArgsInput {
   image: LocalImage;
@@ -27,7 +28,8 @@ export interface QemuArgsInput {
  */
 export function qemuArgs(input: QemuArgsInput): string[] {
   const { image } = input;
-  // microvm has no PCI bus: its devices are the virtio-mmio variants.
+  // microvm has no PCI bus: its devices are the virtio-mmio variants. virt (aarch64, riscv64)
+  // has PCIe: the same virtio-pci devices as q35.
   const bus = image.machine === "microvm" ? "device" : "pci";
   const args = [
     "-nodefaults",
@@ -38,11 +40,12 @@ export function qemuArgs(input: QemuArgsInput): string[] {
     "-serial",
     "stdio",
     "-machine",
-    image.machine,
+    machineOption(image.arch, image.machine),
+    ...archExtraArgs(image.arch, input.accelerator),
     "-accel",
     input.accelerator,
     "-cpu",
-    input.accelerator === "kvm" ? "host" : "max",
+    cpuOption(image.arch, input.accelerator),
     "-m",
     String(input.memoryMiB),
     "-smp",
@@ -86,6 +89,7 @@ export function qemuArgs(input: QemuArgsInput): string[] {
     );
   }
   if (image.kernel) {
+    // PVH is an x86 entry point; the catalog refuses it for other arches.
     const kernel = image.kernelEntry === "pvh" && image.kernel.pvh ? image.kernel.pvh : image.kernel.path;
     args.push("-kernel", kernel, "-append", kernelCommandLine(input));
     if (image.kernel.initrd) args.push("-initrd", image.kernel.initrd);

@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
+import { type GuestArch, hostArch, type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
 import {
   connectSsh,
   freeLocalPort,
@@ -19,6 +19,7 @@ import { type Accelerator, type AcceleratorChoice, probeAccelerator } from "./ac
 import type { Vm, VmBackend, VmSpec } from "./backend.ts";
 import { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
+import { qemuSystemBinary, qemuSystemPackage } from "./guest-machine.ts";
 import { hostTscKhz } from "./host-tsc.ts";
 import { deliverKeys } from "./key-agent.ts";
 import { cutNamespaceNetwork } from "./netns-cut.ts";
@@ -44,7 +45,8 @@ export interface QemuBackendOptions {
    * boots them cold, to compare the two.
    */
   snapshots?: boolean;
-  qemuBinary?: string;
+  /** The system emulator per guest architecture (default `qemu-system-<arch>` from PATH). */
+  qemuBinaries?: Partial<Record<GuestArch, string>>;
   /**
    * Hosts (names or addresses) no guest may reach: the fleet's broker and database. Resolved at
    * each boot and made unreachable inside the VM's network namespace (default none).
@@ -83,11 +85,11 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const runRoot = resolve(opts.runRoot ?? process.env.SOLSTICE_RUN_DIR ?? "/var/tmp/solstice/vms");
   // The accelerator verdict is cached beside the images, not among them.
   const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
-  const qemuBinary = opts.qemuBinary ?? "qemu-system-x86_64";
+  const qemuBinaryFor = (arch: GuestArch): string => opts.qemuBinaries?.[arch] ?? qemuSystemBinary(arch);
   const unreachableHosts = opts.unreachableHosts ?? [];
   const probes = new Map<string, Promise<AcceleratorChoice>>();
   const tscKhz = hostTscKhz();
-  let qemuVersion: Promise<string> | undefined;
+  const qemuVersions = new Map<string, Promise<string>>();
   const templates = new Map<string, Promise<string>>();
 
   /**
@@ -96,7 +98,13 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
    * by other processes on the host.
    */
   const templateFor = async (spec: VmSpec, accelerator: Accelerator): Promise<string> => {
-    qemuVersion ??= runCommand(qemuBinary, ["--version"], { timeoutMs: 10_000 }).then((r) => r.stdout.trim());
+    const qemuBinary = qemuBinaryFor(spec.image.arch);
+    let qemuVersion = qemuVersions.get(qemuBinary);
+    if (!qemuVersion) {
+      qemuVersion = runCommand(qemuBinary, ["--version"], { timeoutMs: 10_000 }).then((r) => r.stdout.trim());
+      qemuVersions.set(qemuBinary, qemuVersion);
+      qemuVersion.catch(() => qemuVersions.delete(qemuBinary));
+    }
     const cpus = spec.cpus ?? spec.image.defaultCpus;
     const memoryMiB = spec.memoryMiB ?? spec.image.defaultMemoryMiB;
     const key = templateKey({
@@ -156,17 +164,24 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     return making;
   };
 
+  // A forced kvm holds for the host's own architecture; other guests can only be emulated, which
+  // the probe says without booting anything.
+  const configured = (arch: GuestArch): AcceleratorChoice | undefined =>
+    opts.accelerator === "tcg" || (opts.accelerator === "kvm" && arch === hostArch())
+      ? { accelerator: opts.accelerator, reason: "set in the configuration" }
+      : undefined;
+
   const chooseAccelerator = (image: LocalImage, signal?: AbortSignal): Promise<AcceleratorChoice> => {
-    if (opts.accelerator === "kvm" || opts.accelerator === "tcg") {
-      return Promise.resolve({ accelerator: opts.accelerator, reason: "set in the configuration" });
-    }
-    const key = image.kernel?.path ?? "";
+    const forced = configured(image.arch);
+    if (forced) return Promise.resolve(forced);
+    const key = `${image.arch} ${image.kernel?.path ?? ""}`;
     let probe = probes.get(key);
     if (!probe) {
       probe = probeAccelerator({
         cacheDir,
         log: opts.log,
-        qemuBinary,
+        arch: image.arch,
+        qemuBinary: qemuBinaryFor(image.arch),
         ...(image.kernel ? { kernel: image.kernel.path } : {}),
         ...(signal ? { signal } : {}),
       });
@@ -189,12 +204,35 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       });
     },
     reapOrphans: () => reapRunDirs(runRoot, opts.log),
+    async runsArch(arch, signal) {
+      const binary = qemuBinaryFor(arch);
+      await runCommand(binary, ["--version"], { timeoutMs: 10_000, ...(signal ? { signal } : {}) }).catch(
+        (error: unknown) => {
+          throw new VmError("unsupported", `this host cannot run ${arch} guests: ${binary} does not start`, {
+            cause: error,
+            hint: `apt-get install ${qemuSystemPackage(arch)}`,
+          });
+        },
+      );
+      return (
+        configured(arch) ??
+        probeAccelerator({ cacheDir, log: opts.log, arch, qemuBinary: binary, ...(signal ? { signal } : {}) })
+      );
+    },
     async boot(spec: VmSpec): Promise<QemuVm> {
       const { accelerator } = await chooseAccelerator(spec.image, spec.signal);
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
         try {
-          return await bootVm({ spec, runRoot, unreachableHosts, qemuBinary, accelerator, tscKhz, restoreFrom });
+          return await bootVm({
+            spec,
+            runRoot,
+            unreachableHosts,
+            qemuBinary: qemuBinaryFor(spec.image.arch),
+            accelerator,
+            tscKhz,
+            restoreFrom,
+          });
         } catch (error) {
           if (spec.signal?.aborted) throw error;
           // A state QEMU cannot load is made again by the next boot; this one boots cold.
@@ -202,7 +240,14 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
           await rm(restoreFrom, { force: true });
         }
       }
-      return bootVm({ spec, runRoot, unreachableHosts, qemuBinary, accelerator, tscKhz });
+      return bootVm({
+        spec,
+        runRoot,
+        unreachableHosts,
+        qemuBinary: qemuBinaryFor(spec.image.arch),
+        accelerator,
+        tscKhz,
+      });
     },
   };
 }

@@ -65,6 +65,44 @@ describe("the accelerator probe", () => {
     assert.deepEqual(readdirSync(cacheDir), [], "a missing device is not a verdict worth caching");
   });
 
+  test("a guest of another architecture: TCG at once, without a probe boot, and nothing cached", async () => {
+    const cacheDir = fresh("cache");
+    const { log } = capture();
+    const qemu = fakeQemu("echo booted");
+    const choice = await probeAccelerator({
+      cacheDir,
+      log,
+      arch: "aarch64",
+      hostArch: "x86_64",
+      kernel: "/k",
+      kvmDevice: openableDevice(),
+      qemuBinary: qemu.binary,
+    });
+    assert.deepEqual(choice, {
+      accelerator: "tcg",
+      reason: "aarch64 guest on x86_64 host: KVM runs only the host's own architecture",
+    });
+    assert.equal(existsSync(qemu.argsFile), false);
+    assert.deepEqual(readdirSync(cacheDir), []);
+  });
+
+  test("an aarch64 host probes KVM with its own machine and console", async () => {
+    const qemu = fakeQemu("echo booted");
+    const choice = await probeAccelerator({
+      cacheDir: fresh("cache"),
+      log: capture().log,
+      arch: "aarch64",
+      hostArch: "aarch64",
+      kernel: "/k/Image",
+      kvmDevice: openableDevice(),
+      qemuBinary: qemu.binary,
+    });
+    assert.equal(choice.accelerator, "kvm");
+    const args = readFileSync(qemu.argsFile, "utf8");
+    assert.match(args, /-machine virt,gic-version=max -accel kvm -cpu host/);
+    assert.match(args, /console=ttyAMA0/);
+  });
+
   test("a device path that cannot be opened: TCG, saying so", async () => {
     const cacheDir = fresh("cache");
     const notADir = openableDevice();

@@ -17,6 +17,7 @@ const image: LocalImage = {
   label: "omnios-stable",
   disk: "/unused",
   diskFormat: "raw",
+  arch: "x86_64",
   machine: "q35",
   seedMedium: "cdrom",
   readiness: "ssh",

@@ -10,6 +10,7 @@ const tiny: LocalImage = {
   disk: "/img/tiny/disk.qcow2",
   diskFormat: "qcow2",
   kernel: { path: "/img/tiny/vmlinuz", initrd: "/img/tiny/initramfs.cpio", append: "console=ttyS0 quiet" },
+  arch: "x86_64",
   machine: "q35",
   seedMedium: "virtio",
   readiness: "ssh",
@@ -44,6 +45,41 @@ const base = (image: LocalImage, more: Partial<QemuArgsInput> = {}): QemuArgsInp
 /** The value after each occurrence of `flag`. */
 const valuesOf = (args: string[], flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1] ?? ""] : []));
 const appendOf = (args: string[]) => valuesOf(args, "-append")[0] ?? "";
+
+const arm64: LocalImage = {
+  ...tiny,
+  label: "tiny-arm64",
+  kernel: { path: "/img/arm/vmlinuz", initrd: "/img/arm/initramfs.cpio", append: "console=ttyAMA0 quiet" },
+  arch: "aarch64",
+  machine: "virt",
+};
+const riscv64: LocalImage = { ...arm64, label: "tiny-riscv64", arch: "riscv64" };
+
+describe("QEMU arguments per guest architecture", () => {
+  test("aarch64 under TCG: virt with the best GIC, cheap pointer authentication, PCI devices, its console", () => {
+    const args = qemuArgs(base(arm64, { seedPath: "/run/vm/seed.img" }));
+    assert.deepEqual(valuesOf(args, "-machine"), ["virt,gic-version=max"]);
+    assert.deepEqual(valuesOf(args, "-cpu"), ["max,pauth-impdef=on"]);
+    assert.ok(valuesOf(args, "-device").includes("virtio-blk-pci,drive=seed0"));
+    assert.equal(appendOf(args), "console=ttyAMA0 quiet", "no x86 TSC hint");
+    assert.deepEqual(valuesOf(args, "-bios"), []);
+  });
+
+  test("riscv64 runs on OpenSBI under TCG and on the host's SBI under KVM", () => {
+    const tcg = qemuArgs(base(riscv64, { seedPath: "/s" }));
+    assert.deepEqual(valuesOf(tcg, "-machine"), ["virt"]);
+    assert.deepEqual(valuesOf(tcg, "-cpu"), ["rv64"]);
+    assert.deepEqual(valuesOf(tcg, "-bios"), ["default"]);
+    const kvm = qemuArgs(base(riscv64, { seedPath: "/s", accelerator: "kvm" }));
+    assert.deepEqual(valuesOf(kvm, "-cpu"), ["host"]);
+    assert.deepEqual(valuesOf(kvm, "-bios"), ["none"]);
+  });
+
+  test("an image whose machine does not fit its architecture is refused", () => {
+    assert.throws(() => qemuArgs(base({ ...arm64, machine: "q35" }, { seedPath: "/s" })), /cannot boot on the q35/);
+    assert.throws(() => qemuArgs(base({ ...tiny, machine: "virt" }, { seedPath: "/s" })), /cannot boot on the virt/);
+  });
+});
 
 describe("QEMU arguments per image boot settings", () => {
   test("the tiny image keeps its boot path: q35, PCI devices, bzImage, seed disk, no TSC hint", () => {

@@ -27,9 +27,12 @@ export class JobSlots implements SlotGate {
     private readonly perLabel: Readonly<Record<string, number>>,
     private readonly pool: WarmPool,
     private readonly log: Logger,
+    /** Labels to leave to hosts that run them under KVM for now (kvm-preference.ts). */
+    private readonly defers: (label: string) => boolean = () => false,
   ) {}
 
   tryAcquire(label: string): boolean {
+    if (this.defers(label)) return false;
     const warm = this.pool.take(label);
     if (warm) return this.claim(label, { kind: "warm", pooled: warm });
     // Evict claims hold no slot of this label yet: count them against its bound.

@@ -2,8 +2,11 @@ import { connectBus } from "@solstice/bus";
 import { ConfigError, loadConfig, type OrchestratorConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, migrate } from "@solstice/db";
 import { startHealthServer } from "@solstice/health";
+import { loadImageCatalog } from "@solstice/images";
 import { FleetKeyError, type FleetKeyring, requireFleetKeyring } from "@solstice/protocol";
+import { VmError } from "@solstice/vm";
 import { pino } from "pino";
+import { describePlatforms, hostPlatforms } from "./host-platforms.ts";
 import { createOrchestratorMetrics } from "./metrics.ts";
 import { startOrchestrator } from "./orchestrator.ts";
 import { vmBackendFor } from "./vm-backend.ts";
@@ -69,12 +72,27 @@ const backend = (() => {
     process.exit(2);
   }
 })();
+// What the host advertises: each served label's architecture and how it runs it. A label this host
+// cannot run (its QEMU emulator is missing) stops it here, before it takes any job.
+const platforms = await hostPlatforms({
+  labels: Object.keys(config.capacity),
+  catalog: await loadImageCatalog(),
+  backend,
+  log,
+}).catch((error: unknown) => {
+  log.fatal(
+    error instanceof VmError ? { code: error.code, hint: error.hint } : { err: error },
+    error instanceof Error ? error.message : "cannot run the labels in SOLSTICE_CAPACITY",
+  );
+  process.exit(2);
+});
 const orchestrator = await startOrchestrator({
   config,
   bus,
   store,
   backend,
-  accelerator: config.accelerator,
+  accelerator: describePlatforms(platforms) || config.accelerator,
+  platforms,
   log,
   keyring,
   metrics,

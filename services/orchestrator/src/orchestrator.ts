@@ -9,12 +9,15 @@ import {
 import { effectiveLeaseMs, effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
 import { GracefulCancel, hostActionProvider, JobEventStream, runJob } from "@solstice/executor";
+import type { GuestArch } from "@solstice/images";
 import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { CancelTombstones } from "./cancel-tombstones.ts";
 import { DebugSshKeeper } from "./debug-ssh.ts";
+import type { ArchPlatform } from "./host-platforms.ts";
 import { JobSlots } from "./job-slots.ts";
+import { KvmPreference } from "./kvm-preference.ts";
 import type { OrchestratorMetrics } from "./metrics.ts";
 import { outcomeOfState } from "./outcome-states.ts";
 import { recordingPublisher } from "./recording-publisher.ts";
@@ -31,6 +34,11 @@ export interface OrchestratorDeps {
   readonly store: JobStore;
   readonly backend: VmBackend;
   readonly accelerator: string;
+  /**
+   * The architectures this host runs and how (host-platforms.ts): labels it emulates are left to
+   * hosts that run them under KVM while those have room. Absent: no preference.
+   */
+  readonly platforms?: Partial<Record<GuestArch, ArchPlatform>>;
   readonly log: Logger;
   /** Unseals jobs' secrets; main.ts refuses to start without one (SOLSTICE_FLEET_KEYS). */
   readonly keyring?: FleetKeyring;
@@ -85,8 +93,17 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   const slots = createSlotGate({ total: effectiveMaxVms(config), perLabel: config.capacity });
   const running = new Map<string, RunningJob>();
   const warmPool = new WarmPool({ targets: config.warmPool, backend, slots, log });
-  // The consumer takes a job when its label has a free slot or an idle warm VM.
-  const jobSlots = new JobSlots(slots, config.capacity, warmPool, log);
+  const kvmPreference = new KvmPreference({
+    hostId: config.hostId,
+    store,
+    platforms: deps.platforms ?? {},
+    // Three missed heartbeats: the host is gone, or cut off and about to cancel its own jobs.
+    liveWithinMs: 3 * config.heartbeatIntervalMs,
+    log,
+  });
+  // The consumer takes a job when its label has a free slot or an idle warm VM, and no KVM host
+  // should take it instead.
+  const jobSlots = new JobSlots(slots, config.capacity, warmPool, log, (label) => kvmPreference.defers(label));
 
   const reaped = await backend.reapOrphans();
   if (reaped > 0) log.warn({ reaped }, "removed VMs left behind by an earlier run");
@@ -114,10 +131,12 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     },
     now,
   );
+  await kvmPreference.refresh().catch((error: unknown) => log.warn({ err: error }, "KVM hosts not read"));
   const hostHeartbeat = setInterval(() => {
     store
       .heartbeatHost(config.hostId, new Date())
       .catch((error: unknown) => log.warn({ err: error }, "host heartbeat not recorded"));
+    kvmPreference.refresh().catch((error: unknown) => log.warn({ err: error }, "KVM hosts not read"));
   }, config.heartbeatIntervalMs);
 
   // Drain and undrain come from the control exchange and from a restart (the flag in the hosts

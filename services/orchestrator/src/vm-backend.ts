@@ -61,6 +61,7 @@ function zvolImage(entry: CatalogEntry, goldenSnapshot: (label: string) => strin
     label: entry.label,
     disk: snapshot,
     diskFormat: "raw",
+    arch: entry.arch,
     machine: entry.boot.machine,
     seedMedium: entry.boot.seedMedium,
     readiness: entry.boot.readiness,

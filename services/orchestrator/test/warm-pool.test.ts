@@ -66,6 +66,7 @@ function setUp(opts: {
   backend?: ReturnType<typeof fakeBackend>;
   backoffMs?: number;
   refillQuietMs?: number;
+  defers?: (label: string) => boolean;
 }) {
   const fake = opts.backend ?? fakeBackend();
   const sessions: { vmId: string; open: boolean }[] = [];
@@ -92,7 +93,7 @@ function setUp(opts: {
       return { session: session as unknown as SshSession, basics };
     },
   });
-  const jobSlots = new JobSlots(slots, opts.capacity, pool, log);
+  const jobSlots = new JobSlots(slots, opts.capacity, pool, log, opts.defers);
   return { ...fake, slots, pool, jobSlots, sessions };
 }
 
@@ -150,6 +151,23 @@ describe("warm pool accounting", () => {
     assert.equal(first?.vm.id, "vm-1", "the first job runs warm");
     assert.equal(second, undefined, "the second boots a fresh VM");
     assert.equal(slots.inUse().total, 2);
+  });
+
+  test("a label left to a KVM host takes neither a slot nor the warm VM until the preference lifts", async () => {
+    let deferring = true;
+    const { pool, slots, jobSlots } = setUp({
+      capacity: { "tiny-arm64": 2 },
+      pool: { "tiny-arm64": 1 },
+      defers: (label) => deferring && label === "tiny-arm64",
+    });
+    pool.refill("tiny-arm64");
+    await until(() => pool.sizes()["tiny-arm64"]?.idle === 1, "the VM to be idle");
+    assert.equal(jobSlots.tryAcquire("tiny-arm64"), false);
+    assert.deepEqual(slots.inUse(), { total: 1, byLabel: { "tiny-arm64": 1 } }, "only the pooled VM's slot");
+    assert.equal(pool.sizes()["tiny-arm64"]?.idle, 1);
+    deferring = false;
+    assert.equal(jobSlots.tryAcquire("tiny-arm64"), true);
+    assert.equal(pool.sizes()["tiny-arm64"]?.idle, 0, "the job took the warm VM");
   });
 
   test("a claim given back (empty queue) returns the VM to the pool untouched", async () => {

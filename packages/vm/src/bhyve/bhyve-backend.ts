@@ -61,9 +61,22 @@ export function createBhyveBackend(opts: BhyveBackendOptions): VmBackend {
   return {
     name: "bhyve",
     ensureImage: (label, progress) => opts.ensureImage(label, progress),
+    async runsArch(arch) {
+      if (arch === "x86_64")
+        return { accelerator: "kvm", reason: "bhyve runs the host's own architecture in hardware" };
+      throw new VmError("unsupported", `bhyve cannot run ${arch} guests`, {
+        hint: "serve that label from a Linux host with the qemu backend",
+      });
+    },
     reapOrphans: () =>
       reapBhyveOrphans({ runner: opts.runner, log: opts.log, cloneParent: opts.cloneParent, seedRoot: opts.seedRoot }),
     async boot(spec: VmSpec): Promise<Vm> {
+      // bhyve runs guests of the host's own architecture only, and illumos hosts are x86_64.
+      if (spec.image.arch !== "x86_64") {
+        throw new VmError("image_unsupported", `bhyve cannot run ${spec.image.label}, an ${spec.image.arch} guest`, {
+          hint: "serve that label from a Linux host with the qemu backend",
+        });
+      }
       const started = Date.now();
       const { zone, vnic } = jobNames(spec.vmName);
       const zonePath = `${opts.zonesRoot}/${zone}`;

@@ -16,17 +16,9 @@ packages=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-utils passt geni
   syslinux syslinux-common fdisk e2fsprogs zstd xz-utils lz4 debian-archive-keyring
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils gcc libc6-dev make flex bison bc
   libelf-dev libssl-dev git ca-certificates util-linux iproute2 procps)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  echo "bootstrap: installing Debian packages: ${missing[*]}"
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/debian-packages.sh
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib/debian-packages.sh"
+install_debian_packages bootstrap "${packages[@]}"
 # The image builders fetch guest packages with `apt-get download`, which needs package lists.
 if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
   apt-get update -qq

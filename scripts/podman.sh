@@ -9,17 +9,9 @@ set -euo pipefail
 # each other by service name (rabbitmq, postgres) only through this plugin.
 packages=(podman podman-compose uidmap slirp4netns fuse-overlayfs runc debootstrap
   golang-github-containernetworking-plugin-dnsname)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  echo "podman.sh: installing Debian packages: ${missing[*]}" >&2
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/debian-packages.sh
+. "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/lib/debian-packages.sh"
+install_debian_packages podman.sh "${packages[@]}"
 
 dir="${XDG_CACHE_HOME:-$HOME/.cache}/solstice/containers"
 mkdir -p "$dir"

@@ -181,6 +181,15 @@ const debian12: ImageRecipe = {
 const leanKernelArgs =
   "console=ttyS0 quiet tsc=reliable no_timer_check i8042.noaux i8042.nopnp i8042.nokbd 8250.nr_uarts=1";
 
+/** What every tiny-fast.sh build reads: the tiny recipe it starts from, the agent init and helper. */
+const tinyFastInputs = {
+  TINY_RECIPE: "tiny.sh",
+  TINY_INIT: "tiny-init.sh",
+  DEBIAN_APT: "debian-apt.sh",
+  GUEST_INIT: "tiny-fast-init.sh",
+  FRESH_START_C: "fresh-start.c",
+};
+
 /** The tiny guest for the fast boot paths: microvm, PVH kernel, key agent, snapshot restore. */
 const tinyFast: ImageRecipe = {
   label: "tiny-fast",
@@ -189,11 +198,7 @@ const tinyFast: ImageRecipe = {
   script: "tiny-fast.sh",
   needsRoot: false,
   inputs: {
-    TINY_RECIPE: "tiny.sh",
-    TINY_INIT: "tiny-init.sh",
-    DEBIAN_APT: "debian-apt.sh",
-    GUEST_INIT: "tiny-fast-init.sh",
-    FRESH_START_C: "fresh-start.c",
+    ...tinyFastInputs,
     KERNEL_SCRIPT: "guest-kernel.sh",
     KERNEL_CONFIG: "guest-kernel.config",
   },
@@ -242,13 +247,7 @@ const tinyArm64Fast: ImageRecipe = {
   arch: "aarch64",
   script: "tiny-fast.sh",
   needsRoot: false,
-  inputs: {
-    TINY_RECIPE: "tiny.sh",
-    TINY_INIT: "tiny-init.sh",
-    DEBIAN_APT: "debian-apt.sh",
-    GUEST_INIT: "tiny-fast-init.sh",
-    FRESH_START_C: "fresh-start.c",
-  },
+  inputs: tinyFastInputs,
   params: {
     DISK_SIZE: "1G",
     KERNEL: "debian",

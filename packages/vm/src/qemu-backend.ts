@@ -221,18 +221,18 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     },
     async boot(spec: VmSpec): Promise<QemuVm> {
       const { accelerator } = await chooseAccelerator(spec.image, spec.signal);
+      const launch = {
+        spec,
+        runRoot,
+        unreachableHosts,
+        qemuBinary: qemuBinaryFor(spec.image.arch),
+        accelerator,
+        tscKhz,
+      };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
         try {
-          return await bootVm({
-            spec,
-            runRoot,
-            unreachableHosts,
-            qemuBinary: qemuBinaryFor(spec.image.arch),
-            accelerator,
-            tscKhz,
-            restoreFrom,
-          });
+          return await bootVm({ ...launch, restoreFrom });
         } catch (error) {
           if (spec.signal?.aborted) throw error;
           // A state QEMU cannot load is made again by the next boot; this one boots cold.
@@ -240,14 +240,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
           await rm(restoreFrom, { force: true });
         }
       }
-      return bootVm({
-        spec,
-        runRoot,
-        unreachableHosts,
-        qemuBinary: qemuBinaryFor(spec.image.arch),
-        accelerator,
-        tscKhz,
-      });
+      return bootVm(launch);
     },
   };
 }

@@ -364,9 +364,6 @@ describe("wire fixtures replayed against our client", () => {
           (error: unknown) => {
             assert.ok(error instanceof TaskPayloadError, String(error));
             assert.match(error.message, new RegExp(expect.refused.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
-            for (const text of "notRefused" in expect ? expect.notRefused : []) {
-              assert.doesNotMatch(error.message, new RegExp(text), `${text} is read, not refused`);
-            }
             return true;
           },
         );

@@ -518,7 +518,7 @@ jobs:
         expect: { planned: { job: "job3", fleetLabel: "tiny", steps: 1 } },
       },
       {
-        name: "a matrix combination's payload with job-index/job-total is read; its setup-go step is refused by name",
+        name: "a matrix combination's payload with job-index/job-total is read and planned, its setup-go step as an action",
         labels: ["ubuntu-20.04:vm:tiny"],
         response: {
           task: {
@@ -545,7 +545,7 @@ jobs:
           },
           tasksVersion: "5",
         },
-        expect: { refused: "actions/setup-go@v3", notRefused: ["job-index", "job-total"] },
+        expect: { planned: { job: "job1", fleetLabel: "tiny", steps: 2 } },
       },
       {
         name: "the poller test's empty task is refused: it carries no workflow",

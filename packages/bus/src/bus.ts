@@ -27,8 +27,10 @@ import {
   replayDeadLetters,
 } from "./dead-letter-admin.ts";
 import { BusError, OwnerTakenError, UnroutableLabelError } from "./errors.ts";
-import { type ConsumeJobsOptions, type JobConsumer, SlotGatedJobConsumer } from "./job-consumer.ts";
+import type { ConsumeJobsOptions, JobConsumer } from "./job-consumer.ts";
+import { PollingJobConsumer } from "./polling-job-consumer.ts";
 import { ConfirmPublisher } from "./publisher.ts";
+import { ReservingJobConsumer } from "./reserving-job-consumer.ts";
 import { OrderedSubscription, type Subscription } from "./subscription.ts";
 import {
   checkJobId,
@@ -226,7 +228,10 @@ class AmqpBus implements Bus {
   async consumeJobs(opts: ConsumeJobsOptions): Promise<JobConsumer> {
     await this.ensureTopology();
     for (const label of opts.labels) await this.ensureLabelQueue(label);
-    const consumer = new SlotGatedJobConsumer(this.connection, this.publisher, this.names, this.log, opts);
+    const consumer =
+      opts.taking === "reserve"
+        ? new ReservingJobConsumer(this.connection, this.publisher, this.names, this.log, opts)
+        : new PollingJobConsumer(this.connection, this.publisher, this.names, this.log, opts);
     return this.track(consumer);
   }
 

@@ -16,7 +16,7 @@ export {
   TopologyMismatchError,
   UnroutableLabelError,
 } from "./errors.ts";
-export type { ConsumeJobsOptions, JobConsumer, JobDelivery } from "./job-consumer.ts";
+export type { ConsumeJobsOptions, JobConsumer, JobDelivery, JobTaking } from "./job-consumer.ts";
 export { type CapacitySlotGate, createSlotGate, type SlotGate } from "./slot-gate.ts";
 export type { Subscription } from "./subscription.ts";
 export type { TopologyNames } from "./topology.ts";

@@ -1,7 +1,6 @@
 import { decodeJobRequest, type JobRequest, UndecodableMessageError } from "@solstice/protocol";
-import type { Channel, GetMessage } from "amqplib";
+import type { Channel, Message } from "amqplib";
 import type { Logger } from "pino";
-import type { BusConnection } from "./connection.ts";
 import { type DeadLetterReason, republishToDeadLetters } from "./dead-letter.ts";
 import { BusError, DeliveryLostError } from "./errors.ts";
 import type { ConfirmPublisher } from "./publisher.ts";
@@ -26,11 +25,22 @@ export interface JobDelivery {
 
 export interface JobConsumer {
   /**
-   * Stops taking jobs; deliveries already handed out stay settleable. Resolves once no fetch is in
-   * progress (a job fetched just before still reaches onJob).
+   * Stops taking jobs; deliveries already handed out stay settleable. Resolves once no fetch or
+   * subscription is in progress (a job delivered just before still reaches onJob).
    */
   stop(): Promise<void>;
 }
+
+/**
+ * How a host takes jobs (docs/decisions/0002 and 0007):
+ * - `reserve`: one consumer per label with prefetch 1, armed only while a slot of that label is
+ *   reserved for its next delivery. Nothing is polled. Needs a gate where one label's reservation
+ *   never keeps another label from reserving (per-label bounds that fit in the total, no warm
+ *   pool), or a label could wait idle while other labels hold the slots.
+ * - `poll`: `basic.get`, one per free slot, asking empty queues again every `pollIntervalMs`.
+ *   Works with any gate.
+ */
+export type JobTaking = "reserve" | "poll";
 
 export interface ConsumeJobsOptions {
   labels: readonly string[];
@@ -40,91 +50,35 @@ export interface ConsumeJobsOptions {
    * ends). If it throws, the consumer requeues an unsettled delivery and releases the slot.
    */
   onJob(job: JobRequest, delivery: JobDelivery): Promise<void>;
-  /** How often empty label queues are asked again while idle. Default 200. */
+  /** Default `poll`, which is right for any gate. */
+  taking?: JobTaking;
+  /** `poll` only: how often empty label queues are asked again while idle. Default 200. */
   pollIntervalMs?: number;
 }
 
-// How long one wait for a reconnect lasts before the consumer logs and waits again.
-const RECONNECT_WAIT_MS = 60_000;
-
-interface ConsumerChannel {
+/** A channel jobs are taken on, with the deliveries on it not yet settled. */
+export interface ConsumerChannel {
   channel: Channel;
   closed: boolean;
   unsettled: number;
 }
 
 /**
- * Takes jobs with basic.get, one per free slot, so this host never holds a delivery it cannot
- * start now: a held message is invisible to every other host. Consumers with prefetch cannot give
- * that: prefetch bounds each queue on its own, not a total across label queues, and cancelling a
- * consumer when slots run out races with deliveries already on the wire, which would then have to
- * be requeued (each requeue counts towards the delivery limit). The price is polling idle queues
- * every `pollIntervalMs`, a few cheap requests per second per label.
+ * Turns a delivery that already holds its slot into `onJob`, and settles it: the part both ways of
+ * taking jobs share. Undecodable jobs are dead-lettered; a handler that fails gives the slot back
+ * and requeues the job.
  */
-export class SlotGatedJobConsumer implements JobConsumer {
-  private stopping = false;
-  private readonly stopSignal = new AbortController();
-  private wakeIdle: (() => void) | undefined;
-  private current: ConsumerChannel | undefined;
-  private readonly loop: Promise<void>;
-  private nextLabel = 0;
-
+export class JobDispatcher {
   constructor(
-    private readonly connection: BusConnection,
     private readonly publisher: ConfirmPublisher,
     private readonly names: TopologyNames,
     private readonly log: Logger,
-    private readonly opts: ConsumeJobsOptions,
-  ) {
-    for (const label of opts.labels) names.labelQueue(label);
-    this.loop = this.run();
-  }
+    private readonly opts: Pick<ConsumeJobsOptions, "slots" | "onJob">,
+    /** Called after every settlement, so a consumer can close a channel it no longer uses. */
+    private readonly onSettled: (consumer: ConsumerChannel) => void,
+  ) {}
 
-  async stop(): Promise<void> {
-    this.stopping = true;
-    this.stopSignal.abort();
-    this.wakeIdle?.();
-    await this.loop;
-    if (this.current) this.closeWhenSettled(this.current);
-  }
-
-  private async run() {
-    const pollIntervalMs = this.opts.pollIntervalMs ?? 200;
-    while (!this.stopping) {
-      let took = false;
-      let blockedByCapacity = true;
-      try {
-        const consumer = await this.channel();
-        for (let i = 0; i < this.opts.labels.length && !this.stopping; i++) {
-          const label = this.opts.labels[(this.nextLabel + i) % this.opts.labels.length] as string;
-          if (!this.opts.slots.tryAcquire(label)) continue;
-          blockedByCapacity = false;
-          let message: GetMessage | false;
-          try {
-            message = await consumer.channel.get(this.names.labelQueue(label), { noAck: false });
-          } catch (error) {
-            this.opts.slots.release(label);
-            throw error;
-          }
-          if (message === false) {
-            this.opts.slots.release(label);
-            continue;
-          }
-          took = true;
-          await this.dispatch(consumer, label, message);
-        }
-        // Start the next round at the next label, so one busy label cannot starve the others.
-        this.nextLabel = (this.nextLabel + 1) % Math.max(1, this.opts.labels.length);
-      } catch (error) {
-        if (this.stopping) break;
-        this.log.warn({ err: error }, "fetching jobs failed; retrying");
-        blockedByCapacity = false;
-      }
-      if (!took) await this.idle(pollIntervalMs, blockedByCapacity);
-    }
-  }
-
-  private async dispatch(consumer: ConsumerChannel, label: string, message: GetMessage) {
+  async dispatch(consumer: ConsumerChannel, label: string, message: Message): Promise<void> {
     const queue = this.names.labelQueue(label);
     let job: JobRequest;
     try {
@@ -162,7 +116,7 @@ export class SlotGatedJobConsumer implements JobConsumer {
   }
 
   /** Republishes to the dead-letter exchange, confirmed, then acks the original. */
-  async deadLetter(consumer: ConsumerChannel, message: GetMessage, queue: string, reason: DeadLetterReason) {
+  async deadLetter(consumer: ConsumerChannel, message: Message, queue: string, reason: DeadLetterReason) {
     try {
       await republishToDeadLetters(this.publisher, this.names.deadLetterExchange, message, queue, reason);
     } catch (error) {
@@ -177,7 +131,7 @@ export class SlotGatedJobConsumer implements JobConsumer {
     this.settle(consumer, message, (channel) => channel.ack(message));
   }
 
-  settle(consumer: ConsumerChannel, message: GetMessage, action: (channel: Channel) => void) {
+  settle(consumer: ConsumerChannel, message: Message, action: (channel: Channel) => void) {
     if (consumer.closed) throw new DeliveryLostError(message.properties.messageId);
     try {
       action(consumer.channel);
@@ -185,43 +139,17 @@ export class SlotGatedJobConsumer implements JobConsumer {
       throw new DeliveryLostError(message.properties.messageId, { cause: error });
     }
     consumer.unsettled--;
-    if (this.stopping && consumer === this.current) this.closeWhenSettled(consumer);
+    this.onSettled(consumer);
   }
+}
 
-  private async channel(): Promise<ConsumerChannel> {
-    if (this.current && !this.current.closed) return this.current;
-    const model = await this.connection.ready(RECONNECT_WAIT_MS, this.stopSignal.signal);
-    const channel = await model.createChannel();
-    const consumer: ConsumerChannel = { channel, closed: false, unsettled: 0 };
-    channel.on("error", (error: unknown) => this.log.warn({ err: error }, "the broker closed the job channel"));
-    channel.on("close", () => {
-      consumer.closed = true;
-    });
-    this.current = consumer;
-    return consumer;
-  }
-
-  private closeWhenSettled(consumer: ConsumerChannel) {
-    if (consumer.unsettled > 0 || consumer.closed) return;
-    consumer.closed = true;
-    void consumer.channel.close().catch((error: unknown) => {
-      this.log.debug({ err: error }, "job channel was already closed");
-    });
-  }
-
-  private idle(ms: number, wakeOnRelease: boolean): Promise<void> {
-    return new Promise((resolve) => {
-      const unsubscribe = wakeOnRelease ? this.opts.slots.onRelease(() => done()) : undefined;
-      const timer = setTimeout(() => done(), ms);
-      const done = () => {
-        clearTimeout(timer);
-        unsubscribe?.();
-        this.wakeIdle = undefined;
-        resolve();
-      };
-      this.wakeIdle = done;
-    });
-  }
+/** Closes a job channel once nothing taken on it awaits settlement (or at once if nothing does). */
+export function closeWhenSettled(consumer: ConsumerChannel, log: Logger) {
+  if (consumer.unsettled > 0 || consumer.closed) return;
+  consumer.closed = true;
+  void consumer.channel.close().catch((error: unknown) => {
+    log.debug({ err: error }, "job channel was already closed");
+  });
 }
 
 class SlotJobDelivery implements JobDelivery {
@@ -230,10 +158,10 @@ class SlotJobDelivery implements JobDelivery {
   readonly redelivered: boolean;
 
   constructor(
-    private readonly consumer: SlotGatedJobConsumer,
+    private readonly dispatcher: JobDispatcher,
     private readonly channel: ConsumerChannel,
     readonly label: string,
-    private readonly message: GetMessage,
+    private readonly message: Message,
     private readonly queue: string,
   ) {
     this.messageId = typeof message.properties.messageId === "string" ? message.properties.messageId : undefined;
@@ -242,17 +170,17 @@ class SlotJobDelivery implements JobDelivery {
 
   async ack(): Promise<void> {
     this.claim();
-    this.consumer.settle(this.channel, this.message, (channel) => channel.ack(this.message));
+    this.dispatcher.settle(this.channel, this.message, (channel) => channel.ack(this.message));
   }
 
   async reject(reason: string): Promise<void> {
     this.claim();
-    await this.consumer.deadLetter(this.channel, this.message, this.queue, { code: "rejected", message: reason });
+    await this.dispatcher.deadLetter(this.channel, this.message, this.queue, { code: "rejected", message: reason });
   }
 
   async requeue(): Promise<void> {
     this.claim();
-    this.consumer.settle(this.channel, this.message, (channel) => channel.nack(this.message, false, true));
+    this.dispatcher.settle(this.channel, this.message, (channel) => channel.nack(this.message, false, true));
   }
 
   private claim() {

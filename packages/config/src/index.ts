@@ -5,6 +5,7 @@ export { NETWORK_POLICIES, type NetworkPolicyName, networkPolicySchema } from ".
 export {
   effectiveLeaseMs,
   effectiveMaxVms,
+  jobTakingOf,
   LEASE_HEARTBEATS,
   type OrchestratorConfig,
   orchestratorConfigSchema,

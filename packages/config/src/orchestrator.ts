@@ -57,6 +57,13 @@ const orchestratorFields = z.object({
    * `none-after-checkout` (the network is cut once the job's checkout is done).
    */
   networkPolicy: networkPolicySchema,
+  /**
+   * How jobs are taken from the label queues (docs/decisions/0007): `reserve` (a consumer per label,
+   * armed while a slot is reserved for it; nothing is polled), `poll` (basic.get every 200 ms while
+   * idle), or `auto` (the default): reserve unless a warm pool is configured or SOLSTICE_MAX_VMS is
+   * below the sum of the per-label slots, where a reserved slot could keep another label waiting.
+   */
+  jobTaking: z.enum(["auto", "reserve", "poll"]).default("auto"),
   /** auto (functional probe), kvm or tcg. */
   accelerator: z.enum(["auto", "kvm", "tcg"]).default("auto"),
   heartbeatIntervalMs: durationMs(5_000),
@@ -94,6 +101,14 @@ const orchestratorFields = z.object({
 
 /** Everything the orchestrator reads at start-up (`SOLSTICE_*` variables). */
 export const orchestratorConfigSchema = orchestratorFields.superRefine((config, ctx) => {
+  if (config.jobTaking === "reserve" && !canReserve(config)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["jobTaking"],
+      message:
+        "reserve needs no warm pool and SOLSTICE_MAX_VMS at least the sum of the per-label slots; use auto or poll",
+    });
+  }
   // A pool larger than its label's slots could never fill, and one for a label not served never starts.
   for (const [label, size] of Object.entries(config.warmPool)) {
     const slots = config.capacity[label];
@@ -123,4 +138,19 @@ export function effectiveLeaseMs(config: Pick<OrchestratorConfig, "leaseMs" | "h
 
 export function effectiveMaxVms(config: Pick<OrchestratorConfig, "capacity" | "maxVms">): number {
   return config.maxVms ?? Object.values(config.capacity).reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Whether every label can hold a reserved slot while the others run jobs up to their own bounds:
+ * true when the total bound covers every label's bound and no warm pool competes for the slots.
+ */
+function canReserve(config: Pick<OrchestratorConfig, "capacity" | "maxVms" | "warmPool">): boolean {
+  const sum = Object.values(config.capacity).reduce((a, b) => a + b, 0);
+  return effectiveMaxVms(config) >= sum && Object.keys(config.warmPool).length === 0;
+}
+
+/** How this host takes jobs: SOLSTICE_JOB_TAKING, with `auto` resolved. */
+export function jobTakingOf(config: Pick<OrchestratorConfig, "capacity" | "maxVms" | "warmPool" | "jobTaking">) {
+  if (config.jobTaking !== "auto") return config.jobTaking;
+  return canReserve(config) ? "reserve" : "poll";
 }

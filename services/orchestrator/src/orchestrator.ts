@@ -6,7 +6,7 @@ import {
   type JobConsumer,
   type JobDelivery,
 } from "@solstice/bus";
-import { effectiveLeaseMs, effectiveMaxVms, type OrchestratorConfig } from "@solstice/config";
+import { effectiveLeaseMs, effectiveMaxVms, jobTakingOf, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
 import { GracefulCancel, hostActionProvider, JobEventStream, runJob } from "@solstice/executor";
 import type { GuestArch } from "@solstice/images";
@@ -104,6 +104,10 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   // The consumer takes a job when its label has a free slot or an idle warm VM, and no KVM host
   // should take it instead.
   const jobSlots = new JobSlots(slots, config.capacity, warmPool, log, (label) => kvmPreference.defers(label));
+  // Reservation arms a label once and keeps it armed; a host that emulates a label must look
+  // again at every heartbeat whether a KVM host should take its jobs instead, which polling does.
+  const emulates = Object.values(deps.platforms ?? {}).some((platform) => platform?.accelerator === "tcg");
+  const taking = emulates ? "poll" : jobTakingOf(config);
 
   const reaped = await backend.reapOrphans();
   if (reaped > 0) log.warn({ reaped }, "removed VMs left behind by an earlier run");
@@ -153,7 +157,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
         await warmPool.pause();
       } else if (!drain && !consumer) {
         warmPool.resume();
-        consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept });
+        consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept, taking });
       }
       await store
         .setDraining(config.hostId, drain)
@@ -334,12 +338,13 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     running.set(job.jobId, { attempt: job.attempt, label: delivery.label, controller, done });
   }
 
-  if (!draining) consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept });
+  if (!draining) consumer = await bus.consumeJobs({ labels, slots: jobSlots, onJob: accept, taking });
   log.info(
     {
       capacity: config.capacity,
       maxVms: effectiveMaxVms(config),
       warmPool: config.warmPool,
+      jobTaking: taking,
       draining,
     },
     "orchestrator ready",

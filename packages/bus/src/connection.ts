@@ -16,6 +16,7 @@ export interface ReconnectOptions {
 export type ConnectionState = "connected" | "disconnected";
 
 export interface ConnectionOptions {
+  /** One AMQP URL, or the nodes of a cluster separated by commas. */
   url: string;
   log: Logger;
   reconnect: ReconnectOptions;
@@ -36,6 +37,10 @@ const CLOSE_TIMEOUT_MS = 3_000;
  * One AMQP connection that repairs itself: when it is lost it reconnects with capped exponential
  * backoff and jitter until `close()`, then runs the reconnect hooks. Callers that need the
  * connection wait for it with a deadline (`ready`).
+ *
+ * Given several URLs (a cluster's nodes), it starts at a random one, so a fleet spreads over the
+ * nodes, and each attempt after a failure or a lost connection goes to the next node: a host whose
+ * node went down is back on another one after one backoff.
  */
 export class BusConnection {
   private model: ChannelModel | undefined;
@@ -43,10 +48,14 @@ export class BusConnection {
   private readonly readyWaiters = new Set<() => void>();
   private readonly hooks = new Set<ReconnectHook>();
   private wakeBackoff: (() => void) | undefined;
-  private readonly broker: string;
+  private readonly urls: readonly string[];
+  private next: number;
+  private broker: string;
 
   private constructor(private readonly opts: ConnectionOptions) {
-    this.broker = describeBroker(opts.url);
+    this.urls = brokerUrls(opts.url);
+    this.next = Math.floor(Math.random() * this.urls.length);
+    this.broker = describeBroker(this.urls[this.next] ?? "");
   }
 
   /** Connects, retrying with backoff until `timeoutMs` has passed. */
@@ -66,8 +75,9 @@ export class BusConnection {
       opts.log.warn({ broker: connection.broker, attempt, err: lastError }, "cannot reach the broker yet, retrying");
       await sleep(delay);
     }
-    throw new BusUnavailableError(`cannot connect to the broker at ${connection.broker} within ${timeoutMs} ms`, {
-      hint: `check that RabbitMQ runs at ${connection.broker} and the credentials in the AMQP URL`,
+    const brokers = connection.urls.map(describeBroker).join(", ");
+    throw new BusUnavailableError(`cannot connect to the broker at ${brokers} within ${timeoutMs} ms`, {
+      hint: `check that RabbitMQ runs at ${brokers} and the credentials in the AMQP URL`,
       cause: lastError,
     });
   }
@@ -148,8 +158,12 @@ export class BusConnection {
     }
   }
 
+  /** Connects to the next node in turn; `broker` names it in every log line from then on. */
   private async connectOnce(): Promise<ChannelModel> {
-    const url = new URL(this.opts.url);
+    const raw = this.urls[this.next % this.urls.length] ?? "";
+    this.next = (this.next + 1) % this.urls.length;
+    this.broker = describeBroker(raw);
+    const url = new URL(raw);
     if (!url.searchParams.has("heartbeat")) url.searchParams.set("heartbeat", String(HEARTBEAT_SECONDS));
     return this.opts.connect(url.toString(), {
       timeout: SOCKET_CONNECT_TIMEOUT_MS,
@@ -224,6 +238,16 @@ export class BusConnection {
 export function backoffDelay(options: ReconnectOptions, attempt: number): number {
   const exponential = Math.min(options.maxDelayMs, options.initialDelayMs * 2 ** Math.min(attempt, 30));
   return Math.round(exponential / 2 + (Math.random() * exponential) / 2);
+}
+
+/** The URLs of a comma-separated list, in order; BusError when there is none. */
+export function brokerUrls(list: string): string[] {
+  const urls = list
+    .split(",")
+    .map((url) => url.trim())
+    .filter(Boolean);
+  if (urls.length === 0) throw new BusError("bus_unavailable", "no broker URL given", { hint: "set SOLSTICE_AMQP_URL" });
+  return urls;
 }
 
 /** host:port/vhost, without credentials, for logs and messages. */

@@ -15,8 +15,13 @@ const commaList = z
   );
 
 const orchestratorFields = z.object({
-  /** AMQP URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672. */
-  amqpUrl: z.string().url(),
+  /**
+   * AMQP URL of the broker, e.g. amqp://guest:guest@127.0.0.1:5672, or of each node of a cluster,
+   * comma-separated: the host connects to one and moves to another when it goes.
+   */
+  amqpUrl: z
+    .string()
+    .refine((list) => list.split(",").every((url) => URL.canParse(url.trim())), "one URL, or several separated by commas"),
   /** PostgreSQL URL, e.g. postgres://solstice@127.0.0.1:5432/solstice. */
   databaseUrl: z.string().url(),
   /** PostgreSQL schema for our tables (default public). */

@@ -2,6 +2,7 @@ import type { JOB_SOURCES, JOB_STATES, STEP_CONCLUSIONS, STEP_STATES } from "./s
 
 export type JobState = (typeof JOB_STATES)[number];
 export type FinishedJobState = Exclude<JobState, "queued" | "running">;
+export const FINISHED_STATES: readonly FinishedJobState[] = ["succeeded", "failed", "cancelled"];
 export type StepState = (typeof STEP_STATES)[number];
 export type StepConclusion = (typeof STEP_CONCLUSIONS)[number];
 /** Which kind of runner submitted the job (named apart from the protobuf enum `JobSource`). */
@@ -142,6 +143,11 @@ export interface JobStore {
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /** Newest first. */
   listJobs(filter?: JobFilter): Promise<JobRecord[]>;
+  /**
+   * Deletes finished jobs (succeeded, failed, cancelled) created before `before`, with their
+   * steps; queued and running jobs stay whatever their age. Resolves with how many were deleted.
+   */
+  pruneJobs(before: Date): Promise<number>;
   /** Registers a host, or refreshes it at start-up; keeps its `draining` flag. */
   upsertHost(host: HostRegistration, at: Date): Promise<void>;
   /** False when the host is unknown. */

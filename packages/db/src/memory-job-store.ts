@@ -12,7 +12,7 @@ import type {
   StepRecord,
   StepResult,
 } from "./job-store.ts";
-import { listLimit } from "./job-store.ts";
+import { FINISHED_STATES, listLimit } from "./job-store.ts";
 
 type StoredJob = Omit<JobRecord, "steps">;
 
@@ -113,6 +113,18 @@ export class MemoryJobStore implements JobStore {
       )
       .slice(0, listLimit(filter))
       .map((job) => this.toRecord(job));
+  }
+
+  async pruneJobs(before: Date): Promise<number> {
+    let deleted = 0;
+    for (const [id, job] of this.jobs) {
+      if ((FINISHED_STATES as readonly string[]).includes(job.state) && job.createdAt < before) {
+        this.jobs.delete(id);
+        this.steps.delete(id);
+        deleted++;
+      }
+    }
+    return deleted;
   }
 
   async upsertHost(host: HostRegistration, at: Date): Promise<void> {

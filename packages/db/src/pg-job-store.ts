@@ -16,7 +16,7 @@ import type {
   StepRecord,
   StepResult,
 } from "./job-store.ts";
-import { listLimit } from "./job-store.ts";
+import { FINISHED_STATES, listLimit } from "./job-store.ts";
 import { debugSessions, hosts, jobSteps, jobs } from "./schema.ts";
 
 export interface PgJobStoreOptions {
@@ -40,6 +40,9 @@ type StepRow = typeof jobSteps.$inferSelect;
 const UNFINISHED = ["queued", "running"] as const;
 
 /** Opens a pool on the database; `close()` ends it. Run `migrate` first. */
+/** Jobs deleted per statement by pruneJobs (their steps go with them, by the foreign key). */
+const PRUNE_BATCH = 5_000;
+
 export function createPgJobStore(opts: PgJobStoreOptions): { store: PgJobStore; close(): Promise<void> } {
   const schema = checkSchemaName(opts.schema ?? "public");
   const log = opts.log.child({ component: "job-store", schema });
@@ -189,6 +192,22 @@ export class PgJobStore implements JobStore {
       .limit(listLimit(filter));
     const steps = await this.stepsOf(rows);
     return rows.map((row) => toJobRecord(row, steps));
+  }
+
+  async pruneJobs(before: Date): Promise<number> {
+    // In batches, each its own short transaction, so a first prune of months of history never
+    // holds locks on the jobs table for long while orchestrators write to it.
+    let deleted = 0;
+    for (;;) {
+      const batch = this.db
+        .select({ id: jobs.id })
+        .from(jobs)
+        .where(and(inArray(jobs.state, [...FINISHED_STATES]), lt(jobs.createdAt, before)))
+        .limit(PRUNE_BATCH);
+      const rows = await this.db.delete(jobs).where(inArray(jobs.id, batch)).returning({ id: jobs.id });
+      deleted += rows.length;
+      if (rows.length < PRUNE_BATCH) return deleted;
+    }
   }
 
   async upsertHost(host: HostRegistration, at: Date): Promise<void> {

@@ -1,0 +1,58 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const script = path.join(import.meta.dirname, "../../scripts/rabbitmq-cluster.sh");
+
+/**
+ * The three-node RabbitMQ cluster of scripts/rabbitmq-cluster.sh, on ports and folders of its own
+ * for the tests (5690 + i, /tmp/solstice-rabbit-cluster-test), apart from the cluster bench:fleet
+ * uses and from the machine's broker, which it never touches.
+ */
+export interface TestCluster {
+  /** The nodes' AMQP URLs, node i at index i − 1. */
+  readonly urls: readonly string[];
+  /** Stops the broker on node i (1-3): its clients lose their connections, its queue replicas go. */
+  stopNode(i: number): Promise<void>;
+  startNode(i: number): Promise<void>;
+  /** The node (1-3) that leads `queue` now, asked of node `askNode`. */
+  leaderOf(queue: string, askNode?: number): Promise<number>;
+  /** Stops every node and deletes their data. */
+  close(): Promise<void>;
+}
+
+const env = {
+  ...process.env,
+  SOLSTICE_CLUSTER_BASE_PORT: "5690",
+  SOLSTICE_CLUSTER_DIR: "/tmp/solstice-rabbit-cluster-test",
+};
+
+async function cluster(...args: string[]): Promise<string> {
+  const { stdout } = await run("bash", [script, ...args], { env, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+export async function startTestCluster(): Promise<TestCluster> {
+  await cluster("start", "3");
+  const urls = (await cluster("urls", "3")).trim().split(",");
+  return {
+    urls,
+    stopNode: async (i) => {
+      await cluster("stop-node", String(i));
+    },
+    startNode: async (i) => {
+      await cluster("start-node", String(i));
+    },
+    async leaderOf(queue, askNode = 1) {
+      const out = await cluster("ctl", String(askNode), "list_queues", "name", "leader", "--formatter", "json", "-q");
+      const entry = (JSON.parse(out) as Array<{ name: string; leader: string }>).find((q) => q.name === queue);
+      const node = /solstice-(\d)@/.exec(entry?.leader ?? "")?.[1];
+      if (!node) throw new Error(`no leader known for queue ${queue}`);
+      return Number(node);
+    },
+    close: async () => {
+      await cluster("stop");
+    },
+  };
+}

@@ -12,7 +12,8 @@
 #   scripts/rabbitmq-cluster.sh urls [nodes]    the AMQP URLs, comma-separated
 #
 # Node i listens on 127.0.0.1:$((SOLSTICE_CLUSTER_BASE_PORT + i)) (default 5680 + i) and is named
-# solstice-<i>@localhost; its files live in $SOLSTICE_CLUSTER_DIR (default /tmp/solstice-rabbit-cluster).
+# solstice-<that port>@localhost; its files live in $SOLSTICE_CLUSTER_DIR (default
+# /tmp/solstice-rabbit-cluster).
 set -euo pipefail
 
 base_port=${SOLSTICE_CLUSTER_BASE_PORT:-5680}
@@ -27,8 +28,9 @@ if [ ! -x "$bin/rabbitmq-server" ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq rabbitmq-server >/dev/null
 fi
 
-node_name() { echo "solstice-$1@localhost"; }
 node_port() { echo $((base_port + $1)); }
+# Named after the AMQP port, so two clusters (the tests' and bench:fleet's) never share a name on epmd.
+node_name() { echo "solstice-$(node_port "$1")@localhost"; }
 
 # The environment of node i: everything that would otherwise come from /etc/rabbitmq, which
 # belongs to the machine's own broker.
@@ -83,13 +85,14 @@ loopback_users = none
 cluster_partition_handling = pause_minority
 EOF
     echo "[]." >"$dir/node-$i/advanced.config"
-    eval env "$(node_env "$i")" setsid "$bin/rabbitmq-server" >"$dir/node-$i/stdout.log" 2>&1 </dev/null &
+    # From its own folder, where an erl_crash.dump lands if the node dies.
+    (cd "$dir/node-$i" && eval env "$(node_env "$i")" setsid "$bin/rabbitmq-server" >stdout.log 2>&1 </dev/null &)
   fi
   for _ in $(seq 1 120); do amqp_up "$(node_port "$i")" && break; sleep 0.5; done
   ctl "$i" await_startup --timeout 60 >/dev/null
 }
 
-cluster_nodes() { ctl 1 cluster_status --formatter json 2>/dev/null | grep -o "solstice-[0-9]@localhost" | sort -u; }
+cluster_nodes() { ctl 1 cluster_status --formatter json 2>/dev/null | grep -o "solstice-[0-9]*@localhost" | sort -u; }
 
 case "${1:-}" in
   start)

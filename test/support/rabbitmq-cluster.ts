@@ -22,9 +22,10 @@ export interface TestCluster {
   close(): Promise<void>;
 }
 
+const BASE_PORT = 5690;
 const env = {
   ...process.env,
-  SOLSTICE_CLUSTER_BASE_PORT: "5690",
+  SOLSTICE_CLUSTER_BASE_PORT: String(BASE_PORT),
   SOLSTICE_CLUSTER_DIR: "/tmp/solstice-rabbit-cluster-test",
 };
 
@@ -47,9 +48,9 @@ export async function startTestCluster(): Promise<TestCluster> {
     async leaderOf(queue, askNode = 1) {
       const out = await cluster("ctl", String(askNode), "list_queues", "name", "leader", "--formatter", "json", "-q");
       const entry = (JSON.parse(out) as Array<{ name: string; leader: string }>).find((q) => q.name === queue);
-      const node = /solstice-(\d)@/.exec(entry?.leader ?? "")?.[1];
-      if (!node) throw new Error(`no leader known for queue ${queue}`);
-      return Number(node);
+      const port = /solstice-(\d+)@/.exec(entry?.leader ?? "")?.[1];
+      if (!port) throw new Error(`no leader known for queue ${queue}`);
+      return Number(port) - BASE_PORT;
     },
     close: async () => {
       await cluster("stop");

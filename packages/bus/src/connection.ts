@@ -246,7 +246,9 @@ export function brokerUrls(list: string): string[] {
     .split(",")
     .map((url) => url.trim())
     .filter(Boolean);
-  if (urls.length === 0) throw new BusError("bus_unavailable", "no broker URL given", { hint: "set SOLSTICE_AMQP_URL" });
+  if (urls.length === 0) {
+    throw new BusError("bus_unavailable", "no broker URL given", { hint: "set SOLSTICE_AMQP_URL" });
+  }
   return urls;
 }
 

@@ -110,10 +110,8 @@ program
     );
   });
 
-program
-  .command("db")
-  .description("the PostgreSQL state")
-  .command("migrate")
+const db = program.command("db").description("the PostgreSQL state");
+db.command("migrate")
   .description("apply the schema migrations (safe while services start: they take the same lock)")
   .option("--database-url <url>", "PostgreSQL URL", process.env.SOLSTICE_DATABASE_URL)
   .option("--schema <name>", "PostgreSQL schema", process.env.SOLSTICE_DATABASE_SCHEMA ?? "public")
@@ -122,6 +120,29 @@ program
     const { migrateDatabase } = await import("./commands/db-migrate.ts");
     const applied = await migrateDatabase(opts.databaseUrl, opts.schema, logger());
     term.out(`${applied === 0 ? "schema is up to date" : `applied ${applied} migration(s)`}\n`);
+  });
+db.command("prune")
+  .description("delete finished jobs created before a time, with their steps (queued and running jobs stay)")
+  .requiredOption("--older-than <age>", "how old a finished job must be to go: 30d, 12h or 90m")
+  .option("--database-url <url>", "PostgreSQL URL", process.env.SOLSTICE_DATABASE_URL)
+  .option("--schema <name>", "PostgreSQL schema", process.env.SOLSTICE_DATABASE_SCHEMA ?? "public")
+  .option("--json", "machine-readable output", false)
+  .action(async (opts: { olderThan: string; databaseUrl?: string; schema: string; json: boolean }) => {
+    if (!opts.databaseUrl) throw new UsageError("no database: pass --database-url or set SOLSTICE_DATABASE_URL");
+    const { parseAge, pruneDatabase } = await import("./commands/db-prune.ts");
+    const ageMs = parseAge(opts.olderThan);
+    if (ageMs === undefined) {
+      throw new UsageError(
+        `--older-than "${opts.olderThan}" is not an age: use a number and m, h or d (30d, 12h, 90m)`,
+      );
+    }
+    const before = new Date(Date.now() - ageMs);
+    const deleted = await pruneDatabase(opts.databaseUrl, opts.schema, before, logger());
+    term.out(
+      opts.json
+        ? `${JSON.stringify({ deleted, before: before.toISOString() })}\n`
+        : `deleted ${deleted} finished job(s) created before ${before.toISOString()}\n`,
+    );
   });
 
 // The fleet commands' modules load the broker, database and image code they need. Loading only

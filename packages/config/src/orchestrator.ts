@@ -21,7 +21,10 @@ const orchestratorFields = z.object({
    */
   amqpUrl: z
     .string()
-    .refine((list) => list.split(",").every((url) => URL.canParse(url.trim())), "one URL, or several separated by commas"),
+    .refine(
+      (list) => list.split(",").every((url) => URL.canParse(url.trim())),
+      "one URL, or several separated by commas",
+    ),
   /** PostgreSQL URL, e.g. postgres://solstice@127.0.0.1:5432/solstice. */
   databaseUrl: z.string().url(),
   /** PostgreSQL schema for our tables (default public). */

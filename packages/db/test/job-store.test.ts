@@ -264,6 +264,36 @@ for (const impl of implementations) {
       assert.deepEqual((await store.listJobs({ state: "running" }))[0]?.steps.length, 3);
     });
 
+    storeTest(
+      "pruneJobs deletes finished jobs created before the cutoff with their steps; queued, running and newer ones stay",
+      async (store) => {
+        const [oldSucceeded, oldFailed, oldRunning, oldQueued, recent] = [
+          newJob(),
+          newJob(),
+          newJob(),
+          newJob(),
+          newJob(),
+        ];
+        for (const job of [oldSucceeded, oldFailed, oldRunning, oldQueued]) await store.recordQueued(job, at(0));
+        await store.recordQueued(recent, at(100));
+        for (const job of [oldSucceeded, oldFailed, oldRunning, recent])
+          await store.markRunning(job.jobId, 1, "host-1", at(101));
+        await store.finishJob(oldSucceeded.jobId, 1, { state: "succeeded" }, at(102));
+        await store.finishJob(oldFailed.jobId, 1, { state: "failed", reason: "make exited 2" }, at(102));
+        await store.finishJob(recent.jobId, 1, { state: "succeeded" }, at(102));
+
+        assert.equal(await store.pruneJobs(at(50)), 2);
+        assert.equal(await store.getJob(oldSucceeded.jobId), undefined);
+        assert.equal(await store.getJob(oldFailed.jobId), undefined);
+        assert.deepEqual(
+          (await store.listJobs({})).map((j) => j.jobId).sort(),
+          [oldRunning.jobId, oldQueued.jobId, recent.jobId].sort(),
+        );
+        assert.equal((await store.getJob(recent.jobId))?.steps.length, 3);
+        assert.equal(await store.pruneJobs(at(50)), 0, "a second prune finds nothing");
+      },
+    );
+
     storeTest("hosts are registered, heartbeat, and keep their draining flag across a restart", async (store) => {
       const host = {
         id: `host-${randomUUID()}`,

@@ -33,7 +33,9 @@ interface LabelConsumer {
 /**
  * Takes jobs with one consumer per label, prefetch 1, armed only while a slot of that label is
  * reserved for its next delivery: so, as with polling, this host never holds a delivery it cannot
- * start now (docs/decisions/0002), but an idle host sends the broker nothing.
+ * start now (docs/decisions/0002), but an idle host sends the broker nothing. Before arming, it
+ * asks the queue once (basic.get with the reserved slot), so under a backlog jobs are taken one
+ * request each, as by polling, and the consumer is only armed once the queue was seen empty.
  *
  * When a delivery arrives, the reserved slot becomes its job's. Before the job is dispatched (and
  * so before its ack can open the prefetch window again), the consumer reserves the next slot, or,
@@ -127,6 +129,15 @@ export class ReservingJobConsumer implements JobConsumer {
       const tag = `${l.queue}.${randomUUID()}`;
       try {
         const consumer = await this.labelChannel(l);
+        if (this.stopping) return;
+        // Ask once before subscribing: with a backlog the job is taken in one request, where a
+        // consumer would cost a subscribe and, once the label is full, a cancel per job.
+        const waiting = await consumer.channel.get(l.queue, { noAck: false });
+        if (waiting !== false) {
+          l.reserved = false;
+          await this.dispatcher.dispatch(consumer, l.label, waiting);
+          continue;
+        }
         if (this.stopping) return;
         // Set first: the first delivery can be handled before consume-ok's promise settles.
         l.tag = tag;

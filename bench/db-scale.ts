@@ -28,11 +28,12 @@ const log = pino({ level: "silent" });
 
 // The indexes 0002 added, as the "without" case drops and re-creates them.
 const LIST_INDEXES: Record<string, string> = {
-  jobs_state_created_at_idx: `("state", "created_at" desc)`,
-  jobs_label_created_at_idx: `("label", "created_at" desc)`,
-  jobs_host_id_created_at_idx: `("host_id", "created_at" desc)`,
-  jobs_repo_full_name_created_at_idx: `("repo_full_name", "created_at" desc)`,
-  jobs_repo_url_created_at_idx: `("repo_url", "created_at" desc)`,
+  jobs_created_at_idx: `("created_at" desc nulls first, "id" desc nulls first)`,
+  jobs_state_created_at_idx: `("state", "created_at" desc nulls first, "id" desc nulls first)`,
+  jobs_label_created_at_idx: `("label", "created_at" desc nulls first, "id" desc nulls first)`,
+  jobs_host_id_created_at_idx: `("host_id", "created_at" desc nulls first, "id" desc nulls first)`,
+  jobs_repo_full_name_created_at_idx: `("repo_full_name", "created_at" desc nulls first, "id" desc nulls first)`,
+  jobs_repo_url_created_at_idx: `("repo_url", "created_at" desc nulls first, "id" desc nulls first)`,
 };
 
 const cases: Array<{ name: string; args: string[]; filter: JobFilter }> = [
@@ -121,10 +122,12 @@ try {
 
     const rows = await timeCases("with 0002");
     for (const name of Object.keys(LIST_INDEXES)) await db.query(`drop index "${name}"`);
+    // The indexes of migration 0000.
+    await db.query("create index jobs_created_at_idx on jobs (created_at desc nulls last)");
     await db.query("create index jobs_state_idx on jobs (state)");
     await db.query("create index jobs_label_idx on jobs (label)");
     rows.push(...(await timeCases("before 0002")));
-    await db.query("drop index jobs_state_idx; drop index jobs_label_idx");
+    await db.query("drop index jobs_created_at_idx; drop index jobs_state_idx; drop index jobs_label_idx");
     for (const [name, columns] of Object.entries(LIST_INDEXES))
       await db.query(`create index "${name}" on jobs ${columns}`);
 

@@ -74,8 +74,8 @@ start_node() {
   local i=$1
   mkdir -p "$dir/node-$i/log"
   if amqp_up "$(node_port "$i")"; then return; fi
-  # A stopped app in a running VM (stop-node) only needs start_app.
-  if ctl "$i" status >/dev/null 2>&1; then
+  # A stopped app in a running Erlang VM (stop-node) only needs start_app.
+  if [ -f "$dir/node-$i/pid" ] && kill -0 "$(cat "$dir/node-$i/pid")" 2>/dev/null; then
     ctl "$i" start_app >/dev/null
   else
     cat >"$dir/node-$i/rabbitmq.conf" <<EOF
@@ -86,7 +86,8 @@ cluster_partition_handling = pause_minority
 EOF
     echo "[]." >"$dir/node-$i/advanced.config"
     # From its own folder, where an erl_crash.dump lands if the node dies.
-    (cd "$dir/node-$i" && eval env "$(node_env "$i")" setsid "$bin/rabbitmq-server" >stdout.log 2>&1 </dev/null &)
+    (cd "$dir/node-$i" && eval exec env "$(node_env "$i")" setsid "$bin/rabbitmq-server") \
+      >"$dir/node-$i/stdout.log" 2>&1 </dev/null &
   fi
   for _ in $(seq 1 120); do amqp_up "$(node_port "$i")" && break; sleep 0.5; done
   ctl "$i" await_startup --timeout 60 >/dev/null
@@ -112,8 +113,12 @@ case "${1:-}" in
     ;;
   stop)
     for i in 1 2 3; do
-      [ -d "$dir/node-$i" ] || continue
-      ctl "$i" stop >/dev/null 2>&1 || true
+      [ -f "$dir/node-$i/pid" ] || continue
+      # SIGTERM stops a node cleanly; its data is deleted next anyway, so a node that lingers is killed.
+      pid=$(cat "$dir/node-$i/pid")
+      kill "$pid" 2>/dev/null || continue
+      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 "$pid" 2>/dev/null || true
     done
     rm -rf "$dir"
     ;;

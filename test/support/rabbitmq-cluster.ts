@@ -16,8 +16,8 @@ export interface TestCluster {
   /** Stops the broker on node i (1-3): its clients lose their connections, its queue replicas go. */
   stopNode(i: number): Promise<void>;
   startNode(i: number): Promise<void>;
-  /** The node (1-3) that leads `queue` now, asked of node `askNode`. */
-  leaderOf(queue: string, askNode?: number): Promise<number>;
+  /** The node (1-3) that leads `queue` now. */
+  leaderOf(queue: string): Promise<number>;
   /** Stops every node and deletes their data. */
   close(): Promise<void>;
 }
@@ -45,9 +45,16 @@ export async function startTestCluster(): Promise<TestCluster> {
     startNode: async (i) => {
       await cluster("start-node", String(i));
     },
-    async leaderOf(queue, askNode = 1) {
-      const out = await cluster("ctl", String(askNode), "list_queues", "name", "leader", "--formatter", "json", "-q");
-      const entry = (JSON.parse(out) as Array<{ name: string; leader: string }>).find((q) => q.name === queue);
+    async leaderOf(queue) {
+      let out = "";
+      // Any running node knows; one may be stopped by the test.
+      for (const node of [1, 2, 3]) {
+        out = await cluster("ctl", String(node), "list_queues", "name", "leader", "--formatter", "json", "-q").catch(
+          () => "",
+        );
+        if (out) break;
+      }
+      const entry = (JSON.parse(out || "[]") as Array<{ name: string; leader: string }>).find((q) => q.name === queue);
       const port = /solstice-(\d+)@/.exec(entry?.leader ?? "")?.[1];
       if (!port) throw new Error(`no leader known for queue ${queue}`);
       return Number(port) - BASE_PORT;

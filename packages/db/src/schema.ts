@@ -65,15 +65,21 @@ export const jobs = pgTable(
     check("jobs_state_check", sql`${t.state} in (${sqlList(JOB_STATES)})`),
     check("jobs_source_check", sql`${t.source} in (${sqlList(JOB_SOURCES)})`),
     check("jobs_attempt_check", sql`${t.attempt} >= 1`),
-    // `ciadm jobs` filters by one of these and shows the newest first: each index hands over a
-    // filter's newest rows in order, so a page costs the same at a million jobs as at a hundred
-    // (docs/operations.md). created_at alone serves the unfiltered list and `ciadm db prune`.
-    index("jobs_created_at_idx").on(t.createdAt.desc()),
-    index("jobs_state_created_at_idx").on(t.state, t.createdAt.desc()),
-    index("jobs_label_created_at_idx").on(t.label, t.createdAt.desc()),
-    index("jobs_host_id_created_at_idx").on(t.hostId, t.createdAt.desc()),
-    index("jobs_repo_full_name_created_at_idx").on(t.repoFullName, t.createdAt.desc()),
-    index("jobs_repo_url_created_at_idx").on(t.repoUrl, t.createdAt.desc()),
+    // `ciadm jobs` filters by one of these and shows the newest first (created_at, then id, as
+    // listJobs orders): each index hands over a filter's newest rows in that order, so a page costs
+    // the same at a million jobs as at a hundred (docs/operations.md). The first also serves the
+    // unfiltered list and `ciadm db prune`. NULLS FIRST is what `order by … desc` means: an index
+    // built NULLS LAST (as 0000's was) cannot hand rows over in that order.
+    index("jobs_created_at_idx").on(t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("jobs_state_created_at_idx").on(t.state, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("jobs_label_created_at_idx").on(t.label, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("jobs_host_id_created_at_idx").on(t.hostId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index("jobs_repo_full_name_created_at_idx").on(
+      t.repoFullName,
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index("jobs_repo_url_created_at_idx").on(t.repoUrl, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
   ],
 );
 

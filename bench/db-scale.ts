@@ -16,7 +16,7 @@ import { pino } from "pino";
 import { formatTable, median } from "./summary-table.ts";
 
 const { values } = parseArgs({
-  options: { jobs: { type: "string", default: "1000000" }, runs: { type: "string", default: "5" } },
+  options: { jobs: { type: "string", default: "1000000" }, runs: { type: "string", default: "3" } },
 });
 const jobCount = Number(values.jobs);
 const runs = Number(values.runs);
@@ -36,14 +36,70 @@ const LIST_INDEXES: Record<string, string> = {
   jobs_repo_url_created_at_idx: `("repo_url", "created_at" desc nulls first, "id" desc nulls first)`,
 };
 
-const cases: Array<{ name: string; args: string[]; filter: JobFilter }> = [
-  { name: "ciadm jobs", args: [], filter: {} },
-  { name: "ciadm jobs --state running", args: ["--state", "running"], filter: { state: "running" } },
-  { name: "ciadm jobs --state failed", args: ["--state", "failed"], filter: { state: "failed" } },
-  { name: "ciadm jobs --label label-2", args: ["--label", "label-2"], filter: { label: "label-2" } },
-  { name: "ciadm jobs --host host-042", args: ["--host", "host-042"], filter: { host: "host-042" } },
-  { name: "ciadm jobs --repo org/repo-17", args: ["--repo", "org/repo-17"], filter: { repo: "org/repo-17" } },
+// `where` is listJobs' query for the filter (`order by created_at desc, id desc limit 50`), for
+// EXPLAIN ANALYZE: the server's own time and plan, which a loaded machine blurs less than wall time.
+const cases: Array<{ name: string; args: string[]; filter: JobFilter; where: string }> = [
+  { name: "ciadm jobs", args: [], filter: {}, where: "true" },
+  {
+    name: "ciadm jobs --state running",
+    args: ["--state", "running"],
+    filter: { state: "running" },
+    where: "state = 'running'",
+  },
+  {
+    name: "ciadm jobs --state failed",
+    args: ["--state", "failed"],
+    filter: { state: "failed" },
+    where: "state = 'failed'",
+  },
+  {
+    name: "ciadm jobs --label label-2",
+    args: ["--label", "label-2"],
+    filter: { label: "label-2" },
+    where: "label = 'label-2'",
+  },
+  {
+    name: "ciadm jobs --host host-042",
+    args: ["--host", "host-042"],
+    filter: { host: "host-042" },
+    where: "host_id = 'host-042'",
+  },
+  {
+    name: "ciadm jobs --repo org/repo-17",
+    args: ["--repo", "org/repo-17"],
+    filter: { repo: "org/repo-17" },
+    where: "(repo_full_name = 'org/repo-17' or repo_url = 'org/repo-17')",
+  },
 ];
+
+interface PlanNode {
+  "Node Type": string;
+  "Index Name"?: string;
+  Plans?: PlanNode[];
+}
+
+/** The server's execution time and the plan in a few words: indexes used, and whether it sorted. */
+async function explain(db: pg.Client, where: string): Promise<{ ms: number; plan: string }> {
+  const result = await db.query(
+    `explain (analyze, format json) select * from jobs where ${where} order by created_at desc, id desc limit 50`,
+  );
+  const top = ((result.rows[0]?.["QUERY PLAN"] ?? []) as Array<{ Plan: PlanNode; "Execution Time": number }>)[0];
+  const nodes: PlanNode[] = [];
+  const walk = (node: PlanNode) => {
+    nodes.push(node);
+    for (const child of node.Plans ?? []) walk(child);
+  };
+  if (top) walk(top.Plan);
+  const indexes = [...new Set(nodes.flatMap((n) => (n["Index Name"] ? [n["Index Name"]] : [])))];
+  const sorted = nodes.some((n) => n["Node Type"].includes("Sort"));
+  const scan =
+    indexes.length > 0
+      ? indexes.join(" + ")
+      : nodes.some((n) => n["Node Type"].includes("Seq Scan"))
+        ? "seq scan"
+        : "?";
+  return { ms: top?.["Execution Time"] ?? 0, plan: `${scan}${sorted ? ", then sort" : ""}` };
+}
 
 function timeCli(args: string[]): number {
   const started = performance.now();
@@ -53,20 +109,25 @@ function timeCli(args: string[]): number {
   return performance.now() - started;
 }
 
-async function timeCases(label: string): Promise<string[][]> {
+async function timeCases(db: pg.Client, label: string): Promise<string[][]> {
   const { store, close } = createPgJobStore({ databaseUrl, log });
   try {
     const rows: string[][] = [];
     for (const c of cases) {
       const query: number[] = [];
       const cli: number[] = [];
+      const server: number[] = [];
+      let plan = "";
       for (let i = 0; i < runs; i++) {
         const started = performance.now();
         await store.listJobs(c.filter);
         query.push(performance.now() - started);
         cli.push(timeCli(["jobs", ...c.args]));
+        const explained = await explain(db, c.where);
+        server.push(explained.ms);
+        plan = explained.plan;
       }
-      rows.push([c.name, label, median(query).toFixed(1), median(cli).toFixed(0)]);
+      rows.push([c.name, label, plan, median(server).toFixed(1), median(query).toFixed(1), median(cli).toFixed(0)]);
     }
     const sample = (await store.listJobs({ limit: 1 }))[0]?.jobId ?? "";
     const lookups: number[] = [];
@@ -75,7 +136,7 @@ async function timeCases(label: string): Promise<string[][]> {
       await store.getJob(sample);
       lookups.push(performance.now() - started);
     }
-    rows.push(["one job by id (ciadm job show, ciadm logs)", label, median(lookups).toFixed(1), "–"]);
+    rows.push(["one job by id (ciadm job show, ciadm logs)", label, "jobs_pkey", "–", median(lookups).toFixed(1), "–"]);
     return rows;
   } finally {
     await close();
@@ -120,13 +181,13 @@ try {
     );
     const bytes = size.rows[0] ?? { jobs: "0", steps: "0", indexes: "0" };
 
-    const rows = await timeCases("with 0002");
+    const rows = await timeCases(db, "with 0002");
     for (const name of Object.keys(LIST_INDEXES)) await db.query(`drop index "${name}"`);
     // The indexes of migration 0000.
     await db.query("create index jobs_created_at_idx on jobs (created_at desc nulls last)");
     await db.query("create index jobs_state_idx on jobs (state)");
     await db.query("create index jobs_label_idx on jobs (label)");
-    rows.push(...(await timeCases("before 0002")));
+    rows.push(...(await timeCases(db, "before 0002")));
     await db.query("drop index jobs_created_at_idx; drop index jobs_state_idx; drop index jobs_label_idx");
     for (const [name, columns] of Object.entries(LIST_INDEXES))
       await db.query(`create index "${name}" on jobs ${columns}`);
@@ -145,7 +206,12 @@ try {
     const pruneSeconds = (performance.now() - pruneStarted) / 1000;
 
     rows.sort((a, b) => cases.findIndex((c) => c.name === a[0]) - cases.findIndex((c) => c.name === b[0]));
-    process.stdout.write(formatTable(["query", "indexes", "store query ms (median)", "ciadm wall ms (median)"], rows));
+    process.stdout.write(
+      formatTable(
+        ["query", "indexes", "plan", "server ms (median)", "store query ms (median)", "ciadm wall ms (median)"],
+        rows,
+      ),
+    );
     const mib = (n: string) => (Number(n) / 1024 / 1024).toFixed(0);
     process.stdout.write(
       `\n${jobCount} jobs, ${jobCount * 3} steps generated in ${fillSeconds.toFixed(0)} s; jobs ${mib(bytes.jobs)} MiB (of it indexes ${mib(bytes.indexes)} MiB), job_steps ${mib(bytes.steps)} MiB: ${((Number(bytes.jobs) + Number(bytes.steps)) / jobCount).toFixed(0)} bytes per job with 3 steps\n` +

@@ -2,7 +2,7 @@
  * The database at a million jobs: generates `--jobs` job rows (3 steps each) spread over 30 days,
  * 200 hosts, 4 labels and 2,000 repositories in a database of its own, then times `ciadm jobs`
  * (the real CLI, start to exit) and the store's own query for each filter, with the job-list
- * indexes of migration 0002 and without them (dropped, then made again), the table sizes per job,
+ * indexes of migration 0003 and without them (dropped, then made again), the table sizes per job,
  * and `ciadm db prune --older-than 7d`. The database is dropped at the end.
  * Usage: corepack pnpm bench:db [--jobs 1000000] [--runs 5]
  */
@@ -26,7 +26,7 @@ const databaseUrl = Object.assign(new URL(serverUrl), { pathname: `/${database}`
 const ciadm = path.join(import.meta.dirname, "../packages/ciadm/bin/ciadm.js");
 const log = pino({ level: "silent" });
 
-// The indexes 0002 added, as the "without" case drops and re-creates them.
+// The indexes 0003 added, as the "without" case drops and re-creates them.
 const LIST_INDEXES: Record<string, string> = {
   jobs_created_at_idx: `("created_at" desc nulls first, "id" desc nulls first)`,
   jobs_state_created_at_idx: `("state", "created_at" desc nulls first, "id" desc nulls first)`,
@@ -181,13 +181,13 @@ try {
     );
     const bytes = size.rows[0] ?? { jobs: "0", steps: "0", indexes: "0" };
 
-    const rows = await timeCases(db, "with 0002");
+    const rows = await timeCases(db, "with 0003");
     for (const name of Object.keys(LIST_INDEXES)) await db.query(`drop index "${name}"`);
     // The indexes of migration 0000.
     await db.query("create index jobs_created_at_idx on jobs (created_at desc nulls last)");
     await db.query("create index jobs_state_idx on jobs (state)");
     await db.query("create index jobs_label_idx on jobs (label)");
-    rows.push(...(await timeCases(db, "before 0002")));
+    rows.push(...(await timeCases(db, "before 0003")));
     await db.query("drop index jobs_created_at_idx; drop index jobs_state_idx; drop index jobs_label_idx");
     for (const [name, columns] of Object.entries(LIST_INDEXES))
       await db.query(`create index "${name}" on jobs ${columns}`);

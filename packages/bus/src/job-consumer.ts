@@ -32,7 +32,7 @@ export interface JobConsumer {
 }
 
 /**
- * How a host takes jobs (docs/decisions/0002 and 0004):
+ * How a host takes jobs (docs/decisions/0002 and 0006):
  * - `reserve`: one consumer per label with prefetch 1, armed only while a slot of that label is
  *   reserved for its next delivery. Nothing is polled. Needs a gate where one label's reservation
  *   never keeps another label from reserving (per-label bounds that fit in the total, no warm

@@ -19,7 +19,7 @@ const RECONNECT_WAIT_MS = 60_000;
  * start now: a held message is invisible to every other host. It works with any slot gate (a
  * total shared by labels, a warm pool), at the price of polling idle queues every
  * `pollIntervalMs`: a few requests per second per label per host, which a large idle fleet pays
- * on the broker (docs/decisions/0004); `reserve` avoids that where the gate allows it.
+ * on the broker (docs/decisions/0006); `reserve` avoids that where the gate allows it.
  */
 export class PollingJobConsumer implements JobConsumer {
   private stopping = false;

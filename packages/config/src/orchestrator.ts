@@ -66,7 +66,7 @@ const orchestratorFields = z.object({
    */
   networkPolicy: networkPolicySchema,
   /**
-   * How jobs are taken from the label queues (docs/decisions/0004): `reserve` (a consumer per label,
+   * How jobs are taken from the label queues (docs/decisions/0006): `reserve` (a consumer per label,
    * armed while a slot is reserved for it; nothing is polled), `poll` (basic.get every 200 ms while
    * idle), or `auto` (the default): reserve unless a warm pool is configured or SOLSTICE_MAX_VMS is
    * below the sum of the per-label slots, where a reserved slot could keep another label waiting.

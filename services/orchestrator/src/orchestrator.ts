@@ -8,7 +8,13 @@ import {
 } from "@solstice/bus";
 import { effectiveLeaseMs, effectiveMaxVms, jobTakingOf, type OrchestratorConfig } from "@solstice/config";
 import { type JobStore, jobDetailsOf } from "@solstice/db";
-import { GracefulCancel, hostActionProvider, JobEventStream, runJob as executorRunJob, type runJob } from "@solstice/executor";
+import {
+  runJob as executorRunJob,
+  GracefulCancel,
+  hostActionProvider,
+  JobEventStream,
+  type runJob,
+} from "@solstice/executor";
 import type { GuestArch } from "@solstice/images";
 import { type Control, type FleetKeyring, type JobEvent, type JobRequest, Outcome } from "@solstice/protocol";
 import type { VmBackend } from "@solstice/vm";

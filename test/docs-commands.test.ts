@@ -5,20 +5,22 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
 import { type FakeGitHub, startFakeGitHub } from "./fakes/github/fake-github.ts";
 
-// docs/github.md's shell blocks, run as an operator pastes them (through corepack pnpm --silent),
-// against the fake GitHub: only the addresses and directories a reader would change are changed.
+// The shell blocks of docs/github.md and docs/forgejo.md, run as an operator pastes them (through
+// corepack pnpm --silent), against the fake forges: only what a reader would change is changed
+// (the forge's address, the runner's directory, a token's placeholder).
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const AMQP_URL = process.env.SOLSTICE_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 
-/** The ```sh blocks of docs/github.md that contain `marker`. */
-async function docBlock(marker: string): Promise<string> {
-  const doc = await readFile(path.join(ROOT, "docs/github.md"), "utf8");
-  const blocks = [...doc.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+/** The first ```sh block of `doc` (docs/github.md by default) that contains `marker`. */
+async function docBlock(marker: string, doc = "docs/github.md"): Promise<string> {
+  const text = await readFile(path.join(ROOT, doc), "utf8");
+  const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
   const block = blocks.find((b) => b.includes(marker));
-  assert.ok(block, `docs/github.md has a shell block with ${marker}`);
+  assert.ok(block, `${doc} has a shell block with ${marker}`);
   return block.replace(/^ {3}/gm, ""); // blocks inside a numbered list are indented
 }
 
@@ -140,5 +142,50 @@ describe("docs/github.md's commands, as written, against a fake GitHub", { timeo
     });
     assert.match(run.output, /connected to GitHub; listening for jobs/);
     assert.doesNotMatch(run.output, /lack self-hosted/);
+  });
+});
+
+describe("docs/forgejo.md's register commands, as written, against a fake Forgejo", { timeout: 120_000 }, () => {
+  test("register with a registration token, then offline registration with a shared secret: .runner 0600 with the forge's runner", async () => {
+    const forge = await startFakeForgejo();
+    const dir = await mkdtemp(path.join(tmpdir(), "solstice-docs-forgejo-"));
+    try {
+      const runnerFile = path.join(dir, ".runner");
+      const localise = (block: string) =>
+        block
+          .replaceAll("https://forgejo.example.com", forge.url)
+          .replaceAll("/var/lib/solstice/runner/.runner", runnerFile);
+      forge.addRegistrationToken("reg-docs-token");
+      const register = await runBlock(
+        localise(await docBlock("forgejo-runner register", "docs/forgejo.md")).replace(
+          "<registration token>",
+          "reg-docs-token",
+        ),
+        {},
+      );
+      assert.equal(register.code, 0, register.output);
+      assert.equal((await stat(runnerFile)).mode & 0o777, 0o600);
+      const written = JSON.parse(await readFile(runnerFile, "utf8")) as { uuid: string; name: string };
+      const record = forge.runners.get(written.uuid);
+      assert.equal(record?.name, "solstice-1");
+      assert.deepEqual(record?.labels, ["solstice-linux", "solstice-ubuntu"]);
+      await rm(runnerFile);
+
+      // The offline block's server half is forgejo-cli on the server: the fake plays it.
+      const secret = randomUUID().replaceAll("-", "").padEnd(40, "0");
+      const uuid = forge.registerOffline({ secret, name: "solstice-1", labels: ["solstice-linux", "solstice-ubuntu"] });
+      const runnerHalf = (await docBlock("create-runner-file", "docs/forgejo.md")).split(
+        "# on the runner machine\n",
+      )[1];
+      assert.ok(runnerHalf, "the offline block has a runner-machine half");
+      const offline = await runBlock(localise(runnerHalf), { env: { SECRET: secret } });
+      assert.equal(offline.code, 0, offline.output);
+      assert.match(offline.output, /the forge accepted it/);
+      const file = JSON.parse(await readFile(runnerFile, "utf8")) as { uuid: string };
+      assert.equal(file.uuid, uuid);
+    } finally {
+      await forge.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -181,6 +181,17 @@ const debian12: ImageRecipe = {
 const leanKernelArgs =
   "console=ttyS0 quiet tsc=reliable no_timer_check i8042.noaux i8042.nopnp i8042.nokbd 8250.nr_uarts=1";
 
+/** How every tiny-fast.sh guest starts: keys through its agent, snapshot restore, one small VM. */
+const agentGuestTraits = {
+  keys: "agent",
+  snapshot: true,
+  seedMedium: "virtio",
+  readiness: "ssh",
+  sshUser: "root",
+  defaultCpus: 1,
+  defaultMemoryMiB: 512,
+} as const;
+
 /** What every tiny-fast.sh build reads: the tiny recipe it starts from, the agent init and helper. */
 const tinyFastInputs = {
   TINY_RECIPE: "tiny.sh",
@@ -224,13 +235,7 @@ const tinyFast: ImageRecipe = {
     arch: "x86_64",
     machine: "microvm",
     kernelEntry: "pvh",
-    keys: "agent",
-    snapshot: true,
-    seedMedium: "virtio",
-    readiness: "ssh",
-    sshUser: "root",
-    defaultCpus: 1,
-    defaultMemoryMiB: 512,
+    ...agentGuestTraits,
     recipeHash,
   }),
 };
@@ -263,13 +268,7 @@ const tinyArm64Fast: ImageRecipe = {
     kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initramfs.cpio"), append: "console=ttyAMA0 quiet" },
     arch: "aarch64",
     machine: "virt",
-    keys: "agent",
-    snapshot: true,
-    seedMedium: "virtio",
-    readiness: "ssh",
-    sshUser: "root",
-    defaultCpus: 1,
-    defaultMemoryMiB: 512,
+    ...agentGuestTraits,
     recipeHash,
   }),
 };

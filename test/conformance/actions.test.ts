@@ -90,6 +90,7 @@ runs:
       run: |
         echo "hash=\${{ hashFiles('sub/marker.txt') }}" >> "$GITHUB_OUTPUT"
         echo "in $(basename "$PWD") for $WHERE, default input \${{ inputs.file }}"
+        [ "\${{ github.action_path }}" = "$GITHUB_ACTION_PATH" ] && echo "action path $(basename "$(dirname "$GITHUB_ACTION_PATH")") at $GITHUB_ACTION_REPOSITORY@$GITHUB_ACTION_REF"
       shell: sh
     - run: exit 4
       shell: sh
@@ -326,6 +327,7 @@ describe("actions in the job's VM", { timeout: 300_000 }, () => {
     assert.match(text, /▸ Hash in sub\n/);
     const hash = /in sub for solstice-test\/wrapper, default input ([0-9a-f]{64})/.exec(wrapped)?.[1];
     assert.ok(hash, wrapped);
+    assert.match(wrapped, /^action path wrapper at solstice-test\/wrapper@v1$/m);
     assert.match(text, /continue-on-error: the composite action goes on/);
     assert.doesNotMatch(wrapped, /never after a soft failure/);
     assert.match(wrapped, /went on after a soft failure/);

@@ -167,7 +167,9 @@ const REPOSITORY = {
   ref: "refs/heads/main",
 };
 
-describe("actions in the job's VM", { timeout: 300_000 }, () => {
+// A guard against a hung job, not a speed check: the one VM job carries Node in (35–105 s under
+// TCG, depending on the machine's load) and runs 14 steps, pres and posts.
+describe("actions in the job's VM", { timeout: 420_000 }, () => {
   let git: GitHttpServer;
   let cache: string;
   let provider: ActionProvider;

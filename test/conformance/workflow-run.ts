@@ -9,6 +9,7 @@ import {
   runJob,
   type WarmVm,
 } from "@solstice/executor";
+import { type CatalogEntry, ensureImage, loadImageCatalog } from "@solstice/images";
 import {
   checkoutTokenContext,
   type FleetKeyring,
@@ -55,6 +56,20 @@ export interface ConformanceOptions {
   readonly signal?: AbortSignal;
   /** Sees each event as the job publishes it. */
   readonly onEvent?: (event: JobEvent) => void;
+  /** Changes the test label's images.yaml entry for this run (e.g. declares a Node runtime). */
+  readonly catalogEntry?: (entry: CatalogEntry) => CatalogEntry;
+}
+
+/** A backend whose images come from images.yaml with the test label's entry changed. */
+function changedCatalog(backend: VmBackend, change: (entry: CatalogEntry) => CatalogEntry, log: Logger): VmBackend {
+  return {
+    ...backend,
+    ensureImage: async (label, progress) => {
+      const catalog = await loadImageCatalog();
+      const images = catalog.images.map((entry) => (entry.label === label ? change(entry) : entry));
+      return ensureImage(label, { catalog: { ...catalog, images }, log, ...(progress ? { progress } : {}) });
+    },
+  };
 }
 
 /** A backend whose guests get `command` run over SSH once they boot. */
@@ -117,7 +132,8 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
     request.runsOn = request.runsOn === "tiny" ? TEST_LABEL : request.runsOn;
     const log = pino({ level: "silent" });
     const qemu = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
-    const backend = options.afterBoot ? changedGuests(qemu, options.afterBoot) : qemu;
+    const cataloged = options.catalogEntry ? changedCatalog(qemu, options.catalogEntry, log) : qemu;
+    const backend = options.afterBoot ? changedGuests(cataloged, options.afterBoot) : cataloged;
     const warm = START_MODE === "warm" ? await bootWarmVm(backend, request.runsOn, log) : undefined;
     const result = await runJob({
       job: request,

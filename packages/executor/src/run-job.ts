@@ -163,7 +163,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     const network = networkGate(options.networkPolicy, job, events);
     const guestActions =
       actions.size > 0 && options.actions
-        ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets)
+        ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets, vm.guestNode)
         : undefined;
     if (guestActions) {
       guestActions.prefetch(signal);

@@ -188,8 +188,10 @@ export class StepRuntime {
    * Runs `compute` (which evaluates expressions) until every hashFiles() it calls has its value:
    * unknown calls answer "" and are computed in the guest, then `compute` runs again. A failure
    * caused by such a placeholder is retried too; one that remains with all values known is thrown.
+   * The job's steps use it, and so do the steps of composite actions (GitHub's action.yml allows
+   * hashFiles() in their `if`, `run`, `env`, `with`… and in input defaults).
    */
-  private async withGuestHashes<T>(
+  async withGuestHashes<T>(
     session: SshSession,
     signal: AbortSignal,
     compute: (options: EvaluateOptions) => T,

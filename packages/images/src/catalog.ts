@@ -86,6 +86,17 @@ const entrySchema = z
     }),
     /** Whether the URLs were checked against the vendor's published layout. */
     confirmed: z.boolean(),
+    /**
+     * Node runtimes the image has of its own, by major (`node: { "20": /usr/bin/node }`): a
+     * JavaScript action whose `runs.using` asks for that major runs on it. For the other majors
+     * the host carries Node's official Linux build in (x86_64 and aarch64 Linux guests only).
+     */
+    node: z
+      .partialRecord(
+        z.enum(["20", "24"], { message: 'a Node major Solstice runs actions on: "20" or "24"' }),
+        z.string().regex(/^\/\S*$/, "an absolute path in the guest"),
+      )
+      .optional(),
   })
   .strict()
   .refine((e) => e.source || e.build, "needs a source, a build, or both")

@@ -1,6 +1,12 @@
 import { resolve } from "node:path";
 import { imageCacheDir } from "./cache-dir.ts";
-import { type BootSettings, findCatalogEntry, type ImageCatalog, loadImageCatalog } from "./catalog.ts";
+import {
+  type BootSettings,
+  type CatalogEntry,
+  findCatalogEntry,
+  type ImageCatalog,
+  loadImageCatalog,
+} from "./catalog.ts";
 import { type EnsureImageOptions, ensureLocalImage } from "./ensure-image.ts";
 import { ImageError } from "./errors.ts";
 import type { LocalImage } from "./local-image.ts";
@@ -20,6 +26,11 @@ export interface EnsureCatalogImageOptions extends EnsureImageOptions, Pick<Pull
 export async function ensureImage(label: string, options: EnsureCatalogImageOptions = {}): Promise<LocalImage> {
   const catalog = options.catalog ?? (await loadImageCatalog());
   const entry = findCatalogEntry(catalog, label);
+  const image = await ensureEntryImage(entry, options);
+  return entry.node ? { ...image, node: entry.node } : image;
+}
+
+async function ensureEntryImage(entry: CatalogEntry, options: EnsureCatalogImageOptions): Promise<LocalImage> {
   const cacheDir = resolve(options.cacheDir ?? imageCacheDir());
   const build = entry.build;
   if (entry.prefer === "build" && build)

@@ -59,6 +59,8 @@ export interface LocalImage {
   readonly defaultMemoryMiB: number;
   /** Hash of the recipe that built it; part of the cache key. */
   readonly recipeHash: string;
+  /** Node runtimes the image has of its own (images.yaml `node:`): guest paths by major. */
+  readonly node?: Readonly<Partial<Record<"20" | "24", string>>>;
 }
 
 /** Progress of a long image operation (build, download), for a progress bar or log lines. */

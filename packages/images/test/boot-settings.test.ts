@@ -93,4 +93,14 @@ ${more}`;
       assert.deepEqual(withBootSettings(built, findCatalogEntry(catalog, label).boot), built);
     }
   });
+
+  test("an image may declare its own Node runtimes by major, as absolute guest paths", () => {
+    const declared = (node: string) => `${entry("{ machine: q35 }")}    node: ${node}\n`;
+    assert.deepEqual(findCatalogEntry(parseImageCatalog(declared('{ "20": /usr/bin/node }')), "t").node, {
+      "20": "/usr/bin/node",
+    });
+    assert.equal(findCatalogEntry(parseImageCatalog(entry("{ machine: q35 }")), "t").node, undefined);
+    assert.throws(() => parseImageCatalog(declared('{ "18": /usr/bin/node }')), /node: Unrecognized key: "18"/);
+    assert.throws(() => parseImageCatalog(declared('{ "24": bin/node }')), /node\.24: an absolute path in the guest/);
+  });
 });

@@ -47,6 +47,8 @@ export interface Vm {
    * guest before its job must drop it. Backends that cannot tell leave it out.
    */
   readonly guestIdentity?: string;
+  /** Node runtimes its image has of its own (images.yaml `node:`), for JavaScript actions. */
+  readonly guestNode?: LocalImage["node"];
   /**
    * Settles once the VM has stopped, on its own or through `destroy`, so a warm pool can replace
    * an idle VM that died. Backends that cannot tell leave it out.

@@ -408,6 +408,7 @@ async function bootVm(ctx: {
       bootMs,
       restored: ctx.restoreFrom !== undefined,
       guestIdentity: guestIdentity(spec.image, ctx.restoreFrom),
+      ...(spec.image.node ? { guestNode: spec.image.node } : {}),
       runDir,
       qemuPid,
       pastaPid,

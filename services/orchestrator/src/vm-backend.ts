@@ -69,5 +69,6 @@ function zvolImage(entry: CatalogEntry, goldenSnapshot: (label: string) => strin
     defaultCpus: entry.defaults.cpus,
     defaultMemoryMiB: entry.defaults.memoryMiB,
     recipeHash: `zvol-${snapshot}`,
+    ...(entry.node ? { node: entry.node } : {}),
   };
 }

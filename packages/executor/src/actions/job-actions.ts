@@ -31,7 +31,10 @@ function originOf(url: string): string | undefined {
   }
 }
 
-/** As GitHub: a composite action may use composite actions up to 10 levels deep. */
+/**
+ * As GitHub: a job's step is level 1 and actions may nest through composite actions down to
+ * level 10 (actions/runner: `CompositeActionsMaxDepth = 9`, counted from 0 at the job's steps).
+ */
 export const MAX_COMPOSITE_DEPTH = 10;
 
 export class JobActionError extends Error {
@@ -53,13 +56,22 @@ export async function resolveJobActions(
 ): Promise<Map<string, ResolvedAction>> {
   const forge = originOf(job.repository?.url ?? "");
   const resolved = new Map<string, ResolvedAction>();
+  // The deepest level each action's subtree was walked at within the limit: it fits at any level
+  // above that too, so only a deeper use is walked again. It is recorded once the walk is done, so
+  // a composite that uses itself keeps going deeper and meets the limit, as on GitHub.
+  const walkedAt = new Map<string, number>();
   const visit = async (uses: string, depth: number, where: string): Promise<void> => {
     if (depth > MAX_COMPOSITE_DEPTH) {
       throw new JobActionError(
-        `${where}: composite actions nest more than ${MAX_COMPOSITE_DEPTH} deep (as on GitHub); simplify the actions`,
+        `${where}: actions nest more than ${MAX_COMPOSITE_DEPTH} levels deep through composite actions (GitHub's runner refuses this too: "Composite action depth exceeded max depth ${MAX_COMPOSITE_DEPTH - 1}"); does a composite action use itself?`,
       );
     }
-    if (resolved.has(uses)) return;
+    if ((walkedAt.get(uses) ?? 0) >= depth) return;
+    const action = resolved.get(uses) ?? (await fetchAction(uses, where));
+    await walkSteps(action, depth);
+    walkedAt.set(uses, Math.max(walkedAt.get(uses) ?? 0, depth));
+  };
+  const fetchAction = async (uses: string, where: string): Promise<ResolvedAction> => {
     const reference = parseActionReference(uses);
     if ("error" in reference) throw new JobActionError(`${where}: ${reference.error}`);
     if (reference.kind !== "repository") {
@@ -81,10 +93,14 @@ export async function resolveJobActions(
         `${where}: \`${uses}\` is a Docker action (runs.using: docker), which Solstice does not run: run its container from a run: step in an image that has docker or podman, or use a JavaScript or composite action`,
       );
     }
-    resolved.set(uses, { uses, fetched, path: reference.path, manifest });
-    if (manifest.runs.using !== "composite") return;
-    for (const [index, step] of manifest.runs.steps.entries()) {
-      if (step.uses !== undefined) await visit(step.uses, depth + 1, `\`${uses}\` step ${index + 1}`);
+    const action = { uses, fetched, path: reference.path, manifest };
+    resolved.set(uses, action);
+    return action;
+  };
+  const walkSteps = async (action: ResolvedAction, depth: number): Promise<void> => {
+    if (action.manifest.runs.using !== "composite") return;
+    for (const [index, step] of action.manifest.runs.steps.entries()) {
+      if (step.uses !== undefined) await visit(step.uses, depth + 1, `\`${action.uses}\` step ${index + 1}`);
     }
   };
   for (const step of job.steps) {

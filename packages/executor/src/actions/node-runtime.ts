@@ -135,3 +135,44 @@ export function nodeForUsing(using: string): { major: NodeMajor; warning?: strin
     warning: `${using} is no longer available; this action runs on Node 20 instead, as on GitHub. Ask its authors for a node20 or node24 version.`,
   };
 }
+
+/**
+ * Node runtimes an image has of its own (images.yaml `node:`): the guest path of `node` for each
+ * major it provides. A declared runtime is used as is; Node is carried in only for the others.
+ */
+export type DeclaredNodeRuntimes = Readonly<Partial<Record<NodeMajor, string>>>;
+
+/** Where a JavaScript action's Node comes from in one guest. */
+export type GuestNodeChoice =
+  | { readonly kind: "declared"; readonly path: string }
+  | { readonly kind: "carried" }
+  | { readonly kind: "none"; readonly reason: string };
+
+/**
+ * Chooses the guest's Node for `major`: the image's own when images.yaml declares one, else
+ * Node's official Linux build carried in — which exists only for Linux on X64 and ARM64, so any
+ * other guest (riscv64, FreeBSD, illumos…) has none and its action step fails with this reason.
+ */
+export function chooseGuestNode(
+  major: NodeMajor,
+  guest: { readonly os: string; readonly arch: string },
+  declared: DeclaredNodeRuntimes | undefined,
+): GuestNodeChoice {
+  const path = declared?.[major];
+  if (path !== undefined) return { kind: "declared", path };
+  const own = Object.keys(declared ?? {});
+  const hint = `declare the image's own Node in images.yaml (\`node: { "${major}": /usr/local/bin/node }\`)${own.length > 0 ? `; this image declares Node ${own.join(", ")} only` : ""}`;
+  if (guest.os !== "Linux") {
+    return {
+      kind: "none",
+      reason: `no Node ${major} runtime for this ${guest.os} guest: Node's official builds that Solstice carries in are for Linux; ${hint}`,
+    };
+  }
+  if (guest.arch !== "X64" && guest.arch !== "ARM64") {
+    return {
+      kind: "none",
+      reason: `no Node ${major} runtime for this ${guest.arch} guest: Node's official Linux builds that Solstice carries in are for X64 and ARM64; ${hint}`,
+    };
+  }
+  return { kind: "carried" };
+}

@@ -156,6 +156,7 @@ export function createBhyveBackend(opts: BhyveBackendOptions): VmBackend {
           console,
           accelerator: "kvm",
           bootMs: Date.now() - started,
+          ...(spec.image.node ? { guestNode: spec.image.node } : {}),
           destroy,
           cutNetwork: onceOnly(() => cutNetwork({ opts, address, seedDir, undo, log })),
         };

@@ -8,7 +8,7 @@
 # virtio disk the host gave it. The host reads "::phase" lines and the last line from the console.
 #
 # Reads /solstice-build.env: SUITE, MIRROR, SECURITY_MIRROR, ROOT_UUID.
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 phase() { echo "::phase $*"; }
@@ -23,6 +23,8 @@ build() {
   /debootstrap/debootstrap --second-stage || { tail -n 30 /debootstrap/debootstrap.log; return 1; }
   # The second stage mounts /proc itself and unmounts it when it is done.
   mount -t proc proc /proc 2>/dev/null || true
+  # The downloaded packages are installed: their space in RAM goes back to the root.
+  apt-get clean
   mount -t devtmpfs devtmpfs /dev
   mkdir -p /dev/pts
   mount -t devpts devpts /dev/pts
@@ -44,7 +46,14 @@ build() {
 
   phase configuring "security updates"
   . /solstice-configure.sh
+  # This guest runs the release's kernel, which the updates replace and debian_update purges; the
+  # kernel's prerm refuses to remove the running kernel (linux-check-removal, which asks debconf
+  # and takes "abort" unattended). Nothing boots this kernel again, so the check is answered here,
+  # ahead of /usr/bin on dpkg's PATH, for as long as the updates run.
+  printf '#!/bin/sh\nexit 0\n' > /usr/local/sbin/linux-check-removal
+  chmod 755 /usr/local/sbin/linux-check-removal
   debian_update / /var/log/solstice-apt.log
+  rm -f /usr/local/sbin/linux-check-removal
   phase configuring "systemd, ssh, cloud-init"
   debian_configure / "$ROOT_UUID"
   KVER=$(ls /lib/modules | sort -V | tail -n1)

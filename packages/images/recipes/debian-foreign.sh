@@ -61,7 +61,7 @@ phase debootstrap "booting the $DEB_ARCH build guest (emulated: minutes)"
   -append "console=$CONSOLE rdinit=/solstice-build quiet panic=-1" -no-reboot \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci \
   -drive "file=$W/out.tar,if=none,id=out,format=raw" -device virtio-blk-pci,drive=out \
-  < /dev/null 2>&1 | tr -d '\r' | tee "$W/console.log"
+  < /dev/null 2>&1 | sed -u 's/\r$//' | tee "$W/console.log"
 rm -f "$W/stage1.cpio"
 grep -qx '::stage2 ok' "$W/console.log" || { echo "the build guest did not finish its stage (console above)" >&2; exit 1; }
 

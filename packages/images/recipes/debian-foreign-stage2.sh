@@ -31,13 +31,15 @@ build() {
   modprobe -a virtio_pci virtio_net virtio_blk
 
   phase configuring "network (QEMU user-net)"
-  IF=
-  for _ in $(seq 100); do
-    for d in /sys/class/net/*; do [ "${d##*/}" != lo ] && IF=${d##*/}; done
-    [ -n "$IF" ] && break
-    sleep 0.1
+  IF= tries=0
+  while [ -z "$IF" ] && [ "$tries" -lt 100 ]; do
+    for d in /sys/class/net/*; do
+      if [ "${d##*/}" != lo ]; then IF=${d##*/}; fi
+    done
+    if [ -z "$IF" ]; then sleep 0.1; fi
+    tries=$((tries + 1))
   done
-  [ -n "$IF" ] || { echo "no network interface"; return 1; }
+  if [ -z "$IF" ]; then echo "no network interface"; return 1; fi
   ip link set lo up
   ip link set "$IF" up
   ip addr add 10.0.2.15/24 dev "$IF"
@@ -62,9 +64,8 @@ build() {
 
   phase packing "root file system onto the output disk"
   rm -f /solstice-build.env /solstice-configure.sh /var/log/solstice-apt.log
-  DISK=
-  for d in /sys/block/vd*; do DISK=/dev/${d##*/}; done
-  [ -n "$DISK" ] || { echo "no output disk"; return 1; }
+  DISK=/dev/vda
+  if [ ! -b "$DISK" ]; then echo "no output disk $DISK"; return 1; fi
   tar -C / --one-file-system --numeric-owner --xattrs --xattrs-include='*' \
     --exclude=./solstice-build -cf "$DISK" .
   sync

@@ -13,7 +13,8 @@
  * Start modes are the entries of `startModes`; `restore` (a saved booted-and-idle guest restored
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
  * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64, and
- * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG).
+ * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG); with
+ * --debian also debian-12-arm64.
  * --images names the labels instead (comma-separated), for one image's rows.
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
  *        [--modes cold,warm,restore] [--accelerator auto|kvm|tcg]
@@ -104,6 +105,7 @@ const images = values.images?.split(",") ?? [
   ...(values.fast ? ["tiny-fast"] : []),
   ...(values.debian ? ["debian-12"] : []),
   ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
+  ...(values.arches && values.debian ? ["debian-12-arm64"] : []),
 ];
 const modes = values.modes.split(",").map((name) => {
   const mode = startModes.find((m) => m.name === name);

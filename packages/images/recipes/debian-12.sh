@@ -9,12 +9,12 @@
 # not installed) writes its boot sector into the FAT file. debootstrap itself needs root.
 #
 # Usage: debian-12.sh OUT_DIR SCRATCH_DIR   (both exist; OUT_DIR is empty)
-# Env:   SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache, kept between
-#        builds), DISK_SIZE_MIB, BOOT_SIZE_MIB, PACKAGES (comma-separated, for --include)
+# Env:   DEBIAN_CONFIGURE (path of debian-configure.sh), SUITE, MIRROR, SECURITY_MIRROR,
+#        DEB_CACHE (debootstrap's .deb cache, kept between builds), DISK_SIZE_MIB, BOOT_SIZE_MIB, PACKAGES (comma-separated, for --include)
 # Prints "::phase <name> <detail>" lines for progress.
 set -euo pipefail
 OUT=$(realpath "$1") W=$(realpath "$2")
-: "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${BOOT_SIZE_MIB:?}" "${PACKAGES:?}"
+: "${DEBIAN_CONFIGURE:?}" "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${BOOT_SIZE_MIB:?}" "${PACKAGES:?}"
 phase() { echo "::phase $*"; }
 # Make SIGTERM (an aborted build) run the EXIT trap that unmounts the chroot's /proc.
 trap 'exit 143' TERM INT
@@ -28,77 +28,20 @@ debootstrap --variant=minbase --cache-dir="$DEB_CACHE" --include="$PACKAGES" "$S
   > "$W/debootstrap.log" 2>&1 || { tail -n 30 "$W/debootstrap.log" >&2; exit 1; }
 
 # ---- 2. security updates ----------------------------------------------------------
-# debootstrap only reads the release suite; a guest that runs untrusted jobs on the
-# internet gets the security and point-release updates too (this also moves the kernel).
 phase configuring "security updates"
-cat > "$R/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb $SECURITY_MIRROR $SUITE-security main
-SOURCES
-# No service may start inside the build chroot.
-printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
-chmod 755 "$R/usr/sbin/policy-rc.d"
 mount -t proc proc "$R/proc"
 trap 'umount "$R/proc" 2>/dev/null || true' EXIT
-chroot "$R" apt-get -q update > "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
-# No recommends: the new kernel would pull in apparmor, whose unit alone cost ~18 s of boot.
-DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y --no-install-recommends \
-  -o Dpkg::Options::=--force-confold dist-upgrade \
-  >> "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
-# Keep only the newest kernel: the boot partition carries exactly one.
-KVER=$(ls "$R/lib/modules" | sort -V | tail -n1)
-for old in $(ls "$R/lib/modules" | sort -V | head -n -1); do
-  DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y purge "linux-image-$old" >> "$W/apt.log" 2>&1
-done
-chroot "$R" apt-get clean
+# shellcheck source=debian-configure.sh
+. "$DEBIAN_CONFIGURE"
+debian_update "$R" "$W/apt.log"
 umount "$R/proc"
 trap - EXIT
-rm -f "$R/usr/sbin/policy-rc.d"
+KVER=$(ls "$R/lib/modules" | sort -V | tail -n1)
 
 # ---- 3. configure -----------------------------------------------------------------
 phase configuring "systemd, ssh, cloud-init"
 ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
-echo debian > "$R/etc/hostname"
-printf '127.0.0.1 localhost\n127.0.1.1 debian\n::1 localhost ip6-localhost ip6-loopback\n' > "$R/etc/hosts"
-printf 'UUID=%s / ext4 defaults,noatime,errors=remount-ro 0 1\n' "$ROOT_UUID" > "$R/etc/fstab"
-# DHCP with systemd-networkd (part of systemd); cloud-init's network rendering is off.
-cat > "$R/etc/systemd/network/20-wired.network" <<'NET'
-[Match]
-Name=en* eth*
-
-[Network]
-DHCP=ipv4
-IPv6AcceptRA=no
-NET
-# QEMU user-net's resolver: without systemd-resolved nothing writes resolv.conf from DHCP.
-echo 'nameserver 10.0.2.3' > "$R/etc/resolv.conf"
-chroot "$R" systemctl enable -q systemd-networkd.service
-# Nothing in a one-job VM should race the job for dpkg locks, disk or CPU.
-for unit in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
-            fstrim.timer man-db.timer systemd-firstboot.service; do
-  chroot "$R" systemctl mask -q "$unit" 2>/dev/null || true
-done
-# Every VM gets its own machine-id and its own (pinned, from the seed) SSH host key.
-: > "$R/etc/machine-id"
-rm -f "$R/var/lib/dbus/machine-id" "$R"/etc/ssh/ssh_host_*
-cat > "$R/etc/ssh/sshd_config.d/50-solstice.conf" <<'SSHD'
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UseDNS no
-SSHD
-cat > "$R/etc/cloud/cloud.cfg.d/90-solstice.cfg" <<'CLOUD'
-# The seed is always a NoCloud disk labelled cidata: do not probe cloud metadata services.
-datasource_list: [ NoCloud, None ]
-# The network comes from /etc/systemd/network/20-wired.network.
-network: {config: disabled}
-# minbase has no `locales`, so cc_locale's update-locale would fail (status: error).
-locale: false
-ssh_pwauth: false
-CLOUD
-rm -rf "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/var/log/*.log \
-  "$R"/var/cache/debconf/*-old "$R"/var/lib/cloud/*
+debian_configure "$R" "$ROOT_UUID"
 
 # ---- 4. bootloader ----------------------------------------------------------------
 phase downloading-packages "syslinux"

@@ -17,7 +17,7 @@ export interface EnsureImageOptions {
   signal?: AbortSignal;
   progress?: ImageProgress;
   log?: Logger;
-  /** Deadline of one build. Default 20 minutes. */
+  /** Deadline of one build. Default: the recipe's, else 20 minutes. */
   buildTimeoutMs?: number;
   /** Longest wait for another process building the same image. Default 30 minutes. */
   lockWaitTimeoutMs?: number;
@@ -101,7 +101,7 @@ async function build(
       outDir,
       scratchDir,
       env: { ...recipe.params, ...files.inputs, ...recipe.cacheEnv(cacheDir) },
-      timeoutMs: options.buildTimeoutMs ?? defaultBuildTimeoutMs,
+      timeoutMs: options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
       ...(options.log ? { log: options.log } : {}),

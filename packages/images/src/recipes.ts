@@ -19,6 +19,8 @@ export interface ImageRecipe {
   readonly needsRoot: boolean;
   /** Other files in `recipes/` the build reads; part of the recipe hash. */
   readonly inputs: Readonly<Record<string, string>>;
+  /** The build's deadline when the caller gives none (default: ensureLocalImage's, 20 minutes). */
+  readonly buildTimeoutMs?: number;
   /** Builder parameters, passed as environment variables; part of the recipe hash. */
   readonly params: Readonly<Record<string, string>>;
   /** Environment that does not change the result (caches), so not hashed. */
@@ -73,13 +75,17 @@ const tinyArches: Readonly<Record<GuestArch, TinyArch>> = {
   },
 };
 
+const debianMirrors = {
+  MIRROR: "http://deb.debian.org/debian",
+  SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+};
+
 function tinyParams(arch: GuestArch): Record<string, string> {
   const a = tinyArches[arch];
   return {
     DEB_ARCH: a.debArch,
     SUITE: a.suite,
-    MIRROR: "http://deb.debian.org/debian",
-    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    ...debianMirrors,
     KERNEL_META: a.kernelMeta,
     MODULES: a.modules,
   };
@@ -121,40 +127,44 @@ const tiny = tinyRecipe("tiny", "x86_64");
 const tinyArm64 = tinyRecipe("tiny-arm64", "aarch64");
 const tinyRiscv64 = tinyRecipe("tiny-riscv64", "riscv64");
 
+/** What our Debian guests carry, around the arch's kernel (debootstrap --include). */
+function debianPackages(kernel: string): string[] {
+  // debootstrap does not resolve virtual packages: python3-cryptography (for cloud-init)
+  // needs python3-cffi-backend named explicitly.
+  return [
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    kernel,
+    "openssh-server",
+    "cloud-init",
+    "python3-cffi-backend",
+    "ca-certificates",
+    "git",
+    "python3",
+    "python-is-python3",
+    "iproute2",
+    "sudo",
+    "procps",
+    "curl",
+    "netbase",
+  ];
+}
+
 const debian12: ImageRecipe = {
   label: "debian-12",
   aliases: ["debian"],
   arch: "x86_64",
   script: "debian-12.sh",
   needsRoot: true,
-  inputs: {},
+  inputs: { DEBIAN_CONFIGURE: "debian-configure.sh" },
   params: {
     SUITE: "bookworm",
-    MIRROR: "http://deb.debian.org/debian",
-    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    ...debianMirrors,
     DISK_SIZE_MIB: "3072",
     BOOT_SIZE_MIB: "128",
-    // debootstrap does not resolve virtual packages: python3-cryptography (for cloud-init)
-    // needs python3-cffi-backend named explicitly.
-    PACKAGES: [
-      "systemd",
-      "systemd-sysv",
-      "udev",
-      "dbus",
-      "linux-image-cloud-amd64",
-      "openssh-server",
-      "cloud-init",
-      "python3-cffi-backend",
-      "ca-certificates",
-      "git",
-      "python3",
-      "python-is-python3",
-      "iproute2",
-      "sudo",
-      "procps",
-      "curl",
-      "netbase",
-    ].join(","),
+    PACKAGES: debianPackages("linux-image-cloud-amd64").join(","),
   },
   cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),
   describe: (dir, recipeHash) => ({
@@ -165,6 +175,55 @@ const debian12: ImageRecipe = {
     machine: "q35",
     // Debian's cloud kernel has no AHCI driver, so a q35 IDE/SATA CD-ROM is invisible to it;
     // cloud-init's NoCloud finds the cidata label on a virtio disk just as well.
+    seedMedium: "virtio",
+    readiness: "cloud-init",
+    sshUser: "root",
+    defaultCpus: 2,
+    defaultMemoryMiB: 1024,
+    recipeHash,
+  }),
+};
+
+/**
+ * Debian 12 for aarch64, finished inside an emulated arm64 guest at build time
+ * (debian-foreign.sh): no binfmt, no qemu-user. Booted with its kernel and initramfs loaded
+ * directly; the root is the whole first virtio disk (the job's overlay comes before the seed).
+ */
+const debian12Arm64: ImageRecipe = {
+  label: "debian-12-arm64",
+  aliases: [],
+  arch: "aarch64",
+  script: "debian-foreign.sh",
+  needsRoot: true,
+  // The second stage and the updates run emulated: far longer than any other build, and longer
+  // still on a machine whose cores are taken by others (docs/architectures.md).
+  buildTimeoutMs: 120 * 60_000,
+  inputs: { STAGE2: "debian-foreign-stage2.sh", DEBIAN_CONFIGURE: "debian-configure.sh" },
+  params: {
+    DEB_ARCH: "arm64",
+    SUITE: "bookworm",
+    ...debianMirrors,
+    DISK_SIZE_MIB: "3072",
+    // What a C, Python or shell job needs beyond the x86 image's set; kmod loads the build
+    // guest's network and disk drivers.
+    PACKAGES: [...debianPackages("linux-image-cloud-arm64"), "gcc", "libc6-dev", "make", "kmod"].join(","),
+    // The aarch64 settings of packages/vm/src/guest-machine.ts (this package cannot import it).
+    QEMU_SYSTEM: "qemu-system-aarch64",
+    QEMU_MACHINE: "virt,gic-version=max",
+    QEMU_CPU: "max,pauth-impdef=on",
+    CONSOLE: "ttyAMA0",
+    BUILD_CPUS: "2",
+    // The build guest's root lives in RAM (at most half of it): the packages and what they unpack.
+    BUILD_MEMORY_MIB: "6144",
+  },
+  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),
+  describe: (dir, recipeHash) => ({
+    label: "debian-12-arm64",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img"), append: "root=/dev/vda ro console=ttyAMA0" },
+    arch: "aarch64",
+    machine: "virt",
     seedMedium: "virtio",
     readiness: "cloud-init",
     sshUser: "root",
@@ -273,7 +332,15 @@ const tinyArm64Fast: ImageRecipe = {
   }),
 };
 
-const recipes: readonly ImageRecipe[] = [tiny, debian12, tinyFast, tinyArm64, tinyRiscv64, tinyArm64Fast];
+const recipes: readonly ImageRecipe[] = [
+  tiny,
+  debian12,
+  tinyFast,
+  tinyArm64,
+  tinyRiscv64,
+  tinyArm64Fast,
+  debian12Arm64,
+];
 
 /** Canonical labels of the images this host can build. */
 export function knownImageLabels(): string[] {

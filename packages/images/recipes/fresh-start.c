@@ -9,14 +9,24 @@
  * (each costs 40-60 ms right after a restore under TCG, whose translation cache starts cold).
  * The ioctls and the clock need CAP_SYS_ADMIN and CAP_SYS_TIME; the key agent runs as root.
  * Exit codes before PROGRAM runs: 2 usage, 3 entropy or reseed, 127 PROGRAM could not start.
+ *
+ * fresh-start HEX EPOCH --relay FD PROGRAM [ARG...]: the same, but PROGRAM (`dropbear -i`, the
+ * job's SSH session on the key agent's virtio-serial port FD, decision 0010) gets one end of a
+ * socketpair as its standard input and output, and fresh-start stays to copy bytes between FD and
+ * the other end until either side closes: dropbear's inetd mode asks the kernel for its peer's
+ * address and gives up on a character device, which has none. Exits 0 when the session ended,
+ * 127 when PROGRAM could not start, 4 when the relay failed.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/random.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,8 +40,72 @@ static int hex_value(char c) {
 }
 
 static int usage(void) {
-	fprintf(stderr, "usage: fresh-start HEX EPOCH PROGRAM [ARG...] (HEX: 32 to %d hex digits)\n", 2 * MAX_BYTES);
+	fprintf(stderr, "usage: fresh-start HEX EPOCH [--relay FD] PROGRAM [ARG...] (HEX: 32 to %d hex digits)\n",
+		2 * MAX_BYTES);
 	return 2;
+}
+
+static int write_all(int fd, const char *buf, ssize_t len) {
+	while (len > 0) {
+		ssize_t n = write(fd, buf, (size_t)len);
+		if (n < 0 && errno == EINTR) continue;
+		if (n <= 0) return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Copies between the port and the socket until one side reaches end-of-file. Blocking writes
+ * cannot deadlock here: SSH's flow control bounds what either side sends unread (the window).
+ */
+static int relay(int port, int sock) {
+	static char buf[65536];
+	struct pollfd fds[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR) continue;
+			return -1;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+			ssize_t n = read(fds[i].fd, buf, sizeof buf);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+			if (n <= 0) return 0;
+			if (write_all(fds[1 - i].fd, buf, n) < 0) return -1;
+		}
+	}
+}
+
+/* Runs argv with a socketpair as its stdin/stdout and relays it to the port `port`. */
+static int serve_on(int port, char **argv) {
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		perror("fresh-start: socketpair");
+		return 4;
+	}
+	pid_t child = fork();
+	if (child < 0) {
+		perror("fresh-start: fork");
+		return 4;
+	}
+	if (child == 0) {
+		if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0) _exit(127);
+		close(port);
+		execvp(argv[0], argv);
+		perror("fresh-start: exec");
+		_exit(127);
+	}
+	close(sv[1]);
+	int relayed = relay(port, sv[0]);
+	/* The server sees end-of-file and ends its session. */
+	close(sv[0]);
+	int status = 0;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return 127;
+	return relayed < 0 ? 4 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -76,6 +150,12 @@ int main(int argc, char **argv) {
 	}
 	close(fd);
 
+	if (strcmp(argv[3], "--relay") == 0) {
+		if (argc < 6) return usage();
+		long port = strtol(argv[4], &end, 10);
+		if (*end != '\0' || port < 3) return usage();
+		return serve_on((int)port, argv + 5);
+	}
 	execvp(argv[3], argv + 3);
 	perror("fresh-start: exec");
 	return 127;

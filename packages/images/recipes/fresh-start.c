@@ -45,9 +45,15 @@ static int usage(void) {
 	return 2;
 }
 
+/* Writes all of buf; on a non-blocking descriptor, waits for room when it is full. */
 static int write_all(int fd, const char *buf, ssize_t len) {
 	while (len > 0) {
 		ssize_t n = write(fd, buf, (size_t)len);
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd room = {.fd = fd, .events = POLLOUT};
+			if (poll(&room, 1, -1) < 0 && errno != EINTR) return -1;
+			continue;
+		}
 		if (n < 0 && errno == EINTR) continue;
 		if (n <= 0) return -1;
 		buf += n;
@@ -56,25 +62,49 @@ static int write_all(int fd, const char *buf, ssize_t len) {
 	return 0;
 }
 
+/* How long the port may read as hung up (no host) before the host counts as gone. */
+#define HANGUP_MS 5000
+#define HANGUP_RETRY_MS 10
+
 /*
- * Copies between the port and the socket until one side reaches end-of-file. Blocking writes
- * cannot deadlock here: SSH's flow control bounds what either side sends unread (the window).
+ * Copies between the port and the socket until the socket (the server) closes, or the port has
+ * read as hung up for HANGUP_MS. A virtio-serial port reads end-of-file whenever the guest
+ * believes no host holds it, and right after a restore that belief can lag behind the host's
+ * first bytes (the "host connected" notice comes on another queue than the data), so one
+ * end-of-file is no hang-up. The port is read without blocking (it may turn from hung up to
+ * connected-and-empty between poll and read); blocking on the other writes cannot deadlock:
+ * SSH's flow control bounds what either side sends unread (the window).
  */
 static int relay(int port, int sock) {
 	static char buf[65536];
-	struct pollfd fds[2] = {{.fd = port, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+	int hung_up_ms = 0;
+	int flags = fcntl(port, F_GETFL);
+	if (flags < 0 || fcntl(port, F_SETFL, flags | O_NONBLOCK) < 0) return -1;
 	for (;;) {
+		struct pollfd fds[2] = {{.fd = sock, .events = POLLIN}, {.fd = port, .events = POLLIN}};
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR) continue;
 			return -1;
 		}
-		for (int i = 0; i < 2; i++) {
-			if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-			ssize_t n = read(fds[i].fd, buf, sizeof buf);
-			if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-			if (n <= 0) return 0;
-			if (write_all(fds[1 - i].fd, buf, n) < 0) return -1;
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(sock, buf, sizeof buf);
+			if (n == 0) return 0;
+			if (n < 0 && errno != EINTR && errno != EAGAIN) return -1;
+			if (n > 0 && write_all(port, buf, n) < 0) return -1;
 		}
+		if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+		ssize_t n = read(port, buf, sizeof buf);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+		if (n < 0) return -1;
+		if (n > 0) {
+			hung_up_ms = 0;
+			if (write_all(sock, buf, n) < 0) return -1;
+			continue;
+		}
+		/* End-of-file: no host, for now. Poll would say so at once, so the socket alone a while. */
+		hung_up_ms += HANGUP_RETRY_MS;
+		if (hung_up_ms > HANGUP_MS) return 0;
+		poll(fds, 1, HANGUP_RETRY_MS);
 	}
 }
 

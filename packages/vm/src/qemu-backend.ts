@@ -419,7 +419,13 @@ async function bootVm(ctx: {
         if (channel) {
           // The job's session, on the agent's private channel (decision 0010): opened as soon as
           // the guest serves it, with the same pinned host key and per-VM client key as over TCP.
-          channelSession = await connectSsh(ssh, { sock: channel, signal: boot.signal });
+          // Bounded by the boot's own deadline, not a connection's: it is part of the boot now,
+          // and a guest starved by a busy host may take longer than a TCP handshake's bound.
+          channelSession = await connectSsh(ssh, {
+            sock: channel,
+            signal: boot.signal,
+            readyTimeoutMs: Math.max(bootTimeoutMs - (Date.now() - started), 1_000),
+          });
           phases.session = Date.now() - started;
         }
       } else {

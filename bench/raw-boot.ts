@@ -6,7 +6,15 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
 import { connectSsh, freeLocalPort, generateJobKeys, SshError, type SshTarget, waitForSshBanner } from "@solstice/ssh";
-import { deliverKeys, hostTscKhz, qemuArgs, qemuSystemBinary, writeSeedIso } from "@solstice/vm";
+import {
+  deliverKeys,
+  hostTscKhz,
+  QmpClient,
+  qemuArgs,
+  qemuSystemBinary,
+  resumeIncoming,
+  writeSeedIso,
+} from "@solstice/vm";
 
 /**
  * One raw QEMU boot, the baseline the benchmarks set Solstice against: the same machine, devices
@@ -14,8 +22,18 @@ import { deliverKeys, hostTscKhz, qemuArgs, qemuSystemBinary, writeSeedIso } fro
  * SSH banner; plus `cloud-init status --wait` for cloud-init images). Keys, seed and overlay are
  * made before the clock starts. Images with a key agent get their keys over it (no seed), as the
  * backend gives them. Returns milliseconds from QEMU's start to ready.
+ * `agentSession` false asks the agent for no SSH session on its channel (decision 0010).
+ * With `restoreFrom` (a saved state of the image, as the backend restores it): QEMU starts with
+ * `-incoming`, is resumed over QMP once the state is loaded, and is ready once the guest's SSH
+ * server answers with its keys (the SSH identification line on the agent's channel, or READY
+ * and the banner on port 22): the raw restore our restore is measured against.
  */
-export async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Promise<number> {
+export async function rawBoot(
+  image: LocalImage,
+  accelerator: "kvm" | "tcg",
+  opts: { restoreFrom?: string; agentSession?: boolean } = {},
+): Promise<number> {
+  const { restoreFrom } = opts;
   const dir = await mkdtemp(path.join(tmpdir(), "solstice-bench-raw-"));
   const qemu = { process: undefined as ReturnType<typeof spawn> | undefined };
   try {
@@ -39,17 +57,35 @@ export async function rawBoot(image: LocalImage, accelerator: "kvm" | "tcg"): Pr
       qmpSocket: path.join(dir, "qmp.sock"),
       sshPort,
       ...(tscKhz !== undefined ? { hostTscKhz: tscKhz } : {}),
+      ...(restoreFrom !== undefined ? { incomingState: restoreFrom } : {}),
     });
     const started = performance.now();
     // The raw QEMU dies with the benchmark, even when it is interrupted.
     qemu.process = spawn("setpriv", ["--pdeathsig", "KILL", "--", qemuSystemBinary(image.arch), ...args], {
       stdio: "ignore",
     });
-    if (agentSocket !== undefined) {
-      const signal = AbortSignal.timeout(300_000);
-      await deliverKeys({ socketPath: agentSocket, keys, hostname: "bench", signal });
+    const signal = AbortSignal.timeout(300_000);
+    if (restoreFrom !== undefined) {
+      const qmp = new QmpClient(path.join(dir, "qmp.sock"));
+      try {
+        await resumeIncoming(qmp, signal);
+      } finally {
+        qmp.close();
+      }
     }
-    await waitForSshBanner("127.0.0.1", sshPort, { deadlineMs: 300_000 });
+    // An agent that serves SSH on its channel has answered with the server's identification line.
+    const channel =
+      agentSocket !== undefined
+        ? await deliverKeys({
+            socketPath: agentSocket,
+            keys,
+            hostname: "bench",
+            signal,
+            session: opts.agentSession ?? true,
+          })
+        : undefined;
+    if (channel) channel.destroy();
+    else await waitForSshBanner("127.0.0.1", sshPort, { deadlineMs: 300_000 });
     if (image.readiness === "cloud-init") {
       await waitForCloudInit({
         host: "127.0.0.1",

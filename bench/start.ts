@@ -49,8 +49,13 @@ import { formatTable, median, percentile, seconds } from "./summary-table.ts";
 /** One way a job can get its VM. */
 interface StartMode {
   readonly name: string;
-  /** Whether the backend restores images that have a snapshot (only the restore mode does). */
+  /** Whether the backend restores images that have a snapshot (only the restore modes do). */
   readonly snapshots?: boolean;
+  /**
+   * false: the key agent is not asked for the job's session on its channel (decision 0010), and
+   * the session connects over TCP to port 22 as before; the alternative, measured side by side.
+   */
+  readonly agentSession?: boolean;
   /** Whether the mode applies to this image at all (default: every image). */
   appliesTo?(image: LocalImage): boolean;
   /** SOLSTICE_* settings of the orchestrator that serves `label` in this mode. */
@@ -79,6 +84,15 @@ const startModes: readonly StartMode[] = [
     startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
   },
   {
+    name: "restore-tcp",
+    snapshots: true,
+    agentSession: false,
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
     name: "warm",
     env: (label) => ({ SOLSTICE_WARM_POOL: `${label}=1` }),
     ready: (orchestrator, label) =>
@@ -94,7 +108,13 @@ const { values } = parseArgs({
     fast: { type: "boolean", default: false },
     arches: { type: "boolean", default: false },
     images: { type: "string" },
-    modes: { type: "string", default: startModes.map((m) => m.name).join(",") },
+    modes: {
+      type: "string",
+      default: startModes
+        .map((m) => m.name)
+        .filter((m) => m !== "restore-tcp")
+        .join(","),
+    },
     accelerator: { type: "string", default: "auto" },
   },
 });
@@ -114,7 +134,22 @@ const modes = values.modes.split(",").map((name) => {
 });
 const amqpUrl = process.env.SOLSTICE_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const databaseUrl = process.env.SOLSTICE_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const log = pino({ level: process.env.SOLSTICE_BENCH_LOG ?? "warn" }, pino.destination(2));
+/** The backend's "VM ready" marks (ms since QEMU's preparation began) of the runs being counted. */
+const vmMarks: Record<string, number>[] = [];
+let keepMarks = false;
+const logLevel = process.env.SOLSTICE_BENCH_LOG ?? "warn";
+const stderrLevel = pino.levels.values[logLevel] ?? 40;
+// Info records are read for the VM's own marks; only those at the chosen level reach stderr.
+const log = pino(
+  { level: "info" },
+  {
+    write(line: string) {
+      const record = JSON.parse(line) as { level: number; msg?: string; phases?: Record<string, number> };
+      if (record.msg === "VM ready" && record.phases && keepMarks) vmMarks.push(record.phases);
+      if (record.level >= stderrLevel) process.stderr.write(line);
+    },
+  },
+);
 
 async function waitFor(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -174,6 +209,7 @@ const bus = await connectBus({ url: amqpUrl, namespace, log });
 // Cold boots boot even images that have a snapshot; only the restore mode restores them.
 const backend = createQemuBackend({ log, runRoot, accelerator, snapshots: false });
 const restoringBackend = createQemuBackend({ log, runRoot, accelerator });
+const restoringOverTcp = createQemuBackend({ log, runRoot, accelerator, agentSession: false });
 const subscription = await bus.consumeEvents({ owner, onEvent: async (event) => observe(event) });
 
 function observe(event: JobEvent): void {
@@ -242,7 +278,7 @@ async function startHost(label: string, mode: StartMode): Promise<Orchestrator> 
     config,
     bus: timedBus,
     store: timedStore,
-    backend: mode.snapshots ? restoringBackend : backend,
+    backend: mode.snapshots ? (mode.agentSession === false ? restoringOverTcp : restoringBackend) : backend,
     accelerator,
     log,
   });
@@ -335,11 +371,60 @@ if ((loadavg()[0] ?? 0) > 1.5)
 
 const summary: string[][] = [];
 const phaseRows: string[][] = [];
+const vmRows: string[][] = [];
+/** Raw restores per "label mode", for the rows of modes that restore. */
+const rawByMode = new Map<string, number[]>();
+
+/** `runs` raw QEMU starts (a failed one is reported and run again, a few times). */
+async function rawRuns(label: string, what: string, start: () => Promise<number>): Promise<number[]> {
+  const samples: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < runs; i++) {
+    let ms: number;
+    try {
+      ms = await start();
+    } catch (error) {
+      if (++failed > MAX_FAILED_RUNS) throw error;
+      process.stderr.write(`${label} ${what} failed, starting again: ${String(error)}\n`);
+      i--;
+      continue;
+    }
+    samples.push(ms);
+    process.stderr.write(`${label} ${what} ${i + 1}/${runs}: ${seconds(ms)} s\n`);
+  }
+  return samples;
+}
+
+/** The VM piece's own marks, as medians of the time between them (seconds). */
+const VM_MARKS = [
+  ["overlay, keys (prepared)", "prepared", undefined],
+  ["QEMU launched in its namespace", "launched", "prepared"],
+  ["state loaded, resumed (restore)", "resumed", "launched"],
+  ["agent answered: SSH server runs with the keys", "agent", "resumed|launched"],
+  ["SSH session on the agent's channel authenticated", "session", "agent"],
+] as const;
+
+function vmMarkColumns(marks: readonly Record<string, number>[]): string[] {
+  return VM_MARKS.map(([, mark, from]) => {
+    const samples = marks.flatMap((m) => {
+      const at = m[mark];
+      if (at === undefined) return [];
+      const since =
+        from === undefined
+          ? 0
+          : (from
+              .split("|")
+              .map((f) => m[f])
+              .find((v) => v !== undefined) ?? 0);
+      return [at - since];
+    });
+    return samples.length ? seconds(median(samples), 3) : "—";
+  });
+}
 const sshRows: string[][] = [];
 try {
   for (const label of images) {
     const image = await backend.ensureImage(label);
-    const raw: number[] = [];
     let acceleratorUsed = "?";
     for (const mode of modes) {
       if (mode.appliesTo && !mode.appliesTo(image)) continue;
@@ -347,11 +432,13 @@ try {
       const totals: number[] = [];
       let failed = 0;
       const phases: number[][] = PHASES.map(() => []);
+      vmMarks.length = 0;
       try {
         // One run first, not counted: page cache, accelerator probe, the pool's first boot.
         for (let i = -1; i < runs; i++) {
           await waitFor(() => orchestrator.running.size === 0, "finished job", 900_000);
           await mode.ready(orchestrator, label);
+          keepMarks = i >= 0;
           let t: JobTimes;
           try {
             t = await runOne(label);
@@ -375,30 +462,36 @@ try {
       } finally {
         await orchestrator.stop(0);
       }
+      keepMarks = false;
       const modeName = failed > 0 ? `${mode.name} (${failed} failed run(s) run again)` : mode.name;
       summary.push([label, modeName, acceleratorUsed, seconds(median(totals)), seconds(percentile(totals, 95))]);
+      if (mode.name !== "warm") vmRows.push([`${label} ${modeName}`, ...vmMarkColumns(vmMarks)]);
+      // Side by side with this mode's totals: a raw QEMU restore of the same saved state.
+      if (mode.snapshots) {
+        const state = await restoringBackend.savedState(image);
+        if (state === undefined) throw new Error(`${label} has no saved state to restore raw`);
+        const rawRestores = await rawRuns(label, "raw restore", () =>
+          rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg", {
+            restoreFrom: state,
+            agentSession: mode.agentSession ?? true,
+          }),
+        );
+        rawByMode.set(`${label} ${mode.name}`, rawRestores);
+      }
       phaseRows.push([
         `${label} ${modeName}`,
         ...phases.map((samples) => seconds(median(samples), 3)),
         seconds(median(totals)),
       ]);
     }
-    let rawFailed = 0;
-    for (let i = 0; i < runs; i++) {
-      let ms: number;
-      try {
-        ms = await rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg");
-      } catch (error) {
-        if (++rawFailed > MAX_FAILED_RUNS) throw error;
-        process.stderr.write(`${label} raw boot failed, booting again: ${String(error)}\n`);
-        i--;
-        continue;
-      }
-      raw.push(ms);
-      process.stderr.write(`${label} raw boot ${i + 1}/${runs}: ${seconds(ms)} s\n`);
+    const raw = await rawRuns(label, "raw boot", () => rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg"));
+    for (const row of summary.filter((r) => r[0] === label)) {
+      // A restore is set against a raw restore, cold and warm against a raw boot.
+      const rawOfRow = rawByMode.get(`${label} ${row[1]?.split(" ")[0]}`) ?? raw;
+      const kind = rawOfRow === raw ? "boot" : "restore";
+      const ours = Number(row[3]) * 1000;
+      row.push(kind, seconds(median(rawOfRow)), seconds(percentile(rawOfRow, 95)), seconds(ours - median(rawOfRow)));
     }
-    for (const row of summary.filter((r) => r[0] === label))
-      row.push(seconds(median(raw)), seconds(percentile(raw, 95)));
     const costs = await sshCosts(label);
     for (const [name, samples] of Object.entries(costs)) {
       sshRows.push([label, name, seconds(median(samples)), seconds(percentile(samples, 95))]);
@@ -421,8 +514,23 @@ process.stdout.write(
   `Job message at the orchestrator → first output line of the first step at the owner (${runs} runs, seconds)\n\n`,
 );
 process.stdout.write(
-  formatTable(["image", "start mode", "accel", "median", "p95", "raw QEMU boot → ready, median", "raw p95"], summary),
+  formatTable(
+    [
+      "image",
+      "start mode",
+      "accel",
+      "median",
+      "p95",
+      "raw QEMU (same run)",
+      "raw → ready, median",
+      "raw p95",
+      "ours − raw (medians)",
+    ],
+    summary,
+  ),
 );
+process.stdout.write("\nThe VM piece of a cold boot or restore, mark to mark (medians, seconds)\n\n");
+process.stdout.write(formatTable(["run", ...VM_MARKS.map(([name]) => name)], vmRows));
 process.stdout.write("\nOur path, piece by piece (medians, seconds)\n\n");
 process.stdout.write(formatTable(["run", ...PHASES.map(([name]) => name), "total"], phaseRows));
 process.stdout.write(`\nSSH on an idle VM, outside any job (${runs} runs, seconds)\n\n`);

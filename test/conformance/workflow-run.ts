@@ -19,7 +19,7 @@ import {
   LogStream,
   Outcome,
 } from "@solstice/protocol";
-import { connectSsh } from "@solstice/ssh";
+import { connectSsh, type SshSession } from "@solstice/ssh";
 import { createQemuBackend, type VmBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { type Logger, pino } from "pino";
@@ -80,19 +80,28 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
     reapOrphans: () => backend.reapOrphans(),
     boot: async (spec) => {
       const vm = await backend.boot(spec);
-      const session = await connectSsh(vm.ssh, { signal: spec.signal });
+      // The session a guest served on its agent's channel, if any, goes on to the job afterwards.
+      const session = vm.takeSession?.() ?? (await connectSsh(vm.ssh, { signal: spec.signal }));
       try {
         const result = await session.exec(command, { signal: spec.signal });
         if (result.exitCode !== 0) throw new Error(`changing the guest failed (exit ${result.exitCode})`);
       } catch (error) {
+        session.close();
         await vm.destroy();
         throw error;
-      } finally {
-        session.close();
       }
+      let kept: SshSession | undefined = session;
       // A changed guest is no longer what its identity says: later jobs must not reuse what
       // an earlier one learned about an unchanged guest of the same image.
-      return { ...vm, guestIdentity: undefined };
+      return {
+        ...vm,
+        guestIdentity: undefined,
+        takeSession: () => {
+          const taken = kept;
+          kept = undefined;
+          return taken?.open ? taken : undefined;
+        },
+      };
     },
   };
 }

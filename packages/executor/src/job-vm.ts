@@ -40,7 +40,11 @@ const WARM_KEEPALIVE_MS = 10_000;
  * waits (with keepalives, so it is never found half-open) and learns the guest's basics on it.
  */
 export async function attachWarmVm(vm: Vm, signal?: AbortSignal): Promise<Required<WarmVm>> {
-  const session = await connectSsh(vm.ssh, { ...(signal ? { signal } : {}), keepaliveIntervalMs: WARM_KEEPALIVE_MS });
+  // A session on the agent's channel needs no keepalives: it is no TCP connection that could be
+  // found half-open, and it closes when QEMU does.
+  const session =
+    vm.takeSession?.() ??
+    (await connectSsh(vm.ssh, { ...(signal ? { signal } : {}), keepaliveIntervalMs: WARM_KEEPALIVE_MS }));
   try {
     return { vm, session, basics: await learnGuestBasics(session, signal) };
   } catch (error) {
@@ -105,7 +109,7 @@ export async function startJobVm(options: JobVmOptions): Promise<JobVm> {
   const how = vm.restored ? ", restored from a snapshot" : "";
   events.line(`VM ready in ${(vm.bootMs / 1000).toFixed(1)} s (accelerator: ${vm.accelerator}${how})`, "system");
   try {
-    return { vm, session: await connectSsh(vm.ssh, { signal }), warm: false };
+    return { vm, session: vm.takeSession?.() ?? (await connectSsh(vm.ssh, { signal })), warm: false };
   } catch (error) {
     await vm.destroy().catch((destroyError: unknown) => log.error({ err: destroyError }, "VM teardown failed"));
     throw error;

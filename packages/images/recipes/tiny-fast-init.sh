@@ -11,9 +11,14 @@
 #   HOSTKEY_DB <\ooo…>        the ed25519 host key in dropbear's format, as printf octal escapes
 #   SCRUB                     (a template being saved, before any other item) zero the free
 #                             memory, then print "scrubbed" on the console
+#   SESSION                   (before GO) serve the job's SSH session on this port too
+#                             (decision 0010): after GO the port carries SSH, and the guest's
+#                             answer is the SSH server's identification line instead of READY
 #   GO                        start dropbear through fresh-start (clock, entropy, reseed, then
 #                             dropbear, in one process); the guest answers READY once it listens
-#                             on port 22 (or FAILED <why>)
+#                             on port 22 (or FAILED <why>); with SESSION, `dropbear -i` speaks on
+#                             this port at once and the listener on port 22 (debug access, later
+#                             sessions) starts beside it at the lowest priority
 # Every process started here costs 10-40 ms under TCG, right after a restore more: the items
 # that can be done with shell builtins are.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -71,7 +76,7 @@ say "agent waiting on $PORT"
 # starts before that. The port is never closed meanwhile: Linux drops a port's unread data when
 # it is closed, which would lose items the host sent in that moment.
 exec 3<>"$PORT"
-GO= FAILED= CLOCK=0 SEED=
+GO= FAILED= CLOCK=0 SEED= SESSION=
 while [ -z "$GO" ]; do
   if ! read -r cmd arg <&3; then
     sleep 0.01
@@ -83,6 +88,7 @@ while [ -z "$GO" ]; do
     NAME) echo "$arg" > /proc/sys/kernel/hostname && echo "127.0.1.1 $arg" >> /etc/hosts ;;
     HOSTKEY_DB) printf "$arg" > /etc/dropbear/dropbear_ed25519_host_key || FAILED="${FAILED}hostkey " ;;
     AUTH) echo "$arg" >> /root/.ssh/authorized_keys ;;
+    SESSION) SESSION=1 ;;
     SCRUB)
       # Freed memory keeps what it held (the unpacked initramfs's 33 MB, for one): filling the
       # free pages with zeros once lets the saved state skip them (QEMU stores a zero page as a
@@ -109,9 +115,31 @@ if [ -n "$FAILED" ]; then
   echo "FAILED $FAILED" >&3
   exit 0
 fi
-# dropbear forks into the background once it has started; its first process's status comes back.
 # -W: a 2 MB receive window, as in tiny-init.sh (uploads into the guest are round-trip bound without).
-fresh-start "$SEED" "$CLOCK" dropbear -r /etc/dropbear/dropbear_ed25519_host_key -s -p 22 -W 2097152
+KEY=/etc/dropbear/dropbear_ed25519_host_key
+if [ -n "$SESSION" ]; then
+  # The job's session on this port: fresh-start reseeds, then relays the port to `dropbear -i`
+  # (which needs a socket) and stays until the session ends. Its first bytes on the port are
+  # dropbear's identification line, the host's signal that SSH runs with the keys it sent.
+  fresh-start "$SEED" "$CLOCK" --relay 3 dropbear -i -r $KEY -s -W 2097152 &
+  session=$!
+  # The agent has nothing urgent left: at the lowest priority from here, it and the listener on
+  # port 22 it starts yield the vCPU to the job's handshake. The listener gets its own
+  # fresh-start, so a reseed precedes it whichever of the two runs first.
+  renice -n 19 -p $$ >/dev/null || say "renice failed"
+  fresh-start "$SEED" 0 dropbear -r $KEY -s -p 22 -W 2097152 3>&- || say "the listener on port 22 did not start"
+  say "ssh session served on $PORT, listener on port 22"
+  wait $session
+  case $? in
+    0) ;;
+    2) echo "FAILED bad-time-or-seed" >&3 ;;
+    3) echo "FAILED reseed" >&3 ;;
+    *) echo "FAILED dropbear" >&3 ;;
+  esac
+  exit 0
+fi
+# dropbear forks into the background once it has started; its first process's status comes back.
+fresh-start "$SEED" "$CLOCK" dropbear -r $KEY -s -p 22 -W 2097152
 case $? in
   0) ;;
   2) echo "FAILED bad-time-or-seed" >&3; exit 0 ;;

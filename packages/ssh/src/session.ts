@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
+import type { Duplex } from "node:stream";
 import { Client, type ClientChannel, type SFTPWrapper } from "ssh2";
 import { HostKeyMismatchError, SshError } from "./errors.ts";
 import { fingerprint, hostKeyBlob } from "./host-key.ts";
@@ -333,10 +334,13 @@ export class SshSession {
  * `HostKeyMismatchError`). `readyTimeoutMs` (default 20000) bounds the handshake and authentication.
  * `keepaliveIntervalMs` sends keepalives on an idle connection and closes it after 3 unanswered,
  * for a connection held open ahead of its use (a warm VM's), which must not be found half-open.
+ * `sock`: a stream already connected to the server (a guest's SSH server on its key agent's
+ * private channel) instead of a TCP connection to `target.host:port`; the host key is pinned all
+ * the same.
  */
 export function connectSsh(
   target: SshTarget,
-  opts: { signal?: AbortSignal; readyTimeoutMs?: number; keepaliveIntervalMs?: number } = {},
+  opts: { signal?: AbortSignal; readyTimeoutMs?: number; keepaliveIntervalMs?: number; sock?: Duplex } = {},
 ): Promise<SshSession> {
   const pinned = hostKeyBlob(target.hostKey);
   return new Promise<SshSession>((resolve, reject) => {
@@ -377,6 +381,7 @@ export function connectSsh(
       username: target.username,
       privateKey: target.privateKey,
       readyTimeout: opts.readyTimeoutMs ?? 20_000,
+      ...(opts.sock ? { sock: opts.sock } : {}),
       ...(opts.keepaliveIntervalMs ? { keepaliveInterval: opts.keepaliveIntervalMs, keepaliveCountMax: 3 } : {}),
       hostVerifier: (key: Buffer) => {
         if (key.equals(pinned)) return true;

@@ -15,5 +15,7 @@ export { type AgentDelivery, agentMessage, deliverKeys, tellAgent } from "./key-
 export { type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";
+export { QmpClient } from "./qmp.ts";
 export { reapRunDirs as reapOrphans } from "./run-dir.ts";
 export { cloudConfig, writeSeedIso } from "./seed-iso.ts";
+export { resumeIncoming } from "./snapshot.ts";

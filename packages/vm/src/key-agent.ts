@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobKeys } from "@solstice/ssh";
-import { dropbearHostKey, LineSplitter } from "@solstice/ssh";
+import { dropbearHostKey } from "@solstice/ssh";
 import type { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
 
@@ -18,49 +18,103 @@ export interface AgentDelivery {
   readonly keys: JobKeys;
   readonly hostname: string;
   readonly signal: AbortSignal;
+  /** Ask the agent to serve the job's SSH session on its channel (default true; decision 0010). */
+  readonly session?: boolean;
 }
+
+/** Longest answer line the host reads from the agent (an SSH identification line is at most 255 bytes). */
+const MAX_ANSWER_BYTES = 4096;
 
 /**
  * Gives the guest's key agent (images with `keys: agent`) its clock, fresh entropy with a forced
- * CRNG reseed, hostname, authorized key and host key, and resolves once it answers READY
- * (dropbear listens with that host key). Lines sent before the guest opens its port wait in the
- * socket: QEMU reads nothing from it until the guest side is open. A FAILED answer, or the agent
- * hanging up, is a boot failure: the guest never runs SSH with keys we did not give it.
+ * CRNG reseed, hostname, authorized key and host key, and resolves once its SSH server runs with
+ * them. An agent that serves SSH on its own channel (`SESSION`) answers with the server's
+ * identification line: the channel is returned, that line still unread, for the job's SSH
+ * session (decision 0010). One that does not answers READY once dropbear listens on port 22, and
+ * nothing is returned. Lines sent before the guest opens its port wait in the socket: QEMU reads
+ * nothing from it until the guest side is open. A FAILED answer, or the agent hanging up, is a
+ * boot failure: the guest never runs SSH with keys we did not give it.
  */
-export async function deliverKeys(delivery: AgentDelivery): Promise<void> {
-  const reply = await tellAgent(delivery.socketPath, agentMessage(delivery.keys, delivery.hostname), delivery.signal);
-  if (reply !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${reply}`);
+export async function deliverKeys(delivery: AgentDelivery): Promise<Socket | undefined> {
+  const { answer, socket } = await exchange(
+    delivery.socketPath,
+    agentMessage(delivery.keys, delivery.hostname, { session: delivery.session ?? true }),
+    delivery.signal,
+  );
+  if (answer.startsWith("SSH-")) return socket;
+  socket.destroy();
+  if (answer !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${answer}`);
+  return undefined;
 }
 
 /**
  * Sends `message` (items of the agent protocol) to the agent listening on `socketPath`, once QEMU
- * has created it, and returns the agent's answer: `READY` or `FAILED <why>`.
+ * has created it, and returns the agent's answer: `READY`, `FAILED <why>`, or the identification
+ * line of the SSH server it serves on the channel.
  */
 export async function tellAgent(socketPath: string, message: string, signal: AbortSignal): Promise<string> {
+  const { answer, socket } = await exchange(socketPath, message, signal);
+  socket.destroy();
+  return answer;
+}
+
+/**
+ * The agent's answer, and its socket still open. After an SSH identification line the socket is
+ * paused with that line pushed back, so an SSH client reads the stream from its start.
+ */
+async function exchange(
+  socketPath: string,
+  message: string,
+  signal: AbortSignal,
+): Promise<{ answer: string; socket: Socket }> {
   const socket = await connectWhenListening(socketPath, signal);
+  let settle: { resolve(line: string): void; reject(error: VmError): void } | undefined;
+  let pending = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    for (let end = pending.indexOf(0x0a); end >= 0; end = pending.indexOf(0x0a)) {
+      const line = pending.subarray(0, end).toString("utf8").trim();
+      if (line.startsWith("SSH-")) {
+        // The SSH server speaks from here on: its first line goes back for the SSH client.
+        socket.pause();
+        socket.unshift(pending);
+        settle?.resolve(line);
+        return;
+      }
+      if (line === "READY" || line.startsWith("FAILED")) {
+        settle?.resolve(line);
+        return;
+      }
+      pending = pending.subarray(end + 1);
+    }
+    if (pending.length > MAX_ANSWER_BYTES)
+      settle?.reject(new VmError("boot_failed", "the key agent's answer is too long"));
+  };
+  const onError = (err: Error) => settle?.reject(new VmError("boot_failed", `key agent socket: ${err.message}`));
+  const onClose = () => settle?.reject(new VmError("boot_failed", "the key agent's socket closed before it answered"));
+  const onAbort = () => settle?.reject(new VmError("aborted", "key delivery aborted"));
   try {
-    const answer = new Promise<string>((resolve, reject) => {
-      const splitter = new LineSplitter((line) => {
-        const text = line.trim();
-        if (text === "READY" || text.startsWith("FAILED")) resolve(text);
-      });
-      socket.on("data", (chunk: Buffer) => splitter.push(chunk));
-      socket.on("error", (err) => reject(new VmError("boot_failed", `key agent socket: ${err.message}`)));
-      socket.on("close", () => reject(new VmError("boot_failed", "the key agent's socket closed before READY")));
-      const onAbort = () => reject(new VmError("aborted", "key delivery aborted"));
+    const answer = await new Promise<string>((resolve, reject) => {
+      settle = { resolve, reject };
+      socket.on("data", onData).on("error", onError).on("close", onClose);
       signal.addEventListener("abort", onAbort, { once: true });
       // Aborted while the socket connected: a listener added now would never fire.
       if (signal.aborted) onAbort();
+      socket.write(message);
     });
-    socket.write(message);
-    return await answer;
-  } finally {
+    return { answer, socket };
+  } catch (error) {
     socket.destroy();
+    throw error;
+  } finally {
+    settle = undefined;
+    socket.off("data", onData).off("error", onError).off("close", onClose);
+    signal.removeEventListener("abort", onAbort);
   }
 }
 
 /** The agent's input, one item per line (the protocol is described in recipes/tiny-fast-init.sh). */
-export function agentMessage(keys: JobKeys, hostname: string): string {
+export function agentMessage(keys: JobKeys, hostname: string, opts: { session?: boolean } = {}): string {
   if (!/^[a-z0-9-]{1,63}$/.test(hostname)) throw new VmError("boot_failed", `unusable hostname ${hostname}`);
   const items = [
     `TIME ${Math.floor(Date.now() / 1000)}`,
@@ -69,6 +123,9 @@ export function agentMessage(keys: JobKeys, hostname: string): string {
     `AUTH ${keys.client.publicKey.replace(/\s+/g, " ").trim()}`,
     // Already in dropbear's format, as printf octal escapes: the guest writes it with a builtin.
     `HOSTKEY_DB ${[...dropbearHostKey(keys.host.privateKey)].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("")}`,
+    // Serve the job's SSH session on this channel too (decision 0010); an agent that does not
+    // know the item says so on its console and answers READY as before.
+    ...(opts.session === false ? [] : ["SESSION"]),
     "GO",
   ];
   return `${items.join("\n")}\n`;

@@ -45,6 +45,11 @@ export interface QemuBackendOptions {
    * boots them cold, to compare the two.
    */
   snapshots?: boolean;
+  /**
+   * Whether guests with a key agent serve the job's SSH session on the agent's channel (default
+   * true, decision 0010); false has them answer READY and listen on port 22 only, to compare.
+   */
+  agentSession?: boolean;
   /** The system emulator per guest architecture (default `qemu-system-<arch>` from PATH). */
   qemuBinaries?: Partial<Record<GuestArch, string>>;
   /**
@@ -66,6 +71,11 @@ export interface QemuVm extends Vm {
 
 export interface QemuBackend extends VmBackend {
   boot(spec: VmSpec): Promise<QemuVm>;
+  /**
+   * The saved state restores of `image` start from (saved now if missing), for the start
+   * benchmark's raw-QEMU restore; undefined for images that are not restored.
+   */
+  savedState(image: LocalImage, signal?: AbortSignal): Promise<string | undefined>;
 }
 
 /** Bound on QMP `quit` and on QEMU exiting after it, before SIGKILL. */
@@ -204,6 +214,11 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       });
     },
     reapOrphans: () => reapRunDirs(runRoot, opts.log),
+    async savedState(image, signal) {
+      if (!image.snapshot || image.keys !== "agent" || opts.snapshots === false) return undefined;
+      const { accelerator } = await chooseAccelerator(image, signal);
+      return templateFor({ vmName: `state-${image.label}`, image, log: opts.log }, accelerator);
+    },
     async runsArch(arch, signal) {
       const binary = qemuBinaryFor(arch);
       await runCommand(binary, ["--version"], { timeoutMs: 10_000, ...(signal ? { signal } : {}) }).catch(
@@ -228,6 +243,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         qemuBinary: qemuBinaryFor(spec.image.arch),
         accelerator,
         tscKhz,
+        agentSession: opts.agentSession ?? true,
       };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
@@ -256,6 +272,8 @@ async function bootVm(ctx: {
   restoreFrom?: string;
   /** Boot only until the key agent waits, save the state here; the caller destroys the VM. */
   saveStateTo?: string;
+  /** Ask the agent for the job's session on its channel (QemuBackendOptions.agentSession). */
+  agentSession?: boolean;
 }): Promise<QemuVm> {
   const { spec, accelerator } = ctx;
   const { image } = spec;
@@ -276,9 +294,13 @@ async function bootVm(ctx: {
   let launched: LaunchedVm | undefined;
   let qemuGone = false;
   let destroying: Promise<void> | undefined;
+  /** The SSH session served on the agent's channel, until someone takes it. */
+  let channelSession: SshSession | undefined;
 
   const destroy = (): Promise<void> => {
     destroying ??= (async () => {
+      channelSession?.close();
+      channelSession = undefined;
       if (launched && !qemuGone) {
         await withDeadline(qmp.execute("quit", QUIT_DEADLINE_MS), QUIT_DEADLINE_MS).catch(() => undefined);
         await withDeadline(launched.qemuExit, QUIT_DEADLINE_MS).catch(() => undefined);
@@ -385,8 +407,27 @@ async function bootVm(ctx: {
         phases.resumed = Date.now() - started;
       }
       if (agentSocket !== undefined) {
-        // The agent answers READY once dropbear listens: no banner probe after it.
-        await deliverKeys({ socketPath: agentSocket, keys, hostname: hostnameFor(spec.vmName), signal: boot.signal });
+        // The agent answers once its SSH server runs: no banner probe after it.
+        const channel = await deliverKeys({
+          socketPath: agentSocket,
+          keys,
+          hostname: hostnameFor(spec.vmName),
+          signal: boot.signal,
+          session: ctx.agentSession ?? true,
+        });
+        phases.agent = Date.now() - started;
+        if (channel) {
+          // The job's session, on the agent's private channel (decision 0010): opened as soon as
+          // the guest serves it, with the same pinned host key and per-VM client key as over TCP.
+          // Bounded by the boot's own deadline, not a connection's: it is part of the boot now,
+          // and a guest starved by a busy host may take longer than a TCP handshake's bound.
+          channelSession = await connectSsh(ssh, {
+            sock: channel,
+            signal: boot.signal,
+            readyTimeoutMs: Math.max(bootTimeoutMs - (Date.now() - started), 1_000),
+          });
+          phases.session = Date.now() - started;
+        }
       } else {
         await waitForSshBanner(ssh.host, ssh.port, { signal: boot.signal, deadlineMs: bootTimeoutMs });
       }
@@ -419,6 +460,11 @@ async function bootVm(ctx: {
         log.info("network cut: only the SSH forward is left");
       },
       exited: current.qemuExit.then(() => undefined),
+      takeSession() {
+        const session = channelSession;
+        channelSession = undefined;
+        return session?.open ? session : undefined;
+      },
       async handOver(job) {
         // The run directory keeps its pool name; its record names the job, for whoever inspects it.
         await writeRunRecord(runDir, { ...record, vmName: job.vmName });

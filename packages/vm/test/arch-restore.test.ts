@@ -13,8 +13,9 @@ const log = pino({ level: "warn" });
 const runRoot = join(tmpdir(), `solstice-arch-restore-${randomUUID().slice(0, 8)}`);
 after(() => rmSync(runRoot, { recursive: true, force: true }));
 
+/** Runs `script` on the session the guest served on its agent's channel (else one over TCP). */
 async function run(vm: QemuVm, script: string): Promise<string[]> {
-  const session = await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 });
+  const session = vm.takeSession?.() ?? (await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 }));
   try {
     const out: string[] = [];
     const result = await session.exec(script, { onStdout: (l) => out.push(l) });

@@ -6,8 +6,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { ensureImage, type LocalImage } from "@solstice/images";
-import { connectSsh, freeLocalPort, generateJobKeys, waitForSshBanner } from "@solstice/ssh";
-import { agentMessage, createQemuBackend, hostTscKhz, type QemuVm, qemuArgs, tellAgent } from "@solstice/vm";
+import {
+  connectSsh,
+  freeLocalPort,
+  generateJobKeys,
+  HostKeyMismatchError,
+  type SshSession,
+  waitForSshBanner,
+} from "@solstice/ssh";
+import {
+  agentMessage,
+  createQemuBackend,
+  deliverKeys,
+  hostTscKhz,
+  type QemuVm,
+  qemuArgs,
+  tellAgent,
+} from "@solstice/vm";
 import pino from "pino";
 
 const log = pino({ level: "warn" });
@@ -17,9 +32,12 @@ after(() => rmSync(runRoot, { recursive: true, force: true }));
 /** The tiny-fast image as the catalog boots it (microvm, PVH, key agent, snapshot). */
 const fastImage = (): Promise<LocalImage> => ensureImage("tiny-fast", { log });
 
-/** Runs `script` in the guest over SSH with the VM's pinned host key; stdout lines. */
-async function run(vm: QemuVm, script: string): Promise<string[]> {
-  const session = await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 });
+/**
+ * Runs `script` in the guest over SSH with the VM's pinned host key; stdout lines. The session
+ * the guest served on its agent's channel when there is one (the job's), else one over TCP.
+ */
+async function run(vm: QemuVm, script: string, given?: SshSession): Promise<string[]> {
+  const session = given ?? vm.takeSession?.() ?? (await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 }));
   try {
     const out: string[] = [];
     const result = await session.exec(script, { onStdout: (l) => out.push(l) });
@@ -62,9 +80,15 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
       const vm = await backend.boot({ vmName: name, image, log });
       try {
         assert.equal(vm.restored, true);
+        // The job's session came up on the agent's private channel, authenticated with the
+        // pinned host key before boot returned (decision 0010); only one caller gets it.
+        const channelSession = vm.takeSession?.();
+        assert.ok(channelSession?.open, "the restored guest served an SSH session on its agent's channel");
+        assert.equal(vm.takeSession?.(), undefined, "the channel's session is handed out once");
         const [random, hostname, skew] = await run(
           vm,
           `head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; hostname; echo $(( $(date +%s) - ${Math.floor(Date.now() / 1000)} ))`,
+          channelSession,
         );
         assert.match(random ?? "", /^[0-9a-f]{32}$/);
         // The template's clock is minutes old by now; TIME set it to the host's.
@@ -90,9 +114,10 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
       const items = agentMessage(generateJobKeys(), "agent-refuses")
         .split("\n")
         .filter((line) => !line.startsWith(`${missing} `));
-      const vm = await bootAndTellAgent(image, items.join("\n"));
+      const vm = await bootByHand(image);
       try {
-        assert.equal(vm.answer, `FAILED no-${missing === "RESEED" ? "reseed" : "hostkey"}`);
+        const answer = await tellAgent(vm.agentSocket, items.join("\n"), AbortSignal.timeout(120_000));
+        assert.equal(answer, `FAILED no-${missing === "RESEED" ? "reseed" : "hostkey"}`);
         // While the guest still runs: QEMU accepts the connection, but no SSH server answers it.
         await assert.rejects(waitForSshBanner("127.0.0.1", vm.sshPort, { deadlineMs: 3_000 }));
       } finally {
@@ -100,16 +125,50 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
       }
     });
   }
+
+  test("the session on the agent's channel is SSH with the pinned host key; port 22 serves the same keys for debug access", async () => {
+    const image = await fastImage();
+    const keys = generateJobKeys();
+    const vm = await bootByHand(image);
+    try {
+      const signal = AbortSignal.timeout(120_000);
+      const target = {
+        host: "127.0.0.1",
+        port: vm.sshPort,
+        username: "root",
+        privateKey: keys.client.privateKey,
+        hostKey: keys.host.publicKey,
+      };
+      const channel = await deliverKeys({ socketPath: vm.agentSocket, keys, hostname: "channel-pin", signal });
+      assert.ok(channel, "an agent told SESSION answers with an SSH server on its channel");
+      // A client that expects another host key is refused on the channel as over TCP.
+      await assert.rejects(
+        connectSsh({ ...target, hostKey: generateJobKeys().host.publicKey }, { sock: channel, signal }),
+        HostKeyMismatchError,
+      );
+      // The listener on port 22 starts beside the session, at low priority: it serves the keys
+      // the agent was given, and only them.
+      await waitForSshBanner("127.0.0.1", vm.sshPort, { deadlineMs: 60_000 });
+      const session = await connectSsh(target, { signal });
+      try {
+        const out: string[] = [];
+        assert.equal((await session.exec("hostname", { onStdout: (l) => out.push(l) })).exitCode, 0);
+        assert.deepEqual(out, ["channel-pin"]);
+      } finally {
+        session.close();
+      }
+      await assert.rejects(connectSsh({ ...target, privateKey: generateJobKeys().client.privateKey }, { signal }));
+    } finally {
+      vm.stop();
+    }
+  });
 });
 
 /**
- * Boots the image by hand (as the backend would, TCG, no snapshot), sends `message` to its key
- * agent and returns the agent's answer line (READY or FAILED …) with the VM still running.
+ * Boots the image by hand (as the backend would, TCG, no snapshot), for a test that talks to its
+ * key agent itself; the VM runs until `stop`.
  */
-async function bootAndTellAgent(
-  image: LocalImage,
-  message: string,
-): Promise<{ answer: string; sshPort: number; stop(): void }> {
+async function bootByHand(image: LocalImage): Promise<{ agentSocket: string; sshPort: number; stop(): void }> {
   const dir = join(runRoot, `agent-${randomUUID().slice(0, 8)}`);
   mkdirSync(dir, { recursive: true });
   const overlayPath = join(dir, "overlay.qcow2");
@@ -143,11 +202,5 @@ async function bootAndTellAgent(
     ...(tscKhz !== undefined ? { hostTscKhz: tscKhz } : {}),
   });
   const qemu = spawn("setpriv", ["--pdeathsig", "KILL", "--", "qemu-system-x86_64", ...args], { stdio: "ignore" });
-  try {
-    const answer = await tellAgent(agentSocket, message, AbortSignal.timeout(120_000));
-    return { answer, sshPort, stop: () => qemu.kill("SIGKILL") };
-  } catch (error) {
-    qemu.kill("SIGKILL");
-    throw error;
-  }
+  return { agentSocket, sshPort, stop: () => qemu.kill("SIGKILL") };
 }

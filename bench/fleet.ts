@@ -10,8 +10,16 @@
  *               jobs taken: min/max, hosts that took none);
  *   kill      — a host running a job is killed (SIGKILL); the owner's lease watch retries it:
  *               time from the kill to the retry's Accepted on another host.
+ *   CPU       — during the burst, CPU milliseconds per job of the broker's nodes, the hosts'
+ *               processes, their PostgreSQL backends (by application_name) and the owner, net of
+ *               what each spends idle; and how busy the whole machine was.
  * Usage: corepack pnpm bench:fleet [--hosts 10,50,200] [--taking poll,reserve] [--procs 4]
  *   [--amqp URL,URL,URL] (default: scripts/rabbitmq-cluster.sh's three nodes, started if needed)
+ *   [--rounds N] (each figure the median of N rounds) [--idle-s 10] [--steady-s 10] [--rate 40]
+ *   [--job-ms 500] [--burst 1000] [--lease-ms 5000]
+ *   [--baseline DIR] (also run hosts from another checkout, e.g. `git worktree add /tmp/base main`
+ *     then `corepack pnpm install --offline` there: its rows say "(baseline)", old beside new)
+ *   [--cpu-prof DIR] (the hosts' processes write V8 CPU profiles there)
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -415,13 +423,23 @@ async function main() {
   await monitor.connect();
   const loadBefore = loadAverage();
   const measured: Row[] = [];
+  const failed: string[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
       for (const hosts of hostCounts) {
         for (const taking of takings) {
           // Old and new take turns being first, so a machine growing busier favours neither.
           const checkouts = baseline ? (round % 2 === 0 ? [baseline, undefined] : [undefined, baseline]) : [undefined];
-          for (const checkout of checkouts) measured.push(await measure(hosts, taking, monitor, checkout));
+          for (const checkout of checkouts) {
+            // One size failing (a busy machine timing out 400 hosts' start) leaves the others' rows.
+            try {
+              measured.push(await measure(hosts, taking, monitor, checkout));
+            } catch (error) {
+              const what = `${hosts} hosts, ${takingName(taking, checkout)}`;
+              failed.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+              process.stderr.write(`fleet: ${what} failed: ${String(error)}\n`);
+            }
+          }
         }
       }
     }
@@ -468,7 +486,7 @@ async function main() {
     ),
   );
   process.stdout.write(
-    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s), ${rounds} round(s) (medians), load average ${loadBefore} before and ${loadAverage()} after${baseline ? `, baseline hosts from ${baseline}` : ""}\n`,
+    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s), ${rounds} round(s) (medians), load average ${loadBefore} before and ${loadAverage()} after${baseline ? `, baseline hosts from ${baseline}` : ""}\n${failed.map((f) => `not measured: ${f}\n`).join("")}`,
   );
 }
 

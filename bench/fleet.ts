@@ -11,8 +11,8 @@
  *   kill      — a host running a job is killed (SIGKILL); the owner's lease watch retries it:
  *               time from the kill to the retry's Accepted on another host.
  *   CPU       — during the burst, CPU milliseconds per job of the broker's nodes, the hosts'
- *               processes, their PostgreSQL backends (by application_name) and the owner, net of
- *               what each spends idle; and how busy the whole machine was.
+ *               processes, their PostgreSQL backends (by application_name) and the owner, and how
+ *               busy the whole machine was.
  * Usage: corepack pnpm bench:fleet [--hosts 10,50,200] [--taking poll,reserve] [--procs 4]
  *   [--amqp URL,URL,URL] (default: scripts/rabbitmq-cluster.sh's three nodes, started if needed)
  *   [--rounds N] (each figure the median of N rounds) [--idle-s 10] [--steady-s 10] [--rate 40]
@@ -200,8 +200,8 @@ interface Row {
   perHost: string;
   retryMs: number;
   /**
-   * CPU milliseconds per burst job, net of the idle fleet's own rate: the broker's nodes, the
-   * hosts' processes, their PostgreSQL backends, the owner (this process).
+   * CPU milliseconds per burst job (all spent while the burst ran): the broker's nodes, the hosts'
+   * processes, their PostgreSQL backends, the owner (this process).
    */
   cpuMsPerJob: { broker: number; hosts: number; postgres: number; owner: number };
   /** The whole machine's busy cores during the burst (all its processes, other users' too). */
@@ -243,15 +243,12 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     const hostPids = children.map((c) => c.pid);
     const before = brokerUsage(clusterDir);
     const clientBefore = processesSeconds(hostPids);
-    const postgresBefore = await postgresBackendSeconds(monitor, namespace);
     const idleStart = performance.now();
     await sleep(idleMs);
     const seconds = (performance.now() - idleStart) / 1000;
     const after = brokerUsage(clusterDir);
     const idleCores = (after.seconds - before.seconds) / seconds;
     const clientCores = (processesSeconds(hostPids) - clientBefore) / seconds;
-    const postgresIdleCores =
-      backendSecondsBetween(postgresBefore, await postgresBackendSeconds(monitor, namespace)) / seconds;
 
     // Steady rate.
     const steadyIds: string[] = [];
@@ -280,18 +277,14 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     await tracker.allFinished(burstIds, 600_000);
     const ownerCpu = process.cpuUsage(cpuBefore.owner);
     const machine = machineSeconds();
-    const burstSeconds = (performance.now() - burstStart) / 1000;
-    // What the jobs cost, net of what the fleet spends idle (heartbeats) for as long as the burst
-    // lasted, so a burst slowed down by a busy machine does not look dearer per job.
-    const perJob = (cpuSeconds: number, idle: number) => ((cpuSeconds - idle * burstSeconds) * 1000) / burst;
+    // All the CPU each part spent while the burst ran, heartbeats included (the idle columns give
+    // their rate): subtracting an idle rate measured apart went below zero on a busy machine.
+    const perJob = (cpuSeconds: number) => (cpuSeconds * 1000) / burst;
     const cpuMsPerJob = {
-      broker: perJob(brokerUsage(clusterDir).seconds - cpuBefore.broker, idleCores),
-      hosts: perJob(processesSeconds(hostPids) - cpuBefore.hosts, clientCores),
-      postgres: perJob(
-        backendSecondsBetween(cpuBefore.postgres, await postgresBackendSeconds(monitor, namespace)),
-        postgresIdleCores,
-      ),
-      owner: perJob((ownerCpu.user + ownerCpu.system) / 1e6, 0),
+      broker: perJob(brokerUsage(clusterDir).seconds - cpuBefore.broker),
+      hosts: perJob(processesSeconds(hostPids) - cpuBefore.hosts),
+      postgres: perJob(backendSecondsBetween(cpuBefore.postgres, await postgresBackendSeconds(monitor, namespace))),
+      owner: perJob((ownerCpu.user + ownerCpu.system) / 1e6),
     };
     const machineCores =
       ((machine.busy - cpuBefore.machine.busy) / (machine.total - cpuBefore.machine.total)) * availableParallelism();
@@ -463,7 +456,7 @@ async function main() {
         "burst p99 per label ms",
         "burst jobs per host (min–max)",
         "killed host → retry accepted s",
-        "burst CPU ms/job broker/hosts/PostgreSQL/owner (net of idle)",
+        "burst CPU ms/job broker/hosts/PostgreSQL/owner",
         "burst machine busy cores",
       ],
       rows.map((r) => [

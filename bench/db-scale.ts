@@ -101,12 +101,26 @@ async function explain(db: pg.Client, where: string): Promise<{ ms: number; plan
   return { ms: top?.["Execution Time"] ?? 0, plan: `${scan}${sorted ? ", then sort" : ""}` };
 }
 
-function timeCli(args: string[]): number {
-  const started = performance.now();
+function runCli(args: string[]): void {
   execFileSync(process.execPath, [ciadm, ...args, "--database-url", databaseUrl, "--json"], {
     stdio: ["ignore", "ignore", "inherit"],
   });
-  return performance.now() - started;
+}
+
+/** The median of `runs` readings. */
+async function medianOf(read: () => Promise<number> | number): Promise<number> {
+  const readings: number[] = [];
+  for (let i = 0; i < runs; i++) readings.push(await read());
+  return median(readings);
+}
+
+/** A reading for medianOf: how many milliseconds `action` takes. */
+function timed(action: () => unknown): () => Promise<number> {
+  return async () => {
+    const started = performance.now();
+    await action();
+    return performance.now() - started;
+  };
 }
 
 async function timeCases(db: pg.Client, label: string): Promise<string[][]> {
@@ -114,29 +128,15 @@ async function timeCases(db: pg.Client, label: string): Promise<string[][]> {
   try {
     const rows: string[][] = [];
     for (const c of cases) {
-      const query: number[] = [];
-      const cli: number[] = [];
-      const server: number[] = [];
-      let plan = "";
-      for (let i = 0; i < runs; i++) {
-        const started = performance.now();
-        await store.listJobs(c.filter);
-        query.push(performance.now() - started);
-        cli.push(timeCli(["jobs", ...c.args]));
-        const explained = await explain(db, c.where);
-        server.push(explained.ms);
-        plan = explained.plan;
-      }
-      rows.push([c.name, label, plan, median(server).toFixed(1), median(query).toFixed(1), median(cli).toFixed(0)]);
+      const query = await medianOf(timed(() => store.listJobs(c.filter)));
+      const cli = await medianOf(timed(() => runCli(["jobs", ...c.args])));
+      const server = await medianOf(async () => (await explain(db, c.where)).ms);
+      const { plan } = await explain(db, c.where);
+      rows.push([c.name, label, plan, server.toFixed(1), query.toFixed(1), cli.toFixed(0)]);
     }
     const sample = (await store.listJobs({ limit: 1 }))[0]?.jobId ?? "";
-    const lookups: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const started = performance.now();
-      await store.getJob(sample);
-      lookups.push(performance.now() - started);
-    }
-    rows.push(["one job by id (ciadm job show, ciadm logs)", label, "jobs_pkey", "–", median(lookups).toFixed(1), "–"]);
+    const lookup = await medianOf(timed(() => store.getJob(sample)));
+    rows.push(["one job by id (ciadm job show, ciadm logs)", label, "jobs_pkey", "–", lookup.toFixed(1), "–"]);
     return rows;
   } finally {
     await close();

@@ -10,12 +10,20 @@
  *               jobs taken: min/max, hosts that took none);
  *   kill      — a host running a job is killed (SIGKILL); the owner's lease watch retries it:
  *               time from the kill to the retry's Accepted on another host.
+ *   CPU       — during the burst, CPU milliseconds per job of the broker's nodes, the hosts'
+ *               processes, their PostgreSQL backends (by application_name) and the owner, and how
+ *               busy the whole machine was.
  * Usage: corepack pnpm bench:fleet [--hosts 10,50,200] [--taking poll,reserve] [--procs 4]
  *   [--amqp URL,URL,URL] (default: scripts/rabbitmq-cluster.sh's three nodes, started if needed)
+ *   [--rounds N] (each figure the median of N rounds) [--idle-s 10] [--steady-s 10] [--rate 40]
+ *   [--job-ms 500] [--burst 1000] [--lease-ms 5000]
+ *   [--baseline DIR] (also run hosts from another checkout, e.g. `git worktree add /tmp/base main`
+ *     then `corepack pnpm install --offline` there: its rows say "(baseline)", old beside new)
+ *   [--cpu-prof DIR] (the hosts' processes write V8 CPU profiles there)
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 import { type Bus, connectBus } from "@solstice/bus";
 import { migrate } from "@solstice/db";
@@ -31,6 +39,13 @@ import {
 } from "@solstice/protocol";
 import pg from "pg";
 import { pino } from "pino";
+import {
+  backendSecondsBetween,
+  brokerUsage,
+  machineSeconds,
+  postgresBackendSeconds,
+  processesSeconds,
+} from "./cpu-usage.ts";
 import type { HostsSpec } from "./fleet-hosts.ts";
 import { formatTable, median, percentile } from "./summary-table.ts";
 
@@ -46,6 +61,9 @@ const { values } = parseArgs({
     "job-ms": { type: "string", default: "500" },
     burst: { type: "string", default: "1000" },
     "lease-ms": { type: "string", default: "5000" },
+    "cpu-prof": { type: "string" },
+    baseline: { type: "string" },
+    rounds: { type: "string", default: "1" },
   },
 });
 const LABELS = ["l0", "l1", "l2", "l3"];
@@ -57,6 +75,7 @@ const steadyMs = Number(values["steady-s"]) * 1000;
 const rate = Number(values.rate);
 const jobMs = Number(values["job-ms"]);
 const burst = Number(values.burst);
+const rounds = Number(values.rounds);
 const leaseMs = Number(values["lease-ms"]);
 const heartbeatMs = Math.max(200, Math.floor(leaseMs / 5));
 const clusterScript = new URL("../scripts/rabbitmq-cluster.sh", import.meta.url).pathname;
@@ -69,45 +88,20 @@ const schema = `bench_fleet_${runId}`;
 const owner = `bench-${runId}`;
 
 const clusterDir = process.env.SOLSTICE_CLUSTER_DIR ?? "/tmp/solstice-rabbit-cluster";
-
-/** CPU ticks (utime + stime) and RSS of the broker's nodes: every beam.smp of the cluster script. */
-function brokerUsage(): { ticks: number; rssKiB: number } {
-  let ticks = 0;
-  let rssKiB = 0;
-  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmdline.includes("beam.smp") || !cmdline.includes(clusterDir)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-      rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-    } catch {
-      // A process that ended while we looked.
-    }
-  }
-  return { ticks, rssKiB };
-}
-
-function processTicks(children: readonly ChildProcess[]): number {
-  let ticks = 0;
-  for (const child of children) {
-    try {
-      const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // Gone.
-    }
-  }
-  return ticks;
-}
+const baseline = values.baseline;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function startHosts(spec: HostsSpec): Promise<ChildProcess> {
-  const child = fork(new URL("./fleet-hosts.ts", import.meta.url).pathname, [JSON.stringify(spec)], {
-    execArgv: ["--import", "tsx"],
+/** Starts a process of hosts from this checkout, or from `checkout` (the baseline) when given. */
+function startHosts(spec: HostsSpec, checkout?: string): Promise<ChildProcess> {
+  const script = checkout ? `${checkout}/bench/fleet-hosts.ts` : new URL("./fleet-hosts.ts", import.meta.url).pathname;
+  const child = fork(script, [JSON.stringify(spec)], {
+    ...(checkout ? { cwd: checkout } : {}),
+    execArgv: [
+      "--import",
+      "tsx",
+      ...(values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : []),
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   return new Promise((resolve, reject) => {
@@ -205,10 +199,23 @@ interface Row {
   labelP99: string;
   perHost: string;
   retryMs: number;
+  /**
+   * CPU milliseconds per burst job (all spent while the burst ran): the broker's nodes, the hosts'
+   * processes, their PostgreSQL backends, the owner (this process).
+   */
+  cpuMsPerJob: { broker: number; hosts: number; postgres: number; owner: number };
+  /** The whole machine's busy cores during the burst (all its processes, other users' too). */
+  machineCores: number;
 }
 
-async function measure(hosts: number, taking: "poll" | "reserve"): Promise<Row> {
-  const namespace = `bench-fleet-${runId}-${hosts}-${taking}`;
+/** `--baseline`'s rows are marked, so old and new read side by side. */
+let roundCounter = 0;
+const takingName = (taking: string, checkout: string | undefined) => (checkout ? `${taking} (baseline)` : taking);
+
+async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Client, checkout?: string): Promise<Row> {
+  const name = takingName(taking, checkout);
+  const tag = `${hosts}-${taking}${checkout ? "-base" : ""}-${(roundCounter++).toString()}`;
+  const namespace = `bench-fleet-${runId}-${tag}`;
   const bus = await connectBus({ url: amqpUrl, namespace, log, clientName: "bench-owner" });
   const tracker = new Tracker();
   const children: ChildProcess[] = [];
@@ -217,26 +224,31 @@ async function measure(hosts: number, taking: "poll" | "reserve"): Promise<Row> 
     await bus.declareTopology();
     for (const label of [...LABELS, "victim"]) await bus.ensureLabelQueue(label);
     const events = await bus.consumeEvents({ owner, prefetch: 512, onEvent: async (e) => tracker.onEvent(e) });
-    const base = { amqpUrl, databaseUrl, schema, namespace, taking, jobMs, leaseMs, heartbeatMs };
-    const ids = Array.from({ length: hosts }, (_, i) => `h${String(i).padStart(3, "0")}-${taking}`);
+    // Named, so the burst can count the CPU of this run's PostgreSQL backends apart from others'.
+    const hostsDatabaseUrl = `${databaseUrl}${databaseUrl.includes("?") ? "&" : "?"}application_name=${namespace}`;
+    const base = { amqpUrl, databaseUrl: hostsDatabaseUrl, schema, namespace, taking, jobMs, leaseMs, heartbeatMs };
+    const ids = Array.from({ length: hosts }, (_, i) => `h${String(i).padStart(3, "0")}-${tag}`);
     const groups = Array.from({ length: Math.min(procs, hosts) }, (_, p) => ids.filter((_, i) => i % procs === p));
     children.push(
       ...(await Promise.all(
-        groups.map((hostIds) => startHosts({ ...base, hostIds, capacity: LABELS.map((l) => `${l}=1`).join(",") })),
+        groups.map((hostIds) =>
+          startHosts({ ...base, hostIds, capacity: LABELS.map((l) => `${l}=1`).join(",") }, checkout),
+        ),
       )),
     );
-    process.stderr.write(`fleet: ${hosts} hosts (${taking}) ready\n`);
+    process.stderr.write(`fleet: ${hosts} hosts (${name}) ready\n`);
 
     // Idle.
     await sleep(3_000);
-    const before = brokerUsage();
-    const clientBefore = processTicks(children);
+    const hostPids = children.map((c) => c.pid);
+    const before = brokerUsage(clusterDir);
+    const clientBefore = processesSeconds(hostPids);
     const idleStart = performance.now();
     await sleep(idleMs);
     const seconds = (performance.now() - idleStart) / 1000;
-    const after = brokerUsage();
-    const idleCores = (after.ticks - before.ticks) / 100 / seconds;
-    const clientCores = (processTicks(children) - clientBefore) / 100 / seconds;
+    const after = brokerUsage(clusterDir);
+    const idleCores = (after.seconds - before.seconds) / seconds;
+    const clientCores = (processesSeconds(hostPids) - clientBefore) / seconds;
 
     // Steady rate.
     const steadyIds: string[] = [];
@@ -252,10 +264,30 @@ async function measure(hosts: number, taking: "poll" | "reserve"): Promise<Row> 
 
     // Burst.
     const burstJobs = Array.from({ length: burst }, (_, i) => makeJob(LABELS[i % LABELS.length] as string));
+    const cpuBefore = {
+      broker: brokerUsage(clusterDir).seconds,
+      hosts: processesSeconds(hostPids),
+      postgres: await postgresBackendSeconds(monitor, namespace),
+      owner: process.cpuUsage(),
+      machine: machineSeconds(),
+    };
     const burstStart = performance.now();
     await Promise.all(burstJobs.map((job) => tracker.publish(bus, job)));
     const burstIds = burstJobs.map((j) => j.jobId);
     await tracker.allFinished(burstIds, 600_000);
+    const ownerCpu = process.cpuUsage(cpuBefore.owner);
+    const machine = machineSeconds();
+    // All the CPU each part spent while the burst ran, heartbeats included (the idle columns give
+    // their rate): subtracting an idle rate measured apart went below zero on a busy machine.
+    const perJob = (cpuSeconds: number) => (cpuSeconds * 1000) / burst;
+    const cpuMsPerJob = {
+      broker: perJob(brokerUsage(clusterDir).seconds - cpuBefore.broker),
+      hosts: perJob(processesSeconds(hostPids) - cpuBefore.hosts),
+      postgres: perJob(backendSecondsBetween(cpuBefore.postgres, await postgresBackendSeconds(monitor, namespace))),
+      owner: perJob((ownerCpu.user + ownerCpu.system) / 1e6),
+    };
+    const machineCores =
+      ((machine.busy - cpuBefore.machine.busy) / (machine.total - cpuBefore.machine.total)) * availableParallelism();
     const lastFinished = Math.max(...burstIds.map((id) => tracker.finished.get(id) ?? 0));
     const jobsPerSecond = burst / ((lastFinished - burstStart) / 1000);
     const burstLatencies = tracker.latencies(burstIds);
@@ -276,14 +308,14 @@ async function measure(hosts: number, taking: "poll" | "reserve"): Promise<Row> 
 
     // A killed host: two victim hosts in processes of their own serve label "victim".
     const victimBase = { ...base, capacity: "victim=1", jobMs: 600_000 };
-    victims.push(await startHosts({ ...victimBase, hostIds: [`victim-a-${taking}`] }));
-    victims.push(await startHosts({ ...victimBase, hostIds: [`victim-b-${taking}`] }));
+    victims.push(await startHosts({ ...victimBase, hostIds: [`victim-a-${tag}`] }, checkout));
+    victims.push(await startHosts({ ...victimBase, hostIds: [`victim-b-${tag}`] }, checkout));
     const retryMs = await killedHostRetry(bus, tracker, victims);
 
     await events.stop();
     return {
       hosts,
-      taking,
+      taking: name,
       idleCores,
       idleRssMiB: after.rssKiB / 1024,
       clientCores,
@@ -295,6 +327,8 @@ async function measure(hosts: number, taking: "poll" | "reserve"): Promise<Row> 
       labelP99: byLabel.map((ms) => ms.toFixed(0)).join("/"),
       perHost: `${Math.min(...counts)}–${Math.max(...counts)}, ${counts.filter((c) => c === 0).length} idle`,
       retryMs,
+      cpuMsPerJob,
+      machineCores,
     };
   } finally {
     await stopHosts([...children, ...victims]);
@@ -339,19 +373,74 @@ async function killedHostRetry(bus: Bus, tracker: Tracker, victims: readonly Chi
   return retried;
 }
 
+/** One row per (hosts, taking): the median of each figure over the rounds (strings from the median round by jobs/s). */
+function medianRows(rounds: readonly Row[]): Row[] {
+  const groups = new Map<string, Row[]>();
+  for (const row of rounds) {
+    const key = `${row.hosts}|${row.taking}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  return [...groups.values()].map((rows) => {
+    const m = (pick: (r: Row) => number) => median(rows.map(pick));
+    const middle = [...rows].sort((a, b) => a.jobsPerSecond - b.jobsPerSecond)[Math.floor(rows.length / 2)] as Row;
+    return {
+      ...middle,
+      idleCores: m((r) => r.idleCores),
+      idleRssMiB: m((r) => r.idleRssMiB),
+      clientCores: m((r) => r.clientCores),
+      steadyP50: m((r) => r.steadyP50),
+      steadyP99: m((r) => r.steadyP99),
+      burstP50: m((r) => r.burstP50),
+      burstP99: m((r) => r.burstP99),
+      jobsPerSecond: m((r) => r.jobsPerSecond),
+      retryMs: m((r) => r.retryMs),
+      cpuMsPerJob: {
+        broker: m((r) => r.cpuMsPerJob.broker),
+        hosts: m((r) => r.cpuMsPerJob.hosts),
+        postgres: m((r) => r.cpuMsPerJob.postgres),
+        owner: m((r) => r.cpuMsPerJob.owner),
+      },
+      machineCores: m((r) => r.machineCores),
+    };
+  });
+}
+
+const loadAverage = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ");
+
 async function main() {
   await migrate({ databaseUrl, schema, log });
-  const rows: Row[] = [];
+  const monitor = new pg.Client({ connectionString: databaseUrl });
+  await monitor.connect();
+  const loadBefore = loadAverage();
+  const measured: Row[] = [];
+  const failed: string[] = [];
   try {
-    for (const hosts of hostCounts) {
-      for (const taking of takings) rows.push(await measure(hosts, taking));
+    for (let round = 0; round < rounds; round++) {
+      for (const hosts of hostCounts) {
+        for (const taking of takings) {
+          // Old and new take turns being first, so a machine growing busier favours neither.
+          const checkouts = baseline ? (round % 2 === 0 ? [baseline, undefined] : [undefined, baseline]) : [undefined];
+          for (const checkout of checkouts) {
+            // One size failing (a busy machine timing out 400 hosts' start) leaves the others' rows.
+            try {
+              measured.push(await measure(hosts, taking, monitor, checkout));
+            } catch (error) {
+              const what = `${hosts} hosts, ${takingName(taking, checkout)}`;
+              failed.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+              process.stderr.write(`fleet: ${what} failed: ${String(error)}\n`);
+            }
+          }
+        }
+      }
     }
   } finally {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    await client.query(`drop schema if exists "${schema}" cascade`);
-    await client.end();
+    await monitor.query(`drop schema if exists "${schema}" cascade`);
+    await monitor.end();
   }
+  const rows = medianRows(measured);
   const ms = (x: number) => x.toFixed(0);
   process.stdout.write(
     formatTable(
@@ -367,6 +456,8 @@ async function main() {
         "burst p99 per label ms",
         "burst jobs per host (min–max)",
         "killed host → retry accepted s",
+        "burst CPU ms/job broker/hosts/PostgreSQL/owner",
+        "burst machine busy cores",
       ],
       rows.map((r) => [
         String(r.hosts),
@@ -380,11 +471,15 @@ async function main() {
         r.labelP99,
         r.perHost,
         (r.retryMs / 1000).toFixed(1),
+        [r.cpuMsPerJob.broker, r.cpuMsPerJob.hosts, r.cpuMsPerJob.postgres, r.cpuMsPerJob.owner]
+          .map((x) => x.toFixed(1))
+          .join("/"),
+        r.machineCores.toFixed(2),
       ]),
     ),
   );
   process.stdout.write(
-    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s)\n`,
+    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s), ${rounds} round(s) (medians), load average ${loadBefore} before and ${loadAverage()} after${baseline ? `, baseline hosts from ${baseline}` : ""}\n${failed.map((f) => `not measured: ${f}\n`).join("")}`,
   );
 }
 

@@ -8,6 +8,8 @@
 #   scripts/rabbitmq-cluster.sh stop            stop every node and delete its data
 #   scripts/rabbitmq-cluster.sh stop-node <i>   stop the broker on node i (1-3), leaving the VM up
 #   scripts/rabbitmq-cluster.sh start-node <i>  start it again
+#   scripts/rabbitmq-cluster.sh partition <i>   cut node i off from the others (Erlang distribution)
+#   scripts/rabbitmq-cluster.sh heal <i>        join it to them again
 #   scripts/rabbitmq-cluster.sh ctl <i> <args>  rabbitmqctl against node i
 #   scripts/rabbitmq-cluster.sh urls [nodes]    the AMQP URLs, comma-separated
 #
@@ -123,6 +125,21 @@ case "${1:-}" in
     rm -rf "$dir"
     ;;
   stop-node) ctl "$2" stop_app >/dev/null ;;
+  partition)
+    # A network partition at the Erlang level, with no firewall: every node stops reconnecting on
+    # its own (Erlang would redial at the next Raft message), then node $2 drops its distribution
+    # links. Each side then sees the other down; with pause_minority node $2 pauses and closes its
+    # clients' connections, as behind a real partition. The CLI still reaches it (it dials in).
+    for i in 1 2 3; do ctl "$i" eval 'application:set_env(kernel, dist_auto_connect, never).' >/dev/null & done
+    wait
+    ctl "$2" eval '[erlang:disconnect_node(N) || N <- nodes()].' >/dev/null
+    ;;
+  heal)
+    for i in 1 2 3; do ctl "$i" eval 'application:set_env(kernel, dist_auto_connect, always).' >/dev/null & done
+    wait
+    peers=$(for i in 1 2 3; do [ "$i" = "$2" ] || printf "'%s'," "$(node_name "$i")"; done)
+    ctl "$2" eval "[net_kernel:connect_node(N) || N <- [${peers%,}]]." >/dev/null
+    ;;
   start-node) start_node "$2" ;;
   ctl)
     i=$2

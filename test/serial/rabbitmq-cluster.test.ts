@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
-import { type Bus, connectBus } from "@solstice/bus";
-import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
+import { connectBus } from "@solstice/bus";
 import { createPgJobStore, migrate } from "@solstice/db";
 import { LeaseWatch } from "@solstice/executor";
-import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
 import {
   ControlSchema,
   create,
@@ -16,7 +14,7 @@ import {
   SCHEMA_VERSION,
 } from "@solstice/protocol";
 import { pino } from "pino";
-import { nullJobRunner } from "../../bench/null-job.ts";
+import { type NullHost, startNullHost } from "../../bench/null-host.ts";
 import { DATABASE_URL, dropSchema, startTestFleet, tinyJob, waitForFirstStepRunning } from "../support/fleet.ts";
 import { startTestCluster, type TestCluster } from "../support/rabbitmq-cluster.ts";
 import { TEST_LABEL } from "../support/start-mode.ts";
@@ -153,6 +151,50 @@ test("one node cut off from its clients by a TCP relay mid-stream: no job runs t
   }
 });
 
+test("one node partitioned from the other two at the Erlang level mid-stream: it pauses, no job runs twice and none is lost", {
+  timeout: 300_000,
+}, async (t) => {
+  // Host A reaches the cluster only through node 3, host B through nodes 1 and 2. The lease
+  // outlasts the partition, so host A keeps its jobs: what a second run would come from is a job
+  // delivered again when node 3 drops A's channels, and the claim in PostgreSQL must refuse it.
+  const hosts = await startHosts(1, "split=4", cluster.urls[2] as string, { jobMs: 200, leaseMs: 30_000 });
+  const other = await hosts.addHosts(1, "split=4", [cluster.urls[0], cluster.urls[1]].join(","));
+  let healed = false;
+  try {
+    const jobs = Array.from({ length: 300 }, () => tinyJob(hosts.owner, [], { runsOn: "split" }));
+    const outcome = hosts.follow(jobs);
+    await Promise.all(jobs.map((job) => hosts.lease(job)));
+    await outcome.accepted(50, 60_000);
+    const partitionedAt = Date.now();
+    await cluster.partition(3);
+    // pause_minority takes node 3 down a moment after it sees the others go.
+    let cutOff = await cluster.view(3);
+    for (const deadline = Date.now() + 20_000; cutOff.running && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      cutOff = await cluster.view(3);
+    }
+    const majority = await cluster.view(1);
+    await new Promise((resolve) => setTimeout(resolve, 5_000));
+    await cluster.heal(3);
+    healed = true;
+    const healedAt = Date.now();
+    const { runs, byHost, eventDuplicates } = await outcome.settled(jobs, 180_000);
+    const lost = jobs.filter((job) => (runs.get(job.jobId) ?? 0) === 0).length;
+    const duplicated = [...runs.values()].filter((count) => count > 1).length;
+    t.diagnostic(
+      `node 3 partitioned for ${healedAt - partitionedAt} ms, all settled ${Date.now() - healedAt} ms after healing (node 3 saw ${JSON.stringify(cutOff)}, node 1 saw ${JSON.stringify(majority)}): jobs per host ${JSON.stringify(Object.fromEntries(byHost))}, lost ${lost}, duplicated ${duplicated}, events delivered twice to the owner ${eventDuplicates}`,
+    );
+    assert.deepEqual(cutOff, { peers: [], running: false }, "node 3 saw no peer and paused as a minority");
+    assert.deepEqual(majority.peers, [2], "nodes 1 and 2 kept each other and lost node 3");
+    assert.equal(lost, 0, "every job ran");
+    assert.equal(duplicated, 0, "no job ran twice");
+  } finally {
+    if (!healed) await cluster.heal(3);
+    await other.close();
+    await hosts.close();
+  }
+});
+
 interface NullHosts {
   readonly owner: string;
   readonly namespace: string;
@@ -205,42 +247,27 @@ async function startHosts(
   listeners.add((event) => leases.get(event.jobId)?.observe(event));
 
   const addHosts = async (n: number, hostCapacity: string, url: string) => {
-    const started: Array<{ bus: Bus; orchestrator: Orchestrator }> = [];
+    const started: NullHost[] = [];
     for (let i = 0; i < n; i++) {
       const hostId = `host-${id}-${groups.length}-${i}`;
-      const bus = await connectBus({ url, namespace, log, clientName: hostId });
-      const config = loadConfig("orchestrator", orchestratorConfigSchema, {
-        SOLSTICE_AMQP_URL: url,
-        SOLSTICE_DATABASE_URL: DATABASE_URL,
-        SOLSTICE_DATABASE_SCHEMA: schema,
-        SOLSTICE_NAMESPACE: namespace,
-        SOLSTICE_HOST_ID: hostId,
-        SOLSTICE_CAPACITY: hostCapacity,
-        SOLSTICE_LEASE_MS: String(timing.leaseMs),
-        SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
-      });
-      const orchestrator = await startOrchestrator({
-        config,
-        bus,
-        store,
-        backend: {
-          name: "null",
-          ensureImage: () => Promise.reject(new Error("boots nothing")),
-          boot: () => Promise.reject(new Error("boots nothing")),
-          reapOrphans: async () => 0,
-        },
-        accelerator: "none",
-        log,
-        runJob: nullJobRunner(timing.jobMs),
-      });
-      started.push({ bus, orchestrator });
+      started.push(
+        await startNullHost({
+          amqpUrl: url,
+          databaseUrl: DATABASE_URL,
+          schema,
+          namespace,
+          hostId,
+          capacity: hostCapacity,
+          ...timing,
+          heartbeatMs: 1000,
+          store,
+          log,
+        }),
+      );
     }
     const group = {
       async close() {
-        for (const h of started) {
-          await h.orchestrator.stop(0);
-          await h.bus.close();
-        }
+        for (const host of started) await host.close();
       },
     };
     groups.push(group);
@@ -327,6 +354,7 @@ async function startHosts(
       await subscription.stop();
       await ownerBus.ensureLabelQueue("burst");
       await ownerBus.ensureLabelQueue("part");
+      await ownerBus.ensureLabelQueue("split");
       await ownerBus.deleteNamespace();
       await ownerBus.close();
       await closeStore();

@@ -16,6 +16,12 @@ export interface TestCluster {
   /** Stops the broker on node i (1-3): its clients lose their connections, its queue replicas go. */
   stopNode(i: number): Promise<void>;
   startNode(i: number): Promise<void>;
+  /** Cuts node i off from the other two at the Erlang level (the script's `partition`). */
+  partition(i: number): Promise<void>;
+  /** Joins node i to the others again. */
+  heal(i: number): Promise<void>;
+  /** The nodes (1-3) node i is connected to now, and whether its broker runs (not paused or stopped). */
+  view(i: number): Promise<{ peers: number[]; running: boolean }>;
   /** The node (1-3) that leads `queue` now. */
   leaderOf(queue: string): Promise<number>;
   /** Stops every node and deletes their data. */
@@ -44,6 +50,20 @@ export async function startTestCluster(): Promise<TestCluster> {
     },
     startNode: async (i) => {
       await cluster("start-node", String(i));
+    },
+    partition: async (i) => {
+      await cluster("partition", String(i));
+    },
+    heal: async (i) => {
+      await cluster("heal", String(i));
+    },
+    async view(i) {
+      const peers = await cluster("ctl", String(i), "eval", "nodes().");
+      const running = await cluster("ctl", String(i), "eval", "rabbit:is_running().");
+      return {
+        peers: [...peers.matchAll(/solstice-(\d+)@/g)].map((m) => Number(m[1]) - BASE_PORT).sort(),
+        running: running.trim() === "true",
+      };
     },
     async leaderOf(queue) {
       let out = "";

@@ -58,3 +58,36 @@ export async function eventually<T>(poll: () => Promise<T | undefined> | T | und
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/** What `withLabelQueues` hands its body. */
+export interface LabelQueuesFixture {
+  bus: Bus;
+  namespace: string;
+  /** A plain channel beside the bus, to look at the queues. */
+  raw: { channel: Channel; connection: ChannelModel };
+  /** The queue name of a label in this namespace. */
+  queue(label: string): string;
+}
+
+/**
+ * Runs `body` with a bus in a namespace of its own, its topology and the queues of `labels`
+ * declared, and a raw channel beside it; closes both and deletes the namespace afterwards.
+ */
+export async function withLabelQueues<T>(
+  labels: readonly string[],
+  body: (fixture: LabelQueuesFixture) => Promise<T>,
+  opts: Partial<BusOptions> = {},
+): Promise<T> {
+  const namespace = uniqueNamespace();
+  const bus = await openBus(namespace, opts);
+  const raw = await rawChannel();
+  try {
+    await bus.declareTopology();
+    for (const label of labels) await bus.ensureLabelQueue(label);
+    return await body({ bus, namespace, raw, queue: (label) => `${namespace}.jobs.v1.${label}` });
+  } finally {
+    await raw.connection.close();
+    await bus.deleteNamespace();
+    await bus.close();
+  }
+}

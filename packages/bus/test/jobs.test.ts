@@ -9,14 +9,10 @@ import {
   REASON_HEADER,
   UnroutableLabelError,
 } from "../src/index.ts";
-import { eventually, makeJob, openBus, rawChannel, uniqueNamespace } from "./bus-fixture.ts";
+import { eventually, makeJob, withLabelQueues } from "./bus-fixture.ts";
 
 test("a published job is consumed decoded, with its fields", { timeout: 20_000 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("debian-12");
+  await withLabelQueues(["debian-12"], async ({ bus }) => {
     const received: Array<{ job: JobRequest; delivery: JobDelivery }> = [];
     const consumer = await bus.consumeJobs({
       labels: ["debian-12"],
@@ -37,46 +33,35 @@ test("a published job is consumed decoded, with its fields", { timeout: 20_000 }
     assert.equal(first.job.schemaVersion, SCHEMA_VERSION);
     assert.equal(first.delivery.label, "debian-12");
     assert.equal(first.delivery.messageId, `${job.jobId}/2`);
-  } finally {
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("a job for a label without a queue fails at once with UnroutableLabelError naming it", {
   timeout: 20_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace, { servedLabels: () => ["ubuntu-24.04"] });
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("debian-12");
-    const started = Date.now();
-    await assert.rejects(bus.publishJob(makeJob("omnios-r151054")), (error: unknown) => {
-      assert.ok(error instanceof UnroutableLabelError);
-      assert.equal(error.code, "unroutable_label");
-      assert.match(error.message, /omnios-r151054/);
-      assert.equal(error.hint?.startsWith("served: debian-12, ubuntu-24.04"), true);
-      return true;
-    });
-    assert.ok(Date.now() - started < 2_000, "the return should come back at once");
-    // A routable job on the same channel still goes through.
-    await bus.publishJob(makeJob("debian-12"));
-  } finally {
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  await withLabelQueues(
+    ["debian-12"],
+    async ({ bus }) => {
+      const started = Date.now();
+      await assert.rejects(bus.publishJob(makeJob("omnios-r151054")), (error: unknown) => {
+        assert.ok(error instanceof UnroutableLabelError);
+        assert.equal(error.code, "unroutable_label");
+        assert.match(error.message, /omnios-r151054/);
+        assert.equal(error.hint?.startsWith("served: debian-12, ubuntu-24.04"), true);
+        return true;
+      });
+      assert.ok(Date.now() - started < 2_000, "the return should come back at once");
+      // A routable job on the same channel still goes through.
+      await bus.publishJob(makeJob("debian-12"));
+    },
+    { servedLabels: () => ["ubuntu-24.04"] },
+  );
 });
 
 test("undecodable jobs land in the dead-letter queue with the reason while the consumer goes on", {
   timeout: 30_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("tiny");
+  await withLabelQueues(["tiny"], async ({ bus, namespace, raw }) => {
     const queue = `${namespace}.jobs.v1.tiny`;
     raw.channel.sendToQueue(queue, Buffer.from([0xff, 0xff, 0xff, 0xff]), {
       type: "solstice.v1.JobRequest",
@@ -126,19 +111,11 @@ test("undecodable jobs land in the dead-letter queue with the reason while the c
     assert.equal(dead.properties.headers?.[ORIGINAL_QUEUE_HEADER], queue);
     assert.equal(dead.properties.type, "solstice.v1.JobRequest");
     assert.equal((await raw.channel.checkQueue(queue)).messageCount, 0);
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("a delivery rejected with a reason is dead-lettered with that reason", { timeout: 20_000 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("tiny");
+  await withLabelQueues(["tiny"], async ({ bus }) => {
     const job = makeJob("tiny");
     await bus.publishJob(job);
     let rejected = false;
@@ -156,22 +133,13 @@ test("a delivery rejected with a reason is dead-lettered with that reason", { ti
     assert.equal(letter?.messageId, `${job.jobId}/1`);
     assert.equal(letter?.reason, "needs a uses: step we cannot run");
     assert.equal(letter?.reasonCode, "rejected");
-  } finally {
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("with one slot free only one job is held; the other stays ready until the slot is released", {
   timeout: 30_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("linux");
-    await bus.ensureLabelQueue("bsd");
+  await withLabelQueues(["linux", "bsd"], async ({ bus, namespace, raw }) => {
     await bus.publishJob(makeJob("linux"));
     await bus.publishJob(makeJob("bsd"));
 
@@ -200,21 +168,11 @@ test("with one slot free only one job is held; the other stays ready until the s
     slots.release(second.label);
     await consumer.stop();
     assert.equal((await raw.channel.checkQueue(`${namespace}.jobs.v1.${other}`)).messageCount, 0);
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("per-label capacity keeps a full label from blocking another label", { timeout: 30_000 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("linux");
-    await bus.ensureLabelQueue("bsd");
+  await withLabelQueues(["linux", "bsd"], async ({ bus, namespace, raw }) => {
     await bus.publishJob(makeJob("linux"));
     await bus.publishJob(makeJob("linux"));
     await bus.publishJob(makeJob("bsd"));
@@ -235,19 +193,11 @@ test("per-label capacity keeps a full label from blocking another label", { time
     await consumer.stop();
     // Still settleable after stop.
     for (const delivery of held) await delivery.ack();
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("a job whose handler throws goes back to its queue and is delivered again", { timeout: 20_000 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("tiny");
+  await withLabelQueues(["tiny"], async ({ bus }) => {
     const job = makeJob("tiny");
     await bus.publishJob(job);
     const slots = createSlotGate({ total: 1 });
@@ -267,8 +217,5 @@ test("a job whose handler throws goes back to its queue and is delivered again",
     await consumer.stop();
     assert.deepEqual(redelivered, [false, true]);
     assert.deepEqual(slots.inUse().total, 0);
-  } finally {
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });

@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createSlotGate, type JobDelivery } from "../src/index.ts";
-import { eventually, makeJob, openBus, rawChannel, uniqueNamespace } from "./bus-fixture.ts";
+import { eventually, makeJob, withLabelQueues } from "./bus-fixture.ts";
 
 // `taking: "reserve"`: one consumer per label, armed only while a slot of its label is reserved.
 
 test("reserving: a full label holds no delivery and no consumer; the next job waits ready until a release", {
   timeout: 30_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  const queue = (label: string) => `${namespace}.jobs.v1.${label}`;
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("linux");
-    await bus.ensureLabelQueue("bsd");
+  await withLabelQueues(["linux", "bsd"], async ({ bus, namespace, raw }) => {
+    const queue = (label: string) => `${namespace}.jobs.v1.${label}`;
     for (const label of ["linux", "linux", "linux", "bsd"]) await bus.publishJob(makeJob(label));
     const slots = createSlotGate({ total: 3, perLabel: { linux: 2, bsd: 1 } });
     const held: JobDelivery[] = [];
@@ -42,22 +36,13 @@ test("reserving: a full label holds no delivery and no consumer; the next job wa
     assert.equal((await raw.channel.checkQueue(queue("linux"))).messageCount, 0);
     await consumer.stop();
     assert.equal(slots.inUse().total, 3, "three jobs still hold their slots; no reservation is left");
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("reserving: an idle label is subscribed with its slot reserved, and stop gives the slot back", {
   timeout: 30_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("tiny");
+  await withLabelQueues(["tiny"], async ({ bus, namespace, raw }) => {
     const slots = createSlotGate({ total: 2, perLabel: { tiny: 2 } });
     const jobs: string[] = [];
     const consumer = await bus.consumeJobs({
@@ -81,21 +66,13 @@ test("reserving: an idle label is subscribed with its slot reserved, and stop gi
     await consumer.stop();
     assert.equal(slots.inUse().total, 0, "stop releases the reservation");
     assert.equal((await raw.channel.checkQueue(`${namespace}.jobs.v1.tiny`)).consumerCount, 0);
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("reserving: a job whose handler throws goes back to its queue and is delivered again", {
   timeout: 20_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("tiny");
+  await withLabelQueues(["tiny"], async ({ bus }) => {
     await bus.publishJob(makeJob("tiny"));
     const slots = createSlotGate({ total: 1, perLabel: { tiny: 1 } });
     const redelivered: boolean[] = [];
@@ -114,8 +91,5 @@ test("reserving: a job whose handler throws goes back to its queue and is delive
     await consumer.stop();
     assert.deepEqual(redelivered, [false, true]);
     assert.equal(slots.inUse().total, 0);
-  } finally {
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });

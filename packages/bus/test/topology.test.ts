@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { TopologyMismatchError } from "../src/index.ts";
-import { openBus, rawChannel, uniqueNamespace } from "./bus-fixture.ts";
+import { openBus, uniqueNamespace, withLabelQueues } from "./bus-fixture.ts";
 
 test("declaring the topology and a label queue twice succeeds and leaves a quorum queue", {
   timeout: 20_000,
 }, async () => {
-  const namespace = uniqueNamespace();
-  const bus = await openBus(namespace);
-  const raw = await rawChannel();
-  try {
-    await bus.declareTopology();
-    await bus.ensureLabelQueue("debian-12");
+  await withLabelQueues(["debian-12"], async ({ bus, namespace, raw }) => {
     await bus.declareTopology();
     await bus.ensureLabelQueue("debian-12");
     const queue = await raw.channel.checkQueue(`${namespace}.jobs.v1.debian-12`);
@@ -39,11 +34,7 @@ test("declaring the topology and a label queue twice succeeds and leaves a quoru
     );
     await raw.channel.checkQueue(`${namespace}.dlq`);
     await raw.channel.checkExchange(`${namespace}.events`);
-  } finally {
-    await raw.connection.close();
-    await bus.deleteNamespace();
-    await bus.close();
-  }
+  });
 });
 
 test("a label queue declared again with another delivery limit fails with TopologyMismatchError", {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, gt, inArray, lt, lte, or, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, inArray, lt, lte, or, type SQL, sql } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import type { Logger } from "pino";
@@ -72,50 +72,60 @@ export class PgJobStore implements JobStore {
   }
 
   async markRunning(jobId: string, attempt: number, hostId: string, at: Date, details?: JobDetails): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      if (details !== undefined) {
-        const inserted = await tx
-          .insert(jobs)
-          .values(
-            jobRow(jobId, attempt, details, {
-              state: "running",
-              hostId,
-              createdAt: at,
-              queuedAt: at,
-              startedAt: at,
-              updatedAt: at,
-            }),
-          )
-          .onConflictDoNothing()
-          .returning({ id: jobs.id });
-        if (inserted.length > 0) {
-          await insertSteps(tx, jobId, attempt, details.steps);
-          return true;
-        }
-      }
-      const claimed = await tx
-        .update(jobs)
-        .set({ state: "running", attempt, hostId, startedAt: at, updatedAt: at })
-        .where(
-          and(
-            eq(jobs.id, jobId),
-            or(
-              and(eq(jobs.state, "queued"), lte(jobs.attempt, attempt)),
-              and(eq(jobs.state, "running"), lt(jobs.attempt, attempt)),
-            ),
+    // One statement, so claiming a job is one round trip and one commit (every job of a busy
+    // fleet passes here; docs/operations.md, "The fleet at scale"). With details, a job never
+    // recorded as queued is inserted as running; otherwise (or if it exists) the claim takes a
+    // queued attempt or replaces an older running one. Its steps are added either way.
+    const inserted =
+      details === undefined
+        ? sql`select null::uuid as id where false`
+        : this.db
+            .insert(jobs)
+            .values(
+              jobRow(jobId, attempt, details, {
+                state: "running",
+                hostId,
+                createdAt: at,
+                queuedAt: at,
+                startedAt: at,
+                updatedAt: at,
+              }),
+            )
+            .onConflictDoNothing()
+            .returning({ id: jobs.id })
+            .getSQL();
+    const claimed = this.db
+      .update(jobs)
+      .set({ state: "running", attempt, hostId, startedAt: at, updatedAt: at })
+      .where(
+        and(
+          eq(jobs.id, jobId),
+          or(
+            and(eq(jobs.state, "queued"), lte(jobs.attempt, attempt)),
+            and(eq(jobs.state, "running"), lt(jobs.attempt, attempt)),
           ),
+        ),
+      )
+      .returning({ id: jobs.id })
+      .getSQL();
+    const steps = details?.steps ?? [];
+    // The update cannot see the row `inserted` adds (one snapshot), so at most one of them takes it.
+    const { rows } = await this.db.execute<{ taken: boolean; known: boolean }>(sql`
+      with inserted as (${inserted}),
+        claimed as (${claimed}),
+        steps as (
+          insert into job_steps (job_id, attempt, idx, name, state)
+          select ${jobId}::uuid, ${attempt}::int, s.idx, s.name, 'pending'
+          from unnest(${sql.param(steps.map((st) => st.index))}::int[], ${sql.param(steps.map((st) => st.name))}::text[]) as s(idx, name)
+          where exists (select from inserted) or exists (select from claimed)
+          on conflict do nothing
         )
-        .returning({ id: jobs.id });
-      if (claimed.length > 0) {
-        if (details !== undefined) await insertSteps(tx, jobId, attempt, details.steps);
-        return true;
-      }
-      if (details === undefined) {
-        const existing = await tx.select({ id: jobs.id }).from(jobs).where(eq(jobs.id, jobId)).limit(1);
-        if (existing.length === 0) throw unknownJob(jobId);
-      }
-      return false;
-    });
+      select exists (select from inserted) or exists (select from claimed) as taken,
+        exists (select from jobs where id = ${jobId}) as known`);
+    const result = rows[0];
+    if (result?.taken) return true;
+    if (details === undefined && !result?.known) throw unknownJob(jobId);
+    return false;
   }
 
   async stepStarted(jobId: string, attempt: number, index: number, at: Date): Promise<boolean> {
@@ -143,30 +153,32 @@ export class PgJobStore implements JobStore {
   }
 
   async finishJob(jobId: string, attempt: number, result: JobResult, at: Date): Promise<boolean> {
-    return this.db.transaction(async (tx) => {
-      const finished = await tx
-        .update(jobs)
-        .set({
-          state: result.state,
-          reason: result.reason ?? null,
-          outputs: result.outputs ?? {},
-          finishedAt: at,
-          updatedAt: at,
-        })
-        .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED)))
-        .returning({ id: jobs.id });
-      if (finished.length === 0) return false;
-      const ofAttempt = and(eq(jobSteps.jobId, jobId), eq(jobSteps.attempt, attempt));
-      await tx
-        .update(jobSteps)
-        .set({ state: "skipped", conclusion: "skipped" })
-        .where(and(ofAttempt, eq(jobSteps.state, "pending")));
-      await tx
-        .update(jobSteps)
-        .set({ state: "cancelled", conclusion: "cancelled", finishedAt: at })
-        .where(and(ofAttempt, eq(jobSteps.state, "running")));
-      return true;
-    });
+    // One statement (one round trip and commit per finished job): steps that never ran are
+    // skipped, steps still running are cancelled, but only if this attempt's row was finished.
+    const finished = this.db
+      .update(jobs)
+      .set({
+        state: result.state,
+        reason: result.reason ?? null,
+        outputs: result.outputs ?? {},
+        finishedAt: at,
+        updatedAt: at,
+      })
+      .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED)))
+      .returning({ id: jobs.id })
+      .getSQL();
+    const { rows } = await this.db.execute<{ finished: boolean }>(sql`
+      with finished as (${finished}),
+        steps as (
+          update job_steps
+          set state = case when state = 'pending' then 'skipped' else 'cancelled' end,
+            conclusion = case when state = 'pending' then 'skipped' else 'cancelled' end,
+            finished_at = case when state = 'running' then ${at} else finished_at end
+          where job_id = ${jobId} and attempt = ${attempt} and state in ('pending', 'running')
+            and exists (select from finished)
+        )
+      select exists (select from finished) as finished`);
+    return rows[0]?.finished === true;
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {

@@ -1,0 +1,8 @@
+export { CacheError, type CacheErrorCode } from "./cache-error.ts";
+export {
+  type JobCacheOpening,
+  type JobCacheServer,
+  type JobCacheServerOptions,
+  startJobCacheServer,
+} from "./cache-server.ts";
+export { type CacheEntry, CacheStore, type CacheStoreOptions } from "./cache-store.ts";

@@ -1,6 +1,8 @@
 import { createReadStream } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { homedir } from "node:os";
+import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -209,6 +211,7 @@ export async function startJobCacheServer(options: JobCacheServerOptions): Promi
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
     },
   };
 }
@@ -231,4 +234,25 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new CacheError("bad_request", "the request body is not JSON");
   }
+}
+
+/**
+ * The server as guests reach it: at `guestHostAddress` (a QEMU guest's gateway, whose port is
+ * forwarded to this server alone), in the shape the executor takes.
+ */
+export function guestCacheAccess(
+  server: Pick<JobCacheServer, "port" | "open">,
+  guestHostAddress: string,
+): { open(scope: string): JobCacheOpening } {
+  const baseUrl = `http://${guestHostAddress}:${server.port}/`;
+  return { open: (scope) => server.open(scope, baseUrl) };
+}
+
+/**
+ * Where the job cache lives unless configured: beside the host's other caches, one directory per
+ * host id, since a directory serves one orchestrator at a time.
+ */
+export function defaultJobCacheDir(hostId: string): string {
+  const root = process.env.SOLSTICE_CACHE_DIR ?? path.join(homedir(), ".cache", "solstice");
+  return path.join(root, "job-cache", hostId.replace(/[^A-Za-z0-9._-]/g, "_"));
 }

@@ -76,8 +76,15 @@ export class CacheStore {
 
   static async open(options: CacheStoreOptions): Promise<CacheStore> {
     const store = new CacheStore(options);
+    await mkdir(options.dir, { recursive: true });
+    await takeDirectory(options.dir);
     await store.load();
     return store;
+  }
+
+  /** Lets another process open the directory. */
+  async close(): Promise<void> {
+    await rm(path.join(this.options.dir, LOCK_FILE), { force: true });
   }
 
   private get entriesDir(): string {
@@ -332,6 +339,42 @@ export class CacheStore {
     }
     this.options.log.warn({ id: entry.id, scope: entry.scope, key: entry.key }, "cache entry damaged; removed");
     return false;
+  }
+}
+
+const LOCK_FILE = "owner.pid";
+
+/**
+ * Claims `dir` for this process: two stores on one directory would delete each other's uploads
+ * and hand out the same ids. A lock left by a process that is gone is taken over.
+ */
+async function takeDirectory(dir: string): Promise<void> {
+  const lock = path.join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: "wx" });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = Number.parseInt(await readFile(lock, "utf8").catch(() => ""), 10);
+    if (Number.isInteger(holder) && holder !== process.pid && alive(holder)) {
+      throw new CacheError(
+        "conflict",
+        `the job cache directory ${dir} is in use by process ${holder}; give each orchestrator its own (SOLSTICE_JOB_CACHE_DIR)`,
+      );
+    }
+    await rm(lock, { force: true });
+  }
+  throw new CacheError("conflict", `could not claim the job cache directory ${dir}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -1,5 +1,7 @@
 export { CacheError, type CacheErrorCode } from "./cache-error.ts";
 export {
+  defaultJobCacheDir,
+  guestCacheAccess,
   type JobCacheOpening,
   type JobCacheServer,
   type JobCacheServerOptions,

@@ -156,4 +156,23 @@ describe("the cache store on disk", () => {
       });
     },
   );
+
+  test(
+    "a directory serves one live process: another's claim is refused with the setting to change, a dead one's taken over",
+    T,
+    async () => {
+      const { dir, store } = await fresh();
+      await store.close();
+      // Process 1 (init) is alive on every Linux machine.
+      await writeFile(path.join(dir, "owner.pid"), "1");
+      await assert.rejects(CacheStore.open({ dir, maxBytes: 100, log }), (error: Error) => {
+        assert.match(error.message, /in use by process 1; .*SOLSTICE_JOB_CACHE_DIR/);
+        return true;
+      });
+      await writeFile(path.join(dir, "owner.pid"), "4194304999");
+      const reopened = await CacheStore.open({ dir, maxBytes: 100, log });
+      assert.equal(await readFile(path.join(dir, "owner.pid"), "utf8"), String(process.pid));
+      await reopened.close();
+    },
+  );
 });

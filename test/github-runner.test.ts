@@ -205,7 +205,7 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     const lines = [...job.live.values()].flatMap((m) => [...m.values()]).join("\n");
     assert.match(
       lines,
-      /steps\[1\] \(Run actions\/cache@v4\)\.uses: action actions\/github-script@v7 is not supported/,
+      /steps\[1\] \(Run actions\/github-script@v7\)\.uses: action actions\/github-script@v7 is not supported/,
     );
     assert.doesNotMatch(lines, /accepted by host/);
     assert.deepEqual(await leftovers(fleet.runRoot), { dirs: [], qemu: [] });

@@ -51,9 +51,9 @@ export interface LaunchedVm {
  *   routes inside the namespace before QEMU starts.
  * - pasta forwards 127.0.0.1:sshPort on the host to the same port in the namespace, where QEMU's
  *   hostfwd listens. From the namespace back to the host, only `hostPorts` are forwarded, each
- *   alone (`-T 127.0.0.1/<port>`): the guest reaches such a port at its gateway (10.0.2.2, which
- *   QEMU maps to the namespace's loopback, where pasta listens) and pasta connects it to the same
- *   port on the host's loopback. No other host port is reachable (no UDP at all: -U none).
+ *   alone (`-T <port>`): the guest reaches such a port at its gateway (10.0.2.2, which QEMU maps
+ *   to the namespace's loopback, where pasta listens) and pasta connects it to the same port on
+ *   the host's loopback. No other host port is reachable (no UDP at all: -U none).
  * - Both die with this process (parent-death signal via setpriv); QEMU runs with no capabilities.
  */
 export async function launchInNetns(opts: {
@@ -147,13 +147,16 @@ export async function launchInNetns(opts: {
   return { qemu, pasta, qemuExit, stderr: () => stderr };
 }
 
-/** pasta's `-T` argument: each port alone, bound to the namespace's loopback only; `none` when there is none. */
+/**
+ * pasta's `-T` argument: each port alone, `none` when there is none. (pasta takes no bind address
+ * for this direction; inside the VM's namespace only QEMU's user network could connect anyway.)
+ */
 function hostPortsSpec(ports: readonly number[]): string {
   for (const port of ports) {
     if (!Number.isInteger(port) || port < 1 || port > 65_535)
       throw new VmError("boot_failed", `invalid host port ${port}`);
   }
-  return ports.length === 0 ? "none" : ports.map((port) => `127.0.0.1/${port}`).join(",");
+  return ports.length === 0 ? "none" : ports.join(",");
 }
 
 /**

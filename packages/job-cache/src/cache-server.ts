@@ -44,6 +44,8 @@ export interface JobCacheServer {
 /** Largest JSON body the API takes (a reserve or commit request is a few hundred bytes). */
 const MAX_JSON_BYTES = 64 * 1024;
 const API = "_apis/artifactcache/";
+/** Bound on open connections, across all of the host's jobs. */
+const MAX_CONNECTIONS = 256;
 
 const reserveSchema = z.object({
   key: z.string().min(1).max(512),
@@ -185,6 +187,9 @@ export async function startJobCacheServer(options: JobCacheServerOptions): Promi
       });
     });
   });
+  // @actions/cache opens 4 upload or 8 download connections per job; past this bound a
+  // connection is refused and the client retries or warns, the job goes on.
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, "127.0.0.1", () => {

@@ -44,6 +44,8 @@ interface Upload {
   readonly declaredSize: number | undefined;
   /** Byte ranges written so far, [start, end] inclusive. */
   readonly written: [number, number][];
+  /** Bytes the upload's file reaches: what it holds on disk. */
+  extent: number;
   committing: boolean;
 }
 
@@ -214,6 +216,7 @@ export class CacheStore {
       owner: request.owner,
       declaredSize: request.size,
       written: [],
+      extent: 0,
       committing: false,
     });
     return id;
@@ -233,6 +236,17 @@ export class CacheStore {
     if (start < 0 || end < start || end >= limit) {
       throw new CacheError("bad_range", `bytes ${start}-${end} are outside the cache's ${limit} bytes`);
     }
+    // Unfinished uploads together stay within the bound too, so jobs that reserve many keys and
+    // never commit cannot fill the disk; past it a chunk is refused (the client warns, the job goes on).
+    let pending = 0;
+    for (const other of this.uploads.values()) pending += other.extent;
+    if (pending - upload.extent + Math.max(upload.extent, end + 1) > this.options.maxBytes) {
+      throw new CacheError(
+        "too_large",
+        `uploads in progress would pass the cache's bound of ${this.options.maxBytes} bytes`,
+      );
+    }
+    upload.extent = Math.max(upload.extent, end + 1);
     let received = 0;
     const expected = end - start + 1;
     body.on("data", (chunk: Buffer) => {

@@ -175,4 +175,21 @@ describe("the cache store on disk", () => {
       await reopened.close();
     },
   );
+
+  test(
+    "unfinished uploads together stay within the bound: one more chunk past it is refused until an upload is dropped",
+    T,
+    async () => {
+      const { store } = await fresh(100);
+      const first = await store.reserve({ scope: "r", key: "one", version: "v1", owner: "job-1" });
+      await store.writeChunk("r", first, 0, 59, Readable.from([Buffer.alloc(60)]));
+      const second = await store.reserve({ scope: "r", key: "two", version: "v1", owner: "job-2" });
+      await assert.rejects(store.writeChunk("r", second, 0, 59, Readable.from([Buffer.alloc(60)])), {
+        code: "too_large",
+      });
+      await store.discardUploads("job-1");
+      await store.writeChunk("r", second, 0, 59, Readable.from([Buffer.alloc(60)]));
+      assert.equal((await store.commit("r", second, 60)).size, 60);
+    },
+  );
 });

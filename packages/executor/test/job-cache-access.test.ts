@@ -32,16 +32,20 @@ function recordingAccess() {
 }
 
 describe("a job's way into the host's job cache", () => {
-  it("a Forgejo job with actions gets ACTIONS_CACHE_URL for its repository's scope, its credential masked, closed at the end", T, async () => {
-    const access = recordingAccess();
-    const masker = new SecretMasker();
-    const session = openJobCache(access, job(JobSource.FORGEJO), true, masker);
-    assert.deepEqual(access.opened, ["forge.example/acme/app"]);
-    assert.equal(session.variables.ACTIONS_CACHE_URL, "http://10.0.2.2:4000/credential-1-0123456789abcdef/");
-    assert.equal(masker.mask(`url ${session.variables.ACTIONS_CACHE_URL}`), "url http://10.0.2.2:4000/***/");
-    await session.close();
-    assert.deepEqual(access.closed, ["forge.example/acme/app"]);
-  });
+  it(
+    "a Forgejo job with actions gets ACTIONS_CACHE_URL for its repository's scope, its credential masked, closed at the end",
+    T,
+    async () => {
+      const access = recordingAccess();
+      const masker = new SecretMasker();
+      const session = openJobCache(access, job(JobSource.FORGEJO), true, masker);
+      assert.deepEqual(access.opened, ["forge.example/acme/app"]);
+      assert.equal(session.variables.ACTIONS_CACHE_URL, "http://10.0.2.2:4000/credential-1-0123456789abcdef/");
+      assert.equal(masker.mask(`url ${session.variables.ACTIONS_CACHE_URL}`), "url http://10.0.2.2:4000/***/");
+      await session.close();
+      assert.deepEqual(access.closed, ["forge.example/acme/app"]);
+    },
+  );
 
   it("a GitHub job keeps GitHub's cache, and a job without actions opens nothing", T, () => {
     const access = recordingAccess();

@@ -63,7 +63,10 @@ const metrics = createOrchestratorMetrics({
   log,
 });
 // Before the backend: each VM's namespace forwards the cache's port, so it must be known.
-const jobCache = await startHostJobCache(config, log);
+const jobCache = await startHostJobCache(config, log).catch((error: unknown) => {
+  log.fatal({ err: error }, error instanceof Error ? error.message : "the job cache did not start");
+  process.exit(2);
+});
 const backend = (() => {
   try {
     return vmBackendFor(config, log, process.env, jobCache ? [jobCache.port] : []);

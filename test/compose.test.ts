@@ -220,6 +220,7 @@ test("the orchestrator started as compose.yml starts it runs a tiny job and repo
     SOLSTICE_ACCELERATOR: "tcg",
     SOLSTICE_IMAGE_CACHE: path.join(process.env.HOME ?? "/root", ".cache/solstice/images"),
     SOLSTICE_RUN_DIR: runDir,
+    SOLSTICE_JOB_CACHE_DIR: path.join(runDir, "job-cache"),
     SOLSTICE_FLEET_KEYS_FILE: keysFile,
     SOLSTICE_METRICS_HOST: "127.0.0.1",
     SOLSTICE_METRICS_PORT: "0",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomInt, randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:net";
 import { networkInterfaces } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { create, type JobEvent, Outcome, PlannedStepSchema } from "@solstice/protocol";
@@ -80,6 +81,19 @@ function probe(targets: string[]): string {
     .join("\n");
 }
 
+/**
+ * A step that sends an HTTP request without a credential to each `ip:port` and prints "open …" with
+ * the status line, or "closed …": the job cache answers HTTP, and says nothing until asked.
+ */
+function httpProbe(targets: string[]): string {
+  return targets
+    .map((t) => {
+      const [ip, port] = t.split(":");
+      return `if reply=$(timeout 5 bash -c 'exec 3<>/dev/tcp/${ip}/${port} && printf "GET /no-credential/_apis/artifactcache/caches HTTP/1.0\\r\\n\\r\\n" >&3 && head -n 1 <&3' 2>/dev/null); then echo "open ${t} $(printf %s "$reply" | tr -d '\\r')"; else echo "closed ${t}"; fi`;
+    })
+    .join("\n");
+}
+
 function logLines(events: JobEvent[], step: number): string[] {
   return events.flatMap((e) =>
     e.body.case === "log" && e.body.value.stepIndex === step ? e.body.value.lines.map((l) => l.text) : [],
@@ -89,21 +103,32 @@ function logLines(events: JobEvent[], step: number): string[] {
 describe("a label with network policy none-after-checkout (tiny guest, TCG)", { timeout: 300_000 }, () => {
   let fleet: TestFleet;
   const outside = new OutsideListener();
+  // Another service on the host's loopback, which no guest may reach.
+  let hostService: Server;
   before(async () => {
     await outside.start();
-    fleet = await startTestFleet("tiny=1", { env: { SOLSTICE_NETWORK_POLICY: "tiny=none-after-checkout" } });
+    hostService = createServer((socket) => socket.end("hello-from-the-host\n"));
+    await new Promise<void>((resolve) => hostService.listen(0, "127.0.0.1", resolve));
+    fleet = await startTestFleet("tiny=1", {
+      env: { SOLSTICE_NETWORK_POLICY: "tiny=none-after-checkout" },
+      jobCache: true,
+    });
   });
   after(async () => {
     await fleet?.close();
+    hostService?.close();
     outside.stop();
   });
 
-  test("a step before the checkout reaches an outside listener, the steps after it reach nothing, and SSH goes on", async () => {
+  test("a step before the checkout reaches an outside listener and the job cache's port only; after it, only the job cache; SSH goes on", async () => {
     const target = `${outside.address}:${outside.port}`;
-    const hostServices = ["10.0.2.2:5432", "10.0.2.2:5672"];
+    const hostPort = (hostService.address() as { port: number }).port;
+    const cache = `10.0.2.2:${fleet.jobCachePort}`;
+    // The broker, the database and another loopback service of the host: none answers the guest.
+    const hostServices = ["10.0.2.2:5432", "10.0.2.2:5672", `10.0.2.2:${hostPort}`];
     const job = tinyJob(fleet.owner, [
-      { name: "before the checkout", run: probe([target, ...hostServices]) },
-      { name: "after the checkout", run: probe([target]) },
+      { name: "before the checkout", run: `${probe([target, ...hostServices])}\n${httpProbe([cache])}` },
+      { name: "after the checkout", run: `${probe([target])}\n${httpProbe([cache])}` },
       { name: "still reachable over SSH", run: "echo still-here" },
     ]);
     // The checkout has no repository to fetch here, so it fails; continue-on-error keeps the job
@@ -127,11 +152,15 @@ describe("a label with network policy none-after-checkout (tiny guest, TCG)", { 
     assert.equal(finished?.body.case, "jobFinished");
     assert.equal(finished.body.value.result, Outcome.SUCCESS, finished.body.value.reason);
 
+    // The cache answers (and, asked without a credential, refuses) before and after the cut: its
+    // port is forwarded over the namespace's loopback, which the cut leaves up, so a job can
+    // restore its dependencies after its checkout.
     assert.deepEqual(logLines(events, 0), [
       `open ${target} hello-from-outside`,
       ...hostServices.map((t) => `closed ${t}`),
+      `open ${cache} HTTP/1.1 401 Unauthorized`,
     ]);
-    assert.deepEqual(logLines(events, 2), [`closed ${target}`]);
+    assert.deepEqual(logLines(events, 2), [`closed ${target}`, `open ${cache} HTTP/1.1 401 Unauthorized`]);
     assert.deepEqual(logLines(events, 3), ["still-here"]);
 
     // The cut is announced after the checkout finished and before the next step started.

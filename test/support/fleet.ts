@@ -10,6 +10,7 @@ import {
   createOrchestratorMetrics,
   type Orchestrator,
   type OrchestratorMetrics,
+  startHostJobCache,
   startOrchestrator,
 } from "@solstice/orchestrator";
 import {
@@ -43,6 +44,8 @@ export interface TestFleet {
   readonly owner: string;
   readonly runRoot: string;
   readonly namespace: string;
+  /** The job cache's loopback port, when the fleet was started with `jobCache`. */
+  readonly jobCachePort: number | undefined;
   /** Publishes a job and resolves with its events, in arrival order, once JobFinished arrives. */
   runToEnd(job: JobRequest, timeoutMs?: number): Promise<JobEvent[]>;
   close(): Promise<void>;
@@ -59,6 +62,8 @@ export interface TestFleetOptions {
   readonly env?: Record<string, string>;
   /** The broker (default AMQP_URL, the machine's); a fault test passes its private one. */
   readonly amqpUrl?: string;
+  /** Start the host's job cache as the orchestrator's main does (entries under the run directory). */
+  readonly jobCache?: boolean;
 }
 
 /**
@@ -89,7 +94,15 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
   await migrate({ databaseUrl: DATABASE_URL, schema, log });
   const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
   const bus = await connectBus({ url: options.amqpUrl ?? AMQP_URL, namespace, log });
-  const backend = createQemuBackend({ log, accelerator: "tcg", runRoot });
+  const jobCache = options.jobCache
+    ? await startHostJobCache({ ...config, jobCacheDir: path.join(runRoot, "job-cache") }, log)
+    : undefined;
+  const backend = createQemuBackend({
+    log,
+    accelerator: "tcg",
+    runRoot,
+    ...(jobCache ? { hostPorts: [jobCache.port] } : {}),
+  });
   const metrics = createOrchestratorMetrics({
     bus,
     capacity: config.capacity,
@@ -106,6 +119,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     log,
     metrics,
     ...(options.keyring ? { keyring: options.keyring } : {}),
+    ...(jobCache ? { jobCache: jobCache.access } : {}),
   });
 
   const waiting = new Map<string, { events: JobEvent[]; done: (events: JobEvent[]) => void }>();
@@ -127,6 +141,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     owner,
     runRoot,
     namespace,
+    jobCachePort: jobCache?.port,
     async runToEnd(job, timeoutMs = 180_000) {
       if (START_MODE === "warm" && orchestrator.warmPool.sizes()[job.runsOn] !== undefined) {
         await waitForIdleWarmVm(orchestrator, job.runsOn);
@@ -151,6 +166,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     },
     async close() {
       await orchestrator.stop(0);
+      await jobCache?.close();
       await events.stop();
       await bus.deleteNamespace();
       await bus.close();

@@ -97,6 +97,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
           SOLSTICE_HOST_ID: hostId,
           SOLSTICE_CAPACITY: capacity,
           SOLSTICE_RUN_DIR: runRoot,
+          SOLSTICE_JOB_CACHE_DIR: path.join(runRoot, "job-cache"),
           SOLSTICE_ACCELERATOR: "tcg",
           SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
           SOLSTICE_FLEET_KEYS: fleetKeys,

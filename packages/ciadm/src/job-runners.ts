@@ -7,6 +7,7 @@ import type { FleetKeyring, JobEvent, JobRequest } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import type { JobPrinter, PrintedJob } from "./job-printer.ts";
+import { startLocalJobCache } from "./local-job-cache.ts";
 import type { Terminal } from "./terminal.ts";
 
 /** Runs one planned job and feeds its events to a printer; resolves with the printed summary. */
@@ -45,11 +46,16 @@ export async function localJobRunner(opts: {
   keyring?: FleetKeyring;
   /** Where `uses: owner/name@ref` actions are fetched from. */
   actionsUrl: string;
+  /** Whether to serve the job cache (local-job-cache.ts) to the jobs. */
+  jobCache: boolean;
 }): Promise<JobRunner> {
   const actions = hostActionProvider({ log: opts.log, defaultUrl: opts.actionsUrl });
+  // Before the backend: each VM's namespace forwards the cache's port.
+  const jobCache = opts.jobCache ? await startLocalJobCache(opts.log, opts.term) : undefined;
   const backend = createQemuBackend({
     log: opts.log,
     accelerator: opts.accelerator,
+    hostPorts: jobCache ? [jobCache.port] : [],
     ...(opts.imageCache ? { imageCacheDir: opts.imageCache } : {}),
     ...(opts.runDir ? { runRoot: opts.runDir } : {}),
   });
@@ -71,12 +77,15 @@ export async function localJobRunner(opts: {
         ...(opts.localCheckout ? { localCheckout: opts.localCheckout } : {}),
         ...(opts.keyring ? { keyring: opts.keyring } : {}),
         actions,
+        ...(jobCache ? { jobCache: jobCache.access } : {}),
       });
       return (
         printed ?? { name: request.jobName, result: result.result, reason: result.reason, steps: [], durationMs: 0 }
       );
     },
-    close: async () => {},
+    close: async () => {
+      await jobCache?.close();
+    },
   };
 }
 

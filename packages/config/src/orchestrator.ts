@@ -58,6 +58,18 @@ const orchestratorFields = z.object({
   actionsCache: z.string().optional(),
   /** Bound on the cached actions, in MiB (least recently used go first): SOLSTICE_ACTIONS_CACHE_MB. */
   actionsCacheMb: z.coerce.number().int().positive().default(1024),
+  /**
+   * Bound on this host's job cache (what `actions/cache` saves for Forgejo/Gitea jobs), in MiB;
+   * the least recently used entries go first. 0 turns the cache off. Default 10240.
+   */
+  jobCacheMb: z.coerce.number().int().nonnegative().default(10_240),
+  /** Where the job cache keeps its entries (default ~/.cache/solstice/job-cache/<host id>); one orchestrator per directory. */
+  jobCacheDir: z.string().optional(),
+  /**
+   * Loopback port of the job cache: the one host port guests reach, forwarded alone into each VM's
+   * network namespace (default 0: a free port chosen at start).
+   */
+  jobCachePort: z.coerce.number().int().min(0).max(65_535).default(0),
   /** qemu (Linux hosts, the default) or bhyve (illumos; its settings: SOLSTICE_BHYVE_*, docs/illumos.md). */
   backend: z.enum(["qemu", "bhyve"]).default("qemu"),
   /**

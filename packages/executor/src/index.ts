@@ -4,6 +4,7 @@ export { type ActionProvider, MAX_COMPOSITE_DEPTH } from "./actions/job-actions.
 export { NodeRuntimeError, NodeRuntimeStore, type NodeRuntimeStoreOptions } from "./actions/node-runtime.ts";
 export type { LocalCheckoutSource } from "./checkout-step.ts";
 export { type GuestBasics, learnGuestBasics, rememberedBasics } from "./guest-facts.ts";
+export { cacheScope, type JobCacheAccess } from "./job-cache-access.ts";
 export { JobEventStream, type PublishEvent } from "./job-events.ts";
 export { attachWarmVm, type WarmVm } from "./job-vm.ts";
 export { LeaseWatch, type LeaseWatchOptions } from "./lease-watch.ts";

@@ -16,6 +16,7 @@ import {
   rememberBasics,
   rememberedBasics,
 } from "./guest-facts.ts";
+import { type JobCacheAccess, type JobCacheSession, openJobCache } from "./job-cache-access.ts";
 import type { JobEventStream } from "./job-events.ts";
 import { type JobSecrets, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
 import { startJobVm, type WarmVm } from "./job-vm.ts";
@@ -57,6 +58,8 @@ export interface RunJobOptions {
   readonly networkPolicy?: NetworkPolicy;
   /** Fetches the actions `uses:` steps name and the Node runtime for them; a job with such steps fails without it. */
   readonly actions?: ActionProvider;
+  /** This host's job cache (docs/decisions/0007); without it `actions/cache` finds no cache service. */
+  readonly jobCache?: JobCacheAccess;
 }
 
 export interface StepResult {
@@ -122,10 +125,12 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let secrets: JobSecrets = new Map();
   let runtime: StepRuntime | undefined;
   let failed = false;
+  let cache: JobCacheSession | undefined;
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
     const actions = await fetchJobActions(options, signal);
+    cache = openJobCache(options.jobCache, job, actions.size > 0, events.masker);
     const status = options.status;
     const started = await startJobVm({
       job,
@@ -163,7 +168,17 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     const network = networkGate(options.networkPolicy, job, events);
     const guestActions =
       actions.size > 0 && options.actions
-        ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets, vm.guestNode)
+        ? new GuestActions(
+            actions,
+            options.actions,
+            guest,
+            session,
+            runtime,
+            events,
+            secrets,
+            vm.guestNode,
+            cache.variables,
+          )
         : undefined;
     if (guestActions) {
       guestActions.prefetch(signal);
@@ -255,6 +270,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     for (const step of job.steps.slice(steps.length)) steps.push(await skipStep(events, step, "the job ended early"));
   } finally {
     clearInterval(heartbeat);
+    await cache?.close().catch((error: unknown) => log.warn({ err: error }, "closing the job's cache access failed"));
     const kept = await offerFailedVm(options, result, vm, session);
     session?.close();
     // Teardown must finish even when the job was cancelled: destroy() takes no signal.

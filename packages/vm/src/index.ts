@@ -12,7 +12,7 @@ export { qemuSystemBinary } from "./guest-machine.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline and the agent's tests.
 export { hostTscKhz } from "./host-tsc.ts";
 export { type AgentDelivery, agentMessage, deliverKeys, tellAgent } from "./key-agent.ts";
-export { type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
+export { GUEST_GATEWAY_ADDRESS, type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";
 export { QmpClient } from "./qmp.ts";

@@ -50,7 +50,10 @@ export interface LaunchedVm {
  * - `unreachable` addresses (the fleet's broker and database, wherever they are) are prohibited
  *   routes inside the namespace before QEMU starts.
  * - pasta forwards 127.0.0.1:sshPort on the host to the same port in the namespace, where QEMU's
- *   hostfwd listens; nothing is forwarded from the namespace back to the host (-T/-U none).
+ *   hostfwd listens. From the namespace back to the host, only `hostPorts` are forwarded, each
+ *   alone (`-T <port>`): the guest reaches such a port at its gateway (10.0.2.2, which QEMU maps
+ *   to the namespace's loopback, where pasta listens) and pasta connects it to the same port on
+ *   the host's loopback. No other host port is reachable (no UDP at all: -U none).
  * - Both die with this process (parent-death signal via setpriv); QEMU runs with no capabilities.
  */
 export async function launchInNetns(opts: {
@@ -58,6 +61,8 @@ export async function launchInNetns(opts: {
   args: readonly string[];
   runDir: string;
   sshPort: number;
+  /** Ports of the host's loopback the guest may reach at its gateway address (the job cache's). */
+  hostPorts?: readonly number[];
   /** IPv4/IPv6 addresses the guest must not reach. */
   unreachable: readonly string[];
   signal: AbortSignal;
@@ -117,7 +122,7 @@ export async function launchInNetns(opts: {
       "--config-net",
       "--no-map-gw",
       "-T",
-      "none",
+      hostPortsSpec(opts.hostPorts ?? []),
       "-U",
       "none",
       "-u",
@@ -140,6 +145,18 @@ export async function launchInNetns(opts: {
   });
   pasta.on("error", (err) => collect("pasta: ")(Buffer.from(err.message)));
   return { qemu, pasta, qemuExit, stderr: () => stderr };
+}
+
+/**
+ * pasta's `-T` argument: each port alone, `none` when there is none. (pasta takes no bind address
+ * for this direction; inside the VM's namespace only QEMU's user network could connect anyway.)
+ */
+function hostPortsSpec(ports: readonly number[]): string {
+  for (const port of ports) {
+    if (!Number.isInteger(port) || port < 1 || port > 65_535)
+      throw new VmError("boot_failed", `invalid host port ${port}`);
+  }
+  return ports.length === 0 ? "none" : ports.join(",");
 }
 
 /**

@@ -2,6 +2,12 @@ import type { LocalImage } from "@solstice/images";
 import type { Accelerator } from "./accelerator-probe.ts";
 import { archExtraArgs, cpuOption, machineOption } from "./guest-machine.ts";
 
+/**
+ * Where a QEMU guest reaches its host: the user-mode network's gateway, which QEMU maps to the
+ * loopback of the VM's network namespace (the ports forwarded to the host live there).
+ */
+export const GUEST_GATEWAY_ADDRESS = "10.0.2.2";
+
 export interface QemuArgsInput {
   image: LocalImage;
   accelerator: Accelerator;

@@ -57,6 +57,11 @@ export interface QemuBackendOptions {
    * each boot and made unreachable inside the VM's network namespace (default none).
    */
   unreachableHosts?: readonly string[];
+  /**
+   * Ports of the host's loopback every guest may reach at its gateway address 10.0.2.2, each
+   * forwarded alone by pasta (the job cache's port); no other host port is reachable (default none).
+   */
+  hostPorts?: readonly number[];
   log: Logger;
 }
 
@@ -97,6 +102,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const cacheDir = resolve(process.env.SOLSTICE_CACHE_DIR ?? join(homedir(), ".cache/solstice"));
   const qemuBinaryFor = (arch: GuestArch): string => opts.qemuBinaries?.[arch] ?? qemuSystemBinary(arch);
   const unreachableHosts = opts.unreachableHosts ?? [];
+  const hostPorts = opts.hostPorts ?? [];
   const probes = new Map<string, Promise<AcceleratorChoice>>();
   const tscKhz = hostTscKhz();
   const qemuVersions = new Map<string, Promise<string>>();
@@ -154,6 +160,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
               },
               runRoot,
               unreachableHosts,
+              hostPorts,
               qemuBinary,
               accelerator,
               tscKhz,
@@ -240,6 +247,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         spec,
         runRoot,
         unreachableHosts,
+        hostPorts,
         qemuBinary: qemuBinaryFor(spec.image.arch),
         accelerator,
         tscKhz,
@@ -265,6 +273,7 @@ async function bootVm(ctx: {
   spec: VmSpec;
   runRoot: string;
   unreachableHosts: readonly string[];
+  hostPorts: readonly number[];
   qemuBinary: string;
   accelerator: Accelerator;
   tscKhz: number | undefined;
@@ -370,6 +379,7 @@ async function bootVm(ctx: {
       args,
       runDir,
       sshPort,
+      hostPorts: ctx.hostPorts,
       unreachable,
       signal: boot.signal,
     });

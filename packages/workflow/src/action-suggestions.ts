@@ -1,12 +1,11 @@
 import { nearestName } from "./nearest-name.ts";
 
 // What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case: the
-// actions that need a service of the forge's runner that Solstice does not provide (a cache or
-// artifact store), which would only fail in the guest.
+// actions that need a service of the forge's runner that Solstice does not provide (an artifact
+// store), which would only fail in the guest. actions/cache runs: each VM host serves a job cache
+// (docs/decisions/0007).
 
 const NEEDS_SERVICE: Readonly<Record<string, string>> = {
-  "actions/cache":
-    "remove the step: every job starts in a fresh VM and Solstice keeps no cache between runs, so the job works without it, only slower",
   "actions/upload-artifact":
     "Solstice stores no artifacts: pass small values on with job outputs (needs.<job>.outputs), or upload files from a run: step to storage of your own",
   "actions/download-artifact":

@@ -6,6 +6,7 @@ import { loadImageCatalog } from "@solstice/images";
 import { FleetKeyError, type FleetKeyring, requireFleetKeyring } from "@solstice/protocol";
 import { VmError } from "@solstice/vm";
 import { pino } from "pino";
+import { startHostJobCache } from "./host-job-cache.ts";
 import { describePlatforms, hostPlatforms } from "./host-platforms.ts";
 import { createOrchestratorMetrics } from "./metrics.ts";
 import { startOrchestrator } from "./orchestrator.ts";
@@ -61,9 +62,14 @@ const metrics = createOrchestratorMetrics({
   warmPool: () => orchestrator.warmPool.sizes(),
   log,
 });
+// Before the backend: each VM's namespace forwards the cache's port, so it must be known.
+const jobCache = await startHostJobCache(config, log).catch((error: unknown) => {
+  log.fatal({ err: error }, error instanceof Error ? error.message : "the job cache did not start");
+  process.exit(2);
+});
 const backend = (() => {
   try {
-    return vmBackendFor(config, log);
+    return vmBackendFor(config, log, process.env, jobCache ? [jobCache.port] : []);
   } catch (error) {
     log.fatal(
       error instanceof ConfigError ? { problems: error.problems } : { err: error },
@@ -96,6 +102,7 @@ const orchestrator = await startOrchestrator({
   log,
   keyring,
   metrics,
+  ...(jobCache ? { jobCache: jobCache.access } : {}),
 });
 const health = await startHealthServer({
   host: config.metricsHost,
@@ -120,6 +127,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     orchestrator
       .stop()
       .then(() => health.close())
+      .then(() => jobCache?.close())
       .then(() => bus.close())
       .then(() => closeStore())
       .then(() => process.exit(0))

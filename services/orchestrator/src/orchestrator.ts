@@ -12,6 +12,7 @@ import {
   runJob as executorRunJob,
   GracefulCancel,
   hostActionProvider,
+  type JobCacheAccess,
   JobEventStream,
   type runJob,
 } from "@solstice/executor";
@@ -55,6 +56,8 @@ export interface OrchestratorDeps {
    * nothing, so a hundred simulated hosts on one machine measure the scheduling alone.
    */
   readonly runJob?: typeof runJob;
+  /** This host's job cache (host-job-cache.ts), opened to each Forgejo/Gitea or manual job with actions. */
+  readonly jobCache?: JobCacheAccess;
 }
 
 export interface Orchestrator {
@@ -338,6 +341,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
         ...(warm ? { warm } : {}),
         networkPolicy: config.networkPolicy[delivery.label] ?? "outbound",
         actions,
+        ...(deps.jobCache ? { jobCache: deps.jobCache } : {}),
       });
     })()
       .then((result) => jobLog.info({ result: result.result, reason: result.reason }, "job finished"))

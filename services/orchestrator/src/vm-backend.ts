@@ -15,10 +15,17 @@ import type { Logger } from "pino";
  * its `SOLSTICE_BHYVE_*` settings, read here so that a bad one stops the service at start-up
  * (ConfigError) rather than at the first job.
  */
-export function vmBackendFor(config: OrchestratorConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): VmBackend {
+export function vmBackendFor(
+  config: OrchestratorConfig,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  /** Host loopback ports guests may reach (the job cache's); qemu only. */
+  hostPorts: readonly number[] = [],
+): VmBackend {
   if (config.backend === "qemu") {
     return createQemuBackend({
       log,
+      hostPorts,
       accelerator: config.accelerator,
       // Guests must never reach the fleet's broker or database, wherever they run (the compose
       // network, another host): the namespace's own loopback only covers this host's.

@@ -109,6 +109,8 @@ export async function runWorkflow(
         ...(options.imageCache ? { imageCache: options.imageCache } : {}),
         ...(options.runDir ? { runDir: options.runDir } : {}),
         actionsUrl: options.actionsUrl ?? DEFAULT_ACTIONS_URL,
+        // Only actions use the job cache (actions/cache and the like).
+        jobCache: jobs.some((j) => j.steps.some((s) => s.kind === "action")),
         ...(repo instanceof Error ? {} : { localCheckout: repo.checkout }),
         ...(keyring ? { keyring } : {}),
       });

@@ -99,6 +99,8 @@ export class GuestActions {
     private readonly secrets: JobSecrets,
     /** The Node runtimes the job's image has of its own (images.yaml `node:`). */
     private readonly declaredNode?: DeclaredNodeRuntimes,
+    /** Variables of the host's services for JavaScript actions only (ACTIONS_CACHE_URL); they may hold credentials. */
+    private readonly serviceVariables: Record<string, string> = {},
   ) {}
 
   /**
@@ -274,7 +276,9 @@ export class GuestActions {
     const saved = this.state.get(key) ?? {};
     // Inputs and state may have names a shell cannot export (INPUT_NODE-VERSION), and may hold
     // secrets: they reach Node through a file only root reads, which the bootstrap deletes first.
+    // The service variables too: their credential is on no command line and in no other step.
     const fromFile = {
+      ...this.serviceVariables,
       ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [inputVariable(name), value])),
       ...Object.fromEntries(Object.entries(saved).map(([name, value]) => [`STATE_${name}`, value])),
     };

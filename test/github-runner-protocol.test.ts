@@ -294,11 +294,11 @@ describe("github-runner protocol (fake GitHub, real RabbitMQ, scripted host)", {
       const before = host.received.length;
       const runner = gh.runnerByName("solstice-classic");
       assert.ok(runner);
-      const job = gh.queueJob(runner.id, { steps: [{ run: "echo a" }, { uses: "actions/cache@v4" }] });
+      const job = gh.queueJob(runner.id, { steps: [{ run: "echo a" }, { uses: "actions/github-script@v7" }] });
       await gh.waitFor(() => job.state === "completed", 15_000, "the refused job's completion");
       assert.equal(job.completion?.conclusion, "failed");
       const setupLines = [...job.live.values()].flatMap((m) => [...m.values()]).join("\n");
-      assert.match(setupLines, /action actions\/cache@v4 is not supported/);
+      assert.match(setupLines, /action actions\/github-script@v7 is not supported/);
       assert.match(setupLines, /no VM was booted/);
       assert.equal(host.received.length, before, "no JobRequest was published");
       assert.deepEqual(

@@ -197,13 +197,13 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
   test("an unsupported uses: fails at once with the reason in GitHub's log and boots no VM", async () => {
     const started = Date.now();
     const job = gh.queueJob(brokerRunnerId, {
-      steps: [{ run: "echo hello" }, { uses: "actions/cache@v4", with: { path: "x" } }],
+      steps: [{ run: "echo hello" }, { uses: "actions/github-script@v7", with: { script: "x" } }],
     });
     await gh.waitFor(() => job.state === "completed", 30_000, "the refused job's completion");
     assert.ok(Date.now() - started < 10_000, "refused at once");
     assert.equal(job.completion?.conclusion, "failed");
     const lines = [...job.live.values()].flatMap((m) => [...m.values()]).join("\n");
-    assert.match(lines, /steps\[1\] \(Run actions\/cache@v4\)\.uses: action actions\/cache@v4 is not supported/);
+    assert.match(lines, /steps\[1\] \(Run actions\/github-script@v7\)\.uses: action actions\/github-script@v7 is not supported/);
     assert.doesNotMatch(lines, /accepted by host/);
     assert.deepEqual(await leftovers(fleet.runRoot), { dirs: [], qemu: [] });
   });

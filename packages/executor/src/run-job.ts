@@ -3,6 +3,7 @@ import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@
 import type { SshSession } from "@solstice/ssh";
 import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import { type ActionsRuntimeEnv, NO_ACTIONS_RUNTIME, unsealActionsRuntime } from "./actions/actions-runtime.ts";
 import { GuestActions } from "./actions/guest-actions.ts";
 import { type ActionProvider, type ResolvedAction, resolveJobActions } from "./actions/job-actions.ts";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
@@ -120,11 +121,13 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let result: Outcome = Outcome.SUCCESS;
   let reason = "";
   let secrets: JobSecrets = new Map();
+  let actionsRuntime: ActionsRuntimeEnv = NO_ACTIONS_RUNTIME;
   let runtime: StepRuntime | undefined;
   let failed = false;
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
+    actionsRuntime = unsealActionsRuntime(job, options.keyring, events.masker);
     const actions = await fetchJobActions(options, signal);
     const status = options.status;
     const started = await startJobVm({
@@ -163,7 +166,17 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     const network = networkGate(options.networkPolicy, job, events);
     const guestActions =
       actions.size > 0 && options.actions
-        ? new GuestActions(actions, options.actions, guest, session, runtime, events, secrets, vm.guestNode)
+        ? new GuestActions(
+            actions,
+            options.actions,
+            guest,
+            session,
+            runtime,
+            events,
+            secrets,
+            vm.guestNode,
+            actionsRuntime.action,
+          )
         : undefined;
     if (guestActions) {
       guestActions.prefetch(signal);
@@ -216,6 +229,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         workspace,
         baseEnv,
         secrets,
+        scriptRuntimeEnv: actionsRuntime.script,
         options,
         runtime,
         failed,
@@ -306,6 +320,8 @@ interface StepContext {
   readonly workspace: string;
   readonly baseEnv: Record<string, string>;
   readonly secrets: JobSecrets;
+  /** The forge's OIDC pair, which `run:` steps get as on GitHub (actions get more, see GuestActions). */
+  readonly scriptRuntimeEnv: Readonly<Record<string, string>>;
   readonly options: RunJobOptions;
   readonly runtime: StepRuntime;
   /** An earlier step failed, for job.status and the status functions in this step's expressions. */
@@ -349,7 +365,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     const run =
       step.action.case === "uses"
         ? await runAction(ctx, resolved, env, signal, onLine)
-        : await runCommand(ctx, resolved, env, signal, onLine);
+        : await runCommand(ctx, resolved, { ...env, ...ctx.scriptRuntimeEnv }, signal, onLine);
     if (run.refused) throw preflightError(run.refused, resolved.preflight);
     actionOutputs = run.outputs;
     if (stepTimeout?.aborted && !ctx.signal.aborted) {

@@ -47,7 +47,7 @@ jobs:
       problemAt(`jobs:\n  a:\n    runs-on: tiny\n    steps:\n      - uses: ${action}\n`, "jobs.a.steps[0].uses")
         .suggestion ?? "";
     assert.match(suggestionFor("actions/cache@v4"), /remove the step: every job starts in a fresh VM/);
-    assert.match(suggestionFor("actions/upload-artifact@v4"), /Solstice stores no artifacts/);
+    assert.match(suggestionFor("actions/upload-artifact@v4"), /artifacts are stored by the forge/);
     assert.match(suggestionFor("./.github/actions/build"), /local actions are not run yet/);
     assert.match(suggestionFor("docker://alpine:3.20"), /Docker actions are not run/);
   });

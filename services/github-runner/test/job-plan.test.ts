@@ -74,7 +74,7 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
       type: "action",
       id: "x1",
       displayName: "Setup",
-      reference: { type: "repository", name: "actions/cache", ref: "v4", repositoryType: "GitHub" },
+      reference: { type: "repository", name: "actions/github-script", ref: "v7", repositoryType: "GitHub" },
     },
     { type: "action", id: "x2", reference: { type: "containerRegistry", image: "alpine:3" } },
     {
@@ -89,7 +89,7 @@ test("what Solstice cannot run is every problem listed, with the step it is in",
   assert.equal(plan.ok, false);
   const text = plan.ok ? "" : plan.problems.join("\n");
   assert.match(text, /^container: job containers are not supported/m);
-  assert.match(text, /steps\[3\] \(Setup\)\.uses: action actions\/cache@v4 is not supported/);
+  assert.match(text, /steps\[3\] \(Setup\)\.uses: action actions\/github-script@v7 is not supported/);
   assert.match(text, /steps\[4\] \(Run docker:\/\/alpine:3\)\.uses: action docker:\/\/alpine:3 is not supported/);
   assert.match(text, /steps\[5\].*\.with\.ref: secrets cannot be read here/);
   assert.equal(plan.steps.length, 6, "every step still gets its timeline record");

@@ -99,6 +99,8 @@ export class GuestActions {
     private readonly secrets: JobSecrets,
     /** The Node runtimes the job's image has of its own (images.yaml `node:`). */
     private readonly declaredNode?: DeclaredNodeRuntimes,
+    /** ACTIONS_RUNTIME_TOKEN and friends (actions-runtime.ts): for JavaScript actions' processes only. */
+    private readonly runtimeEnv: Readonly<Record<string, string>> = {},
   ) {}
 
   /**
@@ -274,7 +276,9 @@ export class GuestActions {
     const saved = this.state.get(key) ?? {};
     // Inputs and state may have names a shell cannot export (INPUT_NODE-VERSION), and may hold
     // secrets: they reach Node through a file only root reads, which the bootstrap deletes first.
+    // The forge's runtime token travels the same way, so no shell of the step ever holds it.
     const fromFile = {
+      ...this.runtimeEnv,
       ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [inputVariable(name), value])),
       ...Object.fromEntries(Object.entries(saved).map(([name, value]) => [`STATE_${name}`, value])),
     };

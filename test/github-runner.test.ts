@@ -203,7 +203,10 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     assert.ok(Date.now() - started < 10_000, "refused at once");
     assert.equal(job.completion?.conclusion, "failed");
     const lines = [...job.live.values()].flatMap((m) => [...m.values()]).join("\n");
-    assert.match(lines, /steps\[1\] \(Run actions\/github-script@v7\)\.uses: action actions\/github-script@v7 is not supported/);
+    assert.match(
+      lines,
+      /steps\[1\] \(Run actions\/github-script@v7\)\.uses: action actions\/github-script@v7 is not supported/,
+    );
     assert.doesNotMatch(lines, /accepted by host/);
     assert.deepEqual(await leftovers(fleet.runRoot), { dirs: [], qemu: [] });
   });

@@ -8,7 +8,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { DefaultArtifactClient } from "@actions/artifact";
 import * as cache from "@actions/cache";
-import { createResultsService, type ResultsService, type RuntimeIdentity } from "./results-service.ts";
+import { createResultsService, type RuntimeIdentity } from "./results-service.ts";
 import { issueRuntimeToken } from "./runtime-token.ts";
 
 // The fake results service spoken to by the official clients themselves, in this process: the

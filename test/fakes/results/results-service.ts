@@ -184,7 +184,7 @@ export function createResultsService(opts: ResultsServiceOptions): ResultsServic
             b.target.artifact.name === name &&
             b.target.artifact.runId === identity.runId,
         );
-        if (!pending || pending.target.kind !== "artifact" || pending.committed === undefined) {
+        if (pending?.target.kind !== "artifact" || pending.committed === undefined) {
           throw new TwirpError(404, "not_found", `artifact ${name} was not uploaded`);
         }
         const size = Number(str(body, "size") || "0");
@@ -274,7 +274,7 @@ export function createResultsService(opts: ResultsServiceOptions): ResultsServic
             b.target.entry.version === version &&
             b.target.entry.content === undefined,
         );
-        if (!pending || pending[1].target.kind !== "cache" || pending[1].committed === undefined) {
+        if (pending?.[1].target.kind !== "cache" || pending[1].committed === undefined) {
           return { ok: false, message: `no upload for key ${key}` };
         }
         const [blobId, blob] = pending;

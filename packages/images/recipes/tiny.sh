@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the "tiny" guest of one architecture: Debian's kernel for it plus an initramfs that is
-# the whole system (busybox, dropbear, bash, sftp-server, git). Booted with -kernel/-initrd; the
+# the whole system (busybox, dropbear, bash, sftp-server, git, GNU tar). Booted with -kernel/-initrd; the
 # disk the backend attaches is an empty qcow2 that only carries the per-job overlay.
 #
 # Packages are fetched with `apt-get download` through an apt of the build's own, for the guest's
@@ -38,7 +38,8 @@ debian_apt_setup "$W/apt"
 # The meta-package moves with security updates; name the concrete kernel it points at.
 KPKG=$(guest_apt_cache depends "$KERNEL_META" | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
 [ -n "$KPKG" ] || { echo "$KERNEL_META has no concrete kernel for $DEB_ARCH" >&2; exit 1; }
-USERLAND=(busybox-static dropbear-bin bash openssh-sftp-server git ca-certificates libstdc++6)
+# GNU tar: @actions/cache archives with options busybox tar lacks (--posix, --files-from, -P).
+USERLAND=(busybox-static dropbear-bin bash openssh-sftp-server git ca-certificates libstdc++6 tar)
 # Everything these depend on, so the shared libraries below can be resolved from the
 # .debs themselves. Virtual packages (<name>) cannot be downloaded and are skipped.
 mapfile -t PKGS < <(guest_apt_cache depends --recurse --no-recommends --no-suggests --no-conflicts \
@@ -86,7 +87,7 @@ chmod 700 "$R/root" "$R/root/.ssh"
 
 # copy PATH...: the staged file (or tree) at the same path in the guest.
 copy() { for p in "$@"; do mkdir -p "$R/$(dirname "$p")"; cp -a "$(staged "$p")" "$R/$p"; done; }
-copy bin/busybox usr/sbin/dropbear usr/bin/dropbearkey usr/bin/dropbearconvert bin/bash \
+copy bin/busybox usr/sbin/dropbear usr/bin/dropbearkey usr/bin/dropbearconvert bin/bash bin/tar \
   usr/lib/openssh/sftp-server usr/lib/git-core usr/share/git-core/templates
 # Server-side and mail helpers a CI checkout never runs (~10 MB of initramfs, i.e. boot time).
 rm -f "$R"/usr/lib/git-core/{git-daemon,git-http-backend,git-http-push,git-http-fetch,git-imap-send,scalar,git-shell}

@@ -152,7 +152,15 @@ export interface FakeForgejo {
  * Starts the fake on `host` (default 127.0.0.1; the compose system test gives an address its
  * containers reach) and a free port.
  */
-export async function startFakeForgejo(opts: { host?: string; publicHost?: string } = {}): Promise<FakeForgejo> {
+export async function startFakeForgejo(
+  opts: {
+    host?: string;
+    /** The host its URLs name (a relay's, for guests that cannot reach `host`). Default `host`. */
+    publicHost?: string;
+    /** The instance's default actions URL (`forgejo_default_actions_url`). Default https://data.forgejo.org. */
+    actionsUrl?: string;
+  } = {},
+): Promise<FakeForgejo> {
   const host = opts.host ?? "127.0.0.1";
   // The instance's token signing secret: it signs the runtime tokens (Forgejo's services/actions/auth.go).
   const signingSecret = randomBytes(32);
@@ -255,8 +263,8 @@ export async function startFakeForgejo(opts: { host?: string; publicHost?: strin
       triggering_actor: "alice",
       workflow: "ci.yml",
       workflow_ref: "alice/demo/.forgejo/workflows/ci.yml@refs/heads/main",
-      forgejo_default_actions_url: "https://data.forgejo.org",
-      gitea_default_actions_url: "https://data.forgejo.org",
+      forgejo_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
+      gitea_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
       forgejo_runtime_token: issueRuntimeToken(
         {
           scp: `Actions.Results:${job.runId}:${job.id}`,

@@ -147,7 +147,7 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
   const sums = (lines: string[]) => lines.filter((l) => /^[0-9a-f]{64} {2}(report\.txt|sub\/data\.txt)$/.test(l));
 
   test("an artifact uploaded in job 1 is downloaded in the job that needs it, on another VM, byte for byte", async () => {
-    const first = forge.queueJob({ workflow: UPLOAD, vars: { ACTIONS_STEP_DEBUG: "true" } });
+    const first = forge.queueJob({ workflow: UPLOAD });
     const one = await finished(first);
     assert.equal(one.task.result, Result.SUCCESS, one.lines.join("\n"));
     assert.ok(one.lines.includes("run step sees the runtime token: no"), "a run: step never gets the token");

@@ -137,7 +137,9 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
     } catch (error) {
       const lines = forge.taskOfJob(jobId)?.log.map((l) => l.content) ?? [];
       const calls = JSON.stringify(forge.results.calls);
-      throw new Error(`${(error as Error).message}; results calls ${calls}; the task's log so far:\n${lines.slice(-80).join("\n")}`);
+      throw new Error(
+        `${(error as Error).message}; results calls ${calls}; the task's log so far:\n${lines.slice(-80).join("\n")}`,
+      );
     }
     const task = forge.taskOfJob(jobId);
     assert.ok(task);

@@ -1,75 +1,10 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { randomInt, randomUUID } from "node:crypto";
+import { randomInt } from "node:crypto";
 import { createServer, type Server } from "node:net";
-import { networkInterfaces } from "node:os";
 import { after, before, describe, test } from "node:test";
 import { create, type JobEvent, Outcome, PlannedStepSchema } from "@solstice/protocol";
 import { startTestFleet, type TestFleet, tinyJob } from "./support/fleet.ts";
-
-/**
- * A stand-in for "the internet" that the test owns: a TCP listener in a network namespace of its
- * own, linked to the host by a veth pair on a private /30.
- *
- * Why there: a guest's outbound connections leave through pasta as the host's own sockets, but
- * pasta copies the host's addresses into the VM's namespace, so neither the host's loopback nor
- * its own addresses lead to a host service (packages/vm/test/qemu-backend.test.ts proves that). An
- * address behind a veth is a real route out of the host, like any address on the internet, and it
- * belongs to this test alone.
- */
-class OutsideListener {
-  readonly namespace = `slst-${randomUUID().slice(0, 8)}`;
-  private readonly hostSide = `slh${this.namespace.slice(5, 11)}`;
-  private readonly peerSide = `sln${this.namespace.slice(5, 11)}`;
-  readonly address: string;
-  private readonly hostAddress: string;
-  readonly port = 7_000 + randomInt(1_000);
-  private server: ChildProcess | undefined;
-
-  constructor() {
-    const used = new Set(
-      Object.values(networkInterfaces())
-        .flat()
-        .map((a) => a?.address.split(".").slice(0, 3).join(".")),
-    );
-    let net: string;
-    do net = `10.213.${randomInt(256)}`;
-    while (used.has(net));
-    const base = randomInt(64) * 4;
-    this.hostAddress = `${net}.${base + 1}`;
-    this.address = `${net}.${base + 2}`;
-  }
-
-  async start(): Promise<void> {
-    const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
-    ip("netns", "add", this.namespace);
-    ip("link", "add", this.hostSide, "type", "veth", "peer", "name", this.peerSide);
-    ip("link", "set", this.peerSide, "netns", this.namespace);
-    ip("addr", "add", `${this.hostAddress}/30`, "dev", this.hostSide);
-    ip("link", "set", this.hostSide, "up");
-    ip("-n", this.namespace, "addr", "add", `${this.address}/30`, "dev", this.peerSide);
-    ip("-n", this.namespace, "link", "set", this.peerSide, "up");
-    const script = `require("node:net").createServer((s) => s.end("hello-from-outside\\n")).listen(${this.port}, "${this.address}", () => console.log("listening"))`;
-    const server = spawn("ip", ["netns", "exec", this.namespace, process.execPath, "-e", script], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      let err = "";
-      server.stderr?.on("data", (d) => {
-        err += d;
-      });
-      server.stdout?.once("data", () => resolve());
-      server.once("exit", (code) => reject(new Error(`the outside listener exited ${code}: ${err}`)));
-    });
-  }
-
-  stop(): void {
-    this.server?.kill("SIGKILL");
-    // Deleting the namespace deletes its end of the veth pair, and with it the host's end.
-    execFileSync("ip", ["netns", "del", this.namespace], { stdio: "ignore" });
-  }
-}
+import { OutsideNetwork } from "./support/outside-network.ts";
 
 /** A step that tries each `ip:port` from the guest and prints "open …" (with what it read) or "closed …". */
 function probe(targets: string[]): string {
@@ -102,11 +37,16 @@ function logLines(events: JobEvent[], step: number): string[] {
 
 describe("a label with network policy none-after-checkout (tiny guest, TCG)", { timeout: 300_000 }, () => {
   let fleet: TestFleet;
-  const outside = new OutsideListener();
-  // Another service on the host's loopback, which no guest may reach.
+  // "The internet": a listener of the test's own behind a veth pair (support/outside-network.ts).
+  const outside = new OutsideNetwork();
+  const port = 7_000 + randomInt(1_000);
   let hostService: Server;
   before(async () => {
-    await outside.start();
+    outside.start();
+    await outside.run(
+      `require("node:net").createServer((s) => s.end("hello-from-outside\\n")).listen(${port}, "${outside.address}", () => console.log("listening"))`,
+    );
+    // Another service on the host's loopback, which no guest may reach.
     hostService = createServer((socket) => socket.end("hello-from-the-host\n"));
     await new Promise<void>((resolve) => hostService.listen(0, "127.0.0.1", resolve));
     fleet = await startTestFleet("tiny=1", {
@@ -121,7 +61,7 @@ describe("a label with network policy none-after-checkout (tiny guest, TCG)", { 
   });
 
   test("a step before the checkout reaches an outside listener and the job cache's port only; after it, only the job cache; SSH goes on", async () => {
-    const target = `${outside.address}:${outside.port}`;
+    const target = `${outside.address}:${port}`;
     const hostPort = (hostService.address() as { port: number }).port;
     const cache = `10.0.2.2:${fleet.jobCachePort}`;
     // The broker, the database and another loopback service of the host: none answers the guest.

@@ -3,6 +3,7 @@ import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@
 import type { SshSession } from "@solstice/ssh";
 import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
+import { type ActionsRuntimeEnv, NO_ACTIONS_RUNTIME, unsealActionsRuntime } from "./actions/actions-runtime.ts";
 import { GuestActions } from "./actions/guest-actions.ts";
 import { type ActionProvider, type ResolvedAction, resolveJobActions } from "./actions/job-actions.ts";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
@@ -123,12 +124,14 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let result: Outcome = Outcome.SUCCESS;
   let reason = "";
   let secrets: JobSecrets = new Map();
+  let actionsRuntime: ActionsRuntimeEnv = NO_ACTIONS_RUNTIME;
   let runtime: StepRuntime | undefined;
   let failed = false;
   let cache: JobCacheSession | undefined;
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
+    actionsRuntime = unsealActionsRuntime(job, options.keyring, events.masker);
     const actions = await fetchJobActions(options, signal);
     cache = openJobCache(options.jobCache, job, actions.size > 0, events.masker);
     const status = options.status;
@@ -177,7 +180,9 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
             events,
             secrets,
             vm.guestNode,
-            cache.variables,
+            // A GitHub job gets no host cache (job-cache-access.ts), so the forge's values and the
+            // host's never name the same variable; the forge's would win if they did.
+            { ...cache.variables, ...actionsRuntime.action },
           )
         : undefined;
     if (guestActions) {
@@ -231,6 +236,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
         workspace,
         baseEnv,
         secrets,
+        scriptRuntimeEnv: actionsRuntime.script,
         options,
         runtime,
         failed,
@@ -322,6 +328,8 @@ interface StepContext {
   readonly workspace: string;
   readonly baseEnv: Record<string, string>;
   readonly secrets: JobSecrets;
+  /** The forge's OIDC pair, which `run:` steps get as on GitHub (actions get more, see GuestActions). */
+  readonly scriptRuntimeEnv: Readonly<Record<string, string>>;
   readonly options: RunJobOptions;
   readonly runtime: StepRuntime;
   /** An earlier step failed, for job.status and the status functions in this step's expressions. */
@@ -365,7 +373,7 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     const run =
       step.action.case === "uses"
         ? await runAction(ctx, resolved, env, signal, onLine)
-        : await runCommand(ctx, resolved, env, signal, onLine);
+        : await runCommand(ctx, resolved, { ...env, ...ctx.scriptRuntimeEnv }, signal, onLine);
     if (run.refused) throw preflightError(run.refused, resolved.preflight);
     actionOutputs = run.outputs;
     if (stepTimeout?.aborted && !ctx.signal.aborted) {

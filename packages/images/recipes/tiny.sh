@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the "tiny" guest of one architecture: Debian's kernel for it plus an initramfs that is
-# the whole system (busybox, dropbear, bash, sftp-server, git). Booted with -kernel/-initrd; the
+# the whole system (busybox, dropbear, bash, sftp-server, git, GNU tar). Booted with -kernel/-initrd; the
 # disk the backend attaches is an empty qcow2 that only carries the per-job overlay.
 #
 # Packages are fetched with `apt-get download` through an apt of the build's own, for the guest's

@@ -166,3 +166,8 @@ export function secretContext(jobId: string, name: string): string {
 export function checkoutTokenContext(jobId: string): string {
   return `solstice.v1/checkout-token/${jobId}`;
 }
+
+/** The authenticated context of a job's actions runtime token (ACTIONS_RUNTIME_TOKEN). */
+export function runtimeTokenContext(jobId: string): string {
+  return `solstice.v1/runtime-token/${jobId}`;
+}

@@ -19,6 +19,7 @@ export {
   loadFleetKeyring,
   parseFleetKeys,
   requireFleetKeyring,
+  runtimeTokenContext,
   secretContext,
 } from "./fleet-keys.ts";
 export { Outcome, type Sealed, SealedSchema } from "./gen/solstice/v1/common_pb.ts";
@@ -47,6 +48,8 @@ export {
   type StepStarted,
 } from "./gen/solstice/v1/job_event_pb.ts";
 export {
+  type ActionsRuntime,
+  ActionsRuntimeSchema,
   type Checkout,
   CheckoutSchema,
   type Contexts,

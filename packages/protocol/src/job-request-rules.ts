@@ -29,6 +29,9 @@ export function jobRequestProblem(job: JobRequest): string | undefined {
     secretNames.add(secret.name);
   }
   if (job.checkoutToken && !sealedLooksRight(job.checkoutToken)) return "checkout_token is not sealed";
+  if (job.actionsRuntime?.token && !sealedLooksRight(job.actionsRuntime.token)) {
+    return "actions_runtime.token is not sealed";
+  }
   const missing = unknownSecret(job.secretEnv, secretNames);
   if (missing) return `secret_env ${missing}`;
   if (job.steps.length > MAX_STEPS) return `${job.steps.length} steps; at most ${MAX_STEPS}`;

@@ -1,22 +1,41 @@
 import { nearestName } from "./nearest-name.ts";
 
-// What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case: the
-// actions that need a service of the forge's runner that Solstice does not provide (an artifact
-// store), which would only fail in the guest. actions/cache runs: each VM host serves a job cache
-// (docs/decisions/0007).
+/**
+ * A service of the forge that some actions need, which the job has only where its forge gives it:
+ * GitHub, Forgejo and Gitea serve artifacts; `ciadm run` has none. (Caches are everywhere: GitHub
+ * hosts its own, and each VM host serves one to other jobs, docs/decisions/0007.)
+ */
+export type ForgeService = "artifacts";
 
-const NEEDS_SERVICE: Readonly<Record<string, string>> = {
-  "actions/upload-artifact":
-    "Solstice stores no artifacts: pass small values on with job outputs (needs.<job>.outputs), or upload files from a run: step to storage of your own",
-  "actions/download-artifact":
-    "Solstice stores no artifacts: pass small values on with job outputs (needs.<job>.outputs), or download files from a run: step from storage of your own",
-  "actions/github-script": "call the forge's API with curl from a run: step",
+// What to do instead of an action Solstice does not run. Keyed by `owner/name` in lower case: the
+// actions that need a service of the forge's runner (an artifact store), which would only fail in
+// the guest when the job's forge does not provide it.
+const NEEDS_SERVICE: Readonly<Record<string, { service?: ForgeService; advice: string }>> = {
+  "actions/upload-artifact": {
+    service: "artifacts",
+    advice:
+      "artifacts are stored by the forge (GitHub, Forgejo, Gitea), not by a local run: pass small values on with job outputs (needs.<job>.outputs), or upload files from a run: step to storage of your own",
+  },
+  "actions/download-artifact": {
+    service: "artifacts",
+    advice:
+      "artifacts are stored by the forge (GitHub, Forgejo, Gitea), not by a local run: pass small values on with job outputs (needs.<job>.outputs), or download files from a run: step from storage of your own",
+  },
+  "actions/github-script": { advice: "call the forge's API with curl from a run: step" },
 };
 
-/** Why an action Solstice could fetch is refused anyway, and what to do instead; undefined when it runs. */
-export function unsupportedActionAdvice(action: string): string | undefined {
+/**
+ * Why an action Solstice could fetch is refused anyway, and what to do instead; undefined when it
+ * runs. `services` are the forge services the job will have.
+ */
+export function unsupportedActionAdvice(
+  action: string,
+  services: ReadonlySet<ForgeService> = new Set(),
+): string | undefined {
   const name = action.trim().split("@")[0]?.split("/").slice(0, 2).join("/").toLowerCase() ?? "";
-  return NEEDS_SERVICE[name];
+  const need = NEEDS_SERVICE[name];
+  if (need === undefined || (need.service !== undefined && services.has(need.service))) return undefined;
+  return need.advice;
 }
 
 /** What to do instead of `uses: <action>`, for an action Solstice does not run. */
@@ -28,7 +47,10 @@ export function actionSuggestion(action: string): string {
   if (uses.startsWith("docker://")) {
     return "Docker actions are not run (no container runtime in the job's VM is assumed): run the container's command from a run: step, in an image that has docker or podman";
   }
-  return unsupportedActionAdvice(uses) ?? "do what the action does in a run: step instead";
+  return (
+    NEEDS_SERVICE[uses.split("@")[0]?.split("/").slice(0, 2).join("/").toLowerCase() ?? ""]?.advice ??
+    "do what the action does in a run: step instead"
+  );
 }
 
 const OVER_HTTPS = `check out over HTTPS with token: \${{ secrets.NAME }}`;

@@ -1,5 +1,5 @@
 export { type ActionReference, parseActionReference } from "./action-reference.ts";
-export { unsupportedActionAdvice } from "./action-suggestions.ts";
+export { type ForgeService, unsupportedActionAdvice } from "./action-suggestions.ts";
 export {
   CONTEXT_NAMES,
   type ContextValues,

@@ -1,7 +1,12 @@
 import { posix } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { parseActionReference } from "./action-reference.ts";
-import { actionSuggestion, checkoutInputSuggestion, unsupportedActionAdvice } from "./action-suggestions.ts";
+import {
+  actionSuggestion,
+  checkoutInputSuggestion,
+  type ForgeService,
+  unsupportedActionAdvice,
+} from "./action-suggestions.ts";
 import {
   ExpressionError,
   evaluateExpression,
@@ -95,12 +100,15 @@ export interface ParseWorkflowOptions {
   contexts?: PlanContexts;
   /** Plans only this job (its key under `jobs:`); the others are read for their keys only. */
   job?: string;
+  /** The forge services the jobs will have (artifacts, cache): the actions that need one run only with it. Default none. */
+  services?: ReadonlySet<ForgeService>;
 }
 
 class Planner {
   constructor(
     private readonly reader: YamlReader,
     private readonly contexts: PlanContexts,
+    private readonly services: ReadonlySet<ForgeService>,
   ) {}
 
   private get problems(): ProblemCollector {
@@ -290,7 +298,7 @@ class Planner {
         "job-total": strategy.combinations.length,
         "max-parallel": strategy.maxParallel ?? strategy.combinations.length,
       };
-      const planner = new Planner(this.reader, { ...this.contexts, matrix, strategy: { ...context } });
+      const planner = new Planner(this.reader, { ...this.contexts, matrix, strategy: { ...context } }, this.services);
       const job = planner.job(jobEntry, keys, jobKeys, workflowEnv, workflowDefaults);
       const named = keys.get("name")?.value;
       const nameUsesMatrix = isScalar(named) && /\$\{\{[^}]*matrix/i.test(String(named.value));
@@ -612,7 +620,7 @@ class Planner {
       this.problems.atNode(uses.value, uses.key, reference.error);
       return undefined;
     }
-    if (reference.kind !== "repository" || unsupportedActionAdvice(action) !== undefined) {
+    if (reference.kind !== "repository" || unsupportedActionAdvice(action, this.services) !== undefined) {
       this.problems.atNode(uses.value, uses.key, `action \`${action}\` is not supported: ${SUPPORTED_STEPS}`, {
         suggestion: actionSuggestion(action),
       });
@@ -770,7 +778,7 @@ export function parseWorkflow(text: string, opts: ParseWorkflowOptions): Workflo
   if (problems.problems.length > 0) throw new WorkflowValidationError(opts.file, problems.problems);
 
   const reader = new YamlReader(doc, problems);
-  const planner = new Planner(reader, opts.contexts ?? {});
+  const planner = new Planner(reader, opts.contexts ?? {}, opts.services ?? new Set());
   const root = reader.node(doc.contents);
   if (!isMap(root)) {
     problems.atNode(root, "", "a workflow file is a mapping with at least `jobs:`");

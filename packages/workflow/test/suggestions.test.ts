@@ -50,7 +50,7 @@ jobs:
       file: "ci.yml",
     }).jobs[0]?.steps[0];
     assert.equal(cache?.kind === "action" && cache.uses, "actions/cache@v4");
-    assert.match(suggestionFor("actions/upload-artifact@v4"), /Solstice stores no artifacts/);
+    assert.match(suggestionFor("actions/upload-artifact@v4"), /artifacts are stored by the forge/);
     assert.match(suggestionFor("./.github/actions/build"), /local actions are not run yet/);
     assert.match(suggestionFor("docker://alpine:3.20"), /Docker actions are not run/);
   });

@@ -16,6 +16,8 @@ export interface ForgeClientOptions {
 }
 
 export interface ForgeClient {
+  /** The instance URL, without a trailing slash: the base of the services it gives jobs (artifacts). */
+  readonly address: string;
   readonly runner: Client<typeof RunnerService>;
   readonly ping: Client<typeof PingService>;
 }
@@ -59,6 +61,7 @@ export function createForgeClient(opts: ForgeClientOptions): ForgeClient {
     defaultTimeoutMs: opts.callTimeoutMs ?? 60_000,
   });
   return {
+    address: opts.address.replace(/\/+$/, ""),
     runner: createClient(RunnerService, transport),
     ping: createClient(PingService, transport),
   };

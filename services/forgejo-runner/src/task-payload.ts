@@ -1,6 +1,13 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { RunnerLabel } from "@solstice/forge-relay";
-import { MAX_WORKFLOW_BYTES, type PlannedJob, parseWorkflow, type Workflow, WorkflowError } from "@solstice/workflow";
+import {
+  type ForgeService,
+  MAX_WORKFLOW_BYTES,
+  type PlannedJob,
+  parseWorkflow,
+  type Workflow,
+  WorkflowError,
+} from "@solstice/workflow";
 import { isMap, isSeq, parseDocument } from "yaml";
 import { Result, type Task } from "./gen/runner/v1/messages_pb.ts";
 
@@ -24,6 +31,11 @@ export interface DecodedTask {
   label: RunnerLabel;
   /** The forge's per-task token, for the checkout (the order of precedence is the Forgejo runner's). */
   token: string;
+  /**
+   * ACTIONS_RUNTIME_TOKEN: the context's `forgejo_runtime_token` (then `gitea_runtime_token`), else
+   * the task token, as the Forgejo runner falls back.
+   */
+  runtimeToken: string;
   /** `github.repository`, e.g. alice/demo. */
   repository: string;
   /** The forge's URL, from the context's server_url (trailing slash removed). */
@@ -36,6 +48,9 @@ export interface DecodedTask {
   sha: string;
   ref: string;
 }
+
+/** The instance serves artifacts (v4 through its results API) to the jobs it hands out. */
+const FORGEJO_SERVICES: ReadonlySet<ForgeService> = new Set(["artifacts"]);
 
 /** A context value as text; the forge sends strings, anything else counts as absent. */
 export function contextText(context: JsonObject, key: string): string {
@@ -143,6 +158,7 @@ export function decodeTask(task: Task, labels: readonly RunnerLabel[]): DecodedT
   try {
     workflow = parseWorkflow(singleJobWorkflow(payloadText(task)), {
       file: contextText(context, "workflow") || "workflow.yml",
+      services: FORGEJO_SERVICES,
       contexts: {
         github: githubContext(context),
         vars: { ...task.vars },
@@ -180,6 +196,10 @@ export function decodeTask(task: Task, labels: readonly RunnerLabel[]): DecodedT
       task.secrets.FORGEJO_TOKEN ||
       task.secrets.GITEA_TOKEN ||
       task.secrets.GITHUB_TOKEN ||
+      contextText(context, "token"),
+    runtimeToken:
+      contextText(context, "forgejo_runtime_token") ||
+      contextText(context, "gitea_runtime_token") ||
       contextText(context, "token"),
     repository: contextText(context, "repository"),
     serverUrl: contextText(context, "server_url").replace(/\/+$/, ""),

@@ -2,12 +2,15 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type Bus, UnroutableLabelError } from "@solstice/bus";
 import { addDebugAccess, type OwnerEvents, type RunnerLabel, runFleetJob } from "@solstice/forge-relay";
 import {
+  ActionsRuntimeSchema,
   checkoutTokenContext,
+  create,
   type FleetKeyring,
   type JobEvent,
   type JobRequest,
   JobSource,
   Outcome,
+  runtimeTokenContext,
 } from "@solstice/protocol";
 import { toJobRequest, WorkflowError } from "@solstice/workflow";
 import type { Logger } from "pino";
@@ -161,6 +164,16 @@ function jobRequestOf(opts: TaskRelayOptions): JobRequest {
   request.runsOn = decoded.label.fleetLabel;
   // The forge's per-task token lets actions/checkout clone a private repository; it travels sealed.
   if (decoded.token) request.checkoutToken = opts.keyring.seal(decoded.token, checkoutTokenContext(request.jobId));
+  // Artifacts (v4 through the results API, older ones through the pipeline URL), as Forgejo's runner
+  // sets them for its jobs: the instance's address and the task's runtime token, sealed like a secret.
+  const address = opts.client.address;
+  request.actionsRuntime = create(ActionsRuntimeSchema, {
+    runtimeUrl: `${address}/api/actions_pipeline/`,
+    resultsUrl: address,
+    ...(decoded.runtimeToken
+      ? { token: opts.keyring.seal(decoded.runtimeToken, runtimeTokenContext(request.jobId)) }
+      : {}),
+  });
   return request;
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
-import { FleetKeyring, generateFleetKey, parseFleetKeys, secretContext } from "@solstice/protocol";
+import { FleetKeyring, generateFleetKey, parseFleetKeys, runtimeTokenContext, secretContext } from "@solstice/protocol";
 import { contextDataToJson, JobMasker, parseJobMessage, planJob, readToken, secretsOf } from "../src/index.ts";
 
 // The job message fixture (test/fakes/github/fixtures/job-message.json, shaped after the official
@@ -189,4 +189,59 @@ test("TemplateTokens and PipelineContextData read as the official converters wri
     { a: ["x", 1, true, { B: null }], s: "typed" },
   );
   assert.deepEqual(contextDataToJson({ t: 2 }), {});
+});
+
+test("the job's runtime services travel as GitHub's runner gives them to actions, the access token sealed", async () => {
+  const json = await fixture();
+  const plain = planJob(parseJobMessage(json), { owner: "o", fleetLabel: "tiny", keyring });
+  assert.ok(plain.ok);
+  assert.equal(plain.request.actionsRuntime?.cacheServiceV2, false, "v1 unless the variable says v2");
+  const endpoint = (json.resources as { endpoints: Record<string, unknown>[] }).endpoints[0] as Record<string, unknown>;
+  endpoint.data = {
+    ...(endpoint.data as object),
+    PipelinesServiceUrl: "https://pipelines.example/",
+    GenerateIdTokenUrl: "https://oidc.example/",
+  };
+  (json.variables as Record<string, unknown>).actions_uses_cache_service_v2 = { value: "True", isSecret: false };
+  (json.variables as Record<string, unknown>).actions_cache_mode = { value: "read", isSecret: false };
+  const plan = planJob(parseJobMessage(json), { owner: "o", fleetLabel: "tiny", keyring });
+  assert.ok(plan.ok, plan.ok ? "" : plan.problems.join("\n"));
+  const runtime = plan.request.actionsRuntime;
+  assert.ok(runtime?.token);
+  assert.deepEqual(
+    {
+      runtimeUrl: runtime.runtimeUrl,
+      resultsUrl: runtime.resultsUrl,
+      cacheUrl: runtime.cacheUrl,
+      idTokenRequestUrl: runtime.idTokenRequestUrl,
+      cacheServiceV2: runtime.cacheServiceV2,
+      cacheMode: runtime.cacheMode,
+    },
+    {
+      runtimeUrl: "https://pipelines.example/",
+      resultsUrl: "https://results.example/",
+      cacheUrl: "https://cache.example/",
+      idTokenRequestUrl: "https://oidc.example/",
+      cacheServiceV2: true,
+      cacheMode: "read",
+    },
+  );
+  assert.equal(keyring.unseal(runtime.token, runtimeTokenContext(plan.request.jobId)), "job-token-from-fixture");
+  assert.doesNotMatch(
+    JSON.stringify(plan.request, (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+    /job-token-from-fixture/,
+  );
+});
+
+test("actions/upload-artifact, download-artifact and cache are planned on GitHub, which hosts their services", async () => {
+  const json = await fixture();
+  (json.steps as Record<string, unknown>[]).push(
+    ...["actions/upload-artifact", "actions/download-artifact", "actions/cache"].map((name, i) => ({
+      type: "action",
+      id: `a${i}`,
+      reference: { type: "repository", name, ref: "v4", repositoryType: "GitHub" },
+    })),
+  );
+  const plan = planJob(parseJobMessage(json), { owner: "o", fleetLabel: "tiny", keyring });
+  assert.ok(plan.ok, plan.ok ? "" : plan.problems.join("\n"));
 });

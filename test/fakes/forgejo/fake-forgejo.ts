@@ -15,6 +15,8 @@ import {
   TaskSchema,
 } from "@solstice/forgejo-runner";
 import { parse as parseYaml } from "yaml";
+import { createResultsService, type ResultsService } from "../results/results-service.ts";
+import { issueRuntimeToken, verifyRuntimeToken } from "../results/runtime-token.ts";
 
 // A Forgejo server as a runner sees it, built from ../../../../shared/protocols/forgejo-runner.md
 // (sections 1-4, 6, 7, 10, 11 and 13). Every rule below names the section it comes from.
@@ -77,6 +79,10 @@ export interface QueueJobOptions {
   workflow: string;
   secrets?: Record<string, string>;
   vars?: Record<string, string>;
+  /** The workflow run this job belongs to (default: a run of its own): jobs of one run share its artifacts. */
+  runId?: number;
+  /** The jobs it needs, as the server sends them once they finished (section 6: Task.needs). */
+  needs?: Record<string, { outputs?: Record<string, string>; result: Result }>;
 }
 
 interface WaitingJob {
@@ -87,6 +93,8 @@ interface WaitingJob {
   stepNames: string[];
   secrets: Record<string, string>;
   vars: Record<string, string>;
+  runId: number;
+  needs: NonNullable<QueueJobOptions["needs"]>;
   taskId?: bigint;
 }
 
@@ -135,6 +143,8 @@ export interface FakeForgejo {
   comeBack(): Promise<void>;
   /** Resolves once `predicate` holds, polling every 50 ms; rejects after `timeoutMs`. */
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
+  /** Artifacts v4 at <url>/twirp/…ArtifactService (../results/results-service.ts). */
+  readonly results: ResultsService;
   close(): Promise<void>;
 }
 
@@ -142,8 +152,18 @@ export interface FakeForgejo {
  * Starts the fake on `host` (default 127.0.0.1; the compose system test gives an address its
  * containers reach) and a free port.
  */
-export async function startFakeForgejo(opts: { host?: string } = {}): Promise<FakeForgejo> {
+export async function startFakeForgejo(
+  opts: {
+    host?: string;
+    /** The host its URLs name (a relay's, for guests that cannot reach `host`). Default `host`. */
+    publicHost?: string;
+    /** The instance's default actions URL (`forgejo_default_actions_url`). Default https://data.forgejo.org. */
+    actionsUrl?: string;
+  } = {},
+): Promise<FakeForgejo> {
   const host = opts.host ?? "127.0.0.1";
+  // The instance's token signing secret: it signs the runtime tokens (Forgejo's services/actions/auth.go).
+  const signingSecret = randomBytes(32);
   const registrationTokens = new Map<string, { revoked: boolean }>();
   const runners = new Map<string, FakeRunnerRecord>();
   const tasks = new Map<bigint, FakeTask>();
@@ -243,14 +263,27 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
       triggering_actor: "alice",
       workflow: "ci.yml",
       workflow_ref: "alice/demo/.forgejo/workflows/ci.yml@refs/heads/main",
-      forgejo_default_actions_url: "https://data.forgejo.org",
-      gitea_default_actions_url: "https://data.forgejo.org",
-      forgejo_runtime_token: `runtime-${task.token}`,
+      forgejo_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
+      gitea_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
+      forgejo_runtime_token: issueRuntimeToken(
+        {
+          scp: `Actions.Results:${job.runId}:${job.id}`,
+          TaskID: Number(task.id),
+          RunID: job.runId,
+          JobID: job.id,
+          exp: Math.floor(Date.now() / 1000) + 3600,
+        },
+        signingSecret,
+      ),
     };
+    context.run_id = String(job.runId);
     return create(TaskSchema, {
       id: task.id,
       workflowPayload: new TextEncoder().encode(job.payload),
       context,
+      needs: Object.fromEntries(
+        Object.entries(job.needs).map(([id, need]) => [id, { outputs: need.outputs ?? {}, result: need.result }]),
+      ),
       secrets: { ...job.secrets, GITHUB_TOKEN: task.token, GITEA_TOKEN: task.token, FORGEJO_TOKEN: task.token },
       vars: job.vars,
     });
@@ -372,6 +405,18 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
     },
   });
 
+  // Artifacts v4: the runtime token must be one this instance signed, for a task still running.
+  const results = createResultsService({
+    flavor: "forgejo",
+    baseUrl: () => url,
+    authorize(token) {
+      const claims = verifyRuntimeToken(token, signingSecret);
+      const task = claims ? tasks.get(BigInt(Number(claims.TaskID))) : undefined;
+      if (!claims || !task || FINAL.has(task.result)) return undefined;
+      return { runId: String(claims.RunID), jobId: String(claims.JobID), repository: "alice/demo" };
+    },
+  });
+
   const server = http.createServer((req, res) => {
     if (away === "hang") {
       held.add(res);
@@ -381,6 +426,7 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
       req.socket.destroy();
       return;
     }
+    if (results.handle(req, res)) return;
     const procedure = (req.url ?? "").replace(/^\/api\/actions/, "");
     const runner = req.headers["x-runner-uuid"];
     calls.push({
@@ -393,7 +439,7 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
-  url = `http://${host}:${port}`;
+  url = `http://${opts.publicHost ?? host}:${port}`;
   const closeListener = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
@@ -402,6 +448,7 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
 
   return {
     url,
+    results,
     runners,
     tasks,
     get tasksVersion() {
@@ -434,6 +481,8 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
         stepNames,
         secrets: opts.secrets ?? {},
         vars: opts.vars ?? {},
+        runId: opts.runId ?? id,
+        needs: opts.needs ?? {},
       });
       tasksVersion++;
       return id;

@@ -11,6 +11,8 @@ import {
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
+import { createResultsService, type ResultsService } from "../results/results-service.ts";
+import { issueRuntimeToken, verifyRuntimeToken } from "../results/runtime-token.ts";
 import { buildJobMessage, type FakeJobSpec } from "./fake-job.ts";
 import { AssertionError, verifyAssertion } from "./jwt-verify.ts";
 import { array, enumName, field, integer, type Json, RECORD_STATES, TASK_RESULTS, text } from "./wire.ts";
@@ -194,6 +196,10 @@ export interface FakeGitHubOptions {
   lockMs?: number;
   /** Sessions carry an encryption key and messages are encrypted (§4.1). Default false. */
   encryptMessages?: boolean;
+  /** The address to listen on. Default 127.0.0.1. */
+  host?: string;
+  /** The host its URLs name (a relay's, for guests that cannot reach `host`). Default `host`. */
+  publicHost?: string;
 }
 
 interface RegistrationToken {
@@ -242,6 +248,8 @@ export interface FakeGitHub {
   /** Live lines of a record, in line order. */
   liveLines(job: FakeJob, recordId: string): string[];
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
+  /** Artifacts and caches (the results service's twirp API and blobs, ../results/results-service.ts). */
+  readonly results: ResultsService;
   close(): Promise<void>;
 }
 
@@ -308,6 +316,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
   const runners = new Map<number, FakeRunner>();
   const jobs = new Map<string, FakeJob>();
   const jobsByToken = new Map<string, FakeJob>();
+  const tokenSecret = randomBytes(32);
   const logs = new Map<number, { jobId: string; text?: string }>();
   const blobs = new Map<string, { jobId: string; recordId?: string; text?: string }>();
   const calls: FakeGitHub["calls"] = [];
@@ -503,12 +512,21 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
   const newJob = (
     runner: FakeRunner,
     build: (ids: Parameters<typeof buildJobMessage>[1]) => { message: Json; stepIds: string[] },
+    samePlanAs?: string,
   ): FakeJob => {
     const flow = runner.useV2Flow ? "broker" : "classic";
     const jobId = randomUUID();
-    const planId = randomUUID();
+    const planId = samePlanAs ?? randomUUID();
     const timelineId = randomUUID();
-    const jobToken = `job-${randomBytes(16).toString("hex")}`;
+    // The job's access token is a JWT whose scp names the run and the job, as GitHub's: it is
+    // ACTIONS_RUNTIME_TOKEN too, and @actions/artifact reads the ids from it.
+    const jobToken = issueRuntimeToken(
+      {
+        scp: `Actions.GenericRead:00000000-0000-0000-0000-000000000000 Actions.Results:${planId}:${jobId}`,
+        exp: Math.floor(Date.now() / 1000) + 6 * 3600,
+      },
+      tokenSecret,
+    );
     const requestId = nextRequestId++;
     const runnerRequestId = randomUUID();
     const { message, stepIds } = build({
@@ -1234,7 +1252,19 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     }
   };
 
+  const resultsService = createResultsService({
+    flavor: "github",
+    baseUrl: () => url,
+    authorize(token) {
+      const job = jobsByToken.get(token);
+      if (!job || !verifyRuntimeToken(token, tokenSecret)) return undefined;
+      const github = String(JSON.stringify(job.message)).match(/"k":"repository","v":"([^"]+)"/)?.[1] ?? "acme/app";
+      return { runId: job.planId, jobId: job.jobId, repository: github };
+    },
+  });
+
   const server = http.createServer((req, res) => {
+    if (resultsService.handle(req, res)) return;
     const controller = new AbortController();
     res.on("close", () => controller.abort());
     handle(req, controller.signal)
@@ -1285,8 +1315,9 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     });
   });
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  url = `http://${options.publicHost ?? host}:${(server.address() as AddressInfo).port}`;
 
   return {
     get url() {
@@ -1295,6 +1326,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     runners,
     jobs,
     calls,
+    results: resultsService,
     addRegistrationToken(scopeUrl, opts = {}) {
       const token = `AA${randomBytes(14).toString("hex").toUpperCase()}`;
       registrationTokens.set(token, {
@@ -1324,7 +1356,9 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     queueJob(runnerId, spec) {
       const runner = runners.get(runnerId);
       if (!runner) throw new Error(`no runner ${runnerId}`);
-      return newJob(runner, (ids) => buildJobMessage(spec, ids));
+      const planId = spec.sameRunAs ? jobs.get(spec.sameRunAs)?.planId : undefined;
+      if (spec.sameRunAs && !planId) throw new Error(`no job ${spec.sameRunAs}`);
+      return newJob(runner, (ids) => buildJobMessage(spec, ids), planId);
     },
     queueRawJob(runnerId, message) {
       const runner = runners.get(runnerId);

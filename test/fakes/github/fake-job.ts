@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Json } from "./wire.ts";
 
 // Builds the AgentJobRequestMessage GitHub sends for one workflow job (protocol doc §6), from a
@@ -38,6 +38,10 @@ export interface FakeJobSpec {
   /** Entries of the github context, over the fake's defaults (repository, sha, ref, server_url…). */
   github?: Record<string, unknown>;
   matrix?: Record<string, unknown>;
+  /** The job id of an earlier job of the same workflow run (they share its artifacts). */
+  sameRunAs?: string;
+  /** The variable actions_uses_cache_service_v2 is true: actions use the cache service v2 (twirp). */
+  cacheServiceV2?: boolean;
   /** The job's `outputs:`, e.g. { greeting: "${{ steps.hello.outputs.text }}" }. */
   outputs?: Record<string, string>;
   /** `container:` image; GitHub sends it and a runner without containers must refuse the job. */
@@ -187,7 +191,11 @@ export function buildJobMessage(spec: FakeJobSpec, id: JobIdentity): { message: 
         ]
       : [];
   const variables: Record<string, { value: string; isSecret: boolean }> = {
-    "system.github.token": { value: id.jobToken.replace(/^job-/, "ghs_"), isSecret: true },
+    "system.github.token": {
+      value: `ghs_${createHash("sha256").update(id.jobToken).digest("hex").slice(0, 36)}`,
+      isSecret: true,
+    },
+    ...(spec.cacheServiceV2 ? { actions_uses_cache_service_v2: { value: "true", isSecret: false } } : {}),
     "system.github.job": { value: String(github.job), isSecret: false },
     "system.github.results_endpoint": { value: id.resultsUrl, isSecret: false },
     "system.runnerGroupName": { value: "Default", isSecret: false },

@@ -99,8 +99,12 @@ export class GuestActions {
     private readonly secrets: JobSecrets,
     /** The Node runtimes the job's image has of its own (images.yaml `node:`). */
     private readonly declaredNode?: DeclaredNodeRuntimes,
-    /** Variables of the host's services for JavaScript actions only (ACTIONS_CACHE_URL); they may hold credentials. */
-    private readonly serviceVariables: Record<string, string> = {},
+    /**
+     * Variables for JavaScript actions' processes only, which may hold credentials: the forge's
+     * ACTIONS_RUNTIME_TOKEN and friends (actions-runtime.ts) and the host job cache's
+     * ACTIONS_CACHE_URL (job-cache-access.ts).
+     */
+    private readonly actionEnv: Readonly<Record<string, string>> = {},
   ) {}
 
   /**
@@ -276,9 +280,10 @@ export class GuestActions {
     const saved = this.state.get(key) ?? {};
     // Inputs and state may have names a shell cannot export (INPUT_NODE-VERSION), and may hold
     // secrets: they reach Node through a file only root reads, which the bootstrap deletes first.
-    // The service variables too: their credential is on no command line and in no other step.
+    // The forge's runtime token and the cache credential travel the same way, so no shell of the
+    // step ever holds them and they are on no command line.
     const fromFile = {
-      ...this.serviceVariables,
+      ...this.actionEnv,
       ...Object.fromEntries(Object.entries(inputs).map(([name, value]) => [inputVariable(name), value])),
       ...Object.fromEntries(Object.entries(saved).map(([name, value]) => [`STATE_${name}`, value])),
     };

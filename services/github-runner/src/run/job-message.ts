@@ -17,7 +17,16 @@ export interface JobMessage {
   jobName: string;
   requestId: number;
   /** The SystemVssConnection endpoint: the base of renew/complete (run service) or of the timeline (classic). */
-  systemVss: { url: string; token: string; feedStreamUrl: string };
+  systemVss: {
+    url: string;
+    token: string;
+    feedStreamUrl: string;
+    /** `data.CacheServerUrl`, `ResultsServiceUrl`, `PipelinesServiceUrl`, `GenerateIdTokenUrl` ("" when absent). */
+    cacheServerUrl: string;
+    resultsServiceUrl: string;
+    pipelinesServiceUrl: string;
+    generateIdTokenUrl: string;
+  };
   /** contextData as plain JSON, by context name. */
   contexts: Record<string, unknown>;
   /** By lower-case name (GitHub's variable names are case-insensitive). */
@@ -81,6 +90,10 @@ export function parseJobMessage(json: unknown): JobMessage {
       url: str(prop(endpoint, "url")) ?? "",
       token: str(prop(prop(prop(endpoint, "authorization"), "parameters"), "AccessToken")) ?? "",
       feedStreamUrl: str(prop(data, "FeedStreamUrl")) ?? "",
+      cacheServerUrl: str(prop(data, "CacheServerUrl")) ?? "",
+      resultsServiceUrl: str(prop(data, "ResultsServiceUrl")) ?? "",
+      pipelinesServiceUrl: str(prop(data, "PipelinesServiceUrl")) ?? "",
+      generateIdTokenUrl: str(prop(data, "GenerateIdTokenUrl")) ?? "",
     },
     contexts,
     variables,

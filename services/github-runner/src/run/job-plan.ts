@@ -1,9 +1,19 @@
 import { randomUUID } from "node:crypto";
-import { checkoutTokenContext, type FleetKeyring, type JobRequest, JobSource } from "@solstice/protocol";
+import {
+  type ActionsRuntime,
+  ActionsRuntimeSchema,
+  checkoutTokenContext,
+  create,
+  type FleetKeyring,
+  type JobRequest,
+  JobSource,
+  runtimeTokenContext,
+} from "@solstice/protocol";
 import {
   DEFAULT_JOB_TIMEOUT_MINUTES,
   DEFAULT_SHELL,
   type Env,
+  type ForgeService,
   type PlannedJob,
   type PlannedStepDef,
   parseCondition,
@@ -14,7 +24,7 @@ import {
   WorkflowError,
 } from "@solstice/workflow";
 import { prop, str } from "../client/wire-json.ts";
-import { githubToken, type JobMessage, secretsOf } from "./job-message.ts";
+import { githubToken, type JobMessage, secretsOf, variable } from "./job-message.ts";
 import { mappingEntries, readsSecrets, readToken, wholeSecret } from "./template-token.ts";
 
 /** One step as GitHub's timeline knows it: its record id (the step's id in the message) and name. */
@@ -31,6 +41,8 @@ export type JobPlan =
 
 const SUPPORTED =
   "Solstice runs `run:` steps, the built-in actions/checkout, and JavaScript and composite actions from a repository";
+/** GitHub hosts artifacts and caches itself; the job message says where (actionsRuntimeOf). */
+const GITHUB_SERVICES: ReadonlySet<ForgeService> = new Set(["artifacts"]);
 const CHECKOUT_INPUTS = new Set(["repository", "ref", "path", "fetch-depth"]);
 
 export interface PlanOptions {
@@ -221,7 +233,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
       !str(prop(reference, "path"));
     if (!isCheckout) {
       const repositoryAction = kind === "repository" && !uses.startsWith("./");
-      if (!repositoryAction || unsupportedActionAdvice(uses) !== undefined) {
+      if (!repositoryAction || unsupportedActionAdvice(uses, GITHUB_SERVICES) !== undefined) {
         problems.add(
           `${where}.uses`,
           `action ${uses} is not supported: ${SUPPORTED}; replace it with run: steps that do the same`,
@@ -341,5 +353,31 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
   }
   const token = githubToken(message);
   if (token && opts.keyring) request.checkoutToken = opts.keyring.seal(token, checkoutTokenContext(request.jobId));
+  request.actionsRuntime = actionsRuntimeOf(message, request.jobId, opts.keyring);
   return { ok: true, request, steps };
+}
+
+/**
+ * What GitHub's runner gives JavaScript actions from the job message
+ * (Runner.Worker/Handlers/NodeScriptActionHandler.cs): ACTIONS_RUNTIME_URL from the
+ * SystemVssConnection endpoint's URL (or its data's PipelinesServiceUrl), ACTIONS_RUNTIME_TOKEN
+ * from its access token, ACTIONS_CACHE_URL, ACTIONS_RESULTS_URL and ACTIONS_ID_TOKEN_REQUEST_URL
+ * from its data, ACTIONS_CACHE_SERVICE_V2 and ACTIONS_CACHE_MODE from the variables
+ * `actions_uses_cache_service_v2` and `actions_cache_mode`. The token is sealed like a secret.
+ */
+function actionsRuntimeOf(
+  message: JobMessage,
+  jobId: string,
+  keyring: Pick<FleetKeyring, "seal"> | undefined,
+): ActionsRuntime {
+  const vss = message.systemVss;
+  return create(ActionsRuntimeSchema, {
+    runtimeUrl: vss.pipelinesServiceUrl || vss.url,
+    resultsUrl: vss.resultsServiceUrl,
+    cacheUrl: vss.cacheServerUrl,
+    idTokenRequestUrl: vss.generateIdTokenUrl,
+    cacheServiceV2: (variable(message, "actions_uses_cache_service_v2") ?? "").toLowerCase() === "true",
+    cacheMode: variable(message, "actions_cache_mode") ?? "",
+    ...(vss.token && keyring ? { token: keyring.seal(vss.token, runtimeTokenContext(jobId)) } : {}),
+  });
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file solstice/v1/job_request.proto.
  */
 export const file_solstice_v1_job_request: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEi5wYKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MSEwoLYWN0aW9uc191cmwYFSABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIucDCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABImCgR1c2VzGAwgASgLMhYuc29sc3RpY2UudjEuVXNlQWN0aW9uSAASLgoDZW52GAYgAygLMiEuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuRW52RW50cnkSGQoRd29ya2luZ19kaXJlY3RvcnkYByABKAkSEQoJY29uZGl0aW9uGAggASgJEhkKEWNvbnRpbnVlX29uX2Vycm9yGAkgASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoDRI7CgpzZWNyZXRfZW52GAsgAygLMicuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuU2VjcmV0RW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmFjdGlvbiIqCglSdW5TY3JpcHQSDgoGc2NyaXB0GAEgASgJEg0KBXNoZWxsGAIgASgJIvIBCglVc2VBY3Rpb24SDAoEdXNlcxgBIAEoCRIyCgZpbnB1dHMYAiADKAsyIi5zb2xzdGljZS52MS5Vc2VBY3Rpb24uSW5wdXRzRW50cnkSPwoNc2VjcmV0X2lucHV0cxgDIAMoCzIoLnNvbHN0aWNlLnYxLlVzZUFjdGlvbi5TZWNyZXRJbnB1dHNFbnRyeRotCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjMKEVNlY3JldElucHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
+  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEinQcKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MSEwoLYWN0aW9uc191cmwYFSABKAkSNAoPYWN0aW9uc19ydW50aW1lGBYgASgLMhsuc29sc3RpY2UudjEuQWN0aW9uc1J1bnRpbWUaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0BCg5BY3Rpb25zUnVudGltZRITCgtydW50aW1lX3VybBgBIAEoCRITCgtyZXN1bHRzX3VybBgCIAEoCRIRCgljYWNoZV91cmwYAyABKAkSIgoFdG9rZW4YBCABKAsyEy5zb2xzdGljZS52MS5TZWFsZWQSGAoQY2FjaGVfc2VydmljZV92MhgFIAEoCBIcChRpZF90b2tlbl9yZXF1ZXN0X3VybBgGIAEoCRISCgpjYWNoZV9tb2RlGAcgASgJIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIucDCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABImCgR1c2VzGAwgASgLMhYuc29sc3RpY2UudjEuVXNlQWN0aW9uSAASLgoDZW52GAYgAygLMiEuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuRW52RW50cnkSGQoRd29ya2luZ19kaXJlY3RvcnkYByABKAkSEQoJY29uZGl0aW9uGAggASgJEhkKEWNvbnRpbnVlX29uX2Vycm9yGAkgASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoDRI7CgpzZWNyZXRfZW52GAsgAygLMicuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuU2VjcmV0RW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmFjdGlvbiIqCglSdW5TY3JpcHQSDgoGc2NyaXB0GAEgASgJEg0KBXNoZWxsGAIgASgJIvIBCglVc2VBY3Rpb24SDAoEdXNlcxgBIAEoCRIyCgZpbnB1dHMYAiADKAsyIi5zb2xzdGljZS52MS5Vc2VBY3Rpb24uSW5wdXRzRW50cnkSPwoNc2VjcmV0X2lucHV0cxgDIAMoCzIoLnNvbHN0aWNlLnYxLlVzZUFjdGlvbi5TZWNyZXRJbnB1dHNFbnRyeRotCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjMKEVNlY3JldElucHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
 
 /**
  * One job to run in one fresh VM. Published on `solstice.jobs` with the `runs_on` label as
@@ -154,6 +154,14 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
    * @generated from field: string actions_url = 21;
    */
   actionsUrl: string;
+
+  /**
+   * The forge's own services for actions (artifacts, caches, OIDC), as the forge handed them to the
+   * runner; absent when the job's forge provides none (`ciadm run`).
+   *
+   * @generated from field: solstice.v1.ActionsRuntime actions_runtime = 22;
+   */
+  actionsRuntime?: ActionsRuntime | undefined;
 };
 
 /**
@@ -162,6 +170,72 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
  */
 export const JobRequestSchema: GenMessage<JobRequest> = /*@__PURE__*/
   messageDesc(file_solstice_v1_job_request, 0);
+
+/**
+ * What a forge's runner gives JavaScript actions so that @actions/artifact, @actions/cache and
+ * @actions/core's OIDC client reach the forge: GitHub's runner takes them from the job message's
+ * SystemVssConnection endpoint and variables, Forgejo's from its instance address and the task's
+ * runtime token. Only action steps see them (and run steps the OIDC pair, as on GitHub).
+ *
+ * @generated from message solstice.v1.ActionsRuntime
+ */
+export type ActionsRuntime = Message<"solstice.v1.ActionsRuntime"> & {
+  /**
+   * ACTIONS_RUNTIME_URL.
+   *
+   * @generated from field: string runtime_url = 1;
+   */
+  runtimeUrl: string;
+
+  /**
+   * ACTIONS_RESULTS_URL: the results service (artifacts v4, cache v2).
+   *
+   * @generated from field: string results_url = 2;
+   */
+  resultsUrl: string;
+
+  /**
+   * ACTIONS_CACHE_URL, empty when the forge serves none.
+   *
+   * @generated from field: string cache_url = 3;
+   */
+  cacheUrl: string;
+
+  /**
+   * ACTIONS_RUNTIME_TOKEN, sealed with the fleet key like a secret (runtimeTokenContext).
+   *
+   * @generated from field: solstice.v1.Sealed token = 4;
+   */
+  token?: Sealed | undefined;
+
+  /**
+   * ACTIONS_CACHE_SERVICE_V2=True (GitHub's variable actions_uses_cache_service_v2).
+   *
+   * @generated from field: bool cache_service_v2 = 5;
+   */
+  cacheServiceV2: boolean;
+
+  /**
+   * ACTIONS_ID_TOKEN_REQUEST_URL; its token is the runtime token, as on GitHub.
+   *
+   * @generated from field: string id_token_request_url = 6;
+   */
+  idTokenRequestUrl: string;
+
+  /**
+   * ACTIONS_CACHE_MODE (GitHub's variable actions_cache_mode), empty when not set.
+   *
+   * @generated from field: string cache_mode = 7;
+   */
+  cacheMode: string;
+};
+
+/**
+ * Describes the message solstice.v1.ActionsRuntime.
+ * Use `create(ActionsRuntimeSchema)` to create a new message.
+ */
+export const ActionsRuntimeSchema: GenMessage<ActionsRuntime> = /*@__PURE__*/
+  messageDesc(file_solstice_v1_job_request, 1);
 
 /**
  * The person who triggered a job and the public keys the forge lists for them.
@@ -189,7 +263,7 @@ export type DebugAccess = Message<"solstice.v1.DebugAccess"> & {
  * Use `create(DebugAccessSchema)` to create a new message.
  */
 export const DebugAccessSchema: GenMessage<DebugAccess> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 1);
+  messageDesc(file_solstice_v1_job_request, 2);
 
 /**
  * @generated from message solstice.v1.Repository
@@ -225,7 +299,7 @@ export type Repository = Message<"solstice.v1.Repository"> & {
  * Use `create(RepositorySchema)` to create a new message.
  */
 export const RepositorySchema: GenMessage<Repository> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 2);
+  messageDesc(file_solstice_v1_job_request, 3);
 
 /**
  * @generated from message solstice.v1.SealedSecret
@@ -247,7 +321,7 @@ export type SealedSecret = Message<"solstice.v1.SealedSecret"> & {
  * Use `create(SealedSecretSchema)` to create a new message.
  */
 export const SealedSecretSchema: GenMessage<SealedSecret> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 3);
+  messageDesc(file_solstice_v1_job_request, 4);
 
 /**
  * The contexts expressions may read, as JSON documents (their shape is the forge's).
@@ -291,7 +365,7 @@ export type Contexts = Message<"solstice.v1.Contexts"> & {
  * Use `create(ContextsSchema)` to create a new message.
  */
 export const ContextsSchema: GenMessage<Contexts> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 4);
+  messageDesc(file_solstice_v1_job_request, 5);
 
 /**
  * @generated from message solstice.v1.PlannedStep
@@ -381,7 +455,7 @@ export type PlannedStep = Message<"solstice.v1.PlannedStep"> & {
  * Use `create(PlannedStepSchema)` to create a new message.
  */
 export const PlannedStepSchema: GenMessage<PlannedStep> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 5);
+  messageDesc(file_solstice_v1_job_request, 6);
 
 /**
  * @generated from message solstice.v1.RunScript
@@ -405,7 +479,7 @@ export type RunScript = Message<"solstice.v1.RunScript"> & {
  * Use `create(RunScriptSchema)` to create a new message.
  */
 export const RunScriptSchema: GenMessage<RunScript> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 6);
+  messageDesc(file_solstice_v1_job_request, 7);
 
 /**
  * `uses:` a JavaScript or composite action, fetched and cached on the host by resolved commit,
@@ -441,7 +515,7 @@ export type UseAction = Message<"solstice.v1.UseAction"> & {
  * Use `create(UseActionSchema)` to create a new message.
  */
 export const UseActionSchema: GenMessage<UseAction> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 7);
+  messageDesc(file_solstice_v1_job_request, 8);
 
 /**
  * The built-in `actions/checkout`: clones the job's repository into the workspace in the guest.
@@ -504,7 +578,7 @@ export type Checkout = Message<"solstice.v1.Checkout"> & {
  * Use `create(CheckoutSchema)` to create a new message.
  */
 export const CheckoutSchema: GenMessage<Checkout> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 8);
+  messageDesc(file_solstice_v1_job_request, 9);
 
 /**
  * Where a job came from; decides who supervises it and where results go.

@@ -166,3 +166,8 @@ export function secretContext(jobId: string, name: string): string {
 export function checkoutTokenContext(jobId: string): string {
   return `solstice.v1/checkout-token/${jobId}`;
 }
+
+/** The authenticated context of an action archive's download token: bound to its job and `owner/name@ref`. */
+export function actionTokenContext(jobId: string, reference: string): string {
+  return `solstice.v1/action-token/${jobId}/${reference}`;
+}

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ActionStore } from "@solstice/executor";
 import { pino } from "pino";
-import { FakeActionRepositories } from "./fakes/github/fake-actions.ts";
+import { FakeActionRepositories, serveTarballs } from "./fakes/github/fake-actions.ts";
 
 // The host's action cache with archives as GitHub hands them out (action download info →
 // tarball URL + token), served by the fake GitHub's action repositories on loopback. No VM.
@@ -19,7 +17,7 @@ const signal = new AbortController().signal;
 
 describe("action archives on the host", { timeout: 60_000 }, () => {
   let repos: FakeActionRepositories;
-  let server: Server;
+  let server: Awaited<ReturnType<typeof serveTarballs>>;
   let url: string;
   let dirs: string[] = [];
   const cacheDir = async () => {
@@ -30,18 +28,8 @@ describe("action archives on the host", { timeout: 60_000 }, () => {
 
   before(async () => {
     repos = await FakeActionRepositories.create();
-    server = createServer((req, res) => {
-      const [, , , , owner, name, , sha] = (req.url ?? "").split("/");
-      repos
-        .tarball(`${owner}/${name}`, sha ?? "", req.headers.authorization ?? "")
-        .then((archive) => {
-          if (typeof archive === "number") res.writeHead(archive).end();
-          else res.writeHead(200, { "content-type": "application/x-gzip" }).end(archive);
-        })
-        .catch(() => res.writeHead(500).end());
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await serveTarballs(repos);
+    url = server.url;
     await repos.publish(
       "acme/hello",
       { "action.yml": "name: hello\nruns:\n  using: node20\n  main: index.js\n", "index.js": "console.log(1)\n" },
@@ -50,7 +38,7 @@ describe("action archives on the host", { timeout: 60_000 }, () => {
     await repos.publish("acme/other", { "action.yml": "name: other\n" }, ["v1"]);
   });
   after(async () => {
-    server?.close();
+    await server?.close();
     await repos?.close();
     for (const dir of dirs) await rm(dir, { recursive: true, force: true });
     dirs = [];

@@ -142,8 +142,15 @@ export interface FakeForgejo {
  * Starts the fake on `host` (default 127.0.0.1; the compose system test gives an address its
  * containers reach) and a free port.
  */
-export async function startFakeForgejo(opts: { host?: string } = {}): Promise<FakeForgejo> {
+export async function startFakeForgejo(
+  opts: {
+    host?: string;
+    /** The instance's default actions URL, sent with every task (`[actions] DEFAULT_ACTIONS_URL`). Default https://data.forgejo.org. */
+    defaultActionsUrl?: string;
+  } = {},
+): Promise<FakeForgejo> {
   const host = opts.host ?? "127.0.0.1";
+  const defaultActionsUrl = opts.defaultActionsUrl ?? "https://data.forgejo.org";
   const registrationTokens = new Map<string, { revoked: boolean }>();
   const runners = new Map<string, FakeRunnerRecord>();
   const tasks = new Map<bigint, FakeTask>();
@@ -243,8 +250,8 @@ export async function startFakeForgejo(opts: { host?: string } = {}): Promise<Fa
       triggering_actor: "alice",
       workflow: "ci.yml",
       workflow_ref: "alice/demo/.forgejo/workflows/ci.yml@refs/heads/main",
-      forgejo_default_actions_url: "https://data.forgejo.org",
-      gitea_default_actions_url: "https://data.forgejo.org",
+      forgejo_default_actions_url: defaultActionsUrl,
+      gitea_default_actions_url: defaultActionsUrl,
       forgejo_runtime_token: `runtime-${task.token}`,
     };
     return create(TaskSchema, {

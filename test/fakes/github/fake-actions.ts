@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -102,4 +104,31 @@ export class FakeActionRepositories {
   private bare(repository: string): string {
     return path.join(this.root, `${repository}.git`);
   }
+}
+
+/**
+ * The repositories' tarballs on a loopback server of their own, at GitHub's path
+ * (`/api/v3/repos/{owner}/{name}/tarball/{sha}`), for tests and benchmarks of the host's
+ * download without the rest of the fake GitHub.
+ */
+export async function serveTarballs(repos: FakeActionRepositories): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    const [, api, v3, reposPart, owner, name, tarball, sha] = (req.url ?? "").split("/");
+    if (api !== "api" || v3 !== "v3" || reposPart !== "repos" || tarball !== "tarball") {
+      res.writeHead(404).end();
+      return;
+    }
+    repos
+      .tarball(`${owner}/${name}`.toLowerCase(), sha ?? "", req.headers.authorization ?? "")
+      .then((archive) => {
+        if (typeof archive === "number") res.writeHead(archive).end();
+        else res.writeHead(200, { "content-type": "application/x-gzip" }).end(archive);
+      })
+      .catch(() => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

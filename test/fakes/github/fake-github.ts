@@ -541,6 +541,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       feedStreamUrl: flow === "broker" ? `${url.replace(/^http/, "ws")}/feed/${jobId}` : "",
       serverUrl: url,
       billingOwnerId: "billing-acme",
+      // The runner resolves actions at an absolute path of this URL (its own path is dropped).
       launchUrl: flow === "broker" ? `${url}/launch/` : "",
     });
     const job: FakeJob = {
@@ -1152,7 +1153,8 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
   };
 
   // The Launch service of run-service jobs (actions/runner LaunchHttpClient): snake_case,
-  // POST /actions/build/{planId}/jobs/{jobId}/runnerresolve/actions with the job's token.
+  // POST /actions/build/{planId}/jobs/{jobId}/runnerresolve/actions with the job's token, at
+  // the root of system.github.launch_endpoint's host (the client builds an absolute-path URI).
   const launch = async (req: http.IncomingMessage, method: string, parts: string[], body: unknown) => {
     const [actions, build, planId, jobs, jobId, runnerresolve, what] = parts;
     if (
@@ -1281,14 +1283,6 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       throw new HttpError(fault.status, fault.body ?? { message: `injected ${fault.status}` }, fault.headers ?? {});
     }
     const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-    if (parts[0] === "api" && parts[1] === "v3")
-      return rest(req, method, parts.slice(2), u.searchParams, parseJson(raw));
-    if (parts[0] === "tenant" && parts[1] === "acme")
-      return tenant(req, method, parts.slice(2).join("/"), u.searchParams, raw, signal);
-    if (parts[0] === "broker")
-      return broker(req, method, parts.slice(1).join("/"), u.searchParams, parseJson(raw), signal);
-    if (parts[0] === "run") return runService(req, method, parts.slice(1).join("/"), parseJson(raw));
-    if (parts[0] === "launch") return launch(req, method, parts.slice(1), parseJson(raw));
     // A repository's tarball, as api.github.com/repos/{owner}/{repo}/tarball/{sha} serves it.
     if (method === "GET" && parts[0] === "api" && parts[1] === "v3" && parts[2] === "repos" && parts[5] === "tarball") {
       const archive = await actionRepositories.tarball(
@@ -1300,6 +1294,14 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
         throw new HttpError(archive, { message: archive === 401 ? "Bad credentials" : "Not Found" });
       return { status: 200, body: undefined, bytes: archive };
     }
+    if (parts[0] === "api" && parts[1] === "v3")
+      return rest(req, method, parts.slice(2), u.searchParams, parseJson(raw));
+    if (parts[0] === "tenant" && parts[1] === "acme")
+      return tenant(req, method, parts.slice(2).join("/"), u.searchParams, raw, signal);
+    if (parts[0] === "broker")
+      return broker(req, method, parts.slice(1).join("/"), u.searchParams, parseJson(raw), signal);
+    if (parts[0] === "run") return runService(req, method, parts.slice(1).join("/"), parseJson(raw));
+    if (parts[0] === "actions" && parts[1] === "build") return launch(req, method, parts, parseJson(raw));
     if (parts[0] === "results") return results(req, method, parts.slice(1).join("/"), parseJson(raw));
     if (parts[0] === "oauth" && parts[1] === "token" && method === "POST") return oauth(req, raw);
     if (parts[0] === "blobs" && method === "PUT") {

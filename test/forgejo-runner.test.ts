@@ -68,7 +68,7 @@ jobs:
         run: echo three
 `;
 
-describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
+describe("forgejo-runner end to end", { timeout: 900_000 }, () => {
   let forge: FakeForgejo;
   let fleet: TestFleet;
   let daemon: Daemon;
@@ -133,7 +133,7 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
       workflow: `${THREE_STEPS}      - uses: solstice-test/hello@v1\n        with:\n          who: Forgejo\n`,
       secrets: { DEPLOY_KEY: "hunter2-very-secret" },
     });
-    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 240_000, "the task's log archived");
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 420_000, "the task's log archived");
     const task = forge.taskOfJob(jobId);
     assert.ok(task);
     await forge.waitFor(() => task.result !== Result.UNSPECIFIED, 10_000, "the task's result");
@@ -204,7 +204,7 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
       ).replace("run: echo three", "run: echo bad; exit 3"),
       secrets: { DEPLOY_KEY: "x-secret-x" },
     });
-    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 240_000, "the failed task's log");
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 420_000, "the failed task's log");
     const task = forge.taskOfJob(jobId);
     await forge.waitFor(() => task?.result !== Result.UNSPECIFIED, 10_000, "the failed task's result");
     const all = task?.log.map((l) => l.content).join("\n") ?? "";

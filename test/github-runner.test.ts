@@ -48,7 +48,7 @@ const MAKE_REPOSITORY = [
   "git init -q --bare /tmp/forge/acme/app.git && git push -q /tmp/forge/acme/app.git main",
 ].join("\n");
 
-describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
+describe("github-runner end to end (tiny VMs)", { timeout: 900_000 }, () => {
   let gh: FakeGitHub;
   let fleet: TestFleet;
   let dir: string;
@@ -141,7 +141,7 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
         { uses: "acme/hello-action@v1", id: "hello", with: { who: "GitHub" } },
       ],
     });
-    await gh.waitFor(() => job.state === "completed", 300_000, "the job's completion");
+    await gh.waitFor(() => job.state === "completed", 420_000, "the job's completion");
     const all = allText(job);
     assert.equal(job.completion?.conclusion, "succeeded", all);
     assert.deepEqual(job.completion?.outputs, { greeting: "hello", said: "hello from the action, GitHub" });
@@ -190,7 +190,7 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
         { name: "never", run: "echo never" },
       ],
     });
-    await gh.waitFor(() => job.state === "completed", 300_000, "the failed job's completion");
+    await gh.waitFor(() => job.state === "completed", 420_000, "the failed job's completion");
     const all = allText(job);
     assert.equal(job.completion?.conclusion, "failed", all);
     assert.deepEqual(

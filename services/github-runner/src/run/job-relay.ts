@@ -218,19 +218,17 @@ export async function runGitHubJob(opts: GitHubJobOptions): Promise<TaskResult> 
   const system = (text: string) => jobLog.line(-1, `[solstice] ${text}`);
   system(`runner ${opts.runnerName} took job "${message.jobDisplayName}" (Solstice CI, label ${opts.fleetLabel})`);
 
-  let result: TaskResult = "failed";
+  let result: TaskResult;
   let outputs: Record<string, { value: string; isSecret: boolean }> = {};
   if (!plan.ok) {
     system("this job cannot run on Solstice CI:");
     for (const problem of plan.problems) system(`  ${problem}`);
     system("the job was not started; no VM was booted");
     result = "failed";
-  }
-  const resolved = plan.ok ? await resolveActions(plan, opts, masker, system) : false;
-  if (plan.ok && !resolved) {
+  } else if (!(await resolveActions(plan, opts, masker, system))) {
     system("the job was not started; no VM was booted");
-    result = "failed";
-  } else if (plan.ok) {
+    result = opts.cancel.aborted ? "canceled" : "failed";
+  } else {
     const request = plan.request;
     log.info({ job_id: request.jobId, github_job_id: message.jobId }, "running GitHub job in the fleet");
     const debugNote = await addDebugAccess(request, "github", log, opts.cancel);

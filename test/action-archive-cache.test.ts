@@ -73,6 +73,21 @@ describe("action archives on the host", { timeout: 60_000 }, () => {
     assert.ok((await stat(first.archive)).size > 0, "the guest's archive is there");
   });
 
+  test("two stores sharing one cache directory (an orchestrator and a ciadm run on one host) download an action once between them", async () => {
+    const dir = await cacheDir();
+    await repos.publish("acme/shared", { "action.yml": "name: shared\n" }, ["v1"]);
+    const source = await resolved("acme/shared");
+    const [one, other] = [new ActionStore({ cacheDir: dir, log }), new ActionStore({ cacheDir: dir, log })];
+    const results = await Promise.all([one.fetchArchive(source, signal), other.fetchArchive(source, signal)]);
+    assert.equal(
+      repos.downloadsOf("acme/shared"),
+      1,
+      "the second waited on the first's lock file, then found the entry",
+    );
+    assert.deepEqual(results.map((r) => r.cached).sort(), [false, true]);
+    assert.equal(results[0]?.tree, results[1]?.tree);
+  });
+
   test("an archive of another commit, a refused token and a missing archive fail with the action named and no token in the message", async () => {
     const store = new ActionStore({ cacheDir: await cacheDir(), log });
     const source = await resolved("acme/hello");

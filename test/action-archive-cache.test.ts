@@ -114,7 +114,7 @@ describe("action archives on the host", { timeout: 60_000 }, () => {
   });
 
   test("past its bound the cache evicts the least recently used action, never one a running job holds", async () => {
-    // Three actions of ~33 KB compressed each (counted five times for their trees): two fit the bound.
+    // Four actions of ~93 KB each on disk (a 60 KB tree and its ~33 KB archive): two fit the bound.
     for (const name of ["a", "b", "c", "d"]) {
       await repos.publish(
         `lru/${name}`,
@@ -122,7 +122,7 @@ describe("action archives on the host", { timeout: 60_000 }, () => {
         ["v1"],
       );
     }
-    const store = new ActionStore({ cacheDir: await cacheDir(), log, maxBytes: 400_000 });
+    const store = new ActionStore({ cacheDir: await cacheDir(), log, maxBytes: 230_000 });
     const fetch = async (name: string) => store.fetchArchive(await resolved(`lru/${name}`), signal);
     const a = await fetch("a");
     const b = await fetch("b");

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ImageLockTimeoutError, withBuildLock } from "@solstice/images";
 import type { Logger } from "pino";
@@ -246,9 +246,12 @@ export class ActionStore {
 
   /** Moves a finished tree and its archive into the cache; the archive last, as it marks the entry complete. */
   private async install(action: Omit<FetchedAction, "cached">, tree: string, archive: string): Promise<void> {
+    // What the entry takes on disk, measured once here, so the bound never walks every tree.
+    const bytes = (await treeBytes(tree)) + (await stat(archive)).size;
     await rm(action.tree, { recursive: true, force: true });
     await mkdir(path.dirname(action.tree), { recursive: true });
     await rename(tree, action.tree);
+    await writeFile(`${action.tree}.bytes`, `${bytes}\n`);
     await rename(archive, action.archive);
   }
 
@@ -267,17 +270,20 @@ export class ActionStore {
         if (!name.endsWith(".tar.gz")) continue;
         const archive = path.join(repoDir, name);
         const info = await stat(archive);
-        // The unpacked tree is about as big again as the archive compressed several times over;
-        // counting the archive five times keeps the bound honest without walking every tree.
-        entries.push({ archive, size: info.size * 5, used: info.mtimeMs });
+        const tree = archive.slice(0, -".tar.gz".length);
+        const measured = Number((await readFile(`${tree}.bytes`, "utf8").catch(() => "")).trim());
+        // An entry from before sizes were recorded: its tree counted as four times its archive.
+        entries.push({ archive, size: measured > 0 ? measured : info.size * 5, used: info.mtimeMs });
       }
     }
     let total = entries.reduce((sum, e) => sum + e.size, 0);
     for (const entry of entries.sort((a, b) => a.used - b.used)) {
       if (total <= this.maxBytes) break;
       if (entry.archive === keep || this.held.has(entry.archive)) continue;
+      const tree = entry.archive.slice(0, -".tar.gz".length);
       await rm(entry.archive, { force: true });
-      await rm(entry.archive.slice(0, -".tar.gz".length), { recursive: true, force: true });
+      await rm(tree, { recursive: true, force: true });
+      await rm(`${tree}.bytes`, { force: true });
       total -= entry.size;
     }
   }
@@ -337,6 +343,16 @@ function run(
       reject(new ActionFetchError(`${command} ${args.filter((a) => !a.startsWith("-")).join(" ")}: ${why}`));
     });
   });
+}
+
+/** The bytes of every file under `dir` (links counted as themselves). */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? await treeBytes(full) : (await lstat(full)).size;
+  }
+  return total;
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -83,7 +83,11 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
       },
       ["v1"],
     );
-    forge = await startFakeForgejo({ host: outside.hostAddress, publicHost: outside.address, actionsUrl: git.url });
+    forge = await startFakeForgejo({
+      host: outside.hostAddress,
+      publicHost: outside.address,
+      defaultActionsUrl: git.url,
+    });
     await outside.relay(Number(new URL(forge.url).port));
     forge.addRegistrationToken("registration-token");
     fleet = await startTestFleet("tiny=1", { keyring, log });

@@ -17,9 +17,14 @@ import {
 } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
+import { freshActionCache } from "./support/action-cache.ts";
 import { startTestFleet, type TestFleet } from "./support/fleet.ts";
+import { type GitHttpServer, startGitHttpServer } from "./support/git-http-server.ts";
 
 // A fake Forgejo, this runner, the real RabbitMQ/PostgreSQL and an orchestrator with tiny TCG guests.
+// Actions come from a git server on loopback, the instance's default actions URL: the first job
+// uses one as `owner/name@ref` (fetched by the VM host into an empty cache), a later one as a full
+// URL reference to the same repository (from the host's cache).
 
 /** Every log line of the runner and the orchestrator, at debug level, to prove no secret is in one. */
 const logLines: string[] = [];
@@ -41,6 +46,12 @@ function recordingBus(bus: Bus, published: JobRequest[]): Bus {
   });
 }
 
+// A JavaScript action using Node built-ins only.
+const HELLO_ACTION = {
+  "action.yml": "name: hello\ninputs:\n  who:\n    default: World\nruns:\n  using: node20\n  main: index.js\n",
+  "index.js": 'console.log("hello from the action, " + process.env.INPUT_WHO);\n',
+};
+
 const THREE_STEPS = `name: ci
 jobs:
   build:
@@ -57,24 +68,31 @@ jobs:
         run: echo three
 `;
 
-describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
+describe("forgejo-runner end to end", { timeout: 900_000 }, () => {
   let forge: FakeForgejo;
   let fleet: TestFleet;
   let daemon: Daemon;
   let dir: string;
+  let git: GitHttpServer;
+  let actionCache: Awaited<ReturnType<typeof freshActionCache>>;
   const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("forgejotest")));
   const published: JobRequest[] = [];
 
   before(async () => {
-    forge = await startFakeForgejo();
+    git = await startGitHttpServer();
+    await git.publish("solstice-test/hello", HELLO_ACTION, ["v1"]);
+    forge = await startFakeForgejo({ defaultActionsUrl: git.url });
     forge.addRegistrationToken("registration-token");
-    fleet = await startTestFleet("tiny=1", { keyring, log });
+    actionCache = await freshActionCache();
+    fleet = await startTestFleet("tiny=1", { keyring, log, env: { SOLSTICE_ACTIONS_CACHE: actionCache.dir } });
     dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-"));
   });
   after(async () => {
     await daemon?.stop(5000);
     await fleet?.close();
     await forge?.close();
+    await git?.close();
+    await actionCache?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -110,9 +128,12 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
     });
   });
 
-  test("a three-step task's output, step ranges and result land in the forge, secrets masked", async () => {
-    const jobId = forge.queueJob({ workflow: THREE_STEPS, secrets: { DEPLOY_KEY: "hunter2-very-secret" } });
-    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 120_000, "the task's log archived");
+  test("a task's output, step ranges and result land in the forge, secrets masked; its JavaScript action comes from the instance's default actions URL, fetched by the host", async () => {
+    const jobId = forge.queueJob({
+      workflow: `${THREE_STEPS}      - uses: solstice-test/hello@v1\n        with:\n          who: Forgejo\n`,
+      secrets: { DEPLOY_KEY: "hunter2-very-secret" },
+    });
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 420_000, "the task's log archived");
     const task = forge.taskOfJob(jobId);
     assert.ok(task);
     await forge.waitFor(() => task.result !== Result.UNSPECIFIED, 10_000, "the task's result");
@@ -129,10 +150,13 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
     assert.deepEqual(range(0), ["one-a", "one-b"]);
     assert.deepEqual(range(1), ["two ***"]);
     assert.deepEqual(range(2), ["three"]);
+    assert.ok(range(3).includes("hello from the action, Forgejo"), all);
     assert.deepEqual(
       task.steps.map((s) => s.result),
-      [Result.SUCCESS, Result.SUCCESS, Result.SUCCESS],
+      [Result.SUCCESS, Result.SUCCESS, Result.SUCCESS, Result.SUCCESS],
     );
+    assert.match(all, /Action solstice-test\/hello@v1: solstice-test\/hello@[0-9a-f]{12} \(node20\), downloaded/);
+    assert.equal(git.packFetches("solstice-test/hello"), 1, "the host fetched the action once");
     assert.equal(lines.filter((l) => l === "one-a").length, 1, "no row is duplicated");
   });
 
@@ -172,17 +196,29 @@ describe("forgejo-runner end to end", { timeout: 300_000 }, () => {
     );
   });
 
-  test("a failing step marks the task failed", async () => {
+  test("a failing step marks the task failed; the same action as a full URL reference comes from the host's cache", async () => {
     const jobId = forge.queueJob({
-      workflow: THREE_STEPS.replace("run: echo three", "run: echo bad; exit 3"),
+      workflow: THREE_STEPS.replace(
+        "      - name: first\n",
+        `      - uses: ${git.url}/solstice-test/hello@v1\n        with:\n          who: full-url\n      - name: first\n`,
+      ).replace("run: echo three", "run: echo bad; exit 3"),
       secrets: { DEPLOY_KEY: "x-secret-x" },
     });
-    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 120_000, "the failed task's log");
+    await forge.waitFor(() => forge.taskOfJob(jobId)?.logArchived === true, 420_000, "the failed task's log");
     const task = forge.taskOfJob(jobId);
     await forge.waitFor(() => task?.result !== Result.UNSPECIFIED, 10_000, "the failed task's result");
-    assert.equal(task?.result, Result.FAILURE);
-    assert.equal(task?.steps[2]?.result, Result.FAILURE);
-    assert.equal(task?.steps[0]?.result, Result.SUCCESS);
+    const all = task?.log.map((l) => l.content).join("\n") ?? "";
+    assert.equal(task?.result, Result.FAILURE, all);
+    assert.deepEqual(
+      task?.steps.map((s) => s.result),
+      [Result.SUCCESS, Result.SUCCESS, Result.SUCCESS, Result.FAILURE],
+    );
+    assert.match(all, /hello from the action, full-url/);
+    assert.match(
+      all,
+      /Action http:\/\/127\.0\.0\.1:\d+\/solstice-test\/hello@v1: solstice-test\/hello@[0-9a-f]{12} \(node20\), from the host's cache/,
+    );
+    assert.equal(git.packFetches("solstice-test/hello"), 1, "no second download");
   });
 
   test("a task cancelled in the forge stops its job within seconds", async () => {

@@ -7,13 +7,35 @@ import { type Daemon, githubRunnerConfigSchema, registerRunner, startDaemon } fr
 import { FleetKeyring, generateFleetKey, parseFleetKeys } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeGitHub, type FakeJob, startFakeGitHub } from "./fakes/github/fake-github.ts";
+import { freshActionCache } from "./support/action-cache.ts";
 import { AMQP_URL, leftovers, startTestFleet, type TestFleet } from "./support/fleet.ts";
 
 // The fake GitHub, this runner, the real RabbitMQ and PostgreSQL, and an orchestrator booting
-// tiny TCG guests (one at a time). Three VMs in all: a passing job with a checkout, a failing
-// step, a cancellation. The unsupported action boots none.
+// tiny TCG guests (one at a time). Three VMs in all: a passing job with a checkout and a
+// JavaScript action (resolved through GitHub's action download info, its tarball downloaded by
+// the VM host into an empty cache), a failing step after the same action (from the host's cache),
+// a cancellation. The unsupported action and the unresolvable one boot none.
 
 const log = pino({ level: process.env.SOLSTICE_TEST_LOG ?? "silent" });
+
+// A JavaScript action using Node built-ins only, hosted by the fake GitHub.
+const HELLO_ACTION = {
+  "action.yml": `name: hello
+inputs:
+  who:
+    default: World
+outputs:
+  greeting:
+    description: the sentence
+runs:
+  using: node20
+  main: index.js
+`,
+  "index.js": `const sentence = "hello from the action, " + process.env.INPUT_WHO;
+console.log(sentence);
+require("node:fs").appendFileSync(process.env.GITHUB_OUTPUT, "greeting=" + sentence + "\\n");
+`,
+};
 const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("githubtest")));
 
 // The guest cannot reach this host, so the checkout clones a repository the first step makes
@@ -26,7 +48,7 @@ const MAKE_REPOSITORY = [
   "git init -q --bare /tmp/forge/acme/app.git && git push -q /tmp/forge/acme/app.git main",
 ].join("\n");
 
-describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
+describe("github-runner end to end (tiny VMs)", { timeout: 900_000 }, () => {
   let gh: FakeGitHub;
   let fleet: TestFleet;
   let dir: string;
@@ -34,6 +56,7 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
   let classic: Daemon;
   let brokerRunnerId = 0;
   let classicRunnerId = 0;
+  let actionCache: Awaited<ReturnType<typeof freshActionCache>>;
 
   const config = (runnerDir: string) =>
     githubRunnerConfigSchema.parse({
@@ -51,7 +74,9 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
   before(async () => {
     // A lock of 3 s: a job that ran ~10 s without its renewals would be abandoned by the fake.
     gh = await startFakeGitHub({ pollHoldMs: 2000, lockMs: 3000 });
-    fleet = await startTestFleet("tiny=1", { keyring });
+    await gh.publishAction("acme/hello-action", HELLO_ACTION, ["v1"]);
+    actionCache = await freshActionCache();
+    fleet = await startTestFleet("tiny=1", { keyring, env: { SOLSTICE_ACTIONS_CACHE: actionCache.dir } });
     dir = await mkdtemp(path.join(tmpdir(), "solstice-github-e2e-"));
   });
   after(async () => {
@@ -59,6 +84,7 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     await classic?.stop(5000);
     await fleet?.close();
     await gh?.close();
+    await actionCache?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -101,28 +127,36 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     }
   });
 
-  test("a job with a checkout and three run steps: every step's state, result and times, every line in order, the conclusion and outputs; the secret masked", async (t) => {
+  test("a job with a checkout, three run steps and a JavaScript action: every step's state, result and times, every line in order, the conclusion and outputs; the secret masked; the action resolved through GitHub and downloaded by the host", async (t) => {
     const job = gh.queueJob(brokerRunnerId, {
       github: { server_url: "file:///tmp/forge", sha: "", ref: "refs/heads/main" },
       secrets: { DEPLOY_KEY: "hunter2-very-secret" },
-      outputs: { greeting: `\${{ steps.third.outputs.text }}` },
+      outputs: { greeting: `\${{ steps.third.outputs.text }}`, said: `\${{ steps.hello.outputs.greeting }}` },
       steps: [
         { name: "make the repository", run: MAKE_REPOSITORY },
         { uses: "actions/checkout@v4" },
         { name: "first", run: "cat README.md\necho one-b" },
         { name: "second", run: 'echo "two $SECRET_VALUE"', env: { SECRET_VALUE: `\${{ secrets.DEPLOY_KEY }}` } },
         { name: "third", id: "third", run: 'echo three\necho "text=hello" >> "$GITHUB_OUTPUT"' },
+        { uses: "acme/hello-action@v1", id: "hello", with: { who: "GitHub" } },
       ],
     });
-    await gh.waitFor(() => job.state === "completed", 240_000, "the job's completion");
+    await gh.waitFor(() => job.state === "completed", 420_000, "the job's completion");
     const all = allText(job);
     assert.equal(job.completion?.conclusion, "succeeded", all);
-    assert.deepEqual(job.completion?.outputs, { greeting: "hello" });
+    assert.deepEqual(job.completion?.outputs, { greeting: "hello", said: "hello from the action, GitHub" });
     const records = job.stepIds.map((id) => job.records.get(id));
     assert.deepEqual(
       records.map((r) => `${r?.state}/${r?.result}`),
-      Array(5).fill("completed/succeeded"),
+      Array(6).fill("completed/succeeded"),
     );
+    // Resolved once through Launch (run-service job), downloaded once, by the VM host, with its token.
+    assert.equal(job.actionResolves, 1, "the runner asked GitHub where the action is");
+    assert.equal(gh.actionDownloads("acme/hello-action"), 1, "the host downloaded its tarball");
+    assert.ok(gh.liveLines(job, job.stepIds[5] ?? "").includes("hello from the action, GitHub"), all);
+    assert.match(all, /Download action repository 'acme\/hello-action@v1' \(SHA:[0-9a-f]{40}\)/);
+    assert.match(all, /Action acme\/hello-action@v1: acme\/hello-action@[0-9a-f]{12} \(node20\), downloaded/);
+    assert.doesNotMatch(all, /ghs_action_/, "the download token never reached GitHub's log");
     let previousEnd = 0;
     for (const r of records) {
       const start = Date.parse(r?.startTime ?? "");
@@ -148,22 +182,31 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     assert.ok(job.renewals >= 3, `the lock was renewed while the VM ran (${job.renewals} renewals)`);
   });
 
-  test("a failing step fails the job (classic flow)", async () => {
+  test("a failing step fails the job (classic flow); the same action, resolved through the plan API, comes from the host's cache", async () => {
     const job = gh.queueJob(classicRunnerId, {
       steps: [
-        { name: "ok", run: "echo fine" },
+        { uses: "acme/hello-action@v1", with: { who: "classic" } },
         { name: "breaks", run: "echo about to fail; exit 3" },
         { name: "never", run: "echo never" },
       ],
     });
-    await gh.waitFor(() => job.state === "completed", 240_000, "the failed job's completion");
-    assert.equal(job.completion?.conclusion, "failed");
+    await gh.waitFor(() => job.state === "completed", 420_000, "the failed job's completion");
+    const all = allText(job);
+    assert.equal(job.completion?.conclusion, "failed", all);
     assert.deepEqual(
       job.stepIds.map((id) => job.records.get(id)?.result),
       ["succeeded", "failed", "skipped"],
+      all,
     );
+    assert.ok(gh.liveLines(job, job.stepIds[0] ?? "").includes("hello from the action, classic"), all);
     assert.deepEqual(gh.liveLines(job, job.stepIds[1] ?? ""), ["about to fail", 'Step "breaks" failed: exit code 3']);
     assert.deepEqual(gh.liveLines(job, job.stepIds[2] ?? ""), [], "the step after the failure did not run");
+    assert.equal(job.actionResolves, 1, "resolved through the classic plan API");
+    assert.match(
+      all,
+      /Action acme\/hello-action@v1: acme\/hello-action@[0-9a-f]{12} \(node20\), from the host's cache/,
+    );
+    assert.equal(gh.actionDownloads("acme/hello-action"), 1, "no second download: the host's cache served it");
   });
 
   test("a cancellation from GitHub stops the VM within seconds", async (t) => {
@@ -192,6 +235,16 @@ describe("github-runner end to end (tiny VMs)", { timeout: 600_000 }, () => {
     await gh.waitFor(() => broker.busy === false, 10_000, "the runner free again");
     const left = await leftovers(fleet.runRoot);
     assert.deepEqual(left.qemu, [], "no QEMU left running");
+  });
+
+  test("an action GitHub cannot resolve fails at once with GitHub's reason in the log and boots no VM", async () => {
+    const job = gh.queueJob(brokerRunnerId, { steps: [{ run: "echo hello" }, { uses: "acme/hello-action@v9" }] });
+    await gh.waitFor(() => job.state === "completed", 30_000, "the unresolved job's completion");
+    assert.equal(job.completion?.conclusion, "failed");
+    const lines = allText(job);
+    assert.match(lines, /could not resolve the job's actions: .*Unable to resolve action `acme\/hello-action@v9`/);
+    assert.doesNotMatch(lines, /accepted by host/);
+    assert.deepEqual(await leftovers(fleet.runRoot), { dirs: [], qemu: [] });
   });
 
   test("an unsupported uses: fails at once with the reason in GitHub's log and boots no VM", async () => {

@@ -1,10 +1,11 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { publishRepository } from "./git-repository.ts";
 
 const run = promisify(execFile);
 
@@ -93,26 +94,7 @@ export async function startGitHttpServer(options: { token?: string } = {}): Prom
   return {
     url: `http://127.0.0.1:${port}`,
     root,
-    async publish(repository, files, tags) {
-      const work = await mkdtemp(path.join(tmpdir(), "solstice-action-src-"));
-      try {
-        for (const [file, content] of Object.entries(files)) {
-          await mkdir(path.dirname(path.join(work, file)), { recursive: true });
-          await writeFile(path.join(work, file), content);
-        }
-        const git = (...args: string[]) => run("git", args, { cwd: work });
-        await git("init", "-q", "-b", "main");
-        await git("add", ".");
-        await git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "action");
-        for (const tag of tags) await git("tag", tag);
-        const bare = path.join(root, `${repository}.git`);
-        await mkdir(path.dirname(bare), { recursive: true });
-        await run("git", ["clone", "-q", "--bare", work, bare]);
-        return (await git("rev-parse", "HEAD")).stdout.trim();
-      } finally {
-        await rm(work, { recursive: true, force: true });
-      }
-    },
+    publish: (repository, files, tags) => publishRepository(root, repository, files, tags),
     packFetches: (repository) => fetches.get(repository) ?? 0,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,4 +1,6 @@
 import {
+  type ActionArchive,
+  actionTokenContext,
   checkoutTokenContext,
   FleetKeyError,
   type FleetKeyring,
@@ -22,7 +24,8 @@ export function unsealJobSecrets(
 ): JobSecrets {
   const secrets = new Map<string, string>();
   const sealed = job.secrets.filter((s) => s.value !== undefined);
-  if (sealed.length === 0 && job.checkoutToken === undefined) return secrets;
+  const archiveTokens = job.actionArchives.filter((archive) => archive.token !== undefined);
+  if (sealed.length === 0 && job.checkoutToken === undefined && archiveTokens.length === 0) return secrets;
   if (!keyring) {
     throw new FleetKeyError(
       "no_fleet_key",
@@ -38,7 +41,22 @@ export function unsealJobSecrets(
   }
   const token = unsealCheckoutToken(job, keyring);
   if (token !== undefined) masker.add(token);
+  // Action download tokens stay on the host, but a line that somehow held one is masked too.
+  for (const archive of archiveTokens) {
+    const value = unsealActionToken(job, archive, keyring);
+    if (value !== undefined) masker.add(value);
+  }
   return secrets;
+}
+
+/** The download token of an action archive the runner resolved, when the forge issued one. */
+export function unsealActionToken(
+  job: JobRequest,
+  archive: ActionArchive,
+  keyring: Pick<FleetKeyring, "unseal"> | undefined,
+): string | undefined {
+  if (!archive.token || !keyring) return undefined;
+  return keyring.unseal(archive.token, actionTokenContext(job.jobId, archive.reference));
 }
 
 /** The job's own checkout token (the forge's token for this job), when the runner sent one. */

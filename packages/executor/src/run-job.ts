@@ -5,7 +5,12 @@ import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { type ActionsRuntimeEnv, NO_ACTIONS_RUNTIME, unsealActionsRuntime } from "./actions/actions-runtime.ts";
 import { GuestActions } from "./actions/guest-actions.ts";
-import { type ActionProvider, type ResolvedAction, resolveJobActions } from "./actions/job-actions.ts";
+import {
+  type ActionProvider,
+  type ResolvedAction,
+  releaseJobActions,
+  resolveJobActions,
+} from "./actions/job-actions.ts";
 import { checkoutScript, type LocalCheckoutSource, tokenFilePath, uploadBundle } from "./checkout-step.ts";
 import { clockCheckScript } from "./guest-clock.ts";
 import {
@@ -19,7 +24,7 @@ import {
 } from "./guest-facts.ts";
 import { type JobCacheAccess, type JobCacheSession, openJobCache } from "./job-cache-access.ts";
 import type { JobEventStream } from "./job-events.ts";
-import { type JobSecrets, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
+import { type JobSecrets, unsealActionToken, unsealCheckoutToken, unsealJobSecrets } from "./job-secrets.ts";
 import { startJobVm, type WarmVm } from "./job-vm.ts";
 import { networkGate } from "./network-gate.ts";
 import { plannedGithubContext } from "./step-environment.ts";
@@ -128,11 +133,12 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let runtime: StepRuntime | undefined;
   let failed = false;
   let cache: JobCacheSession | undefined;
+  let actions = new Map<string, ResolvedAction>();
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
     actionsRuntime = unsealActionsRuntime(job, options.keyring, events.masker);
-    const actions = await fetchJobActions(options, signal);
+    actions = await fetchJobActions(options, signal);
     cache = openJobCache(options.jobCache, job, actions.size > 0, events.masker);
     const status = options.status;
     const started = await startJobVm({
@@ -277,6 +283,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   } finally {
     clearInterval(heartbeat);
     await cache?.close().catch((error: unknown) => log.warn({ err: error }, "closing the job's cache access failed"));
+    if (options.actions) releaseJobActions(options.actions, actions);
     const kept = await offerFailedVm(options, result, vm, session);
     session?.close();
     // Teardown must finish even when the job was cancelled: destroy() takes no signal.
@@ -500,7 +507,13 @@ async function fetchJobActions(options: RunJobOptions, signal: AbortSignal): Pro
   if (!job.steps.some((step) => step.action.case === "uses")) return new Map();
   if (!options.actions) throw new Error("this host runs no actions: it was started without an action provider");
   const started = Date.now();
-  const actions = await resolveJobActions(job, options.actions, signal, unsealCheckoutToken(job, options.keyring));
+  const actions = await resolveJobActions(
+    job,
+    options.actions,
+    signal,
+    unsealCheckoutToken(job, options.keyring),
+    (archive) => unsealActionToken(job, archive, options.keyring),
+  );
   for (const action of actions.values()) {
     const { fetched } = action;
     events.line(

@@ -47,6 +47,8 @@ describe("the composite depth limit, before any VM boots", () => {
           cached: false,
         };
       },
+      // A job that fails here lets the cache evict what it fetched again.
+      release: () => {},
     } as unknown as ActionStore;
     provider = { store, node: {} as NodeRuntimeStore, defaultUrl: "https://forge.invalid" };
   });

@@ -171,3 +171,8 @@ export function checkoutTokenContext(jobId: string): string {
 export function runtimeTokenContext(jobId: string): string {
   return `solstice.v1/runtime-token/${jobId}`;
 }
+
+/** The authenticated context of an action archive's download token: bound to its job and `owner/name@ref`. */
+export function actionTokenContext(jobId: string, reference: string): string {
+  return `solstice.v1/action-token/${jobId}/${reference}`;
+}

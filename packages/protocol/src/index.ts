@@ -10,6 +10,7 @@ export {
 } from "./codec.ts";
 export { EventOrder } from "./event-order.ts";
 export {
+  actionTokenContext,
   checkoutTokenContext,
   type FleetKey,
   FleetKeyError,
@@ -48,6 +49,8 @@ export {
   type StepStarted,
 } from "./gen/solstice/v1/job_event_pb.ts";
 export {
+  type ActionArchive,
+  ActionArchiveSchema,
   type ActionsRuntime,
   ActionsRuntimeSchema,
   type Checkout,

@@ -34,6 +34,14 @@ export function jobRequestProblem(job: JobRequest): string | undefined {
   }
   const missing = unknownSecret(job.secretEnv, secretNames);
   if (missing) return `secret_env ${missing}`;
+  for (const archive of job.actionArchives) {
+    const which = `action_archives "${clip(archive.reference)}"`;
+    if (!/^[0-9a-f]{40}$/.test(archive.commitSha)) return `${which}: commit_sha is not a 40-hex commit`;
+    if (!/^https?:/i.test(archive.tarballUrl) || !credentialFreeUrl(archive.tarballUrl)) {
+      return `${which}: tarball_url is not an http(s) URL without credentials`;
+    }
+    if (archive.token && !sealedLooksRight(archive.token)) return `${which}: token is not sealed`;
+  }
   if (job.steps.length > MAX_STEPS) return `${job.steps.length} steps; at most ${MAX_STEPS}`;
   for (const [position, step] of job.steps.entries()) {
     const problem = stepProblem(step, position, secretNames);

@@ -141,6 +141,11 @@ test("a repository action is planned with its inputs, a secret input sealed, fet
   assert.deepEqual(step.action.value.inputs, { "node-version": "20" });
   assert.deepEqual(step.action.value.secretInputs, { token: "NPM_TOKEN" });
   assert.equal(plan.request.actionsUrl, "https://github.com");
+  assert.deepEqual(
+    plan.actions,
+    [{ nameWithOwner: "actions/setup-node", ref: "v4", path: "" }],
+    "the action goes to GitHub's action download info before the job runs",
+  );
   assert.ok(
     plan.request.secrets.some((s) => s.name === "NPM_TOKEN"),
     "the secret travels sealed",

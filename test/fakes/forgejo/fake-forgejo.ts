@@ -157,11 +157,12 @@ export async function startFakeForgejo(
     host?: string;
     /** The host its URLs name (a relay's, for guests that cannot reach `host`). Default `host`. */
     publicHost?: string;
-    /** The instance's default actions URL (`forgejo_default_actions_url`). Default https://data.forgejo.org. */
-    actionsUrl?: string;
+    /** The instance's default actions URL, sent with every task (`[actions] DEFAULT_ACTIONS_URL`). Default https://data.forgejo.org. */
+    defaultActionsUrl?: string;
   } = {},
 ): Promise<FakeForgejo> {
   const host = opts.host ?? "127.0.0.1";
+  const defaultActionsUrl = opts.defaultActionsUrl ?? "https://data.forgejo.org";
   // The instance's token signing secret: it signs the runtime tokens (Forgejo's services/actions/auth.go).
   const signingSecret = randomBytes(32);
   const registrationTokens = new Map<string, { revoked: boolean }>();
@@ -263,8 +264,8 @@ export async function startFakeForgejo(
       triggering_actor: "alice",
       workflow: "ci.yml",
       workflow_ref: "alice/demo/.forgejo/workflows/ci.yml@refs/heads/main",
-      forgejo_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
-      gitea_default_actions_url: opts.actionsUrl ?? "https://data.forgejo.org",
+      forgejo_default_actions_url: defaultActionsUrl,
+      gitea_default_actions_url: defaultActionsUrl,
       forgejo_runtime_token: issueRuntimeToken(
         {
           scp: `Actions.Results:${job.runId}:${job.id}`,

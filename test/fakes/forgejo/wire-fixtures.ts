@@ -451,7 +451,7 @@ export const CLIENT_FIXTURES = {
     /** FetchTaskResponse JSON, each with what our runner must do with the task. */
     cases: [
       {
-        name: "the Forgejo runner's cache test task (uses: actions/cache) is refused, naming the action",
+        name: "the Forgejo runner's cache test task (uses: actions/cache) is planned: the VM host serves the cache",
         labels: ["ubuntu-latest:vm:tiny"],
         response: {
           task: {
@@ -482,7 +482,7 @@ jobs:
           },
           tasksVersion: "1",
         },
-        expect: { refused: "actions/cache@v4", masks: ["some token here"] },
+        expect: { planned: { job: "job-cache-check-1", fleetLabel: "tiny", steps: 2 } },
       },
       {
         name: "job2 of has_needs (needs: job1) is planned for its label",

@@ -164,7 +164,8 @@ describe("fake GitHub", { timeout: 60_000 }, () => {
       table["8893bc5b-35b2-4be7-83cb-99e683551db4"],
       "{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/timelines/{timelineId}/records",
     );
-    assert.equal(defs.length, 10);
+    assert.equal(table["27d7f831-88c1-4719-8ca1-6a061dad90eb"]?.endsWith("/plans/{planId}/actiondownloadinfo"), true);
+    assert.equal(defs.length, 11);
     const agent = await registerAgent();
     const token = await accessToken(agent);
     const noVersion = await call(`${agent.tenant}_apis/distributedtask/pools`, {
@@ -248,6 +249,55 @@ describe("fake GitHub", { timeout: 60_000 }, () => {
       headers: PIPELINES,
     });
     assert.equal(noToken.status, 401);
+  });
+
+  test("action download info: Launch (snake_case) and the plan API (camelCase) resolve owner/name@ref to a commit, tarball URL and a token; the tarball is served only to that token (actions/runner ActionManager, LaunchHttpClient)", async () => {
+    const agent = await registerAgent();
+    const sha = await gh.publishAction("acme/greet", { "action.yml": "name: greet\n" }, ["v1"]);
+    const job = gh.queueJob(agent.id, { steps: [{ uses: "acme/greet@v1" }] });
+    const plan = job.message.plan as { scopeIdentifier: string };
+    const bearer = { Authorization: `Bearer ${job.jobToken}`, "Content-Type": "application/json" };
+    const launch = await call(`${gh.url}/actions/build/${job.planId}/jobs/${job.jobId}/runnerresolve/actions`, {
+      headers: bearer,
+      body: { actions: [{ action: "acme/greet", version: "v1", path: "" }] },
+    });
+    assert.equal(launch.status, 200, JSON.stringify(launch.json));
+    const snake = (launch.json?.actions as Record<string, Record<string, unknown>> | undefined)?.["acme/greet@v1"];
+    assert.equal(snake?.resolved_sha, sha);
+    assert.equal(snake?.resolved_name, "acme/greet");
+    assert.match(String(snake?.tar_url), new RegExp(`/api/v3/repos/acme/greet/tarball/${sha}$`));
+    const token = String((snake?.authentication as Record<string, unknown> | undefined)?.token);
+    const classic = await call(
+      `${agent.tenant}${plan.scopeIdentifier}/_apis/distributedtask/hubs/actions/plans/${job.planId}/actiondownloadinfo?jobId=${job.jobId}&api-version=6.0-preview.1`,
+      { headers: bearer, body: { actions: [{ nameWithOwner: "acme/greet", ref: "v1", path: "" }] } },
+    );
+    assert.equal(classic.status, 200, JSON.stringify(classic.json));
+    const camel = (classic.json?.actions as Record<string, Record<string, unknown>> | undefined)?.["acme/greet@v1"];
+    assert.equal(camel?.resolvedSha, sha);
+    assert.equal(camel?.resolvedNameWithOwner, "acme/greet");
+    assert.ok(String((camel?.authentication as Record<string, unknown> | undefined)?.token).startsWith("ghs_"));
+    const unknown = await call(`${gh.url}/actions/build/${job.planId}/jobs/${job.jobId}/runnerresolve/actions`, {
+      headers: bearer,
+      body: { actions: [{ action: "acme/greet", version: "v9", path: "" }] },
+    });
+    assert.equal(unknown.status, 422);
+    assert.match(JSON.stringify(unknown.json?.errors), /Unable to resolve action `acme\/greet@v9`/);
+    const otherJob = await call(`${gh.url}/actions/build/${job.planId}/jobs/${randomUUID()}/runnerresolve/actions`, {
+      headers: bearer,
+      body: { actions: [] },
+    });
+    assert.equal(otherJob.status, 403, "a job's token resolves only its own job's actions");
+    const basic = (t: string) => `Basic ${Buffer.from(`x-access-token:${t}`).toString("base64")}`;
+    const tarball = await fetch(String(snake?.tar_url), { headers: { Authorization: basic(token) } });
+    assert.equal(tarball.status, 200);
+    assert.equal((await tarball.arrayBuffer()).byteLength > 0, true);
+    assert.equal(gh.actionDownloads("acme/greet"), 1);
+    for (const auth of [basic("ghs_not_issued"), `Bearer ${token}`, ""]) {
+      const refused = await fetch(String(snake?.tar_url), { headers: auth ? { Authorization: auth } : {} });
+      await refused.arrayBuffer();
+      assert.equal(refused.status, 401, `refused with ${auth.split(" ")[0] || "no auth"}`);
+    }
+    assert.equal(gh.actionDownloads("acme/greet"), 1, "refused downloads are not counted");
   });
 
   test("broker jobs: acquired once, renewed, abandoned when the lock lapses, completed with the conclusion (§5)", async () => {

@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import { createResultsService, type ResultsService } from "../results/results-service.ts";
 import { issueRuntimeToken, verifyRuntimeToken } from "../results/runtime-token.ts";
+import { FakeActionRepositories, type ResolvedAction } from "./fake-actions.ts";
 import { buildJobMessage, type FakeJobSpec } from "./fake-job.ts";
 import { AssertionError, verifyAssertion } from "./jwt-verify.ts";
 import { array, enumName, field, integer, type Json, RECORD_STATES, TASK_RESULTS, text } from "./wire.ts";
@@ -75,6 +76,14 @@ const ROUTES = [
     area: "distributedtask",
     name: "events",
     path: "{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/events",
+  },
+  {
+    // The route is the server's to choose (the runner reads it from connectionData); this one
+    // follows the plan API's other resources.
+    id: "27d7f831-88c1-4719-8ca1-6a061dad90eb",
+    area: "distributedtask",
+    name: "actiondownloadinfo",
+    path: "{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/actiondownloadinfo",
   },
   {
     id: "83597576-cc2c-453c-bea6-2882ae6a1653",
@@ -184,6 +193,8 @@ export interface FakeJob {
   /** Uploaded logs: by record id, and the job's own. */
   logs: Map<string, string>;
   jobLog?: string;
+  /** Calls the runner made to resolve the job's actions (Launch or the plan API). */
+  actionResolves: number;
   completion?: { conclusion: string; outputs: Record<string, string>; stepResults: unknown[]; raw: unknown };
 }
 
@@ -247,6 +258,10 @@ export interface FakeGitHub {
   deleteRunner(id: number): void;
   /** Live lines of a record, in line order. */
   liveLines(job: FakeJob, recordId: string): string[];
+  /** Hosts an action repository: `owner/name` with `files` in one commit tagged with `tags`; returns the commit. */
+  publishAction(nameWithOwner: string, files: Record<string, string>, tags: string[]): Promise<string>;
+  /** How many tarballs of an action repository were downloaded. */
+  actionDownloads(nameWithOwner: string): number;
   waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void>;
   /** Artifacts and caches (the results service's twirp API and blobs, ../results/results-service.ts). */
   readonly results: ResultsService;
@@ -321,6 +336,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
   const blobs = new Map<string, { jobId: string; recordId?: string; text?: string }>();
   const calls: FakeGitHub["calls"] = [];
   const faults: Fault[] = [];
+  const actionRepositories = await FakeActionRepositories.create();
   const waiters = new Set<() => void>();
   let nextRunnerId = 17;
   let nextMessageId = 1;
@@ -543,6 +559,8 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       feedStreamUrl: flow === "broker" ? `${url.replace(/^http/, "ws")}/feed/${jobId}` : "",
       serverUrl: url,
       billingOwnerId: "billing-acme",
+      // The runner resolves actions at an absolute path of this URL (its own path is dropped).
+      launchUrl: flow === "broker" ? `${url}/launch/` : "",
     });
     const job: FakeJob = {
       jobId,
@@ -562,6 +580,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       records: new Map(),
       live: new Map(),
       logs: new Map(),
+      actionResolves: 0,
     };
     jobs.set(jobId, job);
     jobsByToken.set(jobToken, job);
@@ -993,6 +1012,37 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
         }
         return { status: 200, body: { count: 0, value: [] } };
       }
+      case "actiondownloadinfo": {
+        // actions/runner TaskHttpClientBase.ResolveActionDownloadInfoAsync: POST, ?jobId=, camelCase.
+        const job = jobOf(req, values.planId, query.get("jobId") ?? "");
+        if (method !== "POST") break;
+        const resolved = await resolveActions(
+          job,
+          array(body(), "actions").map((a) => ({ name: text(a, "nameWithOwner") ?? "", ref: text(a, "ref") ?? "" })),
+        );
+        if ("unresolved" in resolved) {
+          throw wrapped(422, "UnresolvableActionDownloadInfoException", resolved.unresolved.join(". "));
+        }
+        return {
+          status: 200,
+          body: {
+            actions: Object.fromEntries(
+              resolved.map((r) => [
+                `${r.nameWithOwner}@${r.ref}`,
+                {
+                  nameWithOwner: r.nameWithOwner,
+                  resolvedNameWithOwner: r.resolvedNameWithOwner,
+                  resolvedSha: r.resolvedSha,
+                  tarballUrl: r.tarballUrl,
+                  zipballUrl: r.zipballUrl,
+                  ref: r.ref,
+                  authentication: { token: r.token, expiresAt: r.expiresAt },
+                },
+              ]),
+            ),
+          },
+        };
+      }
       case "feed": {
         const job = jobOf(req, values.planId);
         addLive(job, body());
@@ -1106,6 +1156,65 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     throw notFound();
   };
 
+  /** Every reference resolved with a download token, or the messages of those that cannot be. */
+  const resolveActions = async (
+    job: FakeJob,
+    wanted: { name: string; ref: string }[],
+  ): Promise<ResolvedAction[] | { unresolved: string[] }> => {
+    job.actionResolves++;
+    const answers = await Promise.all(wanted.map((w) => actionRepositories.resolve(w.name, w.ref, url)));
+    const unresolved = wanted
+      .filter((_, i) => answers[i] === undefined)
+      .map((w) => `Unable to resolve action \`${w.name}@${w.ref}\`, repository or version not found`);
+    if (unresolved.length > 0) return { unresolved };
+    return answers.filter((a): a is ResolvedAction => a !== undefined);
+  };
+
+  // The Launch service of run-service jobs (actions/runner LaunchHttpClient): snake_case,
+  // POST /actions/build/{planId}/jobs/{jobId}/runnerresolve/actions with the job's token, at
+  // the root of system.github.launch_endpoint's host (the client builds an absolute-path URI).
+  const launch = async (req: http.IncomingMessage, method: string, parts: string[], body: unknown) => {
+    const [actions, build, planId, jobs, jobId, runnerresolve, what] = parts;
+    if (
+      method !== "POST" ||
+      actions !== "actions" ||
+      build !== "build" ||
+      jobs !== "jobs" ||
+      runnerresolve !== "runnerresolve" ||
+      what !== "actions"
+    )
+      throw notFound();
+    const job = jobOf(req, planId, jobId);
+    const resolved = await resolveActions(
+      job,
+      array(body, "actions").map((a) => ({ name: text(a, "action") ?? "", ref: text(a, "version") ?? "" })),
+    );
+    if ("unresolved" in resolved) {
+      throw new HttpError(422, {
+        errors: Object.fromEntries(resolved.unresolved.map((message, i) => [String(i), { message }])),
+      });
+    }
+    return {
+      status: 200,
+      body: {
+        actions: Object.fromEntries(
+          resolved.map((r) => [
+            `${r.nameWithOwner}@${r.ref}`,
+            {
+              name: r.nameWithOwner,
+              resolved_name: r.resolvedNameWithOwner,
+              resolved_sha: r.resolvedSha,
+              tar_url: r.tarballUrl,
+              zip_url: r.zipballUrl,
+              version: r.ref,
+              authentication: { token: r.token, expires_at: r.expiresAt },
+            },
+          ]),
+        ),
+      },
+    };
+  };
+
   // §5.2: the run service.
   const runService = async (req: http.IncomingMessage, method: string, subPath: string, body: unknown) => {
     if (method !== "POST") throw notFound();
@@ -1192,6 +1301,17 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       throw new HttpError(fault.status, fault.body ?? { message: `injected ${fault.status}` }, fault.headers ?? {});
     }
     const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+    // A repository's tarball, as api.github.com/repos/{owner}/{repo}/tarball/{sha} serves it.
+    if (method === "GET" && parts[0] === "api" && parts[1] === "v3" && parts[2] === "repos" && parts[5] === "tarball") {
+      const archive = await actionRepositories.tarball(
+        `${parts[3]}/${parts[4]}`.toLowerCase(),
+        parts[6] ?? "",
+        req.headers.authorization ?? "",
+      );
+      if (typeof archive === "number")
+        throw new HttpError(archive, { message: archive === 401 ? "Bad credentials" : "Not Found" });
+      return { status: 200, body: undefined, bytes: archive };
+    }
     if (parts[0] === "api" && parts[1] === "v3")
       return rest(req, method, parts.slice(2), u.searchParams, parseJson(raw));
     if (parts[0] === "tenant" && parts[1] === "acme")
@@ -1199,6 +1319,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     if (parts[0] === "broker")
       return broker(req, method, parts.slice(1).join("/"), u.searchParams, parseJson(raw), signal);
     if (parts[0] === "run") return runService(req, method, parts.slice(1).join("/"), parseJson(raw));
+    if (parts[0] === "actions" && parts[1] === "build") return launch(req, method, parts, parseJson(raw));
     if (parts[0] === "results") return results(req, method, parts.slice(1).join("/"), parseJson(raw));
     if (parts[0] === "oauth" && parts[1] === "token" && method === "POST") return oauth(req, raw);
     if (parts[0] === "blobs" && method === "PUT") {
@@ -1268,7 +1389,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
     const controller = new AbortController();
     res.on("close", () => controller.abort());
     handle(req, controller.signal)
-      .then(({ status, body }) => {
+      .then(({ status, body, bytes }: { status: number; body: unknown; bytes?: Buffer }) => {
         calls.push({
           method: req.method ?? "",
           path: new URL(req.url ?? "/", "http://fake").pathname,
@@ -1276,7 +1397,8 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
           auth: req.headers.authorization?.split(" ")[0] ?? "",
           at: Date.now(),
         });
-        if (body === undefined) res.writeHead(status).end();
+        if (bytes !== undefined) res.writeHead(status, { "content-type": "application/x-gzip" }).end(bytes);
+        else if (body === undefined) res.writeHead(status).end();
         else res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
       })
       .catch((error: unknown) => {
@@ -1421,6 +1543,12 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       }
       wake();
     },
+    publishAction(nameWithOwner, files, tags) {
+      return actionRepositories.publish(nameWithOwner, files, tags);
+    },
+    actionDownloads(nameWithOwner) {
+      return actionRepositories.downloadsOf(nameWithOwner);
+    },
     liveLines(job, recordId) {
       const map = job.live.get(recordId.toLowerCase()) ?? new Map<number, string>();
       return [...map.entries()].sort(([a], [b]) => a - b).map(([, line]) => line);
@@ -1438,6 +1566,7 @@ export async function startFakeGitHub(options: FakeGitHubOptions = {}): Promise<
       wake();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await actionRepositories.close();
     },
   };
 }

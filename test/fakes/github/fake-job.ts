@@ -64,6 +64,8 @@ export interface JobIdentity {
   feedStreamUrl: string;
   serverUrl: string;
   billingOwnerId: string;
+  /** Where run-service jobs resolve their actions (system.github.launch_endpoint); "" for none. */
+  launchUrl: string;
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -200,6 +202,7 @@ export function buildJobMessage(spec: FakeJobSpec, id: JobIdentity): { message: 
     "system.github.results_endpoint": { value: id.resultsUrl, isSecret: false },
     "system.runnerGroupName": { value: "Default", isSecret: false },
     "DistributedTask.NewActionMetadata": { value: "true", isSecret: false },
+    ...(id.launchUrl ? { "system.github.launch_endpoint": { value: id.launchUrl, isSecret: false } } : {}),
   };
   for (const [name, value] of Object.entries(secrets)) variables[name] = { value, isSecret: true };
   const message: Json = {

@@ -1,8 +1,10 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, readdir, rename, rm, stat, utimes } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { ImageLockTimeoutError, withBuildLock } from "@solstice/images";
 import type { Logger } from "pino";
+import { downloadArchive, tarCommitId } from "./action-archive.ts";
 
 /** One repository action fetched and unpacked on the host, by resolved commit. */
 export interface FetchedAction {
@@ -49,6 +51,8 @@ const DEFAULT_MAX_BYTES = 1024 ** 3;
  */
 export class ActionStore {
   private readonly inFlight = new Map<string, Promise<FetchedAction>>();
+  /** Archives a running job of this host still uses, with how many jobs: never evicted. */
+  private readonly held = new Map<string, number>();
   private readonly maxBytes: number;
   private readonly gitTimeoutMs: number;
 
@@ -65,18 +69,103 @@ export class ActionStore {
     const url = `${source.baseUrl.replace(/\/+$/, "")}/${repository}`;
     const git = (args: string[], cwd?: string) => this.git(args, source.token, signal, cwd);
     const commit = COMMIT.test(source.ref) ? source.ref : await resolveRef(url, source.ref, git);
-    const dir = path.join(this.options.cacheDir, createHash("sha256").update(url).digest("hex").slice(0, 16), commit);
-    const done = { repository, url, ref: source.ref, commit, tree: dir, archive: `${dir}.tar.gz` };
-    if (await exists(done.archive)) {
-      const now = new Date();
-      await utimes(done.archive, now, now).catch(() => {});
-      return { ...done, cached: true };
+    const entry = this.entry(url, { repository, url, ref: source.ref, commit });
+    return this.cachedOr(entry, () => this.download(entry, source.ref, git));
+  }
+
+  /**
+   * An action the forge already resolved (GitHub's action download info): its archive is
+   * downloaded with the forge's download token, checked to be of the resolved commit, unpacked and
+   * cached by repository and commit like a git fetch, so the next job of this host finds it.
+   */
+  async fetchArchive(
+    source: { repository: string; ref: string; commit: string; tarballUrl: string; token?: string },
+    signal: AbortSignal,
+  ): Promise<FetchedAction> {
+    if (!COMMIT.test(source.commit)) {
+      throw new ActionFetchError(
+        `${source.repository}@${source.ref}: the forge resolved it to \`${source.commit}\`, not a commit`,
+      );
     }
-    const running = this.inFlight.get(dir);
-    if (running !== undefined) return { ...(await running), cached: true };
-    const fetching = this.download(done, source.ref, git).finally(() => this.inFlight.delete(dir));
-    this.inFlight.set(dir, fetching);
-    return fetching;
+    // Keyed by the archive's origin and repository, so every job of the forge shares it.
+    const key = `${new URL(source.tarballUrl).origin}/${source.repository}#archive`;
+    const entry = this.entry(key, {
+      repository: source.repository,
+      url: source.tarballUrl,
+      ref: source.ref,
+      commit: source.commit,
+    });
+    return this.cachedOr(entry, () => this.downloadArchive(entry, source, signal));
+  }
+
+  private entry(
+    key: string,
+    action: Pick<FetchedAction, "repository" | "url" | "ref" | "commit">,
+  ): Omit<FetchedAction, "cached"> {
+    const dir = path.join(
+      this.options.cacheDir,
+      createHash("sha256").update(key).digest("hex").slice(0, 16),
+      action.commit,
+    );
+    return { ...action, tree: dir, archive: `${dir}.tar.gz` };
+  }
+
+  /**
+   * The cached entry (its use time refreshed for the LRU order), the download under way in this
+   * process, or a new download under a lock file that another process sharing the cache (a
+   * `ciadm run` beside the orchestrator) waits on. The entry is held until `release`.
+   */
+  private async cachedOr(
+    entry: Omit<FetchedAction, "cached">,
+    download: () => Promise<FetchedAction>,
+  ): Promise<FetchedAction> {
+    this.hold(entry.archive);
+    try {
+      const running = this.inFlight.get(entry.tree);
+      if (running !== undefined) return { ...(await running), ref: entry.ref, cached: true };
+      if (await exists(entry.archive)) return await this.touched(entry);
+      const fetching = this.underLock(entry, download).finally(() => this.inFlight.delete(entry.tree));
+      this.inFlight.set(entry.tree, fetching);
+      return await fetching;
+    } catch (error) {
+      this.release(entry);
+      throw error;
+    }
+  }
+
+  private async underLock(
+    entry: Omit<FetchedAction, "cached">,
+    download: () => Promise<FetchedAction>,
+  ): Promise<FetchedAction> {
+    await mkdir(path.dirname(entry.tree), { recursive: true });
+    try {
+      return await withBuildLock(`${entry.tree}.lock`, { waitTimeoutMs: this.gitTimeoutMs * 3 }, async () =>
+        // Another process may have finished it while this one waited.
+        (await exists(entry.archive)) ? this.touched(entry) : download(),
+      );
+    } catch (error) {
+      if (error instanceof ImageLockTimeoutError) {
+        throw new ActionFetchError(`${entry.repository}@${entry.ref}: ${error.message.replace("image", "action")}`);
+      }
+      throw error;
+    }
+  }
+
+  private async touched(entry: Omit<FetchedAction, "cached">): Promise<FetchedAction> {
+    const now = new Date();
+    await utimes(entry.archive, now, now).catch(() => {});
+    return { ...entry, cached: true };
+  }
+
+  /** A job is done with an action it fetched: the cache may evict it again once no job holds it. */
+  release(action: Pick<FetchedAction, "archive">): void {
+    const count = (this.held.get(action.archive) ?? 0) - 1;
+    if (count > 0) this.held.set(action.archive, count);
+    else this.held.delete(action.archive);
+  }
+
+  private hold(archive: string): void {
+    this.held.set(archive, (this.held.get(archive) ?? 0) + 1);
   }
 
   private async download(
@@ -102,23 +191,77 @@ export class ActionStore {
         timeout: this.gitTimeoutMs,
       });
       await rm(bare, { recursive: true, force: true });
-      await rm(dir, { recursive: true, force: true });
-      await rename(path.join(work, "tree"), path.join(work, "final"));
-      await mkdir(path.dirname(dir), { recursive: true });
-      await rename(path.join(work, "final"), dir);
-      // The archive last: its presence is what marks the entry complete.
-      await rename(path.join(work, "tree.tar.gz"), action.archive);
+      await this.install(action, path.join(work, "tree"), path.join(work, "tree.tar.gz"));
       this.options.log.info({ action: action.repository, ref, commit: action.commit }, "action fetched");
     } finally {
       await rm(work, { recursive: true, force: true });
     }
-    await this.prune(action.archive).catch((error: unknown) =>
-      this.options.log.warn({ err: error }, "pruning the action cache failed"),
-    );
+    await this.pruneQuietly(action.archive);
     return { ...action, cached: false };
   }
 
-  /** Removes the least recently used actions until the cache fits `maxBytes`; never `keep`. */
+  private async downloadArchive(
+    action: Omit<FetchedAction, "cached">,
+    source: { tarballUrl: string; token?: string },
+    signal: AbortSignal,
+  ): Promise<FetchedAction> {
+    const work = `${action.tree}.part-${randomUUID()}`;
+    await mkdir(path.join(work, "unpacked"), { recursive: true });
+    try {
+      const download = path.join(work, "download.tar.gz");
+      await downloadArchive(source.tarballUrl, source.token, download, this.maxBytes, signal);
+      const commit = await tarCommitId(download);
+      if (commit !== action.commit) {
+        throw new ActionFetchError(
+          `${action.repository}@${action.ref}: the archive from ${action.url} is of commit ${commit ?? "(none recorded)"}, not the resolved ${action.commit}`,
+        );
+      }
+      await run("tar", ["-xzf", download, "-C", path.join(work, "unpacked")], { timeout: this.gitTimeoutMs, signal });
+      // A repository archive holds one folder (owner-name-sha/), as GitHub's runner expects.
+      const top = await readdir(path.join(work, "unpacked"));
+      if (top.length !== 1 || top[0] === undefined) {
+        throw new ActionFetchError(
+          `${action.repository}@${action.ref}: the archive holds ${top.length} entries, not one folder`,
+        );
+      }
+      const tree = path.join(work, "unpacked", top[0]);
+      await run("tar", ["-czf", path.join(work, "tree.tar.gz"), "-C", tree, "."], {
+        timeout: this.gitTimeoutMs,
+        signal,
+      });
+      await this.install(action, tree, path.join(work, "tree.tar.gz"));
+      this.options.log.info(
+        { action: action.repository, ref: action.ref, commit: action.commit },
+        "action archive downloaded",
+      );
+    } catch (error) {
+      if (error instanceof ActionFetchError) throw error;
+      throw new ActionFetchError(`${action.repository}@${action.ref}: ${(error as Error).message}`);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+    await this.pruneQuietly(action.archive);
+    return { ...action, cached: false };
+  }
+
+  /** Moves a finished tree and its archive into the cache; the archive last, as it marks the entry complete. */
+  private async install(action: Omit<FetchedAction, "cached">, tree: string, archive: string): Promise<void> {
+    // What the entry takes on disk, measured once here, so the bound never walks every tree.
+    const bytes = (await treeBytes(tree)) + (await stat(archive)).size;
+    await rm(action.tree, { recursive: true, force: true });
+    await mkdir(path.dirname(action.tree), { recursive: true });
+    await rename(tree, action.tree);
+    await writeFile(`${action.tree}.bytes`, `${bytes}\n`);
+    await rename(archive, action.archive);
+  }
+
+  private async pruneQuietly(keep: string): Promise<void> {
+    await this.prune(keep).catch((error: unknown) =>
+      this.options.log.warn({ err: error }, "pruning the action cache failed"),
+    );
+  }
+
+  /** Removes the least recently used actions until the cache fits `maxBytes`; never `keep` nor one a job holds. */
   private async prune(keep: string): Promise<void> {
     const entries: { archive: string; size: number; used: number }[] = [];
     for (const repo of await readdir(this.options.cacheDir).catch(() => [] as string[])) {
@@ -127,17 +270,20 @@ export class ActionStore {
         if (!name.endsWith(".tar.gz")) continue;
         const archive = path.join(repoDir, name);
         const info = await stat(archive);
-        // The unpacked tree is about as big again as the archive compressed several times over;
-        // counting the archive five times keeps the bound honest without walking every tree.
-        entries.push({ archive, size: info.size * 5, used: info.mtimeMs });
+        const tree = archive.slice(0, -".tar.gz".length);
+        const measured = Number((await readFile(`${tree}.bytes`, "utf8").catch(() => "")).trim());
+        // An entry from before sizes were recorded: its tree counted as four times its archive.
+        entries.push({ archive, size: measured > 0 ? measured : info.size * 5, used: info.mtimeMs });
       }
     }
     let total = entries.reduce((sum, e) => sum + e.size, 0);
     for (const entry of entries.sort((a, b) => a.used - b.used)) {
       if (total <= this.maxBytes) break;
-      if (entry.archive === keep) continue;
+      if (entry.archive === keep || this.held.has(entry.archive)) continue;
+      const tree = entry.archive.slice(0, -".tar.gz".length);
       await rm(entry.archive, { force: true });
-      await rm(entry.archive.slice(0, -".tar.gz".length), { recursive: true, force: true });
+      await rm(tree, { recursive: true, force: true });
+      await rm(`${tree}.bytes`, { force: true });
       total -= entry.size;
     }
   }
@@ -197,6 +343,16 @@ function run(
       reject(new ActionFetchError(`${command} ${args.filter((a) => !a.startsWith("-")).join(" ")}: ${why}`));
     });
   });
+}
+
+/** The bytes of every file under `dir` (links counted as themselves). */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? await treeBytes(full) : (await lstat(full)).size;
+  }
+  return total;
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -1,7 +1,8 @@
 import path from "node:path";
-import type { JobRequest } from "@solstice/protocol";
+import type { ActionArchive, JobRequest } from "@solstice/protocol";
 import { parseActionReference } from "@solstice/workflow";
 import { type ActionManifest, readActionManifest } from "./action-manifest.ts";
+import { JobActionSources } from "./action-sources.ts";
 import type { ActionStore, FetchedAction } from "./action-store.ts";
 import type { NodeRuntimeStore } from "./node-runtime.ts";
 
@@ -21,14 +22,6 @@ export interface ResolvedAction {
   /** The action's folder inside its repository, "" for the root. */
   readonly path: string;
   readonly manifest: ActionManifest;
-}
-
-function originOf(url: string): string | undefined {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -53,8 +46,10 @@ export async function resolveJobActions(
   signal: AbortSignal,
   /** The job's own forge token: it authenticates fetches from the job's own forge (private actions there). */
   forgeToken?: string,
+  /** The unsealed download token of an archive the runner resolved (GitHub's action download info). */
+  archiveToken?: (archive: ActionArchive) => string | undefined,
 ): Promise<Map<string, ResolvedAction>> {
-  const forge = originOf(job.repository?.url ?? "");
+  const sources = new JobActionSources(job, provider, signal, forgeToken, archiveToken);
   const resolved = new Map<string, ResolvedAction>();
   // The deepest level each action's subtree was walked at within the limit: it fits at any level
   // above that too, so only a deeper use is walked again. It is recorded once the walk is done, so
@@ -79,14 +74,7 @@ export async function resolveJobActions(
         `${where}: \`${uses}\` is not supported inside a composite action; Solstice runs actions from a repository (owner/name@ref)`,
       );
     }
-    const baseUrl = reference.baseUrl ?? (job.actionsUrl || provider.defaultUrl);
-    // The forge's token goes only to the forge that issued it, as the Forgejo runner does; it
-    // authenticates git on the host and never reaches the guest.
-    const token = forgeToken && forge !== undefined && originOf(baseUrl) === forge ? forgeToken : undefined;
-    const fetched = await provider.store.fetch(
-      { baseUrl, owner: reference.owner, name: reference.name, ref: reference.ref, ...(token ? { token } : {}) },
-      signal,
-    );
+    const fetched = await sources.fetch(reference);
     const manifest = await readActionManifest(path.join(fetched.tree, reference.path), `\`${uses}\``);
     if (manifest.runs.using === "docker") {
       throw new JobActionError(
@@ -103,8 +91,18 @@ export async function resolveJobActions(
       if (step.uses !== undefined) await visit(step.uses, depth + 1, `\`${action.uses}\` step ${index + 1}`);
     }
   };
-  for (const step of job.steps) {
-    if (step.action.case === "uses") await visit(step.action.value.uses, 1, `step "${step.name}"`);
+  try {
+    for (const step of job.steps) {
+      if (step.action.case === "uses") await visit(step.action.value.uses, 1, `step "${step.name}"`);
+    }
+  } catch (error) {
+    sources.release();
+    throw error;
   }
   return resolved;
+}
+
+/** The job is over: the host's cache may evict its actions again (the store holds them until then). */
+export function releaseJobActions(provider: ActionProvider, actions: ReadonlyMap<string, ResolvedAction>): void {
+  for (const action of actions.values()) provider.store.release(action.fetched);
 }

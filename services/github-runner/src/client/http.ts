@@ -50,7 +50,16 @@ export function describeError(text: string, headers: Headers): { kind: string; d
     const body = JSON.parse(text) as Record<string, unknown>;
     const str = (v: unknown) => (typeof v === "string" ? v : "");
     const kind = str(body.typeKey) || str(body.errorKind) || str(body.error) || str(body.code);
-    const detail = str(body.message) || str(body.errorMessage) || str(body.error_description) || str(body.msg) || "";
+    // Launch's 422 for actions it cannot resolve: {"errors": {"owner/name@ref": {"message": …}}}.
+    const resolution =
+      typeof body.errors === "object" && body.errors !== null && !Array.isArray(body.errors)
+        ? Object.values(body.errors as Record<string, unknown>)
+            .map((e) => str((e as Record<string, unknown> | null)?.message))
+            .filter(Boolean)
+            .join(". ")
+        : "";
+    const detail =
+      str(body.message) || str(body.errorMessage) || str(body.error_description) || str(body.msg) || resolution;
     if (kind || detail) return { kind, detail: detail.slice(0, 500) };
   } catch {
     // Not JSON: fall through to the header.

@@ -25,6 +25,7 @@ export const LOCATIONS = {
   recordFeed: "858983e4-19bd-4c5e-864c-507b59b58b12",
   logs: "46f5667d-263a-4684-91b1-dff7fdcf64e2",
   planEvents: "557624af-b29e-4c20-8ab0-0399d2204f3f",
+  actionDownloadInfo: "27d7f831-88c1-4719-8ca1-6a061dad90eb",
 } as const;
 
 interface ServiceDefinition {

@@ -21,6 +21,11 @@ export class JobMasker {
     }
   }
 
+  /** A value learnt during the job (an action's download token), masked from now on. */
+  add(value: string): void {
+    this.values.add(value);
+  }
+
   mask(text: string): string {
     let out = this.values.mask(text);
     for (const pattern of this.patterns) out = out.replace(pattern, MASK);

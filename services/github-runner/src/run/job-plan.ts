@@ -24,6 +24,7 @@ import {
   WorkflowError,
 } from "@solstice/workflow";
 import { prop, str } from "../client/wire-json.ts";
+import type { ActionReference } from "./action-download-info.ts";
 import { githubToken, type JobMessage, secretsOf, variable } from "./job-message.ts";
 import { mappingEntries, readsSecrets, readToken, wholeSecret } from "./template-token.ts";
 
@@ -36,7 +37,13 @@ export interface StepInfo {
 }
 
 export type JobPlan =
-  | { ok: true; request: JobRequest; steps: StepInfo[] }
+  | {
+      ok: true;
+      request: JobRequest;
+      steps: StepInfo[];
+      /** The repository actions of the steps, to resolve through GitHub before the job runs. */
+      actions: ActionReference[];
+    }
   | { ok: false; problems: string[]; steps: StepInfo[] };
 
 const SUPPORTED =
@@ -167,6 +174,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
   }
 
   const planned: PlannedStepDef[] = [];
+  const actions: ActionReference[] = [];
   message.steps.forEach((step, index) => {
     const reference = prop(step, "reference");
     const kind = refType(reference);
@@ -252,6 +260,11 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
         }
       }
       planned.push({ ...common, kind: "action", uses, inputs: with_ });
+      actions.push({
+        nameWithOwner: str(prop(reference, "name")) ?? "",
+        ref: str(prop(reference, "ref")) ?? "",
+        path: str(prop(reference, "path")) ?? "",
+      });
       return;
     }
     const text = (name: string) =>
@@ -354,7 +367,7 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
   const token = githubToken(message);
   if (token && opts.keyring) request.checkoutToken = opts.keyring.seal(token, checkoutTokenContext(request.jobId));
   request.actionsRuntime = actionsRuntimeOf(message, request.jobId, opts.keyring);
-  return { ok: true, request, steps };
+  return { ok: true, request, steps, actions };
 }
 
 /**

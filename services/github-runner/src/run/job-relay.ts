@@ -1,6 +1,13 @@
 import type { Bus } from "@solstice/bus";
 import { addDebugAccess, Backoff, type OwnerEvents, runFleetJob, sleep } from "@solstice/forge-relay";
-import { type FleetKeyring, Outcome, timestampDate } from "@solstice/protocol";
+import {
+  ActionArchiveSchema,
+  actionTokenContext,
+  create,
+  type FleetKeyring,
+  Outcome,
+  timestampDate,
+} from "@solstice/protocol";
 import type { Logger } from "pino";
 import { fixedBearer, LOCATIONS, VssClient } from "../client/vss-client.ts";
 import { GitHubRunnerError, HttpStatusError } from "../errors.ts";
@@ -10,10 +17,11 @@ import { JobLog, type TaskResult } from "../report/job-log.ts";
 import { JobReporter } from "../report/job-reporter.ts";
 import { ResultsChannel, stepResultsOf } from "../report/results-channel.ts";
 import { TimelineChannel } from "../report/timeline-channel.ts";
+import { type ActionDownloadInfo, resolveActionDownloadInfo } from "./action-download-info.ts";
 import { holdJobLock } from "./job-lock.ts";
 import { JobMasker } from "./job-masker.ts";
 import { type JobMessage, maskValuesOf, variable } from "./job-message.ts";
-import { planJob } from "./job-plan.ts";
+import { type JobPlan, planJob } from "./job-plan.ts";
 
 export interface JobTimings {
   /** How often the timeline and live lines go out. Default 500. */
@@ -83,6 +91,53 @@ async function finalCall(
       await sleep(backoff.next());
     }
   }
+}
+
+/**
+ * Resolves the job's actions through GitHub (its action download info) and puts each archive in
+ * the JobRequest, its download token sealed with the fleet key for the VM host, which downloads
+ * and caches it (decision 0005). False, with the reason in GitHub's log, when that fails.
+ */
+async function resolveActions(
+  plan: Extract<JobPlan, { ok: true }>,
+  opts: GitHubJobOptions,
+  masker: JobMasker,
+  system: (text: string) => void,
+): Promise<boolean> {
+  if (plan.actions.length === 0) return true;
+  system("Getting action download info");
+  let infos: ActionDownloadInfo[];
+  try {
+    infos = await resolveActionDownloadInfo(opts.message, opts.flow, plan.actions, opts.cancel);
+  } catch (error) {
+    opts.log.warn({ err: (error as Error).message }, "resolving the job's actions failed");
+    system(`could not resolve the job's actions: ${(error as Error).message}`);
+    return false;
+  }
+  const request = plan.request;
+  // As GitHub's runner does: a download token is masked wherever it might show.
+  for (const info of infos) if (info.token !== undefined) masker.add(info.token);
+  for (const info of infos) {
+    if (info.token !== undefined && !opts.keyring) {
+      system(
+        `action ${info.reference} comes with a download token, which travels only sealed: give the github-runner the fleet key (SOLSTICE_FLEET_KEYS_FILE)`,
+      );
+      return false;
+    }
+    request.actionArchives.push(
+      create(ActionArchiveSchema, {
+        reference: info.reference,
+        resolvedRepository: info.resolvedNameWithOwner,
+        commitSha: info.resolvedSha,
+        tarballUrl: info.tarballUrl,
+        ...(info.token !== undefined && opts.keyring
+          ? { token: opts.keyring.seal(info.token, actionTokenContext(request.jobId, info.reference)) }
+          : {}),
+      }),
+    );
+    system(`Download action repository '${info.reference}' (SHA:${info.resolvedSha}) on the VM host`);
+  }
+  return true;
 }
 
 /**
@@ -170,6 +225,9 @@ export async function runGitHubJob(opts: GitHubJobOptions): Promise<TaskResult> 
     for (const problem of plan.problems) system(`  ${problem}`);
     system("the job was not started; no VM was booted");
     result = "failed";
+  } else if (!(await resolveActions(plan, opts, masker, system))) {
+    system("the job was not started; no VM was booted");
+    result = opts.cancel.aborted ? "canceled" : "failed";
   } else {
     const request = plan.request;
     log.info({ job_id: request.jobId, github_job_id: message.jobId }, "running GitHub job in the fleet");

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file solstice/v1/job_request.proto.
  */
 export const file_solstice_v1_job_request: GenFile = /*@__PURE__*/
-  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEinQcKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MSEwoLYWN0aW9uc191cmwYFSABKAkSNAoPYWN0aW9uc19ydW50aW1lGBYgASgLMhsuc29sc3RpY2UudjEuQWN0aW9uc1J1bnRpbWUaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDE91dHB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr0BCg5BY3Rpb25zUnVudGltZRITCgtydW50aW1lX3VybBgBIAEoCRITCgtyZXN1bHRzX3VybBgCIAEoCRIRCgljYWNoZV91cmwYAyABKAkSIgoFdG9rZW4YBCABKAsyEy5zb2xzdGljZS52MS5TZWFsZWQSGAoQY2FjaGVfc2VydmljZV92MhgFIAEoCBIcChRpZF90b2tlbl9yZXF1ZXN0X3VybBgGIAEoCRISCgpjYWNoZV9tb2RlGAcgASgJIjAKC0RlYnVnQWNjZXNzEgwKBHVzZXIYASABKAkSEwoLcHVibGljX2tleXMYAiADKAkiTQoKUmVwb3NpdG9yeRILCgN1cmwYASABKAkSEgoKY29tbWl0X3NoYRgCIAEoCRILCgNyZWYYAyABKAkSEQoJZnVsbF9uYW1lGAQgASgJIkAKDFNlYWxlZFNlY3JldBIMCgRuYW1lGAEgASgJEiIKBXZhbHVlGAIgASgLMhMuc29sc3RpY2UudjEuU2VhbGVkIocBCghDb250ZXh0cxITCgtnaXRodWJfanNvbhgBIAEoCRIRCgl2YXJzX2pzb24YAiABKAkSEwoLbWF0cml4X2pzb24YAyABKAkSEgoKbmVlZHNfanNvbhgEIAEoCRITCgtpbnB1dHNfanNvbhgFIAEoCRIVCg1zdHJhdGVneV9qc29uGAYgASgJIucDCgtQbGFubmVkU3RlcBINCgVpbmRleBgBIAEoDRIMCgRuYW1lGAIgASgJEgoKAmlkGAMgASgJEiUKA3J1bhgEIAEoCzIWLnNvbHN0aWNlLnYxLlJ1blNjcmlwdEgAEikKCGNoZWNrb3V0GAUgASgLMhUuc29sc3RpY2UudjEuQ2hlY2tvdXRIABImCgR1c2VzGAwgASgLMhYuc29sc3RpY2UudjEuVXNlQWN0aW9uSAASLgoDZW52GAYgAygLMiEuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuRW52RW50cnkSGQoRd29ya2luZ19kaXJlY3RvcnkYByABKAkSEQoJY29uZGl0aW9uGAggASgJEhkKEWNvbnRpbnVlX29uX2Vycm9yGAkgASgIEhcKD3RpbWVvdXRfc2Vjb25kcxgKIAEoDRI7CgpzZWNyZXRfZW52GAsgAygLMicuc29sc3RpY2UudjEuUGxhbm5lZFN0ZXAuU2VjcmV0RW52RW50cnkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARowCg5TZWNyZXRFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQggKBmFjdGlvbiIqCglSdW5TY3JpcHQSDgoGc2NyaXB0GAEgASgJEg0KBXNoZWxsGAIgASgJIvIBCglVc2VBY3Rpb24SDAoEdXNlcxgBIAEoCRIyCgZpbnB1dHMYAiADKAsyIi5zb2xzdGljZS52MS5Vc2VBY3Rpb24uSW5wdXRzRW50cnkSPwoNc2VjcmV0X2lucHV0cxgDIAMoCzIoLnNvbHN0aWNlLnYxLlVzZUFjdGlvbi5TZWNyZXRJbnB1dHNFbnRyeRotCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjMKEVNlY3JldElucHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEilgEKCENoZWNrb3V0EhIKCnJlcG9zaXRvcnkYASABKAkSCwoDcmVmGAIgASgJEgwKBHBhdGgYAyABKAkSEwoLZmV0Y2hfZGVwdGgYBCABKA0SEgoKc3VibW9kdWxlcxgFIAEoCRISCgVjbGVhbhgGIAEoCEgAiAEBEhQKDHRva2VuX3NlY3JldBgHIAEoCUIICgZfY2xlYW4qbQoJSm9iU291cmNlEhoKFkpPQl9TT1VSQ0VfVU5TUEVDSUZJRUQQABIWChJKT0JfU09VUkNFX0ZPUkdFSk8QARIVChFKT0JfU09VUkNFX0dJVEhVQhACEhUKEUpPQl9TT1VSQ0VfTUFOVUFMEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_solstice_v1_common]);
+  fileDesc("Ch1zb2xzdGljZS92MS9qb2JfcmVxdWVzdC5wcm90bxILc29sc3RpY2UudjEi0gcKCkpvYlJlcXVlc3QSFgoOc2NoZW1hX3ZlcnNpb24YASABKAkSDgoGam9iX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJgoGc291cmNlGAQgASgOMhYuc29sc3RpY2UudjEuSm9iU291cmNlEg0KBW93bmVyGAUgASgJEisKCnJlcG9zaXRvcnkYBiABKAsyFy5zb2xzdGljZS52MS5SZXBvc2l0b3J5EhUKDXdvcmtmbG93X3BhdGgYByABKAkSFwoPd29ya2Zsb3dfam9iX2lkGAggASgJEhAKCGpvYl9uYW1lGAkgASgJEg8KB3J1bnNfb24YCiABKAkSFwoPdGltZW91dF9zZWNvbmRzGAsgASgNEicKBXN0ZXBzGAwgAygLMhguc29sc3RpY2UudjEuUGxhbm5lZFN0ZXASJwoIY29udGV4dHMYDSABKAsyFS5zb2xzdGljZS52MS5Db250ZXh0cxIrCg5jaGVja291dF90b2tlbhgOIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIqCgdzZWNyZXRzGA8gAygLMhkuc29sc3RpY2UudjEuU2VhbGVkU2VjcmV0EjAKDHN1Ym1pdHRlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoDZW52GBEgAygLMiAuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5FbnZFbnRyeRI6CgpzZWNyZXRfZW52GBIgAygLMiYuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5TZWNyZXRFbnZFbnRyeRI1CgdvdXRwdXRzGBMgAygLMiQuc29sc3RpY2UudjEuSm9iUmVxdWVzdC5PdXRwdXRzRW50cnkSLgoMZGVidWdfYWNjZXNzGBQgASgLMhguc29sc3RpY2UudjEuRGVidWdBY2Nlc3MSEwoLYWN0aW9uc191cmwYFSABKAkSNAoPYWN0aW9uc19ydW50aW1lGBYgASgLMhsuc29sc3RpY2UudjEuQWN0aW9uc1J1bnRpbWUSMwoPYWN0aW9uX2FyY2hpdmVzGBcgAygLMhouc29sc3RpY2UudjEuQWN0aW9uQXJjaGl2ZRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjAKDlNlY3JldEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLgoMT3V0cHV0c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEivQEKDkFjdGlvbnNSdW50aW1lEhMKC3J1bnRpbWVfdXJsGAEgASgJEhMKC3Jlc3VsdHNfdXJsGAIgASgJEhEKCWNhY2hlX3VybBgDIAEoCRIiCgV0b2tlbhgEIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZBIYChBjYWNoZV9zZXJ2aWNlX3YyGAUgASgIEhwKFGlkX3Rva2VuX3JlcXVlc3RfdXJsGAYgASgJEhIKCmNhY2hlX21vZGUYByABKAkijAEKDUFjdGlvbkFyY2hpdmUSEQoJcmVmZXJlbmNlGAEgASgJEhsKE3Jlc29sdmVkX3JlcG9zaXRvcnkYAiABKAkSEgoKY29tbWl0X3NoYRgDIAEoCRITCgt0YXJiYWxsX3VybBgEIAEoCRIiCgV0b2tlbhgFIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZCIwCgtEZWJ1Z0FjY2VzcxIMCgR1c2VyGAEgASgJEhMKC3B1YmxpY19rZXlzGAIgAygJIk0KClJlcG9zaXRvcnkSCwoDdXJsGAEgASgJEhIKCmNvbW1pdF9zaGEYAiABKAkSCwoDcmVmGAMgASgJEhEKCWZ1bGxfbmFtZRgEIAEoCSJACgxTZWFsZWRTZWNyZXQSDAoEbmFtZRgBIAEoCRIiCgV2YWx1ZRgCIAEoCzITLnNvbHN0aWNlLnYxLlNlYWxlZCKHAQoIQ29udGV4dHMSEwoLZ2l0aHViX2pzb24YASABKAkSEQoJdmFyc19qc29uGAIgASgJEhMKC21hdHJpeF9qc29uGAMgASgJEhIKCm5lZWRzX2pzb24YBCABKAkSEwoLaW5wdXRzX2pzb24YBSABKAkSFQoNc3RyYXRlZ3lfanNvbhgGIAEoCSLnAwoLUGxhbm5lZFN0ZXASDQoFaW5kZXgYASABKA0SDAoEbmFtZRgCIAEoCRIKCgJpZBgDIAEoCRIlCgNydW4YBCABKAsyFi5zb2xzdGljZS52MS5SdW5TY3JpcHRIABIpCghjaGVja291dBgFIAEoCzIVLnNvbHN0aWNlLnYxLkNoZWNrb3V0SAASJgoEdXNlcxgMIAEoCzIWLnNvbHN0aWNlLnYxLlVzZUFjdGlvbkgAEi4KA2VudhgGIAMoCzIhLnNvbHN0aWNlLnYxLlBsYW5uZWRTdGVwLkVudkVudHJ5EhkKEXdvcmtpbmdfZGlyZWN0b3J5GAcgASgJEhEKCWNvbmRpdGlvbhgIIAEoCRIZChFjb250aW51ZV9vbl9lcnJvchgJIAEoCBIXCg90aW1lb3V0X3NlY29uZHMYCiABKA0SOwoKc2VjcmV0X2VudhgLIAMoCzInLnNvbHN0aWNlLnYxLlBsYW5uZWRTdGVwLlNlY3JldEVudkVudHJ5GioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMAoOU2VjcmV0RW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZhY3Rpb24iKgoJUnVuU2NyaXB0Eg4KBnNjcmlwdBgBIAEoCRINCgVzaGVsbBgCIAEoCSLyAQoJVXNlQWN0aW9uEgwKBHVzZXMYASABKAkSMgoGaW5wdXRzGAIgAygLMiIuc29sc3RpY2UudjEuVXNlQWN0aW9uLklucHV0c0VudHJ5Ej8KDXNlY3JldF9pbnB1dHMYAyADKAsyKC5zb2xzdGljZS52MS5Vc2VBY3Rpb24uU2VjcmV0SW5wdXRzRW50cnkaLQoLSW5wdXRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARozChFTZWNyZXRJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpYBCghDaGVja291dBISCgpyZXBvc2l0b3J5GAEgASgJEgsKA3JlZhgCIAEoCRIMCgRwYXRoGAMgASgJEhMKC2ZldGNoX2RlcHRoGAQgASgNEhIKCnN1Ym1vZHVsZXMYBSABKAkSEgoFY2xlYW4YBiABKAhIAIgBARIUCgx0b2tlbl9zZWNyZXQYByABKAlCCAoGX2NsZWFuKm0KCUpvYlNvdXJjZRIaChZKT0JfU09VUkNFX1VOU1BFQ0lGSUVEEAASFgoSSk9CX1NPVVJDRV9GT1JHRUpPEAESFQoRSk9CX1NPVVJDRV9HSVRIVUIQAhIVChFKT0JfU09VUkNFX01BTlVBTBADYgZwcm90bzM", [file_google_protobuf_timestamp, file_solstice_v1_common]);
 
 /**
  * One job to run in one fresh VM. Published on `solstice.jobs` with the `runs_on` label as
@@ -162,6 +162,14 @@ export type JobRequest = Message<"solstice.v1.JobRequest"> & {
    * @generated from field: solstice.v1.ActionsRuntime actions_runtime = 22;
    */
   actionsRuntime?: ActionsRuntime | undefined;
+
+  /**
+   * Actions the runner resolved through its forge's own service (GitHub's action download info),
+   * keyed by `owner/name@ref`: the host downloads these archives instead of fetching with git.
+   *
+   * @generated from field: repeated solstice.v1.ActionArchive action_archives = 23;
+   */
+  actionArchives: ActionArchive[];
 };
 
 /**
@@ -238,6 +246,56 @@ export const ActionsRuntimeSchema: GenMessage<ActionsRuntime> = /*@__PURE__*/
   messageDesc(file_solstice_v1_job_request, 1);
 
 /**
+ * One action as the forge resolved it for this job: the archive to download and its commit.
+ *
+ * @generated from message solstice.v1.ActionArchive
+ */
+export type ActionArchive = Message<"solstice.v1.ActionArchive"> & {
+  /**
+   * `owner/name@ref` as written in the workflow (GitHub's key: NameWithOwner@Ref).
+   *
+   * @generated from field: string reference = 1;
+   */
+  reference: string;
+
+  /**
+   * `owner/name` after renames and redirects (GitHub's ResolvedNameWithOwner).
+   *
+   * @generated from field: string resolved_repository = 2;
+   */
+  resolvedRepository: string;
+
+  /**
+   * The commit the ref resolved to; the archive must be of this commit.
+   *
+   * @generated from field: string commit_sha = 3;
+   */
+  commitSha: string;
+
+  /**
+   * A .tar.gz of the repository at that commit (GitHub's TarballUrl), without credentials.
+   *
+   * @generated from field: string tarball_url = 4;
+   */
+  tarballUrl: string;
+
+  /**
+   * The download token the forge issued for this archive, sealed with the fleet key
+   * (`actionTokenContext`); absent when the forge gave none, then the job's own token is used.
+   *
+   * @generated from field: solstice.v1.Sealed token = 5;
+   */
+  token?: Sealed | undefined;
+};
+
+/**
+ * Describes the message solstice.v1.ActionArchive.
+ * Use `create(ActionArchiveSchema)` to create a new message.
+ */
+export const ActionArchiveSchema: GenMessage<ActionArchive> = /*@__PURE__*/
+  messageDesc(file_solstice_v1_job_request, 2);
+
+/**
  * The person who triggered a job and the public keys the forge lists for them.
  *
  * @generated from message solstice.v1.DebugAccess
@@ -263,7 +321,7 @@ export type DebugAccess = Message<"solstice.v1.DebugAccess"> & {
  * Use `create(DebugAccessSchema)` to create a new message.
  */
 export const DebugAccessSchema: GenMessage<DebugAccess> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 2);
+  messageDesc(file_solstice_v1_job_request, 3);
 
 /**
  * @generated from message solstice.v1.Repository
@@ -299,7 +357,7 @@ export type Repository = Message<"solstice.v1.Repository"> & {
  * Use `create(RepositorySchema)` to create a new message.
  */
 export const RepositorySchema: GenMessage<Repository> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 3);
+  messageDesc(file_solstice_v1_job_request, 4);
 
 /**
  * @generated from message solstice.v1.SealedSecret
@@ -321,7 +379,7 @@ export type SealedSecret = Message<"solstice.v1.SealedSecret"> & {
  * Use `create(SealedSecretSchema)` to create a new message.
  */
 export const SealedSecretSchema: GenMessage<SealedSecret> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 4);
+  messageDesc(file_solstice_v1_job_request, 5);
 
 /**
  * The contexts expressions may read, as JSON documents (their shape is the forge's).
@@ -365,7 +423,7 @@ export type Contexts = Message<"solstice.v1.Contexts"> & {
  * Use `create(ContextsSchema)` to create a new message.
  */
 export const ContextsSchema: GenMessage<Contexts> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 5);
+  messageDesc(file_solstice_v1_job_request, 6);
 
 /**
  * @generated from message solstice.v1.PlannedStep
@@ -455,7 +513,7 @@ export type PlannedStep = Message<"solstice.v1.PlannedStep"> & {
  * Use `create(PlannedStepSchema)` to create a new message.
  */
 export const PlannedStepSchema: GenMessage<PlannedStep> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 6);
+  messageDesc(file_solstice_v1_job_request, 7);
 
 /**
  * @generated from message solstice.v1.RunScript
@@ -479,7 +537,7 @@ export type RunScript = Message<"solstice.v1.RunScript"> & {
  * Use `create(RunScriptSchema)` to create a new message.
  */
 export const RunScriptSchema: GenMessage<RunScript> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 7);
+  messageDesc(file_solstice_v1_job_request, 8);
 
 /**
  * `uses:` a JavaScript or composite action, fetched and cached on the host by resolved commit,
@@ -515,7 +573,7 @@ export type UseAction = Message<"solstice.v1.UseAction"> & {
  * Use `create(UseActionSchema)` to create a new message.
  */
 export const UseActionSchema: GenMessage<UseAction> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 8);
+  messageDesc(file_solstice_v1_job_request, 9);
 
 /**
  * The built-in `actions/checkout`: clones the job's repository into the workspace in the guest.
@@ -578,7 +636,7 @@ export type Checkout = Message<"solstice.v1.Checkout"> & {
  * Use `create(CheckoutSchema)` to create a new message.
  */
 export const CheckoutSchema: GenMessage<Checkout> = /*@__PURE__*/
-  messageDesc(file_solstice_v1_job_request, 9);
+  messageDesc(file_solstice_v1_job_request, 10);
 
 /**
  * Where a job came from; decides who supervises it and where results go.

@@ -482,7 +482,7 @@ jobs:
           },
           tasksVersion: "1",
         },
-        expect: { planned: { job: "job-cache-check-1", fleetLabel: "tiny", steps: 2 } },
+        expect: { planned: { job: "job-cache-check-1", fleetLabel: "tiny", steps: 2 }, masks: ["some token here"] },
       },
       {
         name: "job2 of has_needs (needs: job1) is planned for its label",

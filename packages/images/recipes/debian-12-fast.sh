@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds "debian-12-fast": Debian bookworm (systemd, build tools) for the fast boot paths — our own
+# kernel with every driver built in (guest-kernel.sh: tiny-fast's config plus what systemd needs),
+# entered through PVH on microvm, no initramfs (the kernel mounts the ext4 root itself), and the key
+# agent of tiny-fast (tiny-fast-init.sh, unchanged) as an early systemd unit that starts dropbear
+# through fresh-start once the per-job keys, clock and entropy came. No cloud-init, no PAM on the
+# SSH path, systemd trimmed to what a job needs. Decision 0009 says why.
+#
+# The disk is a bare ext4 filesystem (no partition table, no bootloader), written with
+# `mkfs.ext4 -d` from the debootstrapped tree: no loop device, no mount. debootstrap needs root.
+#
+# Usage: debian-12-fast.sh OUT_DIR SCRATCH_DIR   (both exist; OUT_DIR is empty)
+# Env:   SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache, kept between builds),
+#        DISK_SIZE_MIB, PACKAGES (comma-separated, for --include)
+#        GUEST_INIT (tiny-fast-init.sh, the key agent), FRESH_START_C, DROPBEAR_WRAPPER
+#        KERNEL_SCRIPT, KERNEL_CONFIG, KERNEL_CONFIG_SYSTEMD, KERNEL_CACHE, KERNEL_SOURCE_PACKAGE
+# Prints "::phase <name> <detail>" lines for progress.
+set -euo pipefail
+OUT=$(realpath "$1") W=$(realpath "$2")
+: "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${PACKAGES:?}"
+: "${GUEST_INIT:?}" "${FRESH_START_C:?}" "${DROPBEAR_WRAPPER:?}" "${KERNEL_SCRIPT:?}" "${KERNEL_CONFIG:?}" "${KERNEL_CONFIG_SYSTEMD:?}"
+phase() { echo "::phase $*"; }
+# Make SIGTERM (an aborted build) run the EXIT trap that unmounts the chroot's /proc.
+trap 'exit 143' TERM INT
+[ "$(id -u)" = 0 ] || { echo "debootstrap needs root" >&2; exit 1; }
+command -v gcc >/dev/null || { echo "gcc is needed for fresh-start (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+
+# ---- 1. kernel: tiny-fast's options and systemd's, one cached build -----------------------
+mkdir -p "$W/kernel"
+cat "$KERNEL_CONFIG" "$KERNEL_CONFIG_SYSTEMD" > "$W/kernel.config"
+KERNEL_CONFIG=$W/kernel.config bash "$KERNEL_SCRIPT" "$OUT" "$W/kernel"
+mv "$OUT/bzImage" "$OUT/vmlinuz"
+
+# ---- 2. debootstrap and security updates ------------------------------------------
+R=$W/rootfs
+phase debootstrap "$SUITE minbase"
+mkdir -p "$DEB_CACHE"
+debootstrap --variant=minbase --cache-dir="$DEB_CACHE" --include="$PACKAGES" "$SUITE" "$R" "$MIRROR" \
+  > "$W/debootstrap.log" 2>&1 || { tail -n 30 "$W/debootstrap.log" >&2; exit 1; }
+phase configuring "security updates"
+cat > "$R/etc/apt/sources.list" <<SOURCES
+deb $MIRROR $SUITE main
+deb $MIRROR $SUITE-updates main
+deb $SECURITY_MIRROR $SUITE-security main
+SOURCES
+# No service may start inside the build chroot.
+printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
+chmod 755 "$R/usr/sbin/policy-rc.d"
+mount -t proc proc "$R/proc"
+trap 'umount "$R/proc" 2>/dev/null || true' EXIT
+chroot "$R" apt-get -q update > "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
+DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y --no-install-recommends \
+  -o Dpkg::Options::=--force-confold dist-upgrade \
+  >> "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
+# The SSH server the agent starts is this wrapper, which runs Debian's dropbear; a diversion keeps
+# dpkg from putting the binary back over it on an upgrade.
+chroot "$R" dpkg-divert --quiet --local --rename --divert /usr/sbin/dropbear.real --add /usr/sbin/dropbear
+install -m 755 "$DROPBEAR_WRAPPER" "$R/usr/sbin/dropbear"
+chroot "$R" apt-get clean
+umount "$R/proc"
+trap - EXIT
+rm -f "$R/usr/sbin/policy-rc.d"
+
+# ---- 3. configure -----------------------------------------------------------------
+phase configuring "systemd, key agent, dropbear"
+echo debian > "$R/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 debian\n' > "$R/etc/hosts"
+# The kernel mounts the root read-write (root=/dev/vda rw): nothing for fstab to do.
+echo '# the root filesystem is mounted by the kernel (root=/dev/vda rw)' > "$R/etc/fstab"
+# QEMU user-net's resolver; the agent writes the same at boot.
+echo 'nameserver 10.0.2.3' > "$R/etc/resolv.conf"
+# Empty: PID 1 makes a transient id at each boot, and the SSH wrapper a new one per job.
+: > "$R/etc/machine-id"
+rm -f "$R/var/lib/dbus/machine-id" "$R/var/lib/systemd/random-seed"
+# The journal lives in memory: a one-job VM's disk is thrown away, and writing it costs the job.
+mkdir -p "$R/etc/systemd/journald.conf.d"
+printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > "$R/etc/systemd/journald.conf.d/50-solstice.conf"
+ln -sf /lib/systemd/system/multi-user.target "$R/etc/systemd/system/default.target"
+# Units a one-job VM does not need, each one boot time or work racing the job (decision 0009):
+# - systemd-random-seed: it would credit a seed file shared by every VM of the image; the agent's
+#   RESEED gives each guest host entropy with a forced reseed instead;
+# - logind, getty, utmp: no login sessions (dropbear runs commands without PAM);
+# - timers: apt, e2scrub, fstrim, tmpfiles cleaning, dpkg's backup;
+# - first-boot and "needs update" work (ldconfig, hwdb, catalog, sysusers), done at build time;
+# - acpid's own units: the agent starts acpid (the power button) itself;
+# - modules: the kernel has none.
+for unit in systemd-random-seed.service systemd-logind.service getty.target console-getty.service \
+            systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+            apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+            fstrim.timer systemd-tmpfiles-clean.timer dpkg-db-backup.timer \
+            systemd-firstboot.service systemd-machine-id-commit.service ldconfig.service \
+            systemd-hwdb-update.service systemd-journal-catalog-update.service \
+            systemd-update-done.service systemd-sysusers.service \
+            acpid.service acpid.socket acpid.path systemd-modules-load.service kmod-static-nodes.service \
+            systemd-pstore.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount; do
+  ln -sf /dev/null "$R/etc/systemd/system/$unit"
+done
+
+# The key agent (tiny-fast's, unchanged) and fresh-start.
+mkdir -p "$R/usr/lib/solstice" "$R/root/.ssh" "$R/etc/dropbear" "$R/etc/acpi/events"
+chmod 700 "$R/root/.ssh"
+install -m 755 "$GUEST_INIT" "$R/usr/lib/solstice/key-agent"
+gcc -static -Os -o "$R/usr/sbin/fresh-start" "$FRESH_START_C"
+strip "$R/usr/sbin/fresh-start"
+# QMP system_powerdown (a debug VM's graceful end) reaches acpid as the power button.
+printf 'event=button/power.*\naction=/bin/systemctl --no-block poweroff\n' > "$R/etc/acpi/events/power"
+cat > "$R/etc/systemd/system/solstice-agent.service" <<'UNIT'
+[Unit]
+Description=Solstice CI key agent (keys, clock, entropy over virtio-serial, then dropbear)
+# Default dependencies: it starts once sysinit and basic are up, so a template saved while the
+# agent waits has finished its boot, and a restored guest has no boot work left.
+
+[Service]
+Type=simple
+ExecStart=/usr/lib/solstice/key-agent
+# The agent exits after READY; dropbear, and every job process under it, stay in this unit.
+RemainAfterExit=yes
+# A job process the kernel kills for memory must not take the SSH server with it.
+OOMPolicy=continue
+# What a job's processes get, as on GitHub's runners.
+LimitNOFILE=65536
+TasksMax=infinity
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/solstice-agent.service "$R/etc/systemd/system/multi-user.target.wants/solstice-agent.service"
+# Every SSH command starts root's login shell: dash starts in a fraction of bash's time under TCG.
+# Steps still get bash as their default shell.
+sed -i 's#^root:\(.*\):/bin/bash$#root:\1:/bin/sh#' "$R/etc/passwd"
+grep -q '^root:.*:/bin/sh$' "$R/etc/passwd" || { echo "could not make /bin/sh root's login shell" >&2; exit 1; }
+rm -rf "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/var/log/*.log \
+  "$R"/var/cache/debconf/*-old
+
+# ---- 4. disk ----------------------------------------------------------------------
+phase making-disk "root filesystem (${DISK_SIZE_MIB} MiB ext4) and qcow2"
+mkfs.ext4 -q -F -L root -d "$R" "$W/root.img" "${DISK_SIZE_MIB}M"
+qemu-img convert -O qcow2 "$W/root.img" "$OUT/disk.qcow2"
+chroot "$R" dpkg-query -W -f '${Package} ${Version}\n' > "$OUT/packages"

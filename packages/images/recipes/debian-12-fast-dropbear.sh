@@ -5,9 +5,9 @@
 # agent says READY: the place for what makes a restored clone of the template its own and what a
 # step's environment needs. Builtins only: every process costs 10-40 ms under TCG after a restore.
 
-# A new machine-id from the reseeded CRNG (a random UUID, as systemd makes one). PID 1 booted with an
-# empty /etc/machine-id, so it made a transient one in /run/machine-id and bind-mounted it read-only
-# over /etc/machine-id: the file under the mount is the one to write.
+# A new machine-id from the reseeded CRNG (a random UUID, as systemd makes one). The image ships an
+# empty /etc/machine-id: on this read-write root PID 1 writes the id it makes at boot into it; on a
+# read-only one it would bind-mount /run/machine-id over it, and that file is the one to write.
 machine_id() {
   local IFS=-
   set -f

@@ -158,11 +158,18 @@ mkdir -p "$I/bin" "$I/etc" "$I/lib/modules" "$I/proc" "$I/sys" "$I/dev" "$I/newr
 cp "$(command -v busybox)" "$I/bin/busybox"
 for applet in sh mount umount mkdir insmod sleep cat echo switch_root; do ln -s busybox "$I/bin/$applet"; done
 install -m 755 "$INITRAMFS_INIT" "$I/init"
+# Each module after the ones it needs, as modules.dep lists them (a dependency's dependencies come
+# after it there, so the list is read backwards); each once.
+DEP=$R/lib/modules/$KVER/modules.dep
 for m in $INITRAMFS_MODULES; do
-  ko=$(find "$R/lib/modules/$KVER" -name "$m.ko" | head -n1)
-  [ -n "$ko" ] || { echo "module $m is not in $KVER" >&2; exit 1; }
-  cp "$ko" "$I/lib/modules/"
-  echo "$m" >> "$I/etc/modules-order"
+  line=$(grep -E "(^|/)$m\.ko:" "$DEP" | head -n1)
+  [ -n "$line" ] || { echo "module $m is not in $KVER's modules.dep" >&2; exit 1; }
+  for path in $(printf '%s\n' ${line#*:} | tac) "${line%%:*}"; do
+    name=$(basename "$path" .ko)
+    grep -qx "$name" "$I/etc/modules-order" 2>/dev/null && continue
+    cp "$R/lib/modules/$KVER/$path" "$I/lib/modules/$name.ko"
+    echo "$name" >> "$I/etc/modules-order"
+  done
 done
 # Uncompressed: under TCG copying is cheaper than decompressing.
 (cd "$I" && find . | LC_ALL=C sort | busybox cpio -o -H newc -R 0:0 2>/dev/null) > "$OUT/initramfs.cpio"

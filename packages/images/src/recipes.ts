@@ -323,8 +323,8 @@ const debian12Fast: ImageRecipe = {
     SECURITY_MIRROR: "http://deb.debian.org/debian-security",
     DISK_SIZE_MIB: "4096",
     KERNEL_META: "linux-image-cloud-amd64",
-    // What the initramfs loads, in order, to see the root disk on microvm (ext4 is built in).
-    INITRAMFS_MODULES: "virtio virtio_ring virtio_mmio virtio_blk",
+    // What the initramfs loads (with their dependencies) to see the root disk on microvm; ext4 is built in.
+    INITRAMFS_MODULES: "virtio_mmio virtio_blk",
     PACKAGES: [
       "systemd",
       "systemd-sysv",

@@ -38,7 +38,7 @@ const PROBE = [
   'printf "%s\\n" "$HOME" "$USER" "$PATH" "$LANG"',
   // systemd finished its boot with no failed unit, the journal in memory, no seed file credited.
   "systemctl is-system-running || systemctl --failed --no-legend",
-  "test -d /run/log/journal && test ! -e /var/log/journal && echo journal-volatile",
+  'test -d /run/log/journal && test -z "$(ls -A /var/log/journal 2>/dev/null)" && echo journal-volatile || echo journal-on-disk',
   "systemctl is-enabled systemd-random-seed.service || true",
   // A distribution people build on.
   "for p in python3 gcc make git curl; do command -v $p >/dev/null || echo missing-$p; done; test -s /etc/ssl/certs/ca-certificates.crt && echo tools-present",

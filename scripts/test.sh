@@ -7,9 +7,10 @@ bash scripts/services.sh
 node_modules/.bin/tsc --noEmit -p tsconfig.json
 node_modules/.bin/biome check .
 # The guest images the tests boot, made before any test starts: on a bare machine that is
-# tiny-fast's kernel (~5 min on 2 cores) and the Debian build (~2 min), which would otherwise
-# run inside some test's time limit while other tests compete for the cores.
-node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64 tiny-arm64-fast
+# tiny-fast's and debian-12-fast's kernels (~5 min each on 2 cores) and the Debian builds (~2-3 min
+# each), which would otherwise run inside some test's time limit while other tests compete for the
+# cores.
+node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64 tiny-arm64-fast debian-12-fast
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' -not -path 'test/system/*' | sort)
 # test/serial restarts the machine's PostgreSQL (its RabbitMQ test uses a node of its own), so it runs

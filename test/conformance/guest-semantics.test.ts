@@ -64,14 +64,14 @@ jobs:
           echo before-false
           false
           echo after-false
-      # 7: a custom shell command
-      - shell: busybox sh -x {0}
+      # 7: a custom shell command (one every guest has: tiny's busybox sh, Debian's dash)
+      - shell: sh -x {0}
         run: echo traced
-      # 8: python {0} in a guest without python fails with a message saying so
-      - id: python
-        shell: python
+      # 8: a shell whose program the guest lacks fails with a message saying so
+      - id: missing
+        shell: solstice-missing-shell {0}
         continue-on-error: true
-        run: print("hello")
+        run: echo never
       # 9: multi-line values in GITHUB_ENV and GITHUB_OUTPUT; two GITHUB_PATH entries
       - id: multi
         run: |
@@ -246,7 +246,7 @@ describe(`conformance: semantics inside the guest (one ${TEST_LABEL} VM, TCG, ${
     assert.match(
       run.result.steps[8]?.reason ?? "",
       new RegExp(
-        `^shell \`python \\{0\\}\` needs \`python\`, which is not installed in this guest \\(label ${TEST_LABEL}, PATH=.*\\); install it in an earlier step`,
+        `^shell \`solstice-missing-shell \\{0\\}\` needs \`solstice-missing-shell\`, which is not installed in this guest \\(label ${TEST_LABEL}, PATH=.*\\); install it in an earlier step`,
       ),
     );
   });

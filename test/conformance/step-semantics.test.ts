@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { after, before, describe, test } from "node:test";
-import { JobEventStream, type JobResult, runJob } from "@solstice/executor";
-import { FleetKeyring, generateFleetKey, type JobEvent, JobSource, Outcome, parseFleetKeys } from "@solstice/protocol";
-import { createQemuBackend } from "@solstice/vm";
-import { parseWorkflow, toJobRequest } from "@solstice/workflow";
-import { pino } from "pino";
+import { describe, test } from "node:test";
+import { FleetKeyring, generateFleetKey, JobSource, Outcome, parseFleetKeys } from "@solstice/protocol";
 import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
+import { runConformanceWorkflow } from "./workflow-run.ts";
 
 const SECRET = `conformance-${randomBytes(6).toString("hex")}`;
 
-// One workflow, run end to end in one tiny VM (TCG), with its expected per-step outcomes, outputs
+// One workflow, run end to end in one VM of the test run's label (TCG), with its expected per-step outcomes, outputs
 // and log. Each step's comment names the Actions behaviour it shows.
 const WORKFLOW = `
 on: push
@@ -81,44 +75,18 @@ jobs:
 describe(`conformance: step semantics in a real VM (${TEST_LABEL} guest, TCG, ${START_MODE_TITLE})`, {
   timeout: 300_000,
 }, () => {
-  let runDir: string;
-  before(async () => {
-    runDir = await mkdtemp(path.join(tmpdir(), "solstice-conformance-"));
-  });
-  after(async () => {
-    await rm(runDir, { recursive: true, force: true });
-  });
-
   test("outputs, env, path, summary, commands, outcomes and job outputs behave as on GitHub", async () => {
     const github = { ref: "refs/heads/main", ref_name: "main", sha: "abc123", repository: "acme/app" };
-    const workflow = parseWorkflow(WORKFLOW, { file: "conformance.yml", contexts: { github } });
-    const [job] = workflow.jobs;
-    assert.ok(job);
     const keyring = new FleetKeyring(parseFleetKeys(generateFleetKey("conformance")));
-    const request = toJobRequest(workflow, job, {
+    // On the test run's label and in its start mode, as the other conformance files.
+    const { result, events, text, outcomes } = await runConformanceWorkflow({
+      workflow: WORKFLOW,
+      file: "conformance.yml",
       source: JobSource.MANUAL,
-      owner: "conformance",
+      github,
       repository: { url: "", fullName: "acme/app", commitSha: "abc123", ref: "refs/heads/main" },
       secrets: { values: { CONFORMANCE_SECRET: SECRET }, keyring },
     });
-    const events: JobEvent[] = [];
-    const stream = new JobEventStream(request.jobId, request.attempt, async (event) => {
-      events.push(event);
-    });
-    const log = pino({ level: "silent" });
-    const backend = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
-    const result: JobResult = await runJob({
-      job: request,
-      backend,
-      events: stream,
-      signal: new AbortController().signal,
-      log,
-      keyring,
-    });
-
-    const lines = events.flatMap((e) => (e.body.case === "log" ? e.body.value.lines.map((l) => l.text) : []));
-    const text = lines.join("\n");
-    const outcomes = result.steps.map((s) => [s.index, Outcome[s.outcome], Outcome[s.conclusion]]);
     assert.deepEqual(
       outcomes,
       [

@@ -23,7 +23,7 @@ import { connectSsh, type SshSession } from "@solstice/ssh";
 import { createQemuBackend, type VmBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { type Logger, pino } from "pino";
-import { assertStartedInMode, START_MODE, TEST_LABEL } from "../support/start-mode.ts";
+import { assertStartedInMode, RESTORES_SNAPSHOTS, START_MODE, TEST_LABEL } from "../support/start-mode.ts";
 
 /** One workflow's single job, run end to end in a real tiny VM (TCG), with what it produced. */
 export interface ConformanceRun {
@@ -140,7 +140,7 @@ export async function runConformanceWorkflow(options: ConformanceOptions): Promi
     });
     request.runsOn = request.runsOn === "tiny" ? TEST_LABEL : request.runsOn;
     const log = pino({ level: "silent" });
-    const qemu = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir });
+    const qemu = createQemuBackend({ log, accelerator: "tcg", runRoot: runDir, snapshots: RESTORES_SNAPSHOTS });
     const cataloged = options.catalogEntry ? changedCatalog(qemu, options.catalogEntry, log) : qemu;
     const backend = options.afterBoot ? changedGuests(cataloged, options.afterBoot) : cataloged;
     const warm = START_MODE === "warm" ? await bootWarmVm(backend, request.runsOn, log) : undefined;

@@ -25,7 +25,7 @@ import {
 import { createQemuBackend } from "@solstice/vm";
 import pg from "pg";
 import { type Logger, pino } from "pino";
-import { assertStartedInMode, logLines, START_MODE, TEST_LABEL } from "./start-mode.ts";
+import { assertStartedInMode, logLines, RESTORES_SNAPSHOTS, START_MODE, TEST_LABEL } from "./start-mode.ts";
 
 export const AMQP_URL = process.env.SOLSTICE_TEST_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 export const DATABASE_URL = process.env.SOLSTICE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -101,6 +101,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
     log,
     accelerator: "tcg",
     runRoot,
+    snapshots: RESTORES_SNAPSHOTS,
     ...(jobCache ? { hostPorts: [jobCache.port] } : {}),
   });
   const metrics = createOrchestratorMetrics({

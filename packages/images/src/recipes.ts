@@ -300,6 +300,76 @@ const tinyFast: ImageRecipe = {
 };
 
 /**
+ * Debian 12 for the fast boot paths (decision 0009): debootstrap with systemd and build tools,
+ * Debian's cloud kernel through PVH on microvm with a busybox initramfs that only mounts the root,
+ * tiny-fast's key agent unchanged as a systemd unit, dropbear without PAM. `debian-12` stays as it
+ * was, for cloud-init and the vendor image.
+ */
+const debian12Fast: ImageRecipe = {
+  label: "debian-12-fast",
+  aliases: [],
+  arch: "x86_64",
+  script: "debian-12-fast.sh",
+  needsRoot: true,
+  inputs: {
+    GUEST_INIT: "tiny-fast-init.sh",
+    FRESH_START_C: "fresh-start.c",
+    DROPBEAR_WRAPPER: "debian-12-fast-dropbear.sh",
+    INITRAMFS_INIT: "debian-12-fast-init.sh",
+  },
+  params: {
+    SUITE: "bookworm",
+    MIRROR: "http://deb.debian.org/debian",
+    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    DISK_SIZE_MIB: "4096",
+    KERNEL_META: "linux-image-cloud-amd64",
+    // What the initramfs loads (with their dependencies) to see the root disk on microvm; ext4 is built in.
+    INITRAMFS_MODULES: "virtio_mmio virtio_blk",
+    PACKAGES: [
+      "systemd",
+      "systemd-sysv",
+      "udev",
+      "dbus",
+      "kmod",
+      "dropbear-bin",
+      "acpid",
+      "ca-certificates",
+      "curl",
+      "git",
+      "python3",
+      "python-is-python3",
+      "build-essential",
+      "iproute2",
+      "procps",
+      "sudo",
+      "netbase",
+      "xz-utils",
+      "unzip",
+    ].join(","),
+  },
+  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),
+  describe: (dir, recipeHash, built) => ({
+    label: "debian-12-fast",
+    disk: join(dir, "disk.qcow2"),
+    diskFormat: "qcow2",
+    kernel: {
+      path: join(dir, "vmlinuz"),
+      initrd: join(dir, "initramfs.cpio"),
+      // net.ifnames=0 keeps eth0 the name the agent configured (udev would rename it under it).
+      append: `${leanKernelArgs} net.ifnames=0`,
+      ...(built("vmlinux") ? { pvh: join(dir, "vmlinux") } : {}),
+    },
+    arch: "x86_64",
+    machine: "microvm",
+    kernelEntry: "pvh",
+    ...agentGuestTraits,
+    defaultCpus: 2,
+    defaultMemoryMiB: 1024,
+    recipeHash,
+  }),
+};
+
+/**
  * The tiny aarch64 guest with the key agent, so jobs can start by restoring a saved idle guest: on
  * Debian's arm64 kernel (we build no arm64 kernel), its virtio modules plus virtio_console (the
  * agent's port) loaded by the agent init; fresh-start cross-compiled with Debian's
@@ -340,6 +410,7 @@ const recipes: readonly ImageRecipe[] = [
   tinyRiscv64,
   tinyArm64Fast,
   debian12Arm64,
+  debian12Fast,
 ];
 
 /** Canonical labels of the images this host can build. */

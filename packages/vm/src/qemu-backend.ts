@@ -30,7 +30,14 @@ import { QmpClient } from "./qmp.ts";
 import { runCommand } from "./run-command.ts";
 import { createRunDir, reapRunDirs, writeRunRecord } from "./run-dir.ts";
 import { writeSeedIso } from "./seed-iso.ts";
-import { pruneSnapshots, resumeIncoming, saveGuestState, templateKey, touchSnapshot } from "./snapshot.ts";
+import {
+  pruneSnapshots,
+  resumeIncoming,
+  saveGuestState,
+  templateDiskPath,
+  templateKey,
+  touchSnapshot,
+} from "./snapshot.ts";
 import { unreachableAddresses } from "./unreachable-addresses.ts";
 
 export interface QemuBackendOptions {
@@ -133,7 +140,10 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
     });
     const dir = join(cacheDir, "snapshots");
     const statePath = join(dir, `${spec.image.label}-${key}.state`);
-    if (existsSync(statePath)) {
+    const diskPath = templateDiskPath(statePath);
+    // A state without its disk layer (saved before the layer was kept) is saved again.
+    const saved = () => existsSync(statePath) && existsSync(diskPath);
+    if (saved()) {
       // Its mtime is its last restore, which pruning goes by.
       await touchSnapshot(statePath).catch(() => undefined);
       return statePath;
@@ -143,11 +153,12 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       making = (async () => {
         await mkdir(dir, { recursive: true });
         const partial = `${statePath}.${process.pid}.part`;
+        const partialDisk = `${diskPath}.${process.pid}.part`;
         return withBuildLock(
           statePath.replace(/\.state$/, ".lock"),
           { waitTimeoutMs: TEMPLATE_LOCK_WAIT_MS },
           async () => {
-            if (existsSync(statePath)) return statePath;
+            if (saved()) return statePath;
             const started = Date.now();
             const vm = await bootVm({
               spec: {
@@ -165,15 +176,18 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
               accelerator,
               tscKhz,
               saveStateTo: partial,
+              saveDiskTo: partialDisk,
             });
             await vm.destroy();
+            // The state last: a state on disk always has its disk layer.
+            await rename(partialDisk, diskPath);
             await rename(partial, statePath);
             opts.log.info({ image: spec.image.label, statePath, ms: Date.now() - started }, "snapshot template saved");
             const pruned = await pruneSnapshots(dir);
             if (pruned.length > 0) opts.log.info({ pruned }, "unused snapshot states deleted");
             return statePath;
           },
-        ).finally(() => rm(partial, { force: true }));
+        ).finally(() => rm(partial, { force: true }).then(() => rm(partialDisk, { force: true })));
       })();
       templates.set(statePath, making);
       making.catch(() => templates.delete(statePath));
@@ -262,6 +276,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
           // A state QEMU cannot load is made again by the next boot; this one boots cold.
           spec.log.warn({ err: error, restoreFrom }, "restoring the snapshot failed; booting cold");
           await rm(restoreFrom, { force: true });
+          await rm(templateDiskPath(restoreFrom), { force: true });
         }
       }
       return bootVm(launch);
@@ -283,6 +298,8 @@ async function bootVm(ctx: {
   saveStateTo?: string;
   /** Ask the agent for the job's session on its channel (QemuBackendOptions.agentSession). */
   agentSession?: boolean;
+  /** With `saveStateTo`: where the VM's overlay goes once QEMU has exited (the state's disk layer). */
+  saveDiskTo?: string;
 }): Promise<QemuVm> {
   const { spec, accelerator } = ctx;
   const { image } = spec;
@@ -298,6 +315,7 @@ async function bootVm(ctx: {
   spec.signal?.addEventListener("abort", onAbort, { once: true });
 
   const runDir = await createRunDir(ctx.runRoot, spec.vmName, id.slice(0, 8));
+  const overlayPath = join(runDir, "overlay.qcow2");
   const capture = new ConsoleCapture(join(runDir, "console.log"));
   const qmp = new QmpClient(join(runDir, "qmp.sock"));
   let launched: LaunchedVm | undefined;
@@ -325,6 +343,7 @@ async function bootVm(ctx: {
         );
       }
       capture.end();
+      if (ctx.saveDiskTo !== undefined) await rename(overlayPath, ctx.saveDiskTo).catch(() => undefined);
       await rm(runDir, { recursive: true, force: true });
       log.info("VM destroyed");
     })();
@@ -333,16 +352,14 @@ async function bootVm(ctx: {
 
   const started = Date.now();
   try {
-    const overlayPath = join(runDir, "overlay.qcow2");
     const seedPath = join(runDir, "seed.img");
-    await runCommand(
-      "qemu-img",
-      ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlayPath],
-      {
-        timeoutMs: 30_000,
-        signal: boot.signal,
-      },
-    );
+    // A restored guest's memory belongs with its template's disk layer, not the bare image.
+    const [backing, backingFormat] =
+      ctx.restoreFrom !== undefined ? [templateDiskPath(ctx.restoreFrom), "qcow2"] : [image.disk, image.diskFormat];
+    await runCommand("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", backingFormat, overlayPath], {
+      timeoutMs: 30_000,
+      signal: boot.signal,
+    });
     const keys = generateJobKeys();
     // Images with a key agent take their keys after boot; the others read them from a seed.
     const agentSocket = image.keys === "agent" ? join(runDir, "ag.sock") : undefined;

@@ -106,14 +106,25 @@ export const SNAPSHOT_UNUSED_MS = 7 * 24 * 3600 * 1000;
 /** A partial state this old belongs to a save that died with its process. */
 const PARTIAL_STALE_MS = 3600 * 1000;
 
-/** Marks a state as used now (its mtime), so pruning keeps it. */
+/**
+ * The template's own disk layer, saved beside its state: the qcow2 overlay the template booted on,
+ * holding what its boot wrote (a Debian guest's root filesystem is on the disk). A restore's memory
+ * refers to exactly those blocks, so each restored guest gets a fresh overlay on this file, never
+ * on the bare image: the state and the disk it was saved with are one snapshot.
+ */
+export function templateDiskPath(statePath: string): string {
+  return statePath.replace(/\.state$/, ".disk.qcow2");
+}
+
+/** Marks a state and its disk layer as used now (their mtime), so pruning keeps them. */
 export async function touchSnapshot(statePath: string, now = new Date()): Promise<void> {
   await utimes(statePath, now, now);
+  await utimes(templateDiskPath(statePath), now, now).catch(() => undefined);
 }
 
 /**
- * Deletes, in the snapshots directory, states not restored for `unusedMs` (their mtime is the
- * last restore), partial states of saves that died, and lock files whose state is gone. Returns
+ * Deletes, in the snapshots directory, states and their disk layers not restored for `unusedMs`
+ * (their mtime is the last restore), partial states of saves that died, and lock files whose state is gone. Returns
  * the names removed. Never throws for a file another process removed first.
  */
 export async function pruneSnapshots(dir: string, opts: { unusedMs?: number; now?: number } = {}): Promise<string[]> {
@@ -136,7 +147,9 @@ export async function pruneSnapshots(dir: string, opts: { unusedMs?: number; now
         () => false,
       ));
     const stale =
-      (name.endsWith(".state") && age > unusedMs) || (name.endsWith(".part") && age > PARTIAL_STALE_MS) || orphanLock;
+      ((name.endsWith(".state") || name.endsWith(".disk.qcow2")) && age > unusedMs) ||
+      (name.endsWith(".part") && age > PARTIAL_STALE_MS) ||
+      orphanLock;
     if (!stale) continue;
     await rm(path, { force: true });
     removed.push(name);

@@ -1,0 +1,26 @@
+#!/bin/sh
+# /usr/sbin/dropbear of the debian-12-fast guest (Debian's dropbear is diverted to
+# /usr/sbin/dropbear.real). The key agent starts the SSH server through fresh-start, which sets the
+# clock and forces the CRNG to reseed first, so this runs once per job, after the reseed, before the
+# agent says READY: the place for what makes a restored clone of the template its own and what a
+# step's environment needs. Builtins only: every process costs 10-40 ms under TCG after a restore.
+
+# A new machine-id from the reseeded CRNG (a random UUID, as systemd makes one). The image ships an
+# empty /etc/machine-id: on this read-write root PID 1 writes the id it makes at boot into it; on a
+# read-only one it would bind-mount /run/machine-id over it, and that file is the one to write.
+machine_id() {
+  local IFS=-
+  set -f
+  printf '%s%s%s%s%s\n' $1
+}
+read -r uuid < /proc/sys/kernel/random/uuid
+if [ -f /run/machine-id ]; then machine_id "$uuid" > /run/machine-id; else machine_id "$uuid" > /etc/machine-id; fi
+# The agent set the kernel's hostname (NAME); tools that read the file see the same.
+read -r name < /proc/sys/kernel/hostname && echo "$name" > /etc/hostname
+
+# What every SSH command (so every step) starts with, as GitHub's runners give it: dropbear sets
+# USER, LOGNAME, HOME, SHELL and Debian's root PATH itself and, with -e, passes on the rest of this
+# environment, which is LANG and nothing of the agent's unit.
+unset INVOCATION_ID JOURNAL_STREAM SYSTEMD_EXEC_PID
+export LANG=C.UTF-8
+exec /usr/sbin/dropbear.real -e "$@"

@@ -9,7 +9,6 @@ import { pino } from "pino";
 import { type FakeGitHub, type FakeJob, startFakeGitHub } from "./fakes/github/fake-github.ts";
 import { bundleAction, nodeActionManifest } from "./support/bundled-action.ts";
 import { AMQP_URL, startTestFleet, type TestFleet } from "./support/fleet.ts";
-import { type GitHttpServer, startGitHttpServer } from "./support/git-http-server.ts";
 import { OutsideNetwork } from "./support/outside-network.ts";
 
 // GitHub's hosted artifacts and caches, end to end: the fake GitHub (with the results service's
@@ -17,8 +16,9 @@ import { OutsideNetwork } from "./support/outside-network.ts";
 // runner, the real RabbitMQ/PostgreSQL and an orchestrator with tiny TCG guests. Job 1 uploads an
 // artifact and saves a cache with test actions bundled from @actions/artifact and @actions/cache;
 // job 2, of the same run, downloads the artifact and restores the cache by its exact key and by a
-// restore-key prefix, on another VM. Two VMs. The actions come from a git server the host reaches
-// (github.server_url points there; the guest never fetches them).
+// restore-key prefix, on another VM. Two VMs. The actions are published on the fake GitHub and
+// resolved through its action download info, as GitHub's runner does (the host downloads them;
+// the guest never fetches them).
 
 const logLines: string[] = [];
 const log = pino({ level: "debug" }, { write: (line: string) => logLines.push(line) });
@@ -29,7 +29,6 @@ const SUMS = /^[0-9a-f]{64} {2}(report\.txt|sub\/data\.txt|deps\/lib\.txt)$/;
 describe("artifacts and caches through GitHub (2 tiny VMs, TCG)", { timeout: 720_000 }, () => {
   const outside = new OutsideNetwork();
   let gh: FakeGitHub;
-  let git: GitHttpServer;
   let fleet: TestFleet;
   let daemon: Daemon;
   let runnerId = 0;
@@ -37,12 +36,18 @@ describe("artifacts and caches through GitHub (2 tiny VMs, TCG)", { timeout: 720
 
   before(async () => {
     outside.start();
-    git = await startGitHttpServer();
+    gh = await startFakeGitHub({
+      pollHoldMs: 2000,
+      lockMs: 30_000,
+      host: outside.hostAddress,
+      publicHost: outside.address,
+    });
+    await outside.relay(Number(new URL(gh.url).port));
     for (const [name, source, inputs] of [
       ["artifact", "artifact-action.ts", { mode: undefined, name: undefined, path: undefined }],
       ["cache", "cache-action.ts", { mode: undefined, key: undefined, "restore-keys": "", path: undefined }],
     ] as const) {
-      await git.publish(
+      await gh.publishAction(
         `solstice-test/${name}`,
         {
           "action.yml": nodeActionManifest(name, inputs),
@@ -51,13 +56,6 @@ describe("artifacts and caches through GitHub (2 tiny VMs, TCG)", { timeout: 720
         ["v1"],
       );
     }
-    gh = await startFakeGitHub({
-      pollHoldMs: 2000,
-      lockMs: 30_000,
-      host: outside.hostAddress,
-      publicHost: outside.address,
-    });
-    await outside.relay(Number(new URL(gh.url).port));
     fleet = await startTestFleet("tiny=1", { keyring, log });
     dir = await mkdtemp(path.join(tmpdir(), "solstice-github-results-"));
     const reg = await registerRunner({
@@ -90,7 +88,6 @@ describe("artifacts and caches through GitHub (2 tiny VMs, TCG)", { timeout: 720
     await daemon?.stop(5000);
     await fleet?.close();
     await gh?.close();
-    await git?.close();
     outside.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
@@ -108,7 +105,7 @@ describe("artifacts and caches through GitHub (2 tiny VMs, TCG)", { timeout: 720
   };
 
   test("job 2 downloads job 1's artifact and restores its cache by exact key and by restore-key prefix", async () => {
-    const github = { server_url: git.url, repository: "acme/app" };
+    const github = { repository: "acme/app" };
     const first = gh.queueJob(runnerId, {
       github,
       cacheServiceV2: true,

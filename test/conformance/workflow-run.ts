@@ -19,7 +19,7 @@ import {
   LogStream,
   Outcome,
 } from "@solstice/protocol";
-import { connectSsh, type SshSession } from "@solstice/ssh";
+import { connectSsh } from "@solstice/ssh";
 import { createQemuBackend, type VmBackend } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { type Logger, pino } from "pino";
@@ -80,8 +80,11 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
     reapOrphans: () => backend.reapOrphans(),
     boot: async (spec) => {
       const vm = await backend.boot(spec);
-      // The session a guest served on its agent's channel, if any, goes on to the job afterwards.
-      const session = vm.takeSession?.() ?? (await connectSsh(vm.ssh, { signal: spec.signal }));
+      // A session over TCP is closed after the change, so the job's own connection sees the changed
+      // guest (a connection authenticated before keeps root's old login shell, say). A session the
+      // guest served on its agent's channel cannot be opened again, so it goes on to the job.
+      const channel = vm.takeSession?.();
+      const session = channel ?? (await connectSsh(vm.ssh, { signal: spec.signal }));
       try {
         const result = await session.exec(command, { signal: spec.signal });
         if (result.exitCode !== 0) throw new Error(`changing the guest failed (exit ${result.exitCode})`);
@@ -90,7 +93,8 @@ function changedGuests(backend: VmBackend, command: string): VmBackend {
         await vm.destroy();
         throw error;
       }
-      let kept: SshSession | undefined = session;
+      if (!channel) session.close();
+      let kept = channel;
       // A changed guest is no longer what its identity says: later jobs must not reuse what
       // an earlier one learned about an unchanged guest of the same image.
       return {

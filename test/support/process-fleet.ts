@@ -97,7 +97,9 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
           SOLSTICE_HOST_ID: hostId,
           SOLSTICE_CAPACITY: capacity,
           SOLSTICE_RUN_DIR: runRoot,
-          SOLSTICE_JOB_CACHE_DIR: path.join(runRoot, "job-cache"),
+          // Beside the run directory, not in it: the reaper and the tests read the run directory
+          // as the VMs' own.
+          SOLSTICE_JOB_CACHE_DIR: `${runRoot}-job-cache`,
           SOLSTICE_ACCELERATOR: "tcg",
           SOLSTICE_HEARTBEAT_INTERVAL_MS: "1000",
           SOLSTICE_FLEET_KEYS: fleetKeys,
@@ -192,6 +194,7 @@ export async function startProcessFleet(): Promise<ProcessFleet> {
         if (host.child.exitCode === null && host.child.signalCode === null) host.child.kill("SIGKILL");
         await host.exited;
         await rm(host.runRoot, { recursive: true, force: true });
+        await rm(`${host.runRoot}-job-cache`, { recursive: true, force: true });
       }
       await subscription.stop();
       for (const label of labels) await bus.ensureLabelQueue(label);

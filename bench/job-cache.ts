@@ -19,7 +19,7 @@ import { JobSource, Outcome } from "@solstice/protocol";
 import { createQemuBackend, GUEST_GATEWAY_ADDRESS } from "@solstice/vm";
 import { parseWorkflow, toJobRequest } from "@solstice/workflow";
 import { pino } from "pino";
-import { cacheTestAction } from "../test/support/cache-test-action.ts";
+import { cacheTestAction } from "../test/support/bundled-action.ts";
 import { startGitHttpServer } from "../test/support/git-http-server.ts";
 import { formatTable, median } from "./summary-table.ts";
 

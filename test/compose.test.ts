@@ -201,6 +201,7 @@ test("the orchestrator started as compose.yml starts it runs a tiny job and repo
   const keysFile = path.join(runDir, "fleet-keys");
   await writeFile(keysFile, `${generateFleetKey()}\n`, { mode: 0o600 });
   cleanups.push(() => rm(runDir, { recursive: true, force: true }));
+  cleanups.push(() => rm(`${runDir}-job-cache`, { recursive: true, force: true }));
 
   // compose.yml's environment, interpolated from .env.example; only what names this machine differs:
   // the broker and database (this machine's, with a test namespace and schema), paths the
@@ -220,7 +221,7 @@ test("the orchestrator started as compose.yml starts it runs a tiny job and repo
     SOLSTICE_ACCELERATOR: "tcg",
     SOLSTICE_IMAGE_CACHE: path.join(process.env.HOME ?? "/root", ".cache/solstice/images"),
     SOLSTICE_RUN_DIR: runDir,
-    SOLSTICE_JOB_CACHE_DIR: path.join(runDir, "job-cache"),
+    SOLSTICE_JOB_CACHE_DIR: `${runDir}-job-cache`,
     SOLSTICE_FLEET_KEYS_FILE: keysFile,
     SOLSTICE_METRICS_HOST: "127.0.0.1",
     SOLSTICE_METRICS_PORT: "0",

@@ -16,15 +16,18 @@ import {
 } from "@solstice/protocol";
 import { pino } from "pino";
 import { type FakeForgejo, startFakeForgejo } from "./fakes/forgejo/fake-forgejo.ts";
-import { bundleAction, nodeActionManifest } from "./support/bundled-action.ts";
+import { bundleAction, cacheTestAction, nodeActionManifest } from "./support/bundled-action.ts";
 import { startTestFleet, type TestFleet } from "./support/fleet.ts";
 import { type GitHttpServer, startGitHttpServer } from "./support/git-http-server.ts";
 import { OutsideNetwork } from "./support/outside-network.ts";
 
-// Artifacts through Forgejo, end to end: the fake Forgejo (with its artifacts v4 service) behind a
-// relay on "the internet" (support/outside-network.ts), this runner, the real RabbitMQ/PostgreSQL
-// and an orchestrator with tiny TCG guests. Job 1 uploads with a test action bundled from
-// @actions/artifact; job 2, which needs job 1, downloads it on another VM. Two VMs.
+// Artifacts and caches through Forgejo, end to end: the fake Forgejo (with its artifacts v4
+// service) behind a relay on "the internet" (support/outside-network.ts), this runner, the real
+// RabbitMQ/PostgreSQL and an orchestrator with tiny TCG guests and its host's job cache (Forgejo
+// serves no cache; docs/decisions/0007). Job 1 uploads with a test action bundled from
+// @actions/artifact and saves a cache with one bundled from @actions/cache; job 2, which needs
+// job 1, downloads the artifact and restores the cache by exact key and by a restore-key prefix,
+// on another VM. Two VMs.
 
 const logLines: string[] = [];
 const log = pino({ level: "debug" }, { write: (line: string) => logLines.push(line) });
@@ -40,12 +43,15 @@ jobs:
           mkdir -p out/sub && echo "hello from job 1" > out/report.txt
           head -c 60000 /dev/urandom | od -x > out/sub/data.txt
           (cd out && sha256sum report.txt sub/data.txt)
+          mkdir -p deps && head -c 60000 /dev/urandom | od -x > deps/lib.txt && sha256sum deps/lib.txt
           echo "run step sees the runtime token: \${ACTIONS_RUNTIME_TOKEN:-no}"
       - uses: solstice-test/artifact@v1
         with:
           mode: upload
           name: report
           path: out
+      - uses: solstice-test/cache@v1
+        with: { mode: save, key: deps-linux-v1, path: deps }
 `;
 
 const DOWNLOAD = `name: ci
@@ -61,6 +67,16 @@ jobs:
           path: got
       - name: compare
         run: cd got && sha256sum report.txt sub/data.txt
+      - id: exact
+        uses: solstice-test/cache@v1
+        with: { mode: restore, key: deps-linux-v1, path: deps }
+      - run: sha256sum deps/lib.txt && rm -r deps
+      - id: prefix
+        uses: solstice-test/cache@v1
+        with: { mode: restore, key: deps-linux-v2, restore-keys: deps-linux-, path: deps }
+      - run: |
+          sha256sum deps/lib.txt
+          echo "exact=\${{ steps.exact.outputs.matched-key }} prefix=\${{ steps.prefix.outputs.matched-key }}"
 `;
 
 describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, () => {
@@ -83,6 +99,7 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
       },
       ["v1"],
     );
+    await git.publish("solstice-test/cache", await cacheTestAction(), ["v1"]);
     forge = await startFakeForgejo({
       host: outside.hostAddress,
       publicHost: outside.address,
@@ -90,7 +107,7 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
     });
     await outside.relay(Number(new URL(forge.url).port));
     forge.addRegistrationToken("registration-token");
-    fleet = await startTestFleet("tiny=1", { keyring, log });
+    fleet = await startTestFleet("tiny=1", { keyring, log, jobCache: true });
     dir = await mkdtemp(path.join(tmpdir(), "solstice-forgejo-artifacts-"));
     const file = path.join(dir, ".runner");
     const runner = await registerRunner({
@@ -152,7 +169,7 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
   };
   const sums = (lines: string[]) => lines.filter((l) => /^[0-9a-f]{64} {2}(report\.txt|sub\/data\.txt)$/.test(l));
 
-  test("an artifact uploaded in job 1 is downloaded in the job that needs it, on another VM, byte for byte", async () => {
+  test("an artifact uploaded in job 1 is downloaded in the job that needs it, and its cache restored by exact key and by prefix, on another VM, byte for byte", async () => {
     const first = forge.queueJob({ workflow: UPLOAD });
     const one = await finished(first);
     assert.equal(one.task.result, Result.SUCCESS, one.lines.join("\n"));
@@ -167,6 +184,11 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
     assert.ok(artifact?.content, "the forge stored the artifact");
     assert.equal(artifact.runId, String(first));
 
+    // The cache, in the VM host's job cache: saved by job 1, restored twice in job 2 below.
+    assert.ok(
+      one.lines.some((l) => /^saved deps-linux-v1 id=\d+$/.test(l)),
+      one.lines.join("\n"),
+    );
     const second = forge.queueJob({
       workflow: DOWNLOAD,
       runId: first,
@@ -179,6 +201,14 @@ describe("artifacts through Forgejo (2 tiny VMs, TCG)", { timeout: 900_000 }, ()
       two.lines.join("\n"),
     );
     assert.deepEqual(sums(two.lines), uploaded, "the downloaded files are the uploaded ones");
+    const lib = one.lines.filter((l) => /^[0-9a-f]{64} {2}deps\/lib\.txt$/.test(l));
+    assert.equal(lib.length, 1, one.lines.join("\n"));
+    assert.deepEqual(
+      two.lines.filter((l) => /^[0-9a-f]{64} {2}deps\/lib\.txt$/.test(l)),
+      [lib[0], lib[0]],
+      two.lines.join("\n"),
+    );
+    assert.ok(two.lines.includes("exact=deps-linux-v1 prefix=deps-linux-v1"), two.lines.join("\n"));
   });
 
   test("the runtime token travels sealed, a JWT for the task's run and job, and is in no log, message or forge line", () => {

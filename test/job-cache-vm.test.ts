@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { cacheTestAction } from "./support/cache-test-action.ts";
+import { cacheTestAction } from "./support/bundled-action.ts";
 import { runCiadm } from "./support/ciadm.ts";
 import { leftovers } from "./support/fleet.ts";
 import { type GitHttpServer, startGitHttpServer } from "./support/git-http-server.ts";

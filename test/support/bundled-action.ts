@@ -1,3 +1,4 @@
+import path from "node:path";
 import { build } from "esbuild";
 
 /**
@@ -31,4 +32,12 @@ export function nodeActionManifest(name: string, inputs: Record<string, string |
     ...(fallback === undefined ? [] : [`    default: ${JSON.stringify(fallback)}`]),
   ]);
   return `name: ${name}\ninputs:\n${lines.join("\n")}\nruns:\n  using: node20\n  main: dist/index.js\n`;
+}
+
+/** The cache test action (support/actions/cache-action.ts, @actions/cache inside): its files, to publish. */
+export async function cacheTestAction(): Promise<Record<string, string>> {
+  return {
+    "action.yml": nodeActionManifest("cache", { mode: undefined, key: undefined, "restore-keys": "", path: undefined }),
+    "dist/index.js": await bundleAction(path.join(import.meta.dirname, "actions/cache-action.ts")),
+  };
 }

@@ -95,7 +95,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
   const { store, close: closeStore } = createPgJobStore({ databaseUrl: DATABASE_URL, schema, log });
   const bus = await connectBus({ url: options.amqpUrl ?? AMQP_URL, namespace, log });
   const jobCache = options.jobCache
-    ? await startHostJobCache({ ...config, jobCacheDir: path.join(runRoot, "job-cache") }, log)
+    ? await startHostJobCache({ ...config, jobCacheDir: `${runRoot}-job-cache` }, log)
     : undefined;
   const backend = createQemuBackend({
     log,
@@ -174,6 +174,7 @@ export async function startTestFleet(capacity = "tiny=2", options: TestFleetOpti
       await closeStore();
       await dropSchema(schema);
       await rm(runRoot, { recursive: true, force: true });
+      await rm(`${runRoot}-job-cache`, { recursive: true, force: true });
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Channel, ChannelModel, GetMessage } from "amqplib";
+import type { ChannelModel, GetMessage } from "amqplib";
 import {
   describeDeadLetter,
   ORIGINAL_EXCHANGE_HEADER,
@@ -6,6 +6,7 @@ import {
   REASON_CODE_HEADER,
   REASON_HEADER,
 } from "./dead-letter.ts";
+import { withOwnChannel } from "./own-channel.ts";
 import type { ConfirmPublisher } from "./publisher.ts";
 import type { TopologyNames } from "./topology.ts";
 
@@ -33,7 +34,7 @@ export async function replayDeadLetters(
   limit: number,
 ): Promise<ReplayResult> {
   const wanted = "all" in selection ? undefined : new Set(selection.messageIds);
-  return withChannel(model, async (channel) => {
+  return withOwnChannel(model, async (channel) => {
     const replayed: string[] = [];
     const kept: GetMessage[] = [];
     for (let seen = 0; seen < limit; seen++) {
@@ -67,7 +68,7 @@ export async function replayDeadLetters(
 
 /** Empties the dead-letter queue; resolves with how many letters were dropped. */
 export async function purgeDeadLetters(model: ChannelModel, names: TopologyNames): Promise<number> {
-  return withChannel(model, async (channel) => (await channel.purgeQueue(names.deadLetterQueue)).messageCount);
+  return withOwnChannel(model, async (channel) => (await channel.purgeQueue(names.deadLetterQueue)).messageCount);
 }
 
 /**
@@ -84,7 +85,7 @@ export async function labelQueueDepths(
     // A passive declare of a missing queue closes its channel: one channel per label.
     depths.set(
       label,
-      await withChannel(model, (channel) => channel.checkQueue(names.labelQueue(label))).then(
+      await withOwnChannel(model, (channel) => channel.checkQueue(names.labelQueue(label))).then(
         (ok) => ok.messageCount,
         (error: unknown) => {
           if ((error as { code?: unknown }).code === 404) return undefined;
@@ -94,20 +95,6 @@ export async function labelQueueDepths(
     );
   }
   return depths;
-}
-
-async function withChannel<T>(model: ChannelModel, body: (channel: Channel) => Promise<T>): Promise<T> {
-  const channel = await model.createChannel();
-  channel.on("error", () => {
-    // The failing operation's promise carries the same error to the caller.
-  });
-  try {
-    return await body(channel);
-  } finally {
-    await channel.close().catch(() => {
-      // Closed by the broker already; unsettled messages return to their queue either way.
-    });
-  }
 }
 
 function stringOf(value: unknown): string | undefined {

@@ -1,5 +1,6 @@
 import type { Channel, ChannelModel } from "amqplib";
 import { BusError, TopologyMismatchError } from "./errors.ts";
+import { withOwnChannel } from "./own-channel.ts";
 
 /** Every exchange and queue name of one namespace, in one place. */
 export interface TopologyNames {
@@ -80,7 +81,7 @@ function quorumQueueArguments(names: TopologyNames, deliveryLimit: number, maxLe
 
 /** Exchanges, the dead-letter queue and its binding. Idempotent. */
 export async function declareCoreTopology(model: ChannelModel, names: TopologyNames, limits: QueueLimits) {
-  await withDeclareChannel(model, async (channel) => {
+  await withOwnChannel(model, async (channel) => {
     await declareStep(names.jobsExchange, () =>
       channel.assertExchange(names.jobsExchange, "direct", { durable: true }),
     );
@@ -109,7 +110,7 @@ export async function declareCoreTopology(model: ChannelModel, names: TopologyNa
 /** The durable quorum queue of one label, bound to the jobs exchange. Idempotent. */
 export async function declareLabelQueue(model: ChannelModel, names: TopologyNames, label: string, limits: QueueLimits) {
   const queue = names.labelQueue(label);
-  await withDeclareChannel(model, async (channel) => {
+  await withOwnChannel(model, async (channel) => {
     await declareStep(queue, () =>
       channel.assertQueue(queue, {
         durable: true,
@@ -146,18 +147,14 @@ export async function declareOwnerQueue(
   };
   let declared: { consumerCount: number };
   try {
-    declared = await withDeclareChannel(model, (channel) =>
-      declareStep(queue, () => channel.assertQueue(queue, options)),
-    );
+    declared = await withOwnChannel(model, (channel) => declareStep(queue, () => channel.assertQueue(queue, options)));
   } catch (error) {
     if (!(error instanceof TopologyMismatchError)) throw error;
     log.warn({ queue, mismatch: error.rawMessage }, "replacing an owner queue declared with other arguments");
-    await withDeclareChannel(model, (channel) => channel.deleteQueue(queue, { ifUnused: true }));
-    declared = await withDeclareChannel(model, (channel) =>
-      declareStep(queue, () => channel.assertQueue(queue, options)),
-    );
+    await withOwnChannel(model, (channel) => channel.deleteQueue(queue, { ifUnused: true }));
+    declared = await withOwnChannel(model, (channel) => declareStep(queue, () => channel.assertQueue(queue, options)));
   }
-  await withDeclareChannel(model, (channel) =>
+  await withOwnChannel(model, (channel) =>
     declareStep(queue, () => channel.bindQueue(queue, names.eventsExchange, `${owner}.#`)),
   );
   return { queue, consumerCount: declared.consumerCount };
@@ -166,26 +163,10 @@ export async function declareOwnerQueue(
 /** Deletes queues and exchanges, each on its own channel, so one already gone stops nothing. */
 export async function deleteEntities(model: ChannelModel, queues: Iterable<string>, exchanges: Iterable<string>) {
   for (const queue of queues) {
-    await withThrowawayChannel(model, (channel) => channel.deleteQueue(queue));
+    await deleteIfThere(model, (channel) => channel.deleteQueue(queue));
   }
   for (const exchange of exchanges) {
-    await withThrowawayChannel(model, (channel) => channel.deleteExchange(exchange));
-  }
-}
-
-// A refused declaration closes its channel, so declarations get a channel of their own.
-async function withDeclareChannel<T>(model: ChannelModel, body: (channel: Channel) => Promise<T>): Promise<T> {
-  const channel = await model.createChannel();
-  channel.on("error", () => {
-    // The failing operation's promise reports the same error; this listener only keeps an
-    // unhandled 'error' event from crashing the process.
-  });
-  try {
-    return await body(channel);
-  } finally {
-    await channel.close().catch(() => {
-      // Already closed by the broker's refusal, which the caller is being told about.
-    });
+    await deleteIfThere(model, (channel) => channel.deleteExchange(exchange));
   }
 }
 
@@ -200,20 +181,11 @@ async function declareStep<T>(entity: string, action: () => Promise<T>): Promise
   }
 }
 
-async function withThrowawayChannel(model: ChannelModel, action: (channel: Channel) => Promise<unknown>) {
-  const channel = await model.createChannel();
-  channel.on("error", () => {
-    // A 404 for something already deleted closes this channel; that outcome is the goal.
-  });
-  try {
-    await action(channel);
-  } catch (error) {
+/** Deletes what may already be gone: a 404 (which also closes the channel) is the goal reached. */
+async function deleteIfThere(model: ChannelModel, action: (channel: Channel) => Promise<unknown>): Promise<void> {
+  await withOwnChannel(model, action).catch((error) => {
     if ((error as { code?: unknown }).code !== 404) throw error;
-  } finally {
-    await channel.close().catch(() => {
-      // Closed by the broker already.
-    });
-  }
+  });
 }
 
 function isPreconditionFailed(error: unknown): boolean {

@@ -17,7 +17,7 @@ export { ImageBuildError, ImageError, ImageLockTimeoutError, UnknownImageError }
 export { type GuestArch, guestArches, hostArch } from "./guest-arch.ts";
 export type { CatalogImageState, VerifyResult } from "./image-cache.ts";
 export { listCatalogImages, pruneImageCache, verifyCachedImages } from "./image-cache.ts";
-export type { ImageProgress, LocalImage } from "./local-image.ts";
+export { catalogDiskImage, type ImageProgress, type LocalImage } from "./local-image.ts";
 export type { PullImageOptions, PullRecord } from "./pull-image.ts";
 export { findPulledImage, pullImage } from "./pull-image.ts";
 export { knownImageLabels } from "./recipes.ts";

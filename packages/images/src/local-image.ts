@@ -1,3 +1,4 @@
+import type { CatalogEntry } from "./catalog.ts";
 import type { GuestArch } from "./guest-arch.ts";
 
 /**
@@ -65,3 +66,27 @@ export interface LocalImage {
 
 /** Progress of a long image operation (build, download), for a progress bar or log lines. */
 export type ImageProgress = (event: { phase: string; detail?: string; fraction?: number }) => void;
+
+/**
+ * An image that is one disk made elsewhere (a download, an operator's zvol), booted the way its
+ * catalog entry says, with the entry's user, readiness, default size and Node.
+ */
+export function catalogDiskImage(
+  entry: CatalogEntry,
+  disk: { path: string; format: LocalImage["diskFormat"]; recipeHash: string },
+): LocalImage {
+  return {
+    label: entry.label,
+    disk: disk.path,
+    diskFormat: disk.format,
+    arch: entry.arch,
+    machine: entry.boot.machine,
+    seedMedium: entry.boot.seedMedium,
+    readiness: entry.boot.readiness,
+    sshUser: entry.boot.sshUser,
+    defaultCpus: entry.defaults.cpus,
+    defaultMemoryMiB: entry.defaults.memoryMiB,
+    recipeHash: disk.recipeHash,
+    ...(entry.node ? { node: entry.node } : {}),
+  };
+}

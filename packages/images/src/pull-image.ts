@@ -10,7 +10,7 @@ import { convertToQcow2, decompressFile } from "./disk-convert.ts";
 import { downloadToFile, fetchText } from "./download.ts";
 import { waitingProgress } from "./ensure-image.ts";
 import { ImageError } from "./errors.ts";
-import type { ImageProgress, LocalImage } from "./local-image.ts";
+import { catalogDiskImage, type ImageProgress, type LocalImage } from "./local-image.ts";
 import { readManifest, writeManifest } from "./manifest.ts";
 
 export interface PullImageOptions {
@@ -140,19 +140,11 @@ async function install(
       entry.defaults.diskGiB * 1024 ** 3,
       options.signal,
     );
-    const image: LocalImage = {
-      label: entry.label,
-      disk: join(imageDir, "disk.qcow2"),
-      diskFormat: "qcow2",
-      arch: entry.arch,
-      machine: entry.boot.machine,
-      seedMedium: entry.boot.seedMedium,
-      readiness: entry.boot.readiness,
-      sshUser: entry.boot.sshUser,
-      defaultCpus: entry.defaults.cpus,
-      defaultMemoryMiB: entry.defaults.memoryMiB,
+    const image = catalogDiskImage(entry, {
+      path: join(imageDir, "disk.qcow2"),
+      format: "qcow2",
       recipeHash: `download-${sourceDigest.slice(0, 16)}`,
-    };
+    });
     const record: PullRecord = {
       label: entry.label,
       url: source.url,

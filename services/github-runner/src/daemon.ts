@@ -267,15 +267,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
           if (decision.action === "reauth" || (error instanceof HttpStatusError && error.status === 401)) {
             tokens.invalidate();
             if (++unauthorized >= 3) {
-              end({
-                reason: "fatal",
-                error: new GitHubRunnerError(
-                  "credentials_refused",
-                  "GitHub keeps refusing the runner's token",
-                  "register the runner again",
-                  { cause: error },
-                ),
-              });
+              end({ reason: "fatal", error: credentialsRefused(error) });
               return false;
             }
             continue;
@@ -326,14 +318,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
           case "reauth":
             tokens.invalidate();
             if (++unauthorized >= 3) {
-              end({
-                reason: "fatal",
-                error: new GitHubRunnerError(
-                  "credentials_refused",
-                  "GitHub keeps refusing the runner's token",
-                  "register the runner again",
-                ),
-              });
+              end({ reason: "fatal", error: credentialsRefused(error) });
             }
             break;
           case "wait": {
@@ -392,4 +377,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return stopped;
     },
   };
+}
+
+/** The end of a runner whose token GitHub refused three times in a row. */
+function credentialsRefused(cause: unknown): GitHubRunnerError {
+  return new GitHubRunnerError(
+    "credentials_refused",
+    "GitHub keeps refusing the runner's token",
+    "register the runner again",
+    { cause },
+  );
 }

@@ -1,6 +1,7 @@
 import { bhyveConfigSchema, loadConfig, type OrchestratorConfig } from "@solstice/config";
 import {
   type CatalogEntry,
+  catalogDiskImage,
   findCatalogEntry,
   type ImageCatalog,
   type LocalImage,
@@ -64,18 +65,5 @@ export function vmBackendFor(
  */
 function zvolImage(entry: CatalogEntry, goldenSnapshot: (label: string) => string): LocalImage {
   const snapshot = goldenSnapshot(entry.label);
-  return {
-    label: entry.label,
-    disk: snapshot,
-    diskFormat: "raw",
-    arch: entry.arch,
-    machine: entry.boot.machine,
-    seedMedium: entry.boot.seedMedium,
-    readiness: entry.boot.readiness,
-    sshUser: entry.boot.sshUser,
-    defaultCpus: entry.defaults.cpus,
-    defaultMemoryMiB: entry.defaults.memoryMiB,
-    recipeHash: `zvol-${snapshot}`,
-    ...(entry.node ? { node: entry.node } : {}),
-  };
+  return catalogDiskImage(entry, { path: snapshot, format: "raw", recipeHash: `zvol-${snapshot}` });
 }

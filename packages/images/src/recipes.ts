@@ -279,7 +279,9 @@ const tinyFast: ImageRecipe = {
     CROSS_PREFIX: "",
     ...tinyParams("x86_64"),
   },
-  // The kernel takes ~5 min to build on 2 cores: kept apart, so a new init script reuses it.
+  // The kernel takes ~5 min to build on 2 quiet cores: kept apart, so a new init script reuses
+  // it. Its compile slows with whatever else the host runs (over 20 min seen at load ~15).
+  buildTimeoutMs: 60 * 60_000,
   cacheEnv: (cacheDir) => ({ KERNEL_CACHE: join(cacheDir, "guest-kernels") }),
   describe: (dir, recipeHash, built) => ({
     label: "tiny-fast",

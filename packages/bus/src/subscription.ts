@@ -38,14 +38,30 @@ interface Attached {
   consumerTag: string;
 }
 
+/** Handled messages of one channel not acked yet: the last one acks them all (`multiple`). */
+interface AckBatch {
+  channel: Channel;
+  last: ConsumeMessage | undefined;
+  count: number;
+  /** Deliveries handed to the handler chain and not yet handled. */
+  waiting: number;
+}
+
 /**
  * A push consumer that hands messages to `handle` one at a time, in queue order, acking each after
  * it returns. Undecodable messages go to the dead-letter queue with the reason. It re-attaches after
  * every reconnect (a temporary queue is then a new one; what was published meanwhile is lost to it).
+ *
+ * Acks are batched: a handled message is acked (with `multiple`, covering every handled one
+ * before it) once no delivery waits behind it, after half the prefetch window, or before any
+ * other settlement. On a quorum queue each ack is a command every node applies, and an owner
+ * gets several events a job (docs/operations.md, "Where the time goes"). Nothing is acked before
+ * its handler returned, so a lost connection redelivers, as before, only what was not yet acked.
  */
 export class OrderedSubscription<T> implements Subscription {
   private attached: Attached | undefined;
   private handling: Promise<void> = Promise.resolve();
+  private acks: AckBatch | undefined;
   private stopped = false;
   private readonly removeHook: () => void;
 
@@ -98,6 +114,7 @@ export class OrderedSubscription<T> implements Subscription {
       clearTimeout(timer);
     }
     await this.handling;
+    this.flushAcks();
     await attached?.channel.close().catch(() => {
       // Already closed.
     });
@@ -145,24 +162,49 @@ export class OrderedSubscription<T> implements Subscription {
     await channel.prefetch(this.spec.prefetch);
     const { queue, consumerCount } = await this.spec.declareQueue(channel, model);
     if (this.spec.soleConsumer && consumerCount > 0) throw this.spec.soleConsumer(queue);
+    // A new channel's deliveries start their own batch; the old channel's acks went with it.
+    const acks: AckBatch = { channel, last: undefined, count: 0, waiting: 0 };
     const { consumerTag } = await channel.consume(queue, (message) => {
       if (message === null) {
         this.log.warn({ consumer: this.spec.name, queue }, "the broker cancelled the consumer (queue deleted?)");
         return;
       }
+      acks.waiting++;
       this.handling = this.handling
         .then(() => this.deliver(channel, queue, message))
-        .catch((error: unknown) => this.log.error({ err: error, consumer: this.spec.name }, "delivering failed"));
+        .catch((error: unknown) => this.log.error({ err: error, consumer: this.spec.name }, "delivering failed"))
+        .finally(() => {
+          acks.waiting--;
+          // Nothing behind it: ack what was handled now, rather than wait for the next delivery.
+          if (acks.waiting === 0 || acks.count >= Math.max(1, this.spec.prefetch / 2)) this.flushAcks();
+        });
     });
+    this.acks = acks;
     this.attached = { channel, consumerTag };
   }
 
+  /** Acks every handled message not acked yet, with one `multiple` ack. */
+  private flushAcks() {
+    const acks = this.acks;
+    const last = acks?.last;
+    if (!acks || !last) return;
+    acks.last = undefined;
+    acks.count = 0;
+    settle(() => acks.channel.ack(last, true));
+  }
+
   private async deliver(channel: Channel, queue: string, message: ConsumeMessage) {
+    // Any settlement but a plain ack goes out after the acks of the messages before it.
+    const settleNow = (action: () => void) => {
+      this.flushAcks();
+      settle(action);
+    };
     let decoded: T;
     try {
       decoded = this.spec.decode(message.content, message.properties.type);
     } catch (error) {
       if (!(error instanceof UndecodableMessageError)) throw error;
+      this.flushAcks();
       await this.deadLetter(channel, queue, message, error);
       return;
     }
@@ -170,10 +212,16 @@ export class OrderedSubscription<T> implements Subscription {
       await this.spec.handle(decoded);
     } catch (error) {
       this.log.error({ err: error, consumer: this.spec.name }, "handler failed");
-      settle(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
+      settleNow(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
       return;
     }
-    settle(() => channel.ack(message));
+    const acks = this.acks;
+    if (acks?.channel !== channel) {
+      // Handled after its channel was replaced: acking there is no use (the broker put it back).
+      return;
+    }
+    acks.last = message;
+    acks.count++;
   }
 
   private async deadLetter(channel: Channel, queue: string, message: ConsumeMessage, error: UndecodableMessageError) {

@@ -20,8 +20,9 @@
  *   [--rounds N] (each figure the median of N rounds) [--idle-s 10] [--steady-s 10] [--rate 40]
  *   [--job-ms 500] [--burst 1000] [--lease-ms 5000] (the killed host's) [--heartbeat-ms 5000] (the
  *   fleet's hosts', the default of a real host; their lease is 12 heartbeats, as by default)
- *   [--baseline DIR] (also run hosts from another checkout, e.g. `git worktree add /tmp/base main`
- *     then `corepack pnpm install --offline` there: its rows say "(baseline)", old beside new)
+ *   [--baseline DIR] (also run hosts, and the owner's bus, from another checkout, e.g.
+ *     `git worktree add /tmp/base main` then `corepack pnpm install --offline` there: its rows say
+ *     "(baseline)", old beside new)
  *   [--cpu-prof DIR] (the hosts' processes write V8 CPU profiles there)
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
@@ -232,7 +233,12 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
   const name = takingName(taking, checkout);
   const tag = `${hosts}-${taking}${checkout ? "-base" : ""}-${(roundCounter++).toString()}`;
   const namespace = `bench-fleet-${runId}-${tag}`;
-  const bus = await connectBus({ url: amqpUrl, namespace, log, clientName: "bench-owner" });
+  // The owner's bus comes from the same checkout as the hosts, so a baseline row is the old code
+  // on both ends of the broker (how the owner acks is part of what the broker spends).
+  const ownerConnect: typeof connectBus = checkout
+    ? ((await import(`${checkout}/packages/bus/src/index.ts`)) as { connectBus: typeof connectBus }).connectBus
+    : connectBus;
+  const bus = await ownerConnect({ url: amqpUrl, namespace, log, clientName: "bench-owner" });
   const tracker = new Tracker();
   const children: ChildProcess[] = [];
   const victims: ChildProcess[] = [];

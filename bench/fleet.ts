@@ -278,11 +278,12 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     const ownerBefore = process.cpuUsage();
     const idleStart = performance.now();
     await sleep(idleMs);
+    // The owner's first: reading the others' CPU (a walk through /proc) is the bench's, not its.
+    const ownerIdle = process.cpuUsage(ownerBefore);
     const seconds = (performance.now() - idleStart) / 1000;
     const after = brokerUsage(clusterDir);
     const idleCores = (after.seconds - before.seconds) / seconds;
     const clientCores = (processesSeconds(hostPids) - clientBefore) / seconds;
-    const ownerIdle = process.cpuUsage(ownerBefore);
     // Each part's idle rate in cores, subtracted from its burst CPU below.
     const idleRate = {
       broker: idleCores,

@@ -43,8 +43,8 @@ interface AckBatch {
   channel: Channel;
   last: ConsumeMessage | undefined;
   count: number;
-  /** Deliveries handed to the handler chain and not yet handled. */
-  waiting: number;
+  /** Flushes the batch `ACK_DELAY_MS` after its first message was handled. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -52,11 +52,14 @@ interface AckBatch {
  * it returns. Undecodable messages go to the dead-letter queue with the reason. It re-attaches after
  * every reconnect (a temporary queue is then a new one; what was published meanwhile is lost to it).
  *
- * Acks are batched: a handled message is acked (with `multiple`, covering every handled one
- * before it) once no delivery waits behind it, after half the prefetch window, or before any
- * other settlement. On a quorum queue each ack is a command every node applies, and an owner
- * gets several events a job (docs/operations.md, "Where the time goes"). Nothing is acked before
- * its handler returned, so a lost connection redelivers, as before, only what was not yet acked.
+ * Acks are batched: handled messages are acked together (one ack with `multiple`) at most
+ * `ACK_DELAY_MS` after the first of them, once half the prefetch window is handled, before any
+ * other settlement, and at stop. On a quorum queue each ack is a command that every node of the
+ * cluster applies and writes to its log, and one applied alone cost the three nodes of
+ * bench:fleet's cluster ~3 ms of CPU against ~0.03 ms an ack in a batch (docs/operations.md,
+ * "Where the time goes"); an owner gets at least two events a job. Nothing is acked before its
+ * handler returned, so a lost connection redelivers only what was not acked yet, as before (at
+ * least once: owners drop what they had by number), now up to `ACK_DELAY_MS` of it.
  */
 export class OrderedSubscription<T> implements Subscription {
   private attached: Attached | undefined;
@@ -162,24 +165,18 @@ export class OrderedSubscription<T> implements Subscription {
     await channel.prefetch(this.spec.prefetch);
     const { queue, consumerCount } = await this.spec.declareQueue(channel, model);
     if (this.spec.soleConsumer && consumerCount > 0) throw this.spec.soleConsumer(queue);
-    // A new channel's deliveries start their own batch; the old channel's acks went with it.
-    const acks: AckBatch = { channel, last: undefined, count: 0, waiting: 0 };
+    // A new channel's deliveries start their own batch (the old channel's unacked went back with it).
+    this.flushAcks();
+    this.acks = { channel, last: undefined, count: 0, timer: undefined };
     const { consumerTag } = await channel.consume(queue, (message) => {
       if (message === null) {
         this.log.warn({ consumer: this.spec.name, queue }, "the broker cancelled the consumer (queue deleted?)");
         return;
       }
-      acks.waiting++;
       this.handling = this.handling
         .then(() => this.deliver(channel, queue, message))
-        .catch((error: unknown) => this.log.error({ err: error, consumer: this.spec.name }, "delivering failed"))
-        .finally(() => {
-          acks.waiting--;
-          // Nothing behind it: ack what was handled now, rather than wait for the next delivery.
-          if (acks.waiting === 0 || acks.count >= Math.max(1, this.spec.prefetch / 2)) this.flushAcks();
-        });
+        .catch((error: unknown) => this.log.error({ err: error, consumer: this.spec.name }, "delivering failed"));
     });
-    this.acks = acks;
     this.attached = { channel, consumerTag };
   }
 
@@ -188,6 +185,8 @@ export class OrderedSubscription<T> implements Subscription {
     const acks = this.acks;
     const last = acks?.last;
     if (!acks || !last) return;
+    clearTimeout(acks.timer);
+    acks.timer = undefined;
     acks.last = undefined;
     acks.count = 0;
     settle(() => acks.channel.ack(last, true));
@@ -222,6 +221,9 @@ export class OrderedSubscription<T> implements Subscription {
     }
     acks.last = message;
     acks.count++;
+    // Half the window handled: ack now, so the broker can keep it full.
+    if (acks.count >= Math.max(1, this.spec.prefetch / 2)) this.flushAcks();
+    else acks.timer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS).unref();
   }
 
   private async deadLetter(channel: Channel, queue: string, message: ConsumeMessage, error: UndecodableMessageError) {
@@ -240,6 +242,8 @@ export class OrderedSubscription<T> implements Subscription {
   }
 }
 
+/** How long a handled message may wait for others to be acked with it. */
+const ACK_DELAY_MS = 50;
 const REATTACH_FIRST_DELAY_MS = 250;
 const CANCEL_TIMEOUT_MS = 3_000;
 const REATTACH_MAX_DELAY_MS = 5_000;

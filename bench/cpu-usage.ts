@@ -15,14 +15,18 @@ function processSeconds(pid: number | string): number {
   }
 }
 
-/** CPU seconds and RSS of every beam.smp whose command line names `clusterDir` (the cluster's nodes). */
+/**
+ * CPU seconds and RSS of the cluster's nodes: every beam.smp that boots RabbitMQ and whose command
+ * line names `clusterDir`. Not the short-lived Erlang VMs of rabbitmqctl, which name it too: one
+ * that ended between two readings would take its CPU off the second (negative idle cores).
+ */
 export function brokerUsage(clusterDir: string): { seconds: number; rssKiB: number } {
   let seconds = 0;
   let rssKiB = 0;
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      if (!cmdline.includes("beam.smp") || !cmdline.includes(clusterDir)) continue;
+      if (!cmdline.includes("beam.smp") || !cmdline.includes(clusterDir) || !cmdline.includes("rabbit\0boot")) continue;
       seconds += processSeconds(pid);
       rssKiB += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
     } catch {

@@ -10,15 +10,19 @@
  *               jobs taken: min/max, hosts that took none);
  *   kill      — a host running a job is killed (SIGKILL); the owner's lease watch retries it:
  *               time from the kill to the retry's Accepted on another host.
- *   CPU       — during the burst, CPU milliseconds per job of the broker's nodes, the hosts'
- *               processes, their PostgreSQL backends (by application_name) and the owner, and how
- *               busy the whole machine was.
+ *   CPU       — during the burst, CPU milliseconds per job (utime + stime from /proc) of the
+ *               broker's nodes, the hosts' processes, their PostgreSQL backends (by
+ *               application_name) and the owner: gross (all they spent while the burst ran) and net
+ *               of their idle rate (heartbeats), measured just before; from the net total, the most
+ *               jobs/s this machine's cores could dispatch; and how busy the whole machine was.
  * Usage: corepack pnpm bench:fleet [--hosts 10,50,200] [--taking poll,reserve] [--procs 4]
  *   [--amqp URL,URL,URL] (default: scripts/rabbitmq-cluster.sh's three nodes, started if needed)
  *   [--rounds N] (each figure the median of N rounds) [--idle-s 10] [--steady-s 10] [--rate 40]
- *   [--job-ms 500] [--burst 1000] [--lease-ms 5000]
- *   [--baseline DIR] (also run hosts from another checkout, e.g. `git worktree add /tmp/base main`
- *     then `corepack pnpm install --offline` there: its rows say "(baseline)", old beside new)
+ *   [--job-ms 500] [--burst 1000] [--lease-ms 5000] (the killed host's) [--heartbeat-ms 5000] (the
+ *   fleet's hosts', the default of a real host; their lease is 12 heartbeats, as by default)
+ *   [--baseline DIR] (also run hosts, and the owner's bus, from another checkout, e.g.
+ *     `git worktree add /tmp/base main` then `corepack pnpm install --offline` there: its rows say
+ *     "(baseline)", old beside new)
  *   [--cpu-prof DIR] (the hosts' processes write V8 CPU profiles there)
  */
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
@@ -61,6 +65,7 @@ const { values } = parseArgs({
     "job-ms": { type: "string", default: "500" },
     burst: { type: "string", default: "1000" },
     "lease-ms": { type: "string", default: "5000" },
+    "heartbeat-ms": { type: "string", default: "5000" },
     "cpu-prof": { type: "string" },
     baseline: { type: "string" },
     rounds: { type: "string", default: "1" },
@@ -77,7 +82,10 @@ const jobMs = Number(values["job-ms"]);
 const burst = Number(values.burst);
 const rounds = Number(values.rounds);
 const leaseMs = Number(values["lease-ms"]);
-const heartbeatMs = Math.max(200, Math.floor(leaseMs / 5));
+// The victims' heartbeat, so a 5 s lease sees three missed; the fleet's hosts beat at a real host's
+// pace, so their background (a database write per host and beat) does not swamp the jobs' cost.
+const victimHeartbeatMs = Math.max(200, Math.floor(leaseMs / 5));
+const fleetHeartbeatMs = Number(values["heartbeat-ms"]);
 const clusterScript = new URL("../scripts/rabbitmq-cluster.sh", import.meta.url).pathname;
 const amqpUrl = values.amqp ?? execFileSync("bash", [clusterScript, "urls", "3"]).toString().trim();
 if (!values.amqp) execFileSync("bash", [clusterScript, "start", "3"], { stdio: "inherit" });
@@ -185,6 +193,13 @@ class Tracker {
   }
 }
 
+interface CpuByPart {
+  broker: number;
+  hosts: number;
+  postgres: number;
+  owner: number;
+}
+
 interface Row {
   hosts: number;
   taking: string;
@@ -203,7 +218,9 @@ interface Row {
    * CPU milliseconds per burst job (all spent while the burst ran): the broker's nodes, the hosts'
    * processes, their PostgreSQL backends, the owner (this process).
    */
-  cpuMsPerJob: { broker: number; hosts: number; postgres: number; owner: number };
+  cpuMsPerJob: CpuByPart;
+  /** The same, less each part's idle rate (heartbeats) over the burst's length: the jobs' own cost. */
+  netMsPerJob: CpuByPart;
   /** The whole machine's busy cores during the burst (all its processes, other users' too). */
   machineCores: number;
 }
@@ -216,7 +233,12 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
   const name = takingName(taking, checkout);
   const tag = `${hosts}-${taking}${checkout ? "-base" : ""}-${(roundCounter++).toString()}`;
   const namespace = `bench-fleet-${runId}-${tag}`;
-  const bus = await connectBus({ url: amqpUrl, namespace, log, clientName: "bench-owner" });
+  // The owner's bus comes from the same checkout as the hosts, so a baseline row is the old code
+  // on both ends of the broker (how the owner acks is part of what the broker spends).
+  const ownerConnect: typeof connectBus = checkout
+    ? ((await import(`${checkout}/packages/bus/src/index.ts`)) as { connectBus: typeof connectBus }).connectBus
+    : connectBus;
+  const bus = await ownerConnect({ url: amqpUrl, namespace, log, clientName: "bench-owner" });
   const tracker = new Tracker();
   const children: ChildProcess[] = [];
   const victims: ChildProcess[] = [];
@@ -226,7 +248,16 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     const events = await bus.consumeEvents({ owner, prefetch: 512, onEvent: async (e) => tracker.onEvent(e) });
     // Named, so the burst can count the CPU of this run's PostgreSQL backends apart from others'.
     const hostsDatabaseUrl = `${databaseUrl}${databaseUrl.includes("?") ? "&" : "?"}application_name=${namespace}`;
-    const base = { amqpUrl, databaseUrl: hostsDatabaseUrl, schema, namespace, taking, jobMs, leaseMs, heartbeatMs };
+    const base = {
+      amqpUrl,
+      databaseUrl: hostsDatabaseUrl,
+      schema,
+      namespace,
+      taking,
+      jobMs,
+      leaseMs: 12 * fleetHeartbeatMs,
+      heartbeatMs: fleetHeartbeatMs,
+    };
     const ids = Array.from({ length: hosts }, (_, i) => `h${String(i).padStart(3, "0")}-${tag}`);
     const groups = Array.from({ length: Math.min(procs, hosts) }, (_, p) => ids.filter((_, i) => i % procs === p));
     children.push(
@@ -243,12 +274,23 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     const hostPids = children.map((c) => c.pid);
     const before = brokerUsage(clusterDir);
     const clientBefore = processesSeconds(hostPids);
+    const postgresBefore = await postgresBackendSeconds(monitor, namespace);
+    const ownerBefore = process.cpuUsage();
     const idleStart = performance.now();
     await sleep(idleMs);
+    // The owner's first: reading the others' CPU (a walk through /proc) is the bench's, not its.
+    const ownerIdle = process.cpuUsage(ownerBefore);
     const seconds = (performance.now() - idleStart) / 1000;
     const after = brokerUsage(clusterDir);
     const idleCores = (after.seconds - before.seconds) / seconds;
     const clientCores = (processesSeconds(hostPids) - clientBefore) / seconds;
+    // Each part's idle rate in cores, subtracted from its burst CPU below.
+    const idleRate = {
+      broker: idleCores,
+      hosts: clientCores,
+      postgres: backendSecondsBetween(postgresBefore, await postgresBackendSeconds(monitor, namespace)) / seconds,
+      owner: (ownerIdle.user + ownerIdle.system) / 1e6 / seconds,
+    };
 
     // Steady rate.
     const steadyIds: string[] = [];
@@ -286,6 +328,13 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
       postgres: perJob(backendSecondsBetween(cpuBefore.postgres, await postgresBackendSeconds(monitor, namespace))),
       owner: perJob((ownerCpu.user + ownerCpu.system) / 1e6),
     };
+    const burstSeconds = (performance.now() - burstStart) / 1000;
+    const netMsPerJob = {
+      broker: cpuMsPerJob.broker - perJob(idleRate.broker * burstSeconds),
+      hosts: cpuMsPerJob.hosts - perJob(idleRate.hosts * burstSeconds),
+      postgres: cpuMsPerJob.postgres - perJob(idleRate.postgres * burstSeconds),
+      owner: cpuMsPerJob.owner - perJob(idleRate.owner * burstSeconds),
+    };
     const machineCores =
       ((machine.busy - cpuBefore.machine.busy) / (machine.total - cpuBefore.machine.total)) * availableParallelism();
     const lastFinished = Math.max(...burstIds.map((id) => tracker.finished.get(id) ?? 0));
@@ -307,7 +356,7 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
     const counts = [...taken.values()];
 
     // A killed host: two victim hosts in processes of their own serve label "victim".
-    const victimBase = { ...base, capacity: "victim=1", jobMs: 600_000 };
+    const victimBase = { ...base, capacity: "victim=1", jobMs: 600_000, leaseMs, heartbeatMs: victimHeartbeatMs };
     victims.push(await startHosts({ ...victimBase, hostIds: [`victim-a-${tag}`] }, checkout));
     victims.push(await startHosts({ ...victimBase, hostIds: [`victim-b-${tag}`] }, checkout));
     const retryMs = await killedHostRetry(bus, tracker, victims);
@@ -328,6 +377,7 @@ async function measure(hosts: number, taking: "poll" | "reserve", monitor: pg.Cl
       perHost: `${Math.min(...counts)}–${Math.max(...counts)}, ${counts.filter((c) => c === 0).length} idle`,
       retryMs,
       cpuMsPerJob,
+      netMsPerJob,
       machineCores,
     };
   } finally {
@@ -394,16 +444,26 @@ function medianRows(rounds: readonly Row[]): Row[] {
       burstP99: m((r) => r.burstP99),
       jobsPerSecond: m((r) => r.jobsPerSecond),
       retryMs: m((r) => r.retryMs),
-      cpuMsPerJob: {
-        broker: m((r) => r.cpuMsPerJob.broker),
-        hosts: m((r) => r.cpuMsPerJob.hosts),
-        postgres: m((r) => r.cpuMsPerJob.postgres),
-        owner: m((r) => r.cpuMsPerJob.owner),
-      },
+      cpuMsPerJob: medianCpu(rows.map((r) => r.cpuMsPerJob)),
+      netMsPerJob: medianCpu(rows.map((r) => r.netMsPerJob)),
       machineCores: m((r) => r.machineCores),
     };
   });
 }
+
+function medianCpu(samples: readonly CpuByPart[]): CpuByPart {
+  const m = (pick: (c: CpuByPart) => number) => median(samples.map(pick));
+  return {
+    broker: m((c) => c.broker),
+    hosts: m((c) => c.hosts),
+    postgres: m((c) => c.postgres),
+    owner: m((c) => c.owner),
+  };
+}
+
+const cpuTotal = (c: CpuByPart) => c.broker + c.hosts + c.postgres + c.owner;
+const cpuCells = (c: CpuByPart) =>
+  [c.broker, c.hosts, c.postgres, c.owner, cpuTotal(c)].map((x) => x.toFixed(1)).join("/");
 
 const loadAverage = () =>
   loadavg()
@@ -456,7 +516,9 @@ async function main() {
         "burst p99 per label ms",
         "burst jobs per host (min–max)",
         "killed host → retry accepted s",
-        "burst CPU ms/job broker/hosts/PostgreSQL/owner",
+        "burst CPU ms/job broker/hosts/PostgreSQL/owner/total",
+        "net of idle",
+        `most jobs/s on ${availableParallelism()} cores (net)`,
         "burst machine busy cores",
       ],
       rows.map((r) => [
@@ -471,15 +533,15 @@ async function main() {
         r.labelP99,
         r.perHost,
         (r.retryMs / 1000).toFixed(1),
-        [r.cpuMsPerJob.broker, r.cpuMsPerJob.hosts, r.cpuMsPerJob.postgres, r.cpuMsPerJob.owner]
-          .map((x) => x.toFixed(1))
-          .join("/"),
+        cpuCells(r.cpuMsPerJob),
+        cpuCells(r.netMsPerJob),
+        ((availableParallelism() * 1000) / cpuTotal(r.netMsPerJob)).toFixed(0),
         r.machineCores.toFixed(2),
       ]),
     ),
   );
   process.stdout.write(
-    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s), ${rounds} round(s) (medians), load average ${loadBefore} before and ${loadAverage()} after${baseline ? `, baseline hosts from ${baseline}` : ""}\n${failed.map((f) => `not measured: ${f}\n`).join("")}`,
+    `\n${rate} jobs/s steady for ${steadyMs / 1000} s, ${burst} at once, each job ${jobMs} ms, 4 labels × 1 slot per host, hosts' heartbeat ${fleetHeartbeatMs} ms, killed host's lease ${leaseMs} ms, broker ${amqpUrl.split(",").length} node(s), ${rounds} round(s) (medians), load average ${loadBefore} before and ${loadAverage()} after${baseline ? `, baseline hosts from ${baseline}` : ""}\n${failed.map((f) => `not measured: ${f}\n`).join("")}`,
   );
 }
 

@@ -38,14 +38,33 @@ interface Attached {
   consumerTag: string;
 }
 
+/** Handled messages of one channel not acked yet: the last one acks them all (`multiple`). */
+interface AckBatch {
+  channel: Channel;
+  last: ConsumeMessage | undefined;
+  count: number;
+  /** Flushes the batch `ACK_DELAY_MS` after its first message was handled. */
+  timer: NodeJS.Timeout | undefined;
+}
+
 /**
  * A push consumer that hands messages to `handle` one at a time, in queue order, acking each after
  * it returns. Undecodable messages go to the dead-letter queue with the reason. It re-attaches after
  * every reconnect (a temporary queue is then a new one; what was published meanwhile is lost to it).
+ *
+ * Acks are batched: handled messages are acked together (one ack with `multiple`) at most
+ * `ACK_DELAY_MS` after the first of them, once half the prefetch window is handled, before any
+ * other settlement, and at stop. On a quorum queue each ack is a command that every node of the
+ * cluster applies and writes to its log, and one applied alone cost the three nodes of
+ * bench:fleet's cluster ~3 ms of CPU against ~0.03 ms an ack in a batch (docs/operations.md,
+ * "Where the time goes"); an owner gets at least two events a job. Nothing is acked before its
+ * handler returned, so a lost connection redelivers only what was not acked yet, as before (at
+ * least once: owners drop what they had by number), now up to `ACK_DELAY_MS` of it.
  */
 export class OrderedSubscription<T> implements Subscription {
   private attached: Attached | undefined;
   private handling: Promise<void> = Promise.resolve();
+  private acks: AckBatch | undefined;
   private stopped = false;
   private readonly removeHook: () => void;
 
@@ -98,6 +117,7 @@ export class OrderedSubscription<T> implements Subscription {
       clearTimeout(timer);
     }
     await this.handling;
+    this.flushAcks();
     await attached?.channel.close().catch(() => {
       // Already closed.
     });
@@ -145,6 +165,9 @@ export class OrderedSubscription<T> implements Subscription {
     await channel.prefetch(this.spec.prefetch);
     const { queue, consumerCount } = await this.spec.declareQueue(channel, model);
     if (this.spec.soleConsumer && consumerCount > 0) throw this.spec.soleConsumer(queue);
+    // A new channel's deliveries start their own batch (the old channel's unacked went back with it).
+    this.flushAcks();
+    this.acks = { channel, last: undefined, count: 0, timer: undefined };
     const { consumerTag } = await channel.consume(queue, (message) => {
       if (message === null) {
         this.log.warn({ consumer: this.spec.name, queue }, "the broker cancelled the consumer (queue deleted?)");
@@ -157,12 +180,30 @@ export class OrderedSubscription<T> implements Subscription {
     this.attached = { channel, consumerTag };
   }
 
+  /** Acks every handled message not acked yet, with one `multiple` ack. */
+  private flushAcks() {
+    const acks = this.acks;
+    const last = acks?.last;
+    if (!acks || !last) return;
+    clearTimeout(acks.timer);
+    acks.timer = undefined;
+    acks.last = undefined;
+    acks.count = 0;
+    settle(() => acks.channel.ack(last, true));
+  }
+
   private async deliver(channel: Channel, queue: string, message: ConsumeMessage) {
+    // Any settlement but a plain ack goes out after the acks of the messages before it.
+    const settleNow = (action: () => void) => {
+      this.flushAcks();
+      settle(action);
+    };
     let decoded: T;
     try {
       decoded = this.spec.decode(message.content, message.properties.type);
     } catch (error) {
       if (!(error instanceof UndecodableMessageError)) throw error;
+      this.flushAcks();
       await this.deadLetter(channel, queue, message, error);
       return;
     }
@@ -170,10 +211,19 @@ export class OrderedSubscription<T> implements Subscription {
       await this.spec.handle(decoded);
     } catch (error) {
       this.log.error({ err: error, consumer: this.spec.name }, "handler failed");
-      settle(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
+      settleNow(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
       return;
     }
-    settle(() => channel.ack(message));
+    const acks = this.acks;
+    if (acks?.channel !== channel) {
+      // Handled after its channel was replaced: acking there is no use (the broker put it back).
+      return;
+    }
+    acks.last = message;
+    acks.count++;
+    // Half the window handled: ack now, so the broker can keep it full.
+    if (acks.count >= Math.max(1, this.spec.prefetch / 2)) this.flushAcks();
+    else acks.timer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS).unref();
   }
 
   private async deadLetter(channel: Channel, queue: string, message: ConsumeMessage, error: UndecodableMessageError) {
@@ -192,6 +242,8 @@ export class OrderedSubscription<T> implements Subscription {
   }
 }
 
+/** How long a handled message may wait for others to be acked with it. */
+const ACK_DELAY_MS = 50;
 const REATTACH_FIRST_DELAY_MS = 250;
 const CANCEL_TIMEOUT_MS = 3_000;
 const REATTACH_MAX_DELAY_MS = 5_000;

@@ -102,3 +102,42 @@ test("after a lost connection the owner's consumer comes back and gets the event
     await Promise.all([bus.close(), other.close()]);
   }
 });
+
+test("every event an owner handled is acked, in batches or not: its restart gets only the one whose handler failed", {
+  timeout: 30_000,
+}, async () => {
+  const namespace = uniqueNamespace();
+  const bus = await openBus(namespace);
+  const { channel, connection } = await rawChannel();
+  try {
+    const handled: bigint[] = [];
+    const first = await bus.consumeEvents({
+      owner: "burst-1",
+      prefetch: 64,
+      onEvent: async (e) => {
+        // One handler fails: it is put back behind the others, which are acked before it.
+        if (e.seq === 150n && !handled.includes(150n)) {
+          handled.push(e.seq);
+          throw new Error("the forge is away");
+        }
+        handled.push(e.seq);
+      },
+    });
+    // Published at once, so deliveries queue up behind each other and their acks are batched.
+    await Promise.all(Array.from({ length: 300 }, (_, i) => bus.publishEvent(event(BigInt(i + 1)), "burst-1")));
+    await eventually(() => (handled.length === 301 ? true : undefined), 20_000);
+    await first.stop();
+    const { messageCount } = await channel.checkQueue(`${namespace}.events.burst-1`);
+    assert.equal(messageCount, 0, "nothing handled stays in the owner's queue");
+    const again: bigint[] = [];
+    const restarted = await bus.consumeEvents({ owner: "burst-1", onEvent: async (e) => void again.push(e.seq) });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await restarted.stop();
+    assert.deepEqual(again, [], "a restarted owner gets nothing handled again");
+    assert.equal(handled.filter((seq) => seq === 150n).length, 2, "the failed event came back once");
+  } finally {
+    await bus.deleteNamespace();
+    await bus.close();
+    await connection.close();
+  }
+});

@@ -114,3 +114,36 @@ test("a publish fails with BusUnavailableError when the broker stays unreachable
     await bus.close();
   }
 });
+
+test("an event handled alone is acked within a moment: when the connection is cut after that, it does not come again", {
+  timeout: 30_000,
+}, async () => {
+  const namespace = uniqueNamespace();
+  const models: ChannelModel[] = [];
+  const bus = await openBus(namespace, {
+    connect: async (url, socketOptions) => {
+      const model = await amqp.connect(url, socketOptions);
+      models.push(model);
+      return model;
+    },
+  });
+  const event = (seq: bigint) =>
+    create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: randomUUID(), attempt: 1, seq });
+  try {
+    await bus.declareTopology();
+    const events: bigint[] = [];
+    const owner = await bus.consumeEvents({ owner: "runner-a", onEvent: async (e) => void events.push(e.seq) });
+    await bus.publishEvent(event(1n), "runner-a");
+    await eventually(() => (events.includes(1n) ? true : undefined));
+    // Acks wait up to 50 ms for others to go with them; nothing else comes, so it goes alone.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    cutConnection(models[0]);
+    await bus.publishEvent(event(2n), "runner-a");
+    await eventually(() => (events.includes(2n) ? true : undefined), 10_000);
+    await owner.stop();
+    assert.deepEqual(events, [1n, 2n], "event 1 was acked before the cut, so it was not redelivered");
+  } finally {
+    await bus.deleteNamespace();
+    await bus.close();
+  }
+});

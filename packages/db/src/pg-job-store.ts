@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, exists, gt, inArray, lt, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, exists, gt, inArray, lt, or, type SQL } from "drizzle-orm";
 import { drizzle, type NodePgDatabase } from "drizzle-orm/node-postgres";
 import pg from "pg";
 import type { Logger } from "pino";
@@ -17,6 +17,7 @@ import type {
   StepResult,
 } from "./job-store.ts";
 import { FINISHED_STATES, listLimit } from "./job-store.ts";
+import { PerJobStatements } from "./per-job-statements.ts";
 import { debugSessions, hosts, jobSteps, jobs } from "./schema.ts";
 
 export interface PgJobStoreOptions {
@@ -55,11 +56,15 @@ export function createPgJobStore(opts: PgJobStoreOptions): { store: PgJobStore; 
   });
   // An idle client that loses its connection emits here; unhandled, it would crash the process.
   pool.on("error", (err) => log.warn({ err: err.message }, "idle database connection failed"));
-  return { store: new PgJobStore(drizzle(pool)), close: () => pool.end() };
+  return { store: new PgJobStore(drizzle(pool), new PerJobStatements(pool)), close: () => pool.end() };
 }
 
 export class PgJobStore implements JobStore {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** What every job and heartbeat runs, prepared (per-job-statements.ts). */
+    private readonly perJob: PerJobStatements,
+  ) {}
 
   async recordQueued(job: NewJob, at: Date = new Date()): Promise<void> {
     await this.db.transaction(async (tx) => {
@@ -72,59 +77,10 @@ export class PgJobStore implements JobStore {
   }
 
   async markRunning(jobId: string, attempt: number, hostId: string, at: Date, details?: JobDetails): Promise<boolean> {
-    // One statement, so claiming a job is one round trip and one commit (every job of a busy
-    // fleet passes here; docs/operations.md, "The fleet at scale"). With details, a job never
-    // recorded as queued is inserted as running; otherwise (or if it exists) the claim takes a
-    // queued attempt or replaces an older running one. Its steps are added either way.
-    const inserted =
-      details === undefined
-        ? sql`select null::uuid as id where false`
-        : this.db
-            .insert(jobs)
-            .values(
-              jobRow(jobId, attempt, details, {
-                state: "running",
-                hostId,
-                createdAt: at,
-                queuedAt: at,
-                startedAt: at,
-                updatedAt: at,
-              }),
-            )
-            .onConflictDoNothing()
-            .returning({ id: jobs.id })
-            .getSQL();
-    const claimed = this.db
-      .update(jobs)
-      .set({ state: "running", attempt, hostId, startedAt: at, updatedAt: at })
-      .where(
-        and(
-          eq(jobs.id, jobId),
-          or(
-            and(eq(jobs.state, "queued"), lte(jobs.attempt, attempt)),
-            and(eq(jobs.state, "running"), lt(jobs.attempt, attempt)),
-          ),
-        ),
-      )
-      .returning({ id: jobs.id })
-      .getSQL();
-    const steps = details?.steps ?? [];
-    // The update cannot see the row `inserted` adds (one snapshot), so at most one of them takes it.
-    const { rows } = await this.db.execute<{ taken: boolean; known: boolean }>(sql`
-      with inserted as (${inserted}),
-        claimed as (${claimed}),
-        steps as (
-          insert into job_steps (job_id, attempt, idx, name, state)
-          select ${jobId}::uuid, ${attempt}::int, s.idx, s.name, 'pending'
-          from unnest(${sql.param(steps.map((st) => st.index))}::int[], ${sql.param(steps.map((st) => st.name))}::text[]) as s(idx, name)
-          where exists (select from inserted) or exists (select from claimed)
-          on conflict do nothing
-        )
-      select exists (select from inserted) or exists (select from claimed) as taken,
-        exists (select from jobs where id = ${jobId}) as known`);
-    const result = rows[0];
-    if (result?.taken) return true;
-    if (details === undefined && !result?.known) throw unknownJob(jobId);
+    // One prepared statement (per-job-statements.ts): every job of a busy fleet passes here.
+    const { taken, known } = await this.perJob.claim(jobId, attempt, hostId, at, details);
+    if (taken) return true;
+    if (details === undefined && !known) throw unknownJob(jobId);
     return false;
   }
 
@@ -152,33 +108,8 @@ export class PgJobStore implements JobStore {
     return updated.length > 0;
   }
 
-  async finishJob(jobId: string, attempt: number, result: JobResult, at: Date): Promise<boolean> {
-    // One statement (one round trip and commit per finished job): steps that never ran are
-    // skipped, steps still running are cancelled, but only if this attempt's row was finished.
-    const finished = this.db
-      .update(jobs)
-      .set({
-        state: result.state,
-        reason: result.reason ?? null,
-        outputs: result.outputs ?? {},
-        finishedAt: at,
-        updatedAt: at,
-      })
-      .where(and(eq(jobs.id, jobId), eq(jobs.attempt, attempt), inArray(jobs.state, UNFINISHED)))
-      .returning({ id: jobs.id })
-      .getSQL();
-    const { rows } = await this.db.execute<{ finished: boolean }>(sql`
-      with finished as (${finished}),
-        steps as (
-          update job_steps
-          set state = case when state = 'pending' then 'skipped' else 'cancelled' end,
-            conclusion = case when state = 'pending' then 'skipped' else 'cancelled' end,
-            finished_at = case when state = 'running' then ${at} else finished_at end
-          where job_id = ${jobId} and attempt = ${attempt} and state in ('pending', 'running')
-            and exists (select from finished)
-        )
-      select exists (select from finished) as finished`);
-    return rows[0]?.finished === true;
+  finishJob(jobId: string, attempt: number, result: JobResult, at: Date): Promise<boolean> {
+    return this.perJob.finish(jobId, attempt, result, at);
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
@@ -238,13 +169,8 @@ export class PgJobStore implements JobStore {
       .onConflictDoUpdate({ target: hosts.id, set: fields });
   }
 
-  async heartbeatHost(id: string, at: Date): Promise<boolean> {
-    const updated = await this.db
-      .update(hosts)
-      .set({ lastHeartbeatAt: at })
-      .where(eq(hosts.id, id))
-      .returning({ id: hosts.id });
-    return updated.length > 0;
+  heartbeatHost(id: string, at: Date): Promise<boolean> {
+    return this.perJob.heartbeat(id, at);
   }
 
   async listHosts(): Promise<HostRecord[]> {

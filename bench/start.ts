@@ -39,7 +39,7 @@ import {
   SCHEMA_VERSION,
   timestampDate,
 } from "@solstice/protocol";
-import { connectSsh } from "@solstice/ssh";
+import { connectSsh, type SshSession } from "@solstice/ssh";
 import { createQemuBackend } from "@solstice/vm";
 import pg from "pg";
 import { pino } from "pino";
@@ -127,11 +127,15 @@ const images = values.images?.split(",") ?? [
   ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
   ...(values.arches && values.debian ? ["debian-12-arm64"] : []),
 ];
-const modes = values.modes.split(",").map((name) => {
-  const mode = startModes.find((m) => m.name === name);
-  if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);
-  return mode;
-});
+// An empty list (`--modes ""`) runs no jobs: only the table of SSH costs on an idle VM.
+const modes = values.modes
+  .split(",")
+  .filter(Boolean)
+  .map((name) => {
+    const mode = startModes.find((m) => m.name === name);
+    if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);
+    return mode;
+  });
 const amqpUrl = process.env.SOLSTICE_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const databaseUrl = process.env.SOLSTICE_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 /** The backend's "VM ready" marks (ms since QEMU's preparation began) of the runs being counted. */
@@ -311,6 +315,26 @@ async function runOne(label: string): Promise<JobTimes> {
   return t;
 }
 
+const EXEC_FORKS = "processes one exec (`true`) starts (count, not seconds)";
+const STEP_FORKS = "processes one step command starts (count, not seconds)";
+/** Prints the guest kernel's count of processes forked since boot, with shell builtins only. */
+const FORK_COUNT = 'while read -r k v _; do [ "$k" = processes ] && echo "$v"; done < /proc/stat';
+
+/**
+ * Processes the guest forked for `action` (a Linux guest's /proc/stat count, read before and after
+ * with builtins only; the second read's own exec channel, one process, is taken off).
+ */
+async function forksOf(session: SshSession, action: () => Promise<unknown>): Promise<number> {
+  const count = async () => {
+    let value = Number.NaN;
+    await session.exec(FORK_COUNT, { onStdout: (line) => (value = Number(line)) });
+    return value;
+  };
+  const before = await count();
+  await action();
+  return (await count()) - before - 1;
+}
+
 /** On an idle VM outside any job: the SSH handshake in JS, one exec, one step command, and SFTP uploads. */
 async function sshCosts(label: string): Promise<Record<string, number[]>> {
   const image = await backend.ensureImage(label);
@@ -321,6 +345,8 @@ async function sshCosts(label: string): Promise<Record<string, number[]>> {
     "one step command to its first line (`runScript`, bash)": [],
     "first SFTP upload of a session (subsystem start + write)": [],
     "next SFTP upload on the same session": [],
+    [EXEC_FORKS]: [],
+    [STEP_FORKS]: [],
   };
   const time = async (name: string, action: () => Promise<unknown>) => {
     const started = performance.now();
@@ -349,6 +375,13 @@ async function sshCosts(label: string): Promise<Record<string, number[]>> {
         },
       });
       costs["one step command to its first line (`runScript`, bash)"]?.push(firstLineMs);
+      // Counted work, which the machine's load does not change: processes each one starts.
+      costs[EXEC_FORKS]?.push(await forksOf(s, () => s.exec("true")));
+      costs[STEP_FORKS]?.push(
+        await forksOf(s, () =>
+          s.runScript({ script: "echo hi\n", shell: "bash -e {0}", env: { A: "b" }, onLine: () => {} }),
+        ),
+      );
       await time("first SFTP upload of a session (subsystem start + write)", () =>
         s.upload("/tmp/bench-a.sh", "echo a\n", 0o700),
       );
@@ -484,7 +517,10 @@ try {
         seconds(median(totals)),
       ]);
     }
-    const raw = await rawRuns(label, "raw boot", () => rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg"));
+    const raw =
+      modes.length === 0
+        ? []
+        : await rawRuns(label, "raw boot", () => rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg"));
     for (const row of summary.filter((r) => r[0] === label)) {
       // A restore is set against a raw restore, cold and warm against a raw boot.
       const rawOfRow = rawByMode.get(`${label} ${row[1]?.split(" ")[0]}`) ?? raw;
@@ -494,7 +530,9 @@ try {
     }
     const costs = await sshCosts(label);
     for (const [name, samples] of Object.entries(costs)) {
-      sshRows.push([label, name, seconds(median(samples)), seconds(percentile(samples, 95))]);
+      const counted = name === EXEC_FORKS || name === STEP_FORKS;
+      const show = (value: number) => (counted ? String(value) : seconds(value));
+      sshRows.push([label, name, show(median(samples)), show(percentile(samples, 95))]);
     }
   }
 } finally {

@@ -17,7 +17,9 @@
  * --debian also debian-12-arm64.
  * --images names the labels instead (comma-separated), for one image's rows.
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
- *        [--modes cold,warm,restore] [--accelerator auto|kvm|tcg]
+ *        [--modes cold,warm,restore,restore-tcp,restore-aslr] [--accelerator auto|kvm|tcg]
+ * `restore-aslr` restores guests that keep address randomization under TCG (decision 0012), and
+ * under TCG the SSH costs are measured on a guest with it too, beside the default.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -56,6 +58,11 @@ interface StartMode {
    * the session connects over TCP to port 22 as before; the alternative, measured side by side.
    */
   readonly agentSession?: boolean;
+  /**
+   * true: guests under TCG keep their processes' address randomization (the backend option of that
+   * name, decision 0012); the alternative to the default (off), measured side by side.
+   */
+  readonly tcgAddressRandomization?: boolean;
   /** Whether the mode applies to this image at all (default: every image). */
   appliesTo?(image: LocalImage): boolean;
   /** SOLSTICE_* settings of the orchestrator that serves `label` in this mode. */
@@ -93,6 +100,15 @@ const startModes: readonly StartMode[] = [
     startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
   },
   {
+    name: "restore-aslr",
+    snapshots: true,
+    tcgAddressRandomization: true,
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
     name: "warm",
     env: (label) => ({ SOLSTICE_WARM_POOL: `${label}=1` }),
     ready: (orchestrator, label) =>
@@ -112,7 +128,7 @@ const { values } = parseArgs({
       type: "string",
       default: startModes
         .map((m) => m.name)
-        .filter((m) => m !== "restore-tcp")
+        .filter((m) => m !== "restore-tcp" && m !== "restore-aslr")
         .join(","),
     },
     accelerator: { type: "string", default: "auto" },
@@ -214,6 +230,14 @@ const bus = await connectBus({ url: amqpUrl, namespace, log });
 const backend = createQemuBackend({ log, runRoot, accelerator, snapshots: false });
 const restoringBackend = createQemuBackend({ log, runRoot, accelerator });
 const restoringOverTcp = createQemuBackend({ log, runRoot, accelerator, agentSession: false });
+const restoringWithAslr = createQemuBackend({ log, runRoot, accelerator, tcgAddressRandomization: true });
+const bootingWithAslr = createQemuBackend({
+  log,
+  runRoot,
+  accelerator,
+  snapshots: false,
+  tcgAddressRandomization: true,
+});
 const subscription = await bus.consumeEvents({ owner, onEvent: async (event) => observe(event) });
 
 function observe(event: JobEvent): void {
@@ -282,7 +306,13 @@ async function startHost(label: string, mode: StartMode): Promise<Orchestrator> 
     config,
     bus: timedBus,
     store: timedStore,
-    backend: mode.snapshots ? (mode.agentSession === false ? restoringOverTcp : restoringBackend) : backend,
+    backend: !mode.snapshots
+      ? backend
+      : mode.agentSession === false
+        ? restoringOverTcp
+        : mode.tcgAddressRandomization
+          ? restoringWithAslr
+          : restoringBackend,
     accelerator,
     log,
   });
@@ -336,9 +366,9 @@ async function forksOf(session: SshSession, action: () => Promise<unknown>): Pro
 }
 
 /** On an idle VM outside any job: the SSH handshake in JS, one exec, one step command, and SFTP uploads. */
-async function sshCosts(label: string): Promise<Record<string, number[]>> {
-  const image = await backend.ensureImage(label);
-  const vm = await backend.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
+async function sshCosts(label: string, booting = backend): Promise<Record<string, number[]>> {
+  const image = await booting.ensureImage(label);
+  const vm = await booting.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
   const costs: Record<string, number[]> = {
     "SSH handshake in JS (connect, kex, auth)": [],
     "one exec round trip (`true`)": [],
@@ -501,12 +531,13 @@ try {
       if (mode.name !== "warm") vmRows.push([`${label} ${modeName}`, ...vmMarkColumns(vmMarks)]);
       // Side by side with this mode's totals: a raw QEMU restore of the same saved state.
       if (mode.snapshots) {
-        const state = await restoringBackend.savedState(image);
+        const state = await (mode.tcgAddressRandomization ? restoringWithAslr : restoringBackend).savedState(image);
         if (state === undefined) throw new Error(`${label} has no saved state to restore raw`);
         const rawRestores = await rawRuns(label, "raw restore", () =>
           rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg", {
             restoreFrom: state,
             agentSession: mode.agentSession ?? true,
+            ...(mode.tcgAddressRandomization ? { tcgAddressRandomization: true } : {}),
           }),
         );
         rawByMode.set(`${label} ${mode.name}`, rawRestores);
@@ -528,11 +559,21 @@ try {
       const ours = Number(row[3]) * 1000;
       row.push(kind, seconds(median(rawOfRow)), seconds(percentile(rawOfRow, 95)), seconds(ours - median(rawOfRow)));
     }
-    const costs = await sshCosts(label);
-    for (const [name, samples] of Object.entries(costs)) {
-      const counted = name === EXEC_FORKS || name === STEP_FORKS;
-      const show = (value: number) => (counted ? String(value) : seconds(value));
-      sshRows.push([label, name, show(median(samples)), show(percentile(samples, 95))]);
+    // Under TCG, beside the default (no address randomization in the guest), with it (decision 0012).
+    const variants: [string, typeof backend][] =
+      acceleratorUsed === "kvm"
+        ? [[label, backend]]
+        : [
+            [label, backend],
+            [`${label} (ASLR)`, bootingWithAslr],
+          ];
+    for (const [row, booting] of variants) {
+      const costs = await sshCosts(label, booting);
+      for (const [name, samples] of Object.entries(costs)) {
+        const counted = name === EXEC_FORKS || name === STEP_FORKS;
+        const show = (value: number) => (counted ? String(value) : seconds(value));
+        sshRows.push([row, name, show(median(samples)), show(percentile(samples, 95))]);
+      }
     }
   }
 } finally {

@@ -13,6 +13,7 @@ import {
   qemuArgs,
   qemuSystemBinary,
   resumeIncoming,
+  templateDiskPath,
   writeSeedIso,
 } from "@solstice/vm";
 
@@ -26,12 +27,14 @@ import {
  * With `restoreFrom` (a saved state of the image, as the backend restores it): QEMU starts with
  * `-incoming`, is resumed over QMP once the state is loaded, and is ready once the guest's SSH
  * server answers with its keys (the SSH identification line on the agent's channel, or READY
- * and the banner on port 22): the raw restore our restore is measured against.
+ * and the banner on port 22): the raw restore our restore is measured against. Its overlay is on
+ * the state's own disk layer, as the backend's restores are (the saved memory refers to it).
+ * `tcgAddressRandomization` as the backend's option of that name (decision 0012).
  */
 export async function rawBoot(
   image: LocalImage,
   accelerator: "kvm" | "tcg",
-  opts: { restoreFrom?: string; agentSession?: boolean } = {},
+  opts: { restoreFrom?: string; agentSession?: boolean; tcgAddressRandomization?: boolean } = {},
 ): Promise<number> {
   const { restoreFrom } = opts;
   const dir = await mkdtemp(path.join(tmpdir(), "solstice-bench-raw-"));
@@ -45,7 +48,9 @@ export async function rawBoot(
     }
     const tscKhz = hostTscKhz();
     const overlayPath = path.join(dir, "overlay.qcow2");
-    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.disk, "-F", image.diskFormat, overlayPath]);
+    const [backing, backingFormat] =
+      restoreFrom !== undefined ? [templateDiskPath(restoreFrom), "qcow2"] : [image.disk, image.diskFormat];
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", backingFormat, overlayPath]);
     const sshPort = await freeLocalPort();
     const args = qemuArgs({
       image,
@@ -58,6 +63,7 @@ export async function rawBoot(
       sshPort,
       ...(tscKhz !== undefined ? { hostTscKhz: tscKhz } : {}),
       ...(restoreFrom !== undefined ? { incomingState: restoreFrom } : {}),
+      ...(opts.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: opts.tcgAddressRandomization } : {}),
     });
     const started = performance.now();
     // The raw QEMU dies with the benchmark, even when it is interrupted.

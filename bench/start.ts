@@ -17,7 +17,9 @@
  * --debian also debian-12-arm64.
  * --images names the labels instead (comma-separated), for one image's rows.
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
- *        [--modes cold,warm,restore] [--accelerator auto|kvm|tcg]
+ *        [--modes cold,warm,restore,restore-tcp,restore-aslr] [--accelerator auto|kvm|tcg]
+ * `restore-aslr` restores guests that keep address randomization under TCG (decision 0012), and
+ * under TCG the SSH costs are measured on a guest with it too, beside the default.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -39,7 +41,7 @@ import {
   SCHEMA_VERSION,
   timestampDate,
 } from "@solstice/protocol";
-import { connectSsh } from "@solstice/ssh";
+import { connectSsh, SshError, type SshSession } from "@solstice/ssh";
 import { createQemuBackend } from "@solstice/vm";
 import pg from "pg";
 import { pino } from "pino";
@@ -56,6 +58,11 @@ interface StartMode {
    * the session connects over TCP to port 22 as before; the alternative, measured side by side.
    */
   readonly agentSession?: boolean;
+  /**
+   * true: guests under TCG keep their processes' address randomization (the backend option of that
+   * name, decision 0012); the alternative to the default (off), measured side by side.
+   */
+  readonly tcgAddressRandomization?: boolean;
   /** Whether the mode applies to this image at all (default: every image). */
   appliesTo?(image: LocalImage): boolean;
   /** SOLSTICE_* settings of the orchestrator that serves `label` in this mode. */
@@ -93,6 +100,15 @@ const startModes: readonly StartMode[] = [
     startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
   },
   {
+    name: "restore-aslr",
+    snapshots: true,
+    tcgAddressRandomization: true,
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
     name: "warm",
     env: (label) => ({ SOLSTICE_WARM_POOL: `${label}=1` }),
     ready: (orchestrator, label) =>
@@ -112,7 +128,7 @@ const { values } = parseArgs({
       type: "string",
       default: startModes
         .map((m) => m.name)
-        .filter((m) => m !== "restore-tcp")
+        .filter((m) => m !== "restore-tcp" && m !== "restore-aslr")
         .join(","),
     },
     accelerator: { type: "string", default: "auto" },
@@ -127,11 +143,15 @@ const images = values.images?.split(",") ?? [
   ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
   ...(values.arches && values.debian ? ["debian-12-arm64"] : []),
 ];
-const modes = values.modes.split(",").map((name) => {
-  const mode = startModes.find((m) => m.name === name);
-  if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);
-  return mode;
-});
+// An empty list (`--modes ""`) runs no jobs: only the table of SSH costs on an idle VM.
+const modes = values.modes
+  .split(",")
+  .filter(Boolean)
+  .map((name) => {
+    const mode = startModes.find((m) => m.name === name);
+    if (!mode) throw new Error(`unknown start mode "${name}"; known: ${startModes.map((m) => m.name).join(", ")}`);
+    return mode;
+  });
 const amqpUrl = process.env.SOLSTICE_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672";
 const databaseUrl = process.env.SOLSTICE_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 /** The backend's "VM ready" marks (ms since QEMU's preparation began) of the runs being counted. */
@@ -210,6 +230,14 @@ const bus = await connectBus({ url: amqpUrl, namespace, log });
 const backend = createQemuBackend({ log, runRoot, accelerator, snapshots: false });
 const restoringBackend = createQemuBackend({ log, runRoot, accelerator });
 const restoringOverTcp = createQemuBackend({ log, runRoot, accelerator, agentSession: false });
+const restoringWithAslr = createQemuBackend({ log, runRoot, accelerator, tcgAddressRandomization: true });
+const bootingWithAslr = createQemuBackend({
+  log,
+  runRoot,
+  accelerator,
+  snapshots: false,
+  tcgAddressRandomization: true,
+});
 const subscription = await bus.consumeEvents({ owner, onEvent: async (event) => observe(event) });
 
 function observe(event: JobEvent): void {
@@ -278,7 +306,13 @@ async function startHost(label: string, mode: StartMode): Promise<Orchestrator> 
     config,
     bus: timedBus,
     store: timedStore,
-    backend: mode.snapshots ? (mode.agentSession === false ? restoringOverTcp : restoringBackend) : backend,
+    backend: !mode.snapshots
+      ? backend
+      : mode.agentSession === false
+        ? restoringOverTcp
+        : mode.tcgAddressRandomization
+          ? restoringWithAslr
+          : restoringBackend,
     accelerator,
     log,
   });
@@ -311,16 +345,38 @@ async function runOne(label: string): Promise<JobTimes> {
   return t;
 }
 
+const EXEC_FORKS = "processes one exec (`true`) starts (count, not seconds)";
+const STEP_FORKS = "processes one step command starts (count, not seconds)";
+/** Prints the guest kernel's count of processes forked since boot, with shell builtins only. */
+const FORK_COUNT = 'while read -r k v _; do [ "$k" = processes ] && echo "$v"; done < /proc/stat';
+
+/**
+ * Processes the guest forked for `action` (a Linux guest's /proc/stat count, read before and after
+ * with builtins only; the second read's own exec channel, one process, is taken off).
+ */
+async function forksOf(session: SshSession, action: () => Promise<unknown>): Promise<number> {
+  const count = async () => {
+    let value = Number.NaN;
+    await session.exec(FORK_COUNT, { onStdout: (line) => (value = Number(line)) });
+    return value;
+  };
+  const before = await count();
+  await action();
+  return (await count()) - before - 1;
+}
+
 /** On an idle VM outside any job: the SSH handshake in JS, one exec, one step command, and SFTP uploads. */
-async function sshCosts(label: string): Promise<Record<string, number[]>> {
-  const image = await backend.ensureImage(label);
-  const vm = await backend.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
+async function sshCosts(label: string, booting = backend): Promise<Record<string, number[]>> {
+  const image = await booting.ensureImage(label);
+  const vm = await booting.boot({ vmName: `bench-ssh-${label}`, image, pooled: true, log });
   const costs: Record<string, number[]> = {
     "SSH handshake in JS (connect, kex, auth)": [],
     "one exec round trip (`true`)": [],
     "one step command to its first line (`runScript`, bash)": [],
     "first SFTP upload of a session (subsystem start + write)": [],
     "next SFTP upload on the same session": [],
+    [EXEC_FORKS]: [],
+    [STEP_FORKS]: [],
   };
   const time = async (name: string, action: () => Promise<unknown>) => {
     const started = performance.now();
@@ -329,6 +385,7 @@ async function sshCosts(label: string): Promise<Record<string, number[]>> {
   };
   try {
     await sleep(2_000); // let the guest finish starting up
+    let sftp = true;
     for (let i = 0; i < runs; i++) {
       let session: Awaited<ReturnType<typeof connectSsh>> | undefined;
       await time("SSH handshake in JS (connect, kex, auth)", async () => {
@@ -349,10 +406,25 @@ async function sshCosts(label: string): Promise<Record<string, number[]>> {
         },
       });
       costs["one step command to its first line (`runScript`, bash)"]?.push(firstLineMs);
-      await time("first SFTP upload of a session (subsystem start + write)", () =>
-        s.upload("/tmp/bench-a.sh", "echo a\n", 0o700),
+      // Counted work, which the machine's load does not change: processes each one starts.
+      costs[EXEC_FORKS]?.push(await forksOf(s, () => s.exec("true")));
+      costs[STEP_FORKS]?.push(
+        await forksOf(s, () =>
+          s.runScript({ script: "echo hi\n", shell: "bash -e {0}", env: { A: "b" }, onLine: () => {} }),
+        ),
       );
-      await time("next SFTP upload on the same session", () => s.upload("/tmp/bench-b.sh", "echo b\n", 0o700));
+      // Guests without an SFTP server (debian-12-fast ships none; steps do not use it) leave these rows empty.
+      if (sftp) {
+        try {
+          await time("first SFTP upload of a session (subsystem start + write)", () =>
+            s.upload("/tmp/bench-a.sh", "echo a\n", 0o700),
+          );
+          await time("next SFTP upload on the same session", () => s.upload("/tmp/bench-b.sh", "echo b\n", 0o700));
+        } catch (error) {
+          if (!(error instanceof SshError) || error.code !== "upload_failed") throw error;
+          sftp = false;
+        }
+      }
       s.close();
     }
   } finally {
@@ -468,12 +540,13 @@ try {
       if (mode.name !== "warm") vmRows.push([`${label} ${modeName}`, ...vmMarkColumns(vmMarks)]);
       // Side by side with this mode's totals: a raw QEMU restore of the same saved state.
       if (mode.snapshots) {
-        const state = await restoringBackend.savedState(image);
+        const state = await (mode.tcgAddressRandomization ? restoringWithAslr : restoringBackend).savedState(image);
         if (state === undefined) throw new Error(`${label} has no saved state to restore raw`);
         const rawRestores = await rawRuns(label, "raw restore", () =>
           rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg", {
             restoreFrom: state,
             agentSession: mode.agentSession ?? true,
+            ...(mode.tcgAddressRandomization ? { tcgAddressRandomization: true } : {}),
           }),
         );
         rawByMode.set(`${label} ${mode.name}`, rawRestores);
@@ -484,7 +557,10 @@ try {
         seconds(median(totals)),
       ]);
     }
-    const raw = await rawRuns(label, "raw boot", () => rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg"));
+    const raw =
+      modes.length === 0
+        ? []
+        : await rawRuns(label, "raw boot", () => rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg"));
     for (const row of summary.filter((r) => r[0] === label)) {
       // A restore is set against a raw restore, cold and warm against a raw boot.
       const rawOfRow = rawByMode.get(`${label} ${row[1]?.split(" ")[0]}`) ?? raw;
@@ -492,9 +568,21 @@ try {
       const ours = Number(row[3]) * 1000;
       row.push(kind, seconds(median(rawOfRow)), seconds(percentile(rawOfRow, 95)), seconds(ours - median(rawOfRow)));
     }
-    const costs = await sshCosts(label);
-    for (const [name, samples] of Object.entries(costs)) {
-      sshRows.push([label, name, seconds(median(samples)), seconds(percentile(samples, 95))]);
+    // Under TCG, beside the default (no address randomization in the guest), with it (decision 0012).
+    const variants: [string, typeof backend][] =
+      acceleratorUsed === "kvm"
+        ? [[label, backend]]
+        : [
+            [label, backend],
+            [`${label} (ASLR)`, bootingWithAslr],
+          ];
+    for (const [row, booting] of variants) {
+      const costs = await sshCosts(label, booting);
+      for (const [name, samples] of Object.entries(costs)) {
+        const counted = name === EXEC_FORKS || name === STEP_FORKS;
+        const show = (value: number) => (samples.length === 0 ? "—" : counted ? String(value) : seconds(value));
+        sshRows.push([row, name, show(median(samples)), show(percentile(samples, 95))]);
+      }
     }
   }
 } finally {

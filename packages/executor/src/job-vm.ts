@@ -36,8 +36,21 @@ export interface WarmVm {
 const WARM_KEEPALIVE_MS = 10_000;
 
 /**
+ * Waits, in a guest whose init is systemd, until it has finished starting up (its state is no
+ * longer "initializing" or "starting"; a degraded system counts as started). The key agent answers
+ * once `basic.target` is up, and a cold-booted Debian has seconds of boot left then (multi-user's
+ * other units, dbus): a job handed the VM at once would share the CPU with them. Guests without
+ * systemctl have nothing to wait for.
+ */
+const SETTLE_SCRIPT =
+  "command -v systemctl >/dev/null 2>&1 && systemctl is-system-running --wait >/dev/null 2>&1; true";
+/** Bound on that wait: a unit that never finishes starting must not keep the VM out of the pool. */
+const SETTLE_TIMEOUT_MS = 120_000;
+
+/**
  * Makes a VM booted ahead of its job ready to hand over: opens the SSH session it keeps while it
- * waits (with keepalives, so it is never found half-open) and learns the guest's basics on it.
+ * waits (with keepalives, so it is never found half-open), waits for the guest's init to finish
+ * starting up, and learns the guest's basics on it.
  */
 export async function attachWarmVm(vm: Vm, signal?: AbortSignal): Promise<Required<WarmVm>> {
   // A session on the agent's channel needs no keepalives: it is no TCP connection that could be
@@ -46,6 +59,13 @@ export async function attachWarmVm(vm: Vm, signal?: AbortSignal): Promise<Requir
     vm.takeSession?.() ??
     (await connectSsh(vm.ssh, { ...(signal ? { signal } : {}), keepaliveIntervalMs: WARM_KEEPALIVE_MS }));
   try {
+    const settle = AbortSignal.timeout(SETTLE_TIMEOUT_MS);
+    await session
+      .exec(SETTLE_SCRIPT, { signal: signal ? AbortSignal.any([signal, settle]) : settle })
+      .catch((error: unknown) => {
+        // Past the bound the VM is pooled as it is; an abort of the pool's own is passed on.
+        if (signal?.aborted || !settle.aborted) throw error;
+      });
     return { vm, session, basics: await learnGuestBasics(session, signal) };
   } catch (error) {
     session.close();

@@ -13,10 +13,20 @@ machine_id() {
   set -f
   printf '%s%s%s%s%s\n' $1
 }
-read -r uuid < /proc/sys/kernel/random/uuid
-if [ -f /run/machine-id ]; then machine_id "$uuid" > /run/machine-id; else machine_id "$uuid" > /etc/machine-id; fi
-# The agent set the kernel's hostname (NAME); tools that read the file see the same.
-read -r name < /proc/sys/kernel/hostname && echo "$name" > /etc/hostname
+# Once per guest: the agent starts this twice (the job's session, then the listener on port 22 at
+# the lowest priority), and a second id written under a running step would change it under it.
+# The marker is made with noclobber, which opens it O_EXCL: of two starts, one makes it (`true`,
+# not `:`, whose failed redirection would end the shell, and no subshell: no process). Noclobber
+# is off again before the files below, which exist and are overwritten.
+set -C
+if true 2>/dev/null > /run/solstice-identity; then first=1; else first=; fi
+set +C
+if [ -n "$first" ]; then
+  read -r uuid < /proc/sys/kernel/random/uuid
+  if [ -f /run/machine-id ]; then machine_id "$uuid" > /run/machine-id; else machine_id "$uuid" > /etc/machine-id; fi
+  # The agent set the kernel's hostname (NAME); tools that read the file see the same.
+  read -r name < /proc/sys/kernel/hostname && echo "$name" > /etc/hostname
+fi
 
 # What every SSH command (so every step) starts with, as GitHub's runners give it: dropbear sets
 # USER, LOGNAME, HOME, SHELL and Debian's root PATH itself and, with -e, passes on the rest of this

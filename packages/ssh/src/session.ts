@@ -163,8 +163,11 @@ export class SshSession {
    * environment travel on standard input, written by shell builtins into files only the user
    * reads: never on a command line, where `ps` in the guest would show secrets for the whole step,
    * and without SFTP, whose first use starts a server in the guest. The step's shell reads the
-   * environment file and deletes it before anything else runs. Every process the guest starts
-   * costs 10–40 ms under TCG, so the path to the step's first line starts as few as it can.
+   * environment file and empties it (a builtin redirection, no `rm` process) before anything else
+   * runs; the wrapper removes the files when it exits. Every process the guest starts costs
+   * 10–40 ms under TCG, so the path to the step's first line starts as few as it can: the
+   * wrapper's shell, `cat`, `setsid` and one `sh` that writes the pid, reads the environment and
+   * execs the step's shell.
    */
   async runScript(opts: RunScriptOptions): Promise<RunScriptResult> {
     const id = randomUUID();
@@ -190,10 +193,9 @@ export class SshSession {
       // Not `. /dev/stdin`: minimal guests (devtmpfs without udev) have no /dev/stdin.
       'eval "$(cat)" || exit 1\n' +
       prelude +
-      `setsid sh -c 'echo $$ > "$1"; [ -e "$2" ] && exit 143; shift 2; exec "$@"' solstice-step ${shellQuote(
-        pidFile,
-      )} ${shellQuote(cancelFile)} sh -c ${shellQuote(
-        `. ${shellQuote(envPath)} || exit 1\nrm -f -- ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
+      `setsid sh -c ${shellQuote(
+        `echo $$ > ${shellQuote(pidFile)}; [ -e ${shellQuote(cancelFile)} ] && exit 143\n` +
+          `. ${shellQuote(envPath)} || exit 1\n: > ${shellQuote(envPath)}\n${cd}exec ${opts.shell.replaceAll("{0}", shellQuote(scriptPath))}`,
       )} </dev/null &\n` +
       "wait $!\n";
     // A template that starts with {0} runs the script as a program; the others have a shell read it.
@@ -394,13 +396,19 @@ export function connectSsh(
 
 /**
  * Shell lines that write `content` to `path` exactly, with `mode` (creating its directory), through
- * the builtin printf and a single-quoted string (no expansion). Under the wrapper's umask 077 a new
- * file is 0600, so only other modes cost a chmod.
+ * the builtin printf and a single-quoted string (no expansion). A new file takes its mode from the
+ * umask (builtin) when the mode has no execute bits; only an existing file or an executable costs a
+ * chmod process. The wrapper's umask (077) is restored after.
  */
 function writeFileLines(path: string, content: string, mode: number): string {
   const dir = posix.dirname(path);
+  const file = shellQuote(path);
   const mkdir =
     dir === "/tmp" || dir === "/" ? "" : `[ -d ${shellQuote(dir)} ] || mkdir -p -- ${shellQuote(dir)} || exit 1\n`;
-  const chmod = mode === 0o600 ? "" : `chmod ${mode.toString(8)} ${shellQuote(path)} || exit 1\n`;
-  return `${mkdir}printf '%s' ${shellQuote(content)} > ${shellQuote(path)} || exit 1\n${chmod}`;
+  const write = `printf '%s' ${shellQuote(content)} > ${file} || exit 1`;
+  const chmod = `chmod ${mode.toString(8)} ${file} || exit 1`;
+  if (mode === 0o600) return `${mkdir}${write}\n`;
+  if ((mode & 0o111) !== 0 || (mode & ~0o666) !== 0) return `${mkdir}${write}\n${chmod}\n`;
+  const umask = (~mode & 0o777).toString(8).padStart(3, "0");
+  return `${mkdir}if [ -e ${file} ]; then ${write}; ${chmod}; else umask ${umask}; ${write}; umask 077; fi\n`;
 }

@@ -18,4 +18,4 @@ export { createQemuBackend } from "./qemu-backend.ts";
 export { QmpClient } from "./qmp.ts";
 export { reapRunDirs as reapOrphans } from "./run-dir.ts";
 export { cloudConfig, writeSeedIso } from "./seed-iso.ts";
-export { resumeIncoming } from "./snapshot.ts";
+export { resumeIncoming, templateDiskPath } from "./snapshot.ts";

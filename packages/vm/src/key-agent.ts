@@ -133,8 +133,11 @@ export function agentMessage(keys: JobKeys, hostname: string, opts: { session?: 
 
 /** The agent's console line once it zeroed the template's free memory. */
 const SCRUBBED = /solstice-guest\[[0-9.]+\]: scrubbed/;
-/** Zeroing ~400 MiB under TCG takes a few seconds. */
-const SCRUB_DEADLINE_MS = 60_000;
+/**
+ * Zeroing ~400 MiB under TCG takes a few seconds on a quiet host; a 1 GiB Debian template's ~850 MiB
+ * took over 60 s at load 20-23 (2 cores). The template's own deadline (300 s) still bounds it all.
+ */
+const SCRUB_DEADLINE_MS = 180_000;
 
 /**
  * Asks a template's agent (before any key) to zero its free memory, and waits for its console to

@@ -57,6 +57,12 @@ export interface QemuBackendOptions {
    * true, decision 0010); false has them answer READY and listen on port 22 only, to compare.
    */
   agentSession?: boolean;
+  /**
+   * Whether guests under TCG keep their processes' address randomization (default false: the
+   * kernel gets `norandmaps`, so every process reuses the code TCG already translated; decision
+   * 0012). True keeps the guest's default, to compare.
+   */
+  tcgAddressRandomization?: boolean;
   /** The system emulator per guest architecture (default `qemu-system-<arch>` from PATH). */
   qemuBinaries?: Partial<Record<GuestArch, string>>;
   /**
@@ -137,6 +143,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       memoryMiB,
       hostTscKhz: tscKhz,
       qemuVersion: await qemuVersion,
+      ...(opts.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: opts.tcgAddressRandomization } : {}),
     });
     const dir = join(cacheDir, "snapshots");
     const statePath = join(dir, `${spec.image.label}-${key}.state`);
@@ -175,6 +182,9 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
               qemuBinary,
               accelerator,
               tscKhz,
+              ...(opts.tcgAddressRandomization !== undefined
+                ? { tcgAddressRandomization: opts.tcgAddressRandomization }
+                : {}),
               saveStateTo: partial,
               saveDiskTo: partialDisk,
             });
@@ -266,6 +276,9 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         accelerator,
         tscKhz,
         agentSession: opts.agentSession ?? true,
+        ...(opts.tcgAddressRandomization !== undefined
+          ? { tcgAddressRandomization: opts.tcgAddressRandomization }
+          : {}),
       };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);
@@ -300,6 +313,8 @@ async function bootVm(ctx: {
   agentSession?: boolean;
   /** With `saveStateTo`: where the VM's overlay goes once QEMU has exited (the state's disk layer). */
   saveDiskTo?: string;
+  /** QemuBackendOptions.tcgAddressRandomization. */
+  tcgAddressRandomization?: boolean;
 }): Promise<QemuVm> {
   const { spec, accelerator } = ctx;
   const { image } = spec;
@@ -385,6 +400,7 @@ async function bootVm(ctx: {
       sshPort,
       ...(ctx.tscKhz !== undefined ? { hostTscKhz: ctx.tscKhz } : {}),
       ...(ctx.restoreFrom !== undefined ? { incomingState: ctx.restoreFrom } : {}),
+      ...(ctx.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: ctx.tcgAddressRandomization } : {}),
     });
     const start = ctx.restoreFrom ? "restore" : ctx.saveStateTo ? "template" : "boot";
     log.info({ accelerator, sshPort, runDir, image: image.label, start }, "starting VM");

@@ -29,6 +29,7 @@ export function templateKey(input: {
   memoryMiB: number;
   hostTscKhz: number | undefined;
   qemuVersion: string;
+  tcgAddressRandomization?: boolean;
 }): string {
   const args = qemuArgs({
     image: input.image,
@@ -40,6 +41,7 @@ export function templateKey(input: {
     agentSocket: "@agent",
     sshPort: 0,
     ...(input.hostTscKhz !== undefined ? { hostTscKhz: input.hostTscKhz } : {}),
+    ...(input.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: input.tcgAddressRandomization } : {}),
   });
   return createHash("sha256")
     .update(JSON.stringify({ recipe: input.image.recipeHash, args, qemu: input.qemuVersion }))

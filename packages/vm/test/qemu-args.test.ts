@@ -61,7 +61,7 @@ describe("QEMU arguments per guest architecture", () => {
     assert.deepEqual(valuesOf(args, "-machine"), ["virt,gic-version=max"]);
     assert.deepEqual(valuesOf(args, "-cpu"), ["max,pauth-impdef=on"]);
     assert.ok(valuesOf(args, "-device").includes("virtio-blk-pci,drive=seed0"));
-    assert.equal(appendOf(args), "console=ttyAMA0 quiet", "no x86 TSC hint");
+    assert.equal(appendOf(args), "console=ttyAMA0 quiet norandmaps", "no x86 TSC hint");
     assert.deepEqual(valuesOf(args, "-bios"), []);
   });
 
@@ -86,7 +86,7 @@ describe("QEMU arguments per image boot settings", () => {
     const args = qemuArgs(base(tiny, { seedPath: "/run/vm/seed.img" }));
     assert.deepEqual(valuesOf(args, "-machine"), ["q35"]);
     assert.deepEqual(valuesOf(args, "-kernel"), ["/img/tiny/vmlinuz"]);
-    assert.equal(appendOf(args), "console=ttyS0 quiet");
+    assert.equal(appendOf(args), "console=ttyS0 quiet norandmaps");
     assert.ok(valuesOf(args, "-device").includes("virtio-net-pci,netdev=n0,romfile="));
     assert.ok(valuesOf(args, "-device").includes("virtio-blk-pci,drive=seed0"));
     assert.ok(!args.includes("-incoming"));
@@ -107,7 +107,7 @@ describe("QEMU arguments per image boot settings", () => {
     assert.deepEqual(valuesOf(args, "-chardev"), ["socket,id=agent0,path=/run/vm/ag.sock,server=on,wait=off"]);
     assert.deepEqual(valuesOf(args, "-kernel"), ["/img/tiny/vmlinux"]);
     assert.deepEqual(valuesOf(args, "-initrd"), ["/img/tiny/initramfs.cpio"]);
-    assert.equal(appendOf(args), "console=ttyS0 quiet tsc_early_khz=2300000");
+    assert.equal(appendOf(args), "console=ttyS0 quiet tsc_early_khz=2300000 norandmaps");
     assert.ok(!args.some((a) => a.includes("seed")));
   });
 
@@ -116,6 +116,14 @@ describe("QEMU arguments per image boot settings", () => {
     const q35 = { ...fast, machine: "q35" as const };
     assert.ok(!appendOf(qemuArgs(base(q35, { agentSocket: "/a" }))).includes("tsc_early_khz"));
     assert.ok(valuesOf(qemuArgs(base(q35, { agentSocket: "/a" })), "-device").includes("virtio-serial-pci"));
+  });
+
+  test("under TCG the guest's processes get fixed addresses unless asked to keep randomization; KVM is left alone", () => {
+    const words = (input: Partial<QemuArgsInput>) =>
+      appendOf(qemuArgs(base(fast, { agentSocket: "/a", ...input }))).split(" ");
+    assert.ok(words({}).includes("norandmaps"));
+    assert.ok(!words({ tcgAddressRandomization: true }).includes("norandmaps"));
+    assert.ok(!words({ accelerator: "kvm" }).includes("norandmaps"));
   });
 
   test("PVH asked for but not built: the bzImage", () => {
@@ -129,7 +137,7 @@ describe("QEMU arguments per image boot settings", () => {
     const image: LocalImage = { ...fast, kernelArgs: ["loglevel=1", "ci.x=1"] };
     assert.equal(
       appendOf(qemuArgs(base(image, { agentSocket: "/a" }))),
-      "console=ttyS0 quiet loglevel=1 ci.x=1 tsc_early_khz=2300000",
+      "console=ttyS0 quiet loglevel=1 ci.x=1 tsc_early_khz=2300000 norandmaps",
     );
   });
 
@@ -181,6 +189,7 @@ describe("snapshot template key", () => {
     assert.notEqual(key({ hostTscKhz: 2_000_000 }), k);
     assert.notEqual(key({ image: { ...fast, recipeHash: "fedcba9876543210" } }), k);
     assert.notEqual(key({ accelerator: "kvm" }), k);
+    assert.notEqual(key({ tcgAddressRandomization: true }), k);
   });
 });
 

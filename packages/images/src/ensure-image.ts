@@ -6,6 +6,7 @@ import { removeAbandonedBuilds, removeBuildDir } from "./build-dir.ts";
 import { describeProgress, type LockWait, withBuildLock } from "./build-lock.ts";
 import { imageCacheDir } from "./cache-dir.ts";
 import { ImageBuildError, ImageError, UnknownImageError } from "./errors.ts";
+import { buildOutputLogName, keepFailedBuildLogs } from "./failed-build-logs.ts";
 import type { ImageProgress, LocalImage } from "./local-image.ts";
 import { readManifest, writeManifest } from "./manifest.ts";
 import { findRecipe, type ImageRecipe, knownImageLabels, recipeFiles, recipeHash } from "./recipes.ts";
@@ -95,16 +96,26 @@ async function build(
     await mkdir(outDir);
     await mkdir(scratchDir);
     const files = recipeFiles(recipe);
+    const outputLog = join(temp, buildOutputLogName);
     await runRecipe({
       label: recipe.label,
       script: files.script,
       outDir,
       scratchDir,
+      outputLog,
       env: { ...recipe.params, ...files.inputs, ...recipe.cacheEnv(cacheDir) },
       timeoutMs: options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
       ...(options.log ? { log: options.log } : {}),
+    }).catch(async (error: unknown) => {
+      // The temp directory goes below; what the build wrote is what its cause is found from.
+      if (!(error instanceof ImageBuildError)) throw error;
+      const logs = await keepFailedBuildLogs(cacheDir, { label: recipe.label, hash, outputLog, scratchDir });
+      throw new ImageBuildError(recipe.label, error.reason, error.logTail, {
+        logs,
+        hint: `the build's whole output is ${join(logs.dir, buildOutputLogName)}; a build guest's console is console.log beside it`,
+      });
     });
     const image = recipe.describe(imageDir, hash, (name) => existsSync(join(outDir, name)));
     await writeManifest(outDir, image);

@@ -14,7 +14,9 @@ mount -t sysfs sysfs /sys
 phase() { echo "::phase $*"; }
 
 build() {
-  set -eu
+  # -x: the console then shows the command that failed (dash has no ERR trap); the host keeps the
+  # console as console.log among a failed build's logs.
+  set -eux
   . /solstice-build.env
   phase debootstrap "second stage in the guest"
   # The kernel's hook makes no initramfs while packages are installed: one is made at the end,
@@ -71,10 +73,17 @@ build() {
   sync
 }
 
+# What the console shows after a failure, whatever step it was in.
+diagnose() {
+  echo "---- network"; ip -o link; ip -o addr; ip route
+  echo "---- memory and root"; free -m; df -m /
+  echo "---- kernel messages (last 60)"; dmesg | tail -n 60
+}
+
 # Not `if (build)`: errexit is off inside a condition.
 (build)
 status=$?
-if [ "$status" = 0 ]; then echo "::stage2 ok"; else echo "::stage2 failed ($status)"; fi
+if [ "$status" = 0 ]; then echo "::stage2 ok"; else echo "::stage2 failed ($status)"; diagnose 2>&1; fi
 sync
 # No init system to shut down: power off through the kernel's magic SysRq.
 echo o > /proc/sysrq-trigger

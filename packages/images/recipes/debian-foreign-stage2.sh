@@ -9,6 +9,9 @@
 #
 # Reads /solstice-build.env: SUITE, MIRROR, SECURITY_MIRROR, ROOT_UUID.
 export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+# debootstrap's first stage makes /proc a symlink to /proc when the build host looks like a
+# container (/.dockerenv): inside this guest that is a loop, and nothing mounts on it.
+if [ -L /proc ]; then rm /proc && mkdir /proc; fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 phase() { echo "::phase $*"; }
@@ -23,8 +26,10 @@ build() {
   # once, for the newest kernel (each costs minutes under emulation).
   export INITRD=No
   /debootstrap/debootstrap --second-stage || { tail -n 30 /debootstrap/debootstrap.log; return 1; }
-  # The second stage mounts /proc itself and unmounts it when it is done.
-  mount -t proc proc /proc 2>/dev/null || true
+  # The second stage unmounts /proc and /sys (ours too: it unmounts what it finds there) when it is
+  # done; without /sys no network interface is found below.
+  mountpoint -q /proc || mount -t proc proc /proc
+  mountpoint -q /sys || mount -t sysfs sysfs /sys
   # The downloaded packages are installed: their space in RAM goes back to the root.
   apt-get clean
   mount -t devtmpfs devtmpfs /dev
@@ -36,7 +41,7 @@ build() {
   IF= tries=0
   while [ -z "$IF" ] && [ "$tries" -lt 100 ]; do
     for d in /sys/class/net/*; do
-      if [ "${d##*/}" != lo ]; then IF=${d##*/}; fi
+      if [ -e "$d" ] && [ "${d##*/}" != lo ]; then IF=${d##*/}; fi
     done
     if [ -z "$IF" ]; then sleep 0.1; fi
     tries=$((tries + 1))

@@ -20,7 +20,11 @@ export interface EnsureImageOptions {
   log?: Logger;
   /** Deadline of one build. Default: the recipe's, else 20 minutes. */
   buildTimeoutMs?: number;
-  /** Longest wait for another process building the same image. Default 30 minutes. */
+  /**
+   * Longest wait for another process building the same image. Default: the build's own deadline,
+   * and at least 30 minutes, so a job that arrives during a long build (debian-12-arm64's, emulated)
+   * does not give up before the build it waits for could.
+   */
   lockWaitTimeoutMs?: number;
 }
 
@@ -47,10 +51,11 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
 
   await mkdir(cacheDir, { recursive: true });
   const lockPath = join(cacheDir, `${recipe.label}-${hash}.lock`);
+  const buildTimeoutMs = options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs;
   return withBuildLock(
     lockPath,
     {
-      waitTimeoutMs: options.lockWaitTimeoutMs ?? defaultLockWaitTimeoutMs,
+      waitTimeoutMs: options.lockWaitTimeoutMs ?? Math.max(buildTimeoutMs, defaultLockWaitTimeoutMs),
       ...(options.signal ? { signal: options.signal } : {}),
       onWait: (holder) => {
         options.log?.info({ image: recipe.label, lock: lockPath, holder }, "waiting for another build of this image");
@@ -67,7 +72,7 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
         options.progress?.(event);
         share({ phase: event.phase, ...(event.fraction === undefined ? {} : { fraction: event.fraction }) });
       };
-      return build(recipe, hash, cacheDir, imageDir, { ...options, progress });
+      return build(recipe, hash, cacheDir, imageDir, { ...options, buildTimeoutMs, progress });
     },
   );
 }
@@ -104,7 +109,7 @@ async function build(
       scratchDir,
       outputLog,
       env: { ...recipe.params, ...files.inputs, ...recipe.cacheEnv(cacheDir) },
-      timeoutMs: options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs,
+      timeoutMs: options.buildTimeoutMs ?? defaultBuildTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
       ...(options.log ? { log: options.log } : {}),

@@ -9,20 +9,27 @@
 #
 # Reads /solstice-build.env: SUITE, MIRROR, SECURITY_MIRROR, ROOT_UUID.
 export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+# debootstrap's first stage makes /proc a symlink to /proc when the build host looks like a
+# container (/.dockerenv): inside this guest that is a loop, and nothing mounts on it.
+if [ -L /proc ]; then rm /proc && mkdir /proc; fi
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 phase() { echo "::phase $*"; }
 
 build() {
-  set -eu
+  # -x: the console then shows the command that failed (dash has no ERR trap); the host keeps the
+  # console as console.log among a failed build's logs.
+  set -eux
   . /solstice-build.env
   phase debootstrap "second stage in the guest"
   # The kernel's hook makes no initramfs while packages are installed: one is made at the end,
   # once, for the newest kernel (each costs minutes under emulation).
   export INITRD=No
   /debootstrap/debootstrap --second-stage || { tail -n 30 /debootstrap/debootstrap.log; return 1; }
-  # The second stage mounts /proc itself and unmounts it when it is done.
-  mount -t proc proc /proc 2>/dev/null || true
+  # The second stage unmounts /proc and /sys (ours too: it unmounts what it finds there) when it is
+  # done; without /sys no network interface is found below.
+  mountpoint -q /proc || mount -t proc proc /proc
+  mountpoint -q /sys || mount -t sysfs sysfs /sys
   # The downloaded packages are installed: their space in RAM goes back to the root.
   apt-get clean
   mount -t devtmpfs devtmpfs /dev
@@ -34,7 +41,7 @@ build() {
   IF= tries=0
   while [ -z "$IF" ] && [ "$tries" -lt 100 ]; do
     for d in /sys/class/net/*; do
-      if [ "${d##*/}" != lo ]; then IF=${d##*/}; fi
+      if [ -e "$d" ] && [ "${d##*/}" != lo ]; then IF=${d##*/}; fi
     done
     if [ -z "$IF" ]; then sleep 0.1; fi
     tries=$((tries + 1))
@@ -66,15 +73,25 @@ build() {
   rm -f /solstice-build.env /solstice-configure.sh /var/log/solstice-apt.log
   DISK=/dev/vda
   if [ ! -b "$DISK" ]; then echo "no output disk $DISK"; return 1; fi
+  # GNU tar exits 1 when a file changed while it was read: here the mount points (it said
+  # "./sys: file changed as we read it"), which it keeps as the empty directories the image needs.
+  # 2 and above are its errors.
   tar -C / --one-file-system --numeric-owner --xattrs --xattrs-include='*' \
-    --exclude=./solstice-build -cf "$DISK" .
+    --exclude=./solstice-build -cf "$DISK" . || [ "$?" = 1 ]
   sync
+}
+
+# What the console shows after a failure, whatever step it was in.
+diagnose() {
+  echo "---- network"; ip -o link; ip -o addr; ip route
+  echo "---- memory and root"; free -m; df -m /
+  echo "---- kernel messages (last 60)"; dmesg | tail -n 60
 }
 
 # Not `if (build)`: errexit is off inside a condition.
 (build)
 status=$?
-if [ "$status" = 0 ]; then echo "::stage2 ok"; else echo "::stage2 failed ($status)"; fi
+if [ "$status" = 0 ]; then echo "::stage2 ok"; else echo "::stage2 failed ($status)"; diagnose 2>&1; fi
 sync
 # No init system to shut down: power off through the kernel's magic SysRq.
 echo o > /proc/sysrq-trigger

@@ -6,6 +6,7 @@ import { removeAbandonedBuilds, removeBuildDir } from "./build-dir.ts";
 import { describeProgress, type LockWait, withBuildLock } from "./build-lock.ts";
 import { imageCacheDir } from "./cache-dir.ts";
 import { ImageBuildError, ImageError, UnknownImageError } from "./errors.ts";
+import { buildOutputLogName, keepFailedBuildLogs } from "./failed-build-logs.ts";
 import type { ImageProgress, LocalImage } from "./local-image.ts";
 import { readManifest, writeManifest } from "./manifest.ts";
 import { findRecipe, type ImageRecipe, knownImageLabels, recipeFiles, recipeHash } from "./recipes.ts";
@@ -19,7 +20,11 @@ export interface EnsureImageOptions {
   log?: Logger;
   /** Deadline of one build. Default: the recipe's, else 20 minutes. */
   buildTimeoutMs?: number;
-  /** Longest wait for another process building the same image. Default 30 minutes. */
+  /**
+   * Longest wait for another process building the same image. Default: the build's own deadline,
+   * and at least 30 minutes, so a job that arrives during a long build (debian-12-arm64's, emulated)
+   * does not give up before the build it waits for could.
+   */
   lockWaitTimeoutMs?: number;
 }
 
@@ -46,10 +51,11 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
 
   await mkdir(cacheDir, { recursive: true });
   const lockPath = join(cacheDir, `${recipe.label}-${hash}.lock`);
+  const buildTimeoutMs = options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs;
   return withBuildLock(
     lockPath,
     {
-      waitTimeoutMs: options.lockWaitTimeoutMs ?? defaultLockWaitTimeoutMs,
+      waitTimeoutMs: options.lockWaitTimeoutMs ?? Math.max(buildTimeoutMs, defaultLockWaitTimeoutMs),
       ...(options.signal ? { signal: options.signal } : {}),
       onWait: (holder) => {
         options.log?.info({ image: recipe.label, lock: lockPath, holder }, "waiting for another build of this image");
@@ -66,7 +72,7 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
         options.progress?.(event);
         share({ phase: event.phase, ...(event.fraction === undefined ? {} : { fraction: event.fraction }) });
       };
-      return build(recipe, hash, cacheDir, imageDir, { ...options, progress });
+      return build(recipe, hash, cacheDir, imageDir, { ...options, buildTimeoutMs, progress });
     },
   );
 }
@@ -95,16 +101,26 @@ async function build(
     await mkdir(outDir);
     await mkdir(scratchDir);
     const files = recipeFiles(recipe);
+    const outputLog = join(temp, buildOutputLogName);
     await runRecipe({
       label: recipe.label,
       script: files.script,
       outDir,
       scratchDir,
+      outputLog,
       env: { ...recipe.params, ...files.inputs, ...recipe.cacheEnv(cacheDir) },
-      timeoutMs: options.buildTimeoutMs ?? recipe.buildTimeoutMs ?? defaultBuildTimeoutMs,
+      timeoutMs: options.buildTimeoutMs ?? defaultBuildTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
       ...(options.log ? { log: options.log } : {}),
+    }).catch(async (error: unknown) => {
+      // The temp directory goes below; what the build wrote is what its cause is found from.
+      if (!(error instanceof ImageBuildError)) throw error;
+      const logs = await keepFailedBuildLogs(cacheDir, { label: recipe.label, hash, outputLog, scratchDir });
+      throw new ImageBuildError(recipe.label, error.reason, error.logTail, {
+        logs,
+        hint: `the build's whole output is ${join(logs.dir, buildOutputLogName)}; a build guest's console is console.log beside it`,
+      });
     });
     const image = recipe.describe(imageDir, hash, (name) => existsSync(join(outDir, name)));
     await writeManifest(outDir, image);

@@ -38,16 +38,34 @@ export class UnknownImageError extends ImageError {
   }
 }
 
-/** A recipe script failed; `logTail` holds its last output lines (no secrets pass through it). */
+/**
+ * A recipe script failed; `logTail` holds its last output lines (no secrets pass through it), and
+ * `logDir`, when the build got as far as running, the folder that keeps all of its logs.
+ */
 export class ImageBuildError extends ImageError {
   override readonly name = "ImageBuildError";
   readonly label: string;
+  /** What went wrong, without the label in front. */
+  readonly reason: string;
   readonly logTail: string;
+  readonly logDir: string | undefined;
 
-  constructor(label: string, message: string, logTail: string, options: { hint?: string; cause?: unknown } = {}) {
-    super("build_failed", `building image "${label}" failed: ${message}`, options);
+  constructor(
+    label: string,
+    reason: string,
+    logTail: string,
+    options: { hint?: string; cause?: unknown; logs?: { dir: string; files: readonly string[] } } = {},
+  ) {
+    const { logs, ...rest } = options;
+    super(
+      "build_failed",
+      `building image "${label}" failed: ${reason}${logs ? `; its logs are kept in ${logs.dir} (${logs.files.join(", ")})` : ""}`,
+      rest,
+    );
     this.label = label;
+    this.reason = reason;
     this.logTail = logTail;
+    this.logDir = logs?.dir;
   }
 }
 

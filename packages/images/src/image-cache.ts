@@ -5,6 +5,7 @@ import type { ImageCatalog } from "./catalog.ts";
 import { hashFile } from "./checksum.ts";
 import { checkDisk } from "./disk-convert.ts";
 import { ImageError } from "./errors.ts";
+import { failedBuildsDirName } from "./failed-build-logs.ts";
 import { readManifest } from "./manifest.ts";
 import { downloadsDirName, findPulledImage, listPulledImages } from "./pull-image.ts";
 import { findRecipe, knownImageLabels, recipeHash } from "./recipes.ts";
@@ -88,7 +89,8 @@ export async function verifyCachedImages(cacheDirOption?: string, signal?: Abort
 
 /**
  * Deletes what jobs can no longer use: pulled copies older than the newest of their label, local
- * builds of an old recipe, and the leftovers of interrupted pulls and builds. Nothing that a
+ * builds of an old recipe and the logs of its failed builds, and the leftovers of interrupted
+ * pulls and builds. Nothing that a
  * running pull or build holds a lock for is touched.
  */
 export async function pruneImageCache(options: { cacheDir?: string; dryRun?: boolean } = {}): Promise<string[]> {
@@ -104,13 +106,16 @@ export async function pruneImageCache(options: { cacheDir?: string; dryRun?: boo
       .sort((a, b) => b.record.pulledAt.localeCompare(a.record.pulledAt));
     for (const old of mine.slice(1)) doomed.push(old.dir);
   }
+  const failedBuilds = await readdir(join(cacheDir, failedBuildsDirName)).catch(() => [] as string[]);
   for (const label of knownImageLabels()) {
     const current = `${label}-${await recipeHash(findRecipe(label) as NonNullable<ReturnType<typeof findRecipe>>)}`;
+    const oldBuild = (name: string) =>
+      new RegExp(`^${escapeRegExp(label)}-[0-9a-f]{16}$`).test(name) && name !== current;
     for (const name of names) {
-      if (new RegExp(`^${escapeRegExp(label)}-[0-9a-f]{16}$`).test(name) && name !== current && !locked(name)) {
-        doomed.push(join(cacheDir, name));
-      }
+      if (oldBuild(name) && !locked(name)) doomed.push(join(cacheDir, name));
     }
+    // The logs of a failed build tell nothing about the recipe that replaced it.
+    for (const name of failedBuilds.filter(oldBuild)) doomed.push(join(cacheDir, failedBuildsDirName, name));
   }
   for (const name of names) {
     const leftover = /^\.(pull|build)-(.+?)-/.exec(name);

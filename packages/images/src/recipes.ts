@@ -216,7 +216,9 @@ const debian12Arm64: ImageRecipe = {
     // The build guest's root lives in RAM (at most half of it): the packages and what they unpack.
     BUILD_MEMORY_MIB: "6144",
   },
-  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),
+  // A .deb cache of its own: debootstrap does not expect another build (debian-12's, at the same
+  // time) writing the architecture-independent packages both share into the same directory.
+  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs-arm64") }),
   describe: (dir, recipeHash) => ({
     label: "debian-12-arm64",
     disk: join(dir, "disk.qcow2"),

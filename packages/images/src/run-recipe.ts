@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { createInterface } from "node:readline";
+import { finished } from "node:stream/promises";
 import type { Logger } from "pino";
 import { ImageBuildError } from "./errors.ts";
 import type { ImageProgress } from "./local-image.ts";
@@ -13,6 +15,8 @@ export interface RunRecipeOptions {
   signal?: AbortSignal;
   /** The whole build's deadline. */
   timeoutMs: number;
+  /** File that receives every line the recipe prints (its progress lines too), for a failed build's logs. */
+  outputLog: string;
   progress?: ImageProgress;
   log?: Logger;
 }
@@ -35,14 +39,22 @@ export async function runRecipe(options: RunRecipeOptions): Promise<void> {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...options.env, LC_ALL: "C.UTF-8", DEBIAN_FRONTEND: "noninteractive" },
   });
+  const output = createWriteStream(options.outputLog);
+  // A log that cannot be written must not crash the process or fail the build it describes.
+  output.on("error", (error) => log?.warn({ image: label, err: error }, "could not write the build's output log"));
+  const record = (line: string): void => {
+    if (!output.writableEnded) output.write(`${line}\n`);
+  };
   const tail: string[] = [];
   const keep = (line: string): void => {
+    record(line);
     tail.push(line);
     if (tail.length > logTailLines) tail.shift();
   };
   createInterface({ input: child.stdout }).on("line", (line) => {
     const phase = /^::phase (\S+) ?(.*)$/.exec(line);
     if (phase?.[1]) {
+      record(line);
       const detail = phase[2] ?? "";
       log?.info({ image: label, phase: phase[1], detail }, "image build phase");
       options.progress?.({ phase: phase[1], ...(detail ? { detail } : {}) });
@@ -80,14 +92,15 @@ export async function runRecipe(options: RunRecipeOptions): Promise<void> {
     if (exit.code !== 0) {
       const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
       const last = tail.at(-1) ?? "(no output)";
-      throw new ImageBuildError(label, `${options.script} ${how}: ${last}`, tail.join("\n"), {
-        hint: "the image build log is in the error's logTail; run with a debug logger to see all of it",
-      });
+      throw new ImageBuildError(label, `${options.script} ${how}: ${last}`, tail.join("\n"));
     }
   } finally {
     clearTimeout(deadline);
     clearTimeout(killTimer);
     options.signal?.removeEventListener("abort", onAbort);
+    output.end();
+    // Its error, if any, was logged above.
+    await finished(output).catch(() => {});
   }
 }
 

@@ -5,7 +5,7 @@ import { access, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { ensureLocalImage, knownImageLabels, UnknownImageError } from "@solstice/images";
+import { ensureLocalImage, knownImageLabels, UnknownImageError, withBuildLock } from "@solstice/images";
 
 const buildTimeoutMs = 180_000;
 const cacheDirs: string[] = [];
@@ -95,6 +95,38 @@ test("two processes asking for the same image at once build it only once", { tim
   assert.equal(builds, 1, "exactly one process built the image");
   const waited = [a, b].filter((r) => r.phases.includes("waiting-for-build")).length;
   assert.equal(waited, 1, "the other process waited for it");
+});
+
+test("a job that finds another process building the image waits as long as that build may take", {
+  timeout: buildTimeoutMs,
+}, async () => {
+  const { recipeHash } = await ensureLocalImage("tiny", { cacheDir: builtCache ?? (await freshCacheDir()) });
+  const cacheDir = await freshCacheDir();
+  let release = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const holder = withBuildLock(join(cacheDir, `tiny-${recipeHash}.lock`), { waitTimeoutMs: 1_000 }, () => held);
+  const controller = new AbortController();
+  const waiting = new Promise<string>((resolve) => {
+    const waiter = ensureLocalImage("tiny", {
+      cacheDir,
+      signal: controller.signal,
+      // A recipe's deadline of 45 minutes, longer than the 30 minutes waited at least.
+      buildTimeoutMs: 45 * 60_000,
+      progress: (e) => {
+        if (e.phase === "waiting-for-build" && e.detail?.includes("of at most")) resolve(e.detail);
+      },
+    });
+    waiter.catch(() => {});
+  });
+  try {
+    assert.match(await waiting, /waited \d+ s of at most 45 min$/);
+  } finally {
+    controller.abort(new Error("test done"));
+    release();
+    await holder;
+  }
 });
 
 test("a build aborted half-way rejects with the abort reason and leaves no temp files", {

@@ -10,14 +10,15 @@
 # `mkfs.ext4 -d` from the debootstrapped tree: no loop device, no mount. debootstrap needs root.
 #
 # Usage: debian-12-fast.sh OUT_DIR SCRATCH_DIR   (both exist; OUT_DIR is empty)
-# Env:   SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache, kept between builds),
+# Env:   DEBIAN_CONFIGURE (debian-configure.sh: the updates and what every Debian guest of ours
+#        shares with this one), SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache, kept between builds),
 #        DISK_SIZE_MIB, PACKAGES (comma-separated, for --include)
 #        GUEST_INIT (tiny-fast-init.sh, the key agent), FRESH_START_C, DROPBEAR_WRAPPER,
 #        INITRAMFS_INIT (debian-12-fast-init.sh), KERNEL_META, INITRAMFS_MODULES (in load order)
 # Prints "::phase <name> <detail>" lines for progress.
 set -euo pipefail
 OUT=$(realpath "$1") W=$(realpath "$2")
-: "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${PACKAGES:?}"
+: "${DEBIAN_CONFIGURE:?}" "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${PACKAGES:?}"
 : "${GUEST_INIT:?}" "${FRESH_START_C:?}" "${DROPBEAR_WRAPPER:?}" "${INITRAMFS_INIT:?}" "${KERNEL_META:?}" "${INITRAMFS_MODULES:?}"
 phase() { echo "::phase $*"; }
 # Make SIGTERM (an aborted build) run the EXIT trap that unmounts the chroot's /proc.
@@ -33,68 +34,49 @@ phase debootstrap "$SUITE minbase"
 mkdir -p "$DEB_CACHE"
 debootstrap --variant=minbase --cache-dir="$DEB_CACHE" --include="$PACKAGES" "$SUITE" "$R" "$MIRROR" \
   > "$W/debootstrap.log" 2>&1 || { tail -n 30 "$W/debootstrap.log" >&2; exit 1; }
-phase configuring "security updates"
-cat > "$R/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb $SECURITY_MIRROR $SUITE-security main
-SOURCES
-# No service may start inside the build chroot.
-printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
-chmod 755 "$R/usr/sbin/policy-rc.d"
+phase configuring "security updates, kernel"
 mount -t proc proc "$R/proc"
 trap 'umount "$R/proc" 2>/dev/null || true' EXIT
-chroot "$R" apt-get -q update > "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
-DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y --no-install-recommends \
-  -o Dpkg::Options::=--force-confold dist-upgrade \
-  >> "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
-# The kernel after the upgrade, so it is the newest; its modules stay in the root for udev.
-DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get -q -y --no-install-recommends install "$KERNEL_META" \
-  >> "$W/apt.log" 2>&1 || { tail -n 30 "$W/apt.log" >&2; exit 1; }
+# shellcheck source=debian-configure.sh
+. "$DEBIAN_CONFIGURE"
+# The kernel after the upgrade, so it is the newest; its modules stay in the root for udev. No
+# initramfs of Debian's (INITRD=No, as the kernel's hook reads it): ours replaces it.
+INITRD=No debian_update "$R" "$W/apt.log" "$KERNEL_META"
+umount "$R/proc"
+trap - EXIT
 KVER=$(ls "$R/lib/modules" | sort -V | tail -n1)
 # The SSH server the agent starts is this wrapper, which runs Debian's dropbear; a diversion keeps
 # dpkg from putting the binary back over it on an upgrade.
 chroot "$R" dpkg-divert --quiet --local --rename --divert /usr/sbin/dropbear.real --add /usr/sbin/dropbear
 install -m 755 "$DROPBEAR_WRAPPER" "$R/usr/sbin/dropbear"
-chroot "$R" apt-get clean
-umount "$R/proc"
-trap - EXIT
-rm -f "$R/usr/sbin/policy-rc.d"
 
 # ---- 2. configure -----------------------------------------------------------------
 phase configuring "systemd, key agent, dropbear"
-echo debian > "$R/etc/hostname"
-printf '127.0.0.1 localhost\n127.0.1.1 debian\n' > "$R/etc/hosts"
+debian_common "$R"
 # The initramfs mounts the root read-write (/dev/vda): nothing for fstab to do.
 echo '# the root filesystem /dev/vda is mounted read-write by the initramfs' > "$R/etc/fstab"
-# QEMU user-net's resolver; the agent writes the same at boot.
-echo 'nameserver 10.0.2.3' > "$R/etc/resolv.conf"
-# Empty: PID 1 makes a transient id at each boot, and the SSH wrapper a new one per job.
-: > "$R/etc/machine-id"
-rm -f "$R/var/lib/dbus/machine-id" "$R/var/lib/systemd/random-seed"
+# PID 1 makes a transient machine-id at each boot (debian_common emptied the file), and the SSH
+# wrapper a new one per job.
+rm -f "$R/var/lib/systemd/random-seed"
 # The journal lives in memory: a one-job VM's disk is thrown away, and writing it costs the job.
 mkdir -p "$R/etc/systemd/journald.conf.d"
 printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' > "$R/etc/systemd/journald.conf.d/50-solstice.conf"
 ln -sf /lib/systemd/system/multi-user.target "$R/etc/systemd/system/default.target"
-# Units a one-job VM does not need, each one boot time or work racing the job (decision 0009):
+# Units a one-job VM does not need beyond debian_common's timers, each one boot time or work
+# racing the job (decision 0009):
 # - systemd-random-seed: it would credit a seed file shared by every VM of the image; the agent's
 #   RESEED gives each guest host entropy with a forced reseed instead;
 # - logind, getty, utmp: no login sessions (dropbear runs commands without PAM);
-# - timers: apt, e2scrub, fstrim, tmpfiles cleaning, dpkg's backup;
 # - first-boot and "needs update" work (ldconfig, hwdb, catalog, sysusers), done at build time;
 # - acpid's own units: the agent starts acpid (the power button) itself;
 # - modules-load: udev loads the modules of the devices there are.
-for unit in systemd-random-seed.service systemd-logind.service getty.target console-getty.service \
-            systemd-update-utmp.service systemd-update-utmp-runlevel.service \
-            apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
-            fstrim.timer systemd-tmpfiles-clean.timer dpkg-db-backup.timer \
-            systemd-firstboot.service systemd-machine-id-commit.service ldconfig.service \
-            systemd-hwdb-update.service systemd-journal-catalog-update.service \
-            systemd-update-done.service systemd-sysusers.service \
-            acpid.service acpid.socket acpid.path systemd-modules-load.service \
-            systemd-pstore.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount; do
-  ln -sf /dev/null "$R/etc/systemd/system/$unit"
-done
+debian_mask "$R" systemd-random-seed.service systemd-logind.service getty.target console-getty.service \
+  systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+  systemd-machine-id-commit.service ldconfig.service \
+  systemd-hwdb-update.service systemd-journal-catalog-update.service \
+  systemd-update-done.service systemd-sysusers.service \
+  acpid.service acpid.socket acpid.path systemd-modules-load.service \
+  systemd-pstore.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount
 
 # The key agent (tiny-fast's, unchanged) and fresh-start.
 mkdir -p "$R/usr/lib/solstice" "$R/root/.ssh" "$R/etc/dropbear" "$R/etc/acpi"
@@ -131,9 +113,7 @@ ln -sf /etc/systemd/system/solstice-agent.service "$R/etc/systemd/system/multi-u
 # Steps still get bash as their default shell.
 sed -i 's#^root:\(.*\):/bin/bash$#root:\1:/bin/sh#' "$R/etc/passwd"
 grep -q '^root:.*:/bin/sh$' "$R/etc/passwd" || { echo "could not make /bin/sh root's login shell" >&2; exit 1; }
-# initramfs-tools made Debian's own initrd when the kernel was installed; ours replaces it.
-rm -rf "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* "$R"/usr/share/man/* "$R"/var/log/*.log \
-  "$R"/var/cache/debconf/*-old "$R"/boot/initrd.img*
+debian_slim "$R"
 
 # ---- 3. disk ----------------------------------------------------------------------
 phase making-disk "root filesystem (${DISK_SIZE_MIB} MiB ext4) and qcow2"

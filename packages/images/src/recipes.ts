@@ -316,6 +316,7 @@ const debian12Fast: ImageRecipe = {
   script: "debian-12-fast.sh",
   needsRoot: true,
   inputs: {
+    DEBIAN_CONFIGURE: "debian-configure.sh",
     GUEST_INIT: "tiny-fast-init.sh",
     FRESH_START_C: "fresh-start.c",
     DROPBEAR_WRAPPER: "debian-12-fast-dropbear.sh",
@@ -323,8 +324,7 @@ const debian12Fast: ImageRecipe = {
   },
   params: {
     SUITE: "bookworm",
-    MIRROR: "http://deb.debian.org/debian",
-    SECURITY_MIRROR: "http://deb.debian.org/debian-security",
+    ...debianMirrors,
     DISK_SIZE_MIB: "4096",
     KERNEL_META: "linux-image-cloud-amd64",
     // What the initramfs loads (with their dependencies) to see the root disk on microvm; ext4 is built in.
@@ -349,6 +349,9 @@ const debian12Fast: ImageRecipe = {
       "netbase",
       "xz-utils",
       "unzip",
+      // The tiny guests' busybox (httpd, and the applets a script may call as `busybox X`): the
+      // checkout conformance serves its repositories with `busybox httpd` from inside the guest.
+      "busybox-static",
     ].join(","),
   },
   cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs") }),

@@ -20,14 +20,22 @@ mapfile -t serial < <(find test/serial -name '*.test.ts' | sort)
 echo "test: ${#files[@]} test files, then ${#serial[@]} alone"
 # The suites that run jobs in VMs, once more in each other start mode (test/support/start-mode.ts):
 # warm-pool hand-over on tiny, and snapshot restore on tiny-fast.
-modal=(test/spine.test.ts test/cancel-cleanup.test.ts test/conformance/checkout.test.ts test/conformance/guest-semantics.test.ts
+conformance=(test/conformance/checkout.test.ts test/conformance/guest-semantics.test.ts
   test/conformance/status-and-timeouts.test.ts test/conformance/step-semantics.test.ts)
+modal=(test/spine.test.ts test/cancel-cleanup.test.ts "${conformance[@]}")
 status=0
 node --import tsx --test --test-concurrency=2 --test-reporter=spec "${files[@]}" || status=$?
 for mode in warm restore; do
   echo "test: ${#modal[@]} files again, start mode $mode"
   SOLSTICE_TEST_START_MODE=$mode node --import tsx --test --test-concurrency=2 --test-reporter=spec "${modal[@]}" || status=$?
 done
+# The conformance files once more on a real distribution, debian-12-fast (systemd, dash, GNU tools),
+# restored from its snapshot: the mode its jobs start in. Its cold and warm modes are run by hand
+# (docs/testing.md, "Start modes").
+debian=(test/conformance/actions.test.ts "${conformance[@]}")
+echo "test: ${#debian[@]} conformance files again on debian-12-fast, start mode restore"
+SOLSTICE_TEST_LABEL=debian-12-fast SOLSTICE_TEST_START_MODE=restore \
+  node --import tsx --test --test-concurrency=2 --test-reporter=spec "${debian[@]}" || status=$?
 # The run-step conformance cases once more on a guest of another architecture (aarch64, TCG here).
 echo "test: step semantics again on tiny-arm64"
 SOLSTICE_TEST_LABEL=tiny-arm64 node --import tsx --test --test-reporter=spec test/conformance/step-semantics.test.ts || status=$?

@@ -7,6 +7,7 @@ import { type ActionProvider, GracefulCancel, hostActionProvider } from "@solsti
 import { JobSource, Outcome } from "@solstice/protocol";
 import { pino } from "pino";
 import { type GitHttpServer, startGitHttpServer } from "../support/git-http-server.ts";
+import { START_MODE_TITLE, TEST_LABEL } from "../support/start-mode.ts";
 import { runConformanceWorkflow } from "./workflow-run.ts";
 
 // Actions written for these tests, served by a git server on loopback (the host fetches them;
@@ -169,7 +170,7 @@ const REPOSITORY = {
 
 // A guard against a hung job, not a speed check: the one VM job carries Node in (35–105 s under
 // TCG, depending on the machine's load) and runs 14 steps, pres and posts.
-describe("actions in the job's VM", { timeout: 420_000 }, () => {
+describe(`actions in the job's VM (${TEST_LABEL} guest, TCG, ${START_MODE_TITLE})`, { timeout: 420_000 }, () => {
   let git: GitHttpServer;
   let cache: string;
   let provider: ActionProvider;

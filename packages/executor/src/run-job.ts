@@ -134,6 +134,8 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
   let failed = false;
   let cache: JobCacheSession | undefined;
   let actions = new Map<string, ResolvedAction>();
+  /** Whether the warm VM went to startJobVm, which uses it or destroys it. */
+  let warmPassedOn = false;
   try {
     // First of all, so every line below is masked, errors included.
     secrets = unsealJobSecrets(job, options.keyring, events.masker);
@@ -141,6 +143,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     actions = await fetchJobActions(options, signal);
     cache = openJobCache(options.jobCache, job, actions.size > 0, events.masker);
     const status = options.status;
+    warmPassedOn = true;
     const started = await startJobVm({
       job,
       backend,
@@ -288,6 +291,12 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
     session?.close();
     // Teardown must finish even when the job was cancelled: destroy() takes no signal.
     if (!kept) await vm?.destroy().catch((error: unknown) => log.error({ err: error }, "VM teardown failed"));
+    // The job owns the warm VM it was handed: one that ended before its VM started (an action
+    // refused, a secret that does not unseal) must not leave that VM running.
+    if (options.warm && !warmPassedOn) {
+      options.warm.session?.close();
+      await options.warm.vm.destroy().catch((error: unknown) => log.error({ err: error }, "warm VM teardown failed"));
+    }
   }
   let outputs: Record<string, string> = {};
   try {

@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { projectRoot, runCiadm } from "./support/ciadm.ts";
 import { leftovers } from "./support/fleet.ts";
-
-const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
+import { commitAll, initRepository } from "./support/git-repository.ts";
 
 describe("a matrix over guest architectures (ciadm run, TCG on this machine)", { timeout: 900_000 }, () => {
   let repo: string;
@@ -16,10 +13,9 @@ describe("a matrix over guest architectures (ciadm run, TCG on this machine)", {
   before(async () => {
     repo = await mkdtemp(path.join(tmpdir(), "solstice-arches-"));
     runDir = await mkdtemp(path.join(tmpdir(), "solstice-arches-vms-"));
-    await git(repo, "init", "-q", "-b", "main");
+    await initRepository(repo);
     await copyFile(path.join(projectRoot, "examples/arches.yml"), path.join(repo, "arches.yml"));
-    await git(repo, "add", ".");
-    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+    await commitAll(repo, "first");
   });
   after(async () => {
     await rm(repo, { recursive: true, force: true });

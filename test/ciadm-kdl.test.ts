@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { projectRoot as root, runCiadm } from "./support/ciadm.ts";
 import { leftovers } from "./support/fleet.ts";
-
-const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
+import { commitAll, initRepository } from "./support/git-repository.ts";
 
 /**
  * The seed's labels on an image this machine has. Its steps need no more than the tiny guest, and
@@ -50,9 +47,8 @@ describe("ciadm run on KDL workflows, in tiny VMs (TCG on this machine)", { time
     }
     await copyFile(path.join(root, "examples/portable.kdl"), path.join(repo, "portable.kdl"));
     await writeFile(path.join(repo, "seed.kdl"), seed);
-    await git(repo, "init", "-q", "-b", "main");
-    await git(repo, "add", ".");
-    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+    await initRepository(repo);
+    await commitAll(repo, "first");
   });
   after(async () => {
     await rm(repo, { recursive: true, force: true });

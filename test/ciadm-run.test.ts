@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { projectRoot as root, runCiadm } from "./support/ciadm.ts";
 import { leftovers } from "./support/fleet.ts";
-
-const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
+import { commitAll, initRepository } from "./support/git-repository.ts";
 
 describe("ciadm run, the embedded default (no broker, no database; TCG on this machine)", { timeout: 900_000 }, () => {
   let repo: string;
@@ -16,13 +13,11 @@ describe("ciadm run, the embedded default (no broker, no database; TCG on this m
   before(async () => {
     repo = await mkdtemp(path.join(tmpdir(), "solstice-repo-"));
     runDir = await mkdtemp(path.join(tmpdir(), "solstice-ciadm-vms-"));
-    await git(repo, "init", "-q", "-b", "main");
+    await initRepository(repo);
     await writeFile(path.join(repo, "README.md"), "# a project under test\n");
-    await git(repo, "add", ".");
-    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+    await commitAll(repo, "first");
     await writeFile(path.join(repo, "CHANGES.md"), "second commit\n");
-    await git(repo, "add", ".");
-    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "second");
+    await commitAll(repo, "second");
   });
   after(async () => {
     await rm(repo, { recursive: true, force: true });

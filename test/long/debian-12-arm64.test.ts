@@ -1,17 +1,15 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { projectRoot, runCiadm } from "../support/ciadm.ts";
 import { leftovers } from "../support/fleet.ts";
+import { commitAll, initRepository } from "../support/git-repository.ts";
 
 // Not in scripts/test.sh: building this image emulates a whole Debian installation under TCG
 // (docs/architectures.md has its build time); `corepack pnpm test:debian-arm64` runs this file and
 // the run-step conformance cases on the image.
-const git = (cwd: string, ...args: string[]) => promisify(execFile)("git", args, { cwd });
 
 describe("a job on debian-12-arm64, the full Debian 12 for aarch64 (ciadm run, TCG on this machine)", {
   timeout: 3 * 60 * 60_000,
@@ -21,10 +19,9 @@ describe("a job on debian-12-arm64, the full Debian 12 for aarch64 (ciadm run, T
   before(async () => {
     repo = await mkdtemp(path.join(tmpdir(), "solstice-debian-arm64-"));
     runDir = await mkdtemp(path.join(tmpdir(), "solstice-debian-arm64-vms-"));
-    await git(repo, "init", "-q", "-b", "main");
+    await initRepository(repo);
     await copyFile(path.join(projectRoot, "examples/debian-arm64.yml"), path.join(repo, "debian-arm64.yml"));
-    await git(repo, "add", ".");
-    await git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first");
+    await commitAll(repo, "first");
   });
   after(async () => {
     await rm(repo, { recursive: true, force: true });

@@ -6,6 +6,19 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
+/** Makes `dir` a git repository on branch `main`. */
+export async function initRepository(dir: string): Promise<void> {
+  await run("git", ["init", "-q", "-b", "main"], { cwd: dir });
+}
+
+/** Commits everything in the repository at `dir` as a test author. */
+export async function commitAll(dir: string, message: string): Promise<void> {
+  await run("git", ["add", "."], { cwd: dir });
+  await run("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", message], {
+    cwd: dir,
+  });
+}
+
 /**
  * Creates the bare repository `<root>/<owner/name>.git` holding `files` in one commit on `main`,
  * tagged with each of `tags`, as a forge would host an action. Returns the commit.
@@ -23,9 +36,8 @@ export async function publishRepository(
       await writeFile(path.join(work, file), content);
     }
     const git = (...args: string[]) => run("git", args, { cwd: work });
-    await git("init", "-q", "-b", "main");
-    await git("add", ".");
-    await git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "action");
+    await initRepository(work);
+    await commitAll(work, "action");
     for (const tag of tags) await git("tag", tag);
     const bare = path.join(root, `${repository}.git`);
     await mkdir(path.dirname(bare), { recursive: true });

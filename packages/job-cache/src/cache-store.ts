@@ -71,10 +71,17 @@ export class CacheStore {
   private readonly entries = new Map<number, CacheEntry>();
   /** Last use (creation or restore) per entry id, in ms: eviction takes the smallest first. */
   private readonly lastUsed = new Map<number, number>();
+  /** The latest use recorded: uses within one millisecond still count in the order they came. */
+  private latestUse = 0;
   private readonly uploads = new Map<number, Upload>();
   private nextId = 1;
 
   private constructor(private readonly options: CacheStoreOptions) {}
+
+  private markUsed(id: number): void {
+    this.latestUse = Math.max(Date.now(), this.latestUse + 1);
+    this.lastUsed.set(id, this.latestUse);
+  }
 
   static async open(options: CacheStoreOptions): Promise<CacheStore> {
     const store = new CacheStore(options);
@@ -133,6 +140,7 @@ export class CacheStore {
       const info = await stat(this.archivePath(entry.id));
       this.entries.set(entry.id, entry);
       this.lastUsed.set(entry.id, info.mtimeMs);
+      this.latestUse = Math.max(this.latestUse, info.mtimeMs);
       this.nextId = Math.max(this.nextId, entry.id + 1);
     }
     // Archives whose metadata never got written: a commit cut short.
@@ -163,7 +171,7 @@ export class CacheStore {
             .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id - a.id)[0];
         if (!match) break;
         if (await this.intact(match)) {
-          this.lastUsed.set(match.id, Date.now());
+          this.markUsed(match.id);
           const now = new Date();
           await utimes(this.archivePath(match.id), now, now).catch(() => undefined);
           return match;
@@ -301,7 +309,7 @@ export class CacheStore {
       await writeFile(meta, JSON.stringify(entry));
       await rename(meta, this.metaPath(id));
       this.entries.set(id, entry);
-      this.lastUsed.set(id, Date.now());
+      this.markUsed(id);
       this.uploads.delete(id);
       this.options.log.info({ id, scope, key: entry.key, size }, "cache entry saved");
       return entry;

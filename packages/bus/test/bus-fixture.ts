@@ -24,6 +24,15 @@ export async function openBus(namespace: string, opts: Partial<BusOptions> = {})
   });
 }
 
+/** A `connect` for the bus that keeps each connection it opens in `models`, for a test to cut. */
+export function recordingConnect(models: ChannelModel[]): NonNullable<BusOptions["connect"]> {
+  return async (url, socketOptions) => {
+    const model = await amqp.connect(url, socketOptions);
+    models.push(model);
+    return model;
+  };
+}
+
 /** A plain amqplib channel, to look at queues and publish what our Bus never would. */
 export async function rawChannel(): Promise<{ channel: Channel; connection: ChannelModel }> {
   const connection = await amqp.connect(AMQP_URL);

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import { create, JobEventSchema, SCHEMA_VERSION } from "@solstice/protocol";
-import amqp, { type ChannelModel } from "amqplib";
+import type { ChannelModel } from "amqplib";
 import { OwnerTakenError } from "../src/index.ts";
-import { eventually, openBus, rawChannel, uniqueNamespace } from "./bus-fixture.ts";
+import { eventually, openBus, rawChannel, recordingConnect, uniqueNamespace } from "./bus-fixture.ts";
 
 const event = (seq: bigint) =>
   create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: randomUUID(), attempt: 1, seq });
@@ -76,11 +76,7 @@ test("after a lost connection the owner's consumer comes back and gets the event
   const namespace = uniqueNamespace();
   const models: ChannelModel[] = [];
   const bus = await openBus(namespace, {
-    connect: async (url, socketOptions) => {
-      const model = await amqp.connect(url, socketOptions);
-      models.push(model);
-      return model;
-    },
+    connect: recordingConnect(models),
     // The first reconnect comes late, so the publishes below land while this owner is away.
     reconnect: { initialDelayMs: 1_500, maxDelayMs: 1_500 },
   });

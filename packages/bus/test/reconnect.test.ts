@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { create, JobEventSchema, type JobRequest, SCHEMA_VERSION } from "@solstice/protocol";
 import amqp, { type ChannelModel } from "amqplib";
 import { BusUnavailableError, type ConnectionState, connectBus, createSlotGate } from "../src/index.ts";
-import { AMQP_URL, eventually, makeJob, openBus, testLog, uniqueNamespace } from "./bus-fixture.ts";
+import { AMQP_URL, eventually, makeJob, openBus, recordingConnect, testLog, uniqueNamespace } from "./bus-fixture.ts";
 
 /** Cuts the TCP connection under amqplib, as a connection reset by the network would. */
 function cutConnection(model: ChannelModel | undefined) {
@@ -21,11 +21,7 @@ test("after the connection is cut, consumers come back and receive what is publi
   const models: ChannelModel[] = [];
   const states: ConnectionState[] = [];
   const bus = await openBus(namespace, {
-    connect: async (url, socketOptions) => {
-      const model = await amqp.connect(url, socketOptions);
-      models.push(model);
-      return model;
-    },
+    connect: recordingConnect(models),
     onStateChange: (state) => states.push(state),
   });
   try {
@@ -121,11 +117,7 @@ test("an event handled alone is acked within a moment: when the connection is cu
   const namespace = uniqueNamespace();
   const models: ChannelModel[] = [];
   const bus = await openBus(namespace, {
-    connect: async (url, socketOptions) => {
-      const model = await amqp.connect(url, socketOptions);
-      models.push(model);
-      return model;
-    },
+    connect: recordingConnect(models),
   });
   const event = (seq: bigint) =>
     create(JobEventSchema, { schemaVersion: SCHEMA_VERSION, jobId: randomUUID(), attempt: 1, seq });

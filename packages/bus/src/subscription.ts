@@ -194,10 +194,6 @@ export class OrderedSubscription<T> implements Subscription {
 
   private async deliver(channel: Channel, queue: string, message: ConsumeMessage) {
     // Any settlement but a plain ack goes out after the acks of the messages before it.
-    const settleNow = (action: () => void) => {
-      this.flushAcks();
-      settle(action);
-    };
     let decoded: T;
     try {
       decoded = this.spec.decode(message.content, message.properties.type);
@@ -211,7 +207,8 @@ export class OrderedSubscription<T> implements Subscription {
       await this.spec.handle(decoded);
     } catch (error) {
       this.log.error({ err: error, consumer: this.spec.name }, "handler failed");
-      settleNow(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
+      this.flushAcks();
+      settle(() => channel.nack(message, false, this.spec.onHandlerError === "requeue"));
       return;
     }
     const acks = this.acks;

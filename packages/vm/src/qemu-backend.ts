@@ -116,6 +116,9 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const qemuBinaryFor = (arch: GuestArch): string => opts.qemuBinaries?.[arch] ?? qemuSystemBinary(arch);
   const unreachableHosts = opts.unreachableHosts ?? [];
   const hostPorts = opts.hostPorts ?? [];
+  // Passed to every boot and snapshot key only when set, so the default stays one place (qemu-args).
+  const addressRandomization =
+    opts.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: opts.tcgAddressRandomization } : {};
   const probes = new Map<string, Promise<AcceleratorChoice>>();
   const tscKhz = hostTscKhz();
   const qemuVersions = new Map<string, Promise<string>>();
@@ -143,7 +146,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       memoryMiB,
       hostTscKhz: tscKhz,
       qemuVersion: await qemuVersion,
-      ...(opts.tcgAddressRandomization !== undefined ? { tcgAddressRandomization: opts.tcgAddressRandomization } : {}),
+      ...addressRandomization,
     });
     const dir = join(cacheDir, "snapshots");
     const statePath = join(dir, `${spec.image.label}-${key}.state`);
@@ -182,9 +185,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
               qemuBinary,
               accelerator,
               tscKhz,
-              ...(opts.tcgAddressRandomization !== undefined
-                ? { tcgAddressRandomization: opts.tcgAddressRandomization }
-                : {}),
+              ...addressRandomization,
               saveStateTo: partial,
               saveDiskTo: partialDisk,
             });
@@ -276,9 +277,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         accelerator,
         tscKhz,
         agentSession: opts.agentSession ?? true,
-        ...(opts.tcgAddressRandomization !== undefined
-          ? { tcgAddressRandomization: opts.tcgAddressRandomization }
-          : {}),
+        ...addressRandomization,
       };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
         const restoreFrom = await templateFor(spec, accelerator);

@@ -24,6 +24,7 @@ import { hostTscKhz } from "./host-tsc.ts";
 import { deliverKeys } from "./key-agent.ts";
 import { cutNamespaceNetwork } from "./netns-cut.ts";
 import { type LaunchedVm, launchInNetns } from "./netns-launch.ts";
+import { OverlayMaker } from "./overlay.ts";
 import { processStartTicks } from "./process-identity.ts";
 import { qemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
@@ -123,6 +124,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
   const tscKhz = hostTscKhz();
   const qemuVersions = new Map<string, Promise<string>>();
   const templates = new Map<string, Promise<string>>();
+  const overlays = new OverlayMaker();
 
   /**
    * The saved booted-and-idle state of an image (images with `snapshot`), made once per image,
@@ -180,6 +182,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
                 bootTimeoutMs: TEMPLATE_DEADLINE_MS,
               },
               runRoot,
+              overlays,
               unreachableHosts,
               hostPorts,
               qemuBinary,
@@ -271,6 +274,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
       const launch = {
         spec,
         runRoot,
+        overlays,
         unreachableHosts,
         hostPorts,
         qemuBinary: qemuBinaryFor(spec.image.arch),
@@ -299,6 +303,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
 async function bootVm(ctx: {
   spec: VmSpec;
   runRoot: string;
+  overlays: OverlayMaker;
   unreachableHosts: readonly string[];
   hostPorts: readonly number[];
   qemuBinary: string;
@@ -370,10 +375,7 @@ async function bootVm(ctx: {
     // A restored guest's memory belongs with its template's disk layer, not the bare image.
     const [backing, backingFormat] =
       ctx.restoreFrom !== undefined ? [templateDiskPath(ctx.restoreFrom), "qcow2"] : [image.disk, image.diskFormat];
-    await runCommand("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", backingFormat, overlayPath], {
-      timeoutMs: 30_000,
-      signal: boot.signal,
-    });
+    await ctx.overlays.create(backing, backingFormat, overlayPath, boot.signal);
     const keys = generateJobKeys();
     // Images with a key agent take their keys after boot; the others read them from a seed.
     const agentSocket = image.keys === "agent" ? join(runDir, "ag.sock") : undefined;

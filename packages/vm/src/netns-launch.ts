@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync, readlinkSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmError } from "./errors.ts";
+import { runCommand } from "./run-command.ts";
 
 /**
  * Run inside the new user and network namespace before QEMU, as that namespace's root: wait until
@@ -24,8 +27,20 @@ while [ "$n" -gt 0 ]; do
 done
 exec setpriv --inh-caps=-all --bounding-set=-all -- "$@"`;
 
+/**
+ * What runs QEMU in the new namespaces when the guest is held (a restore: QEMU loads the saved
+ * state and runs nothing until `cont`): no script waiting for pasta, only the capabilities
+ * dropped, so the state loads while pasta configures the namespace; the host then makes the
+ * addresses unreachable (`heldNamespaceNetwork`) before the guest may run.
+ */
+const HELD_GUEST_LAUNCH = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"];
+
 /** Bound on the namespace being created by the launcher before pasta is attached. */
 const NAMESPACE_DEADLINE_MS = 5_000;
+/** Bound on pasta configuring the namespace (its default route), as the launcher script's. */
+const NETWORK_DEADLINE_MS = 5_000;
+/** Bound on the `ip` call that makes the addresses unreachable in a held guest's namespace. */
+const IP_DEADLINE_MS = 10_000;
 /** Most stderr kept from each process, for error messages. */
 const MAX_STDERR_BYTES = 8 * 1024;
 
@@ -34,6 +49,12 @@ export interface LaunchedVm {
   readonly pasta: ChildProcess;
   /** Resolves when QEMU has exited (with its code or signal). */
   readonly qemuExit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Resolves once the namespace's network is configured and the unreachable addresses are
+   * prohibited there: at once when QEMU only started after that; for a held guest, the guest must
+   * not run before it (rejects with the reason when it cannot be).
+   */
+  readonly network: Promise<void>;
   /** The last stderr output of QEMU and pasta. */
   stderr(): string;
 }
@@ -65,6 +86,11 @@ export async function launchInNetns(opts: {
   hostPorts?: readonly number[];
   /** IPv4/IPv6 addresses the guest must not reach. */
   unreachable: readonly string[];
+  /**
+   * QEMU holds the guest until it is resumed (`-incoming`): QEMU starts before pasta has
+   * configured the namespace, and the caller resumes the guest only once `network` resolved.
+   */
+  guestHeld?: boolean;
   signal: AbortSignal;
 }): Promise<LaunchedVm> {
   let stderr = "";
@@ -82,12 +108,9 @@ export async function launchInNetns(opts: {
       "--map-root-user",
       "--net",
       "--",
-      "sh",
-      "-c",
-      PREPARE_NAMESPACE,
-      "solstice-vm",
-      String(opts.unreachable.length),
-      ...opts.unreachable,
+      ...(opts.guestHeld
+        ? HELD_GUEST_LAUNCH
+        : ["sh", "-c", PREPARE_NAMESPACE, "solstice-vm", String(opts.unreachable.length), ...opts.unreachable]),
       opts.qemuBinary,
       ...opts.args,
     ],
@@ -144,7 +167,76 @@ export async function launchInNetns(opts: {
     if (text) collect("pasta: ")(Buffer.from(`${text}\n`));
   });
   pasta.on("error", (err) => collect("pasta: ")(Buffer.from(err.message)));
-  return { qemu, pasta, qemuExit, stderr: () => stderr };
+  const network = opts.guestHeld
+    ? heldNamespaceNetwork({
+        pid,
+        unreachable: opts.unreachable,
+        runDir: opts.runDir,
+        exited: qemuExit,
+        signal: opts.signal,
+      })
+    : Promise.resolve();
+  // Awaited by the caller before the guest runs; until then a failure must not go unhandled.
+  network.catch(() => undefined);
+  return { qemu, pasta, qemuExit, network, stderr: () => stderr };
+}
+
+/**
+ * For a held guest: waits until pasta has configured the namespace of `pid` (its default route),
+ * then prohibits the unreachable addresses there in one `ip -batch` (as the launcher script does
+ * for a guest that runs at once; added after pasta's routes, which a prohibited gateway address
+ * would otherwise break).
+ */
+async function heldNamespaceNetwork(opts: {
+  pid: number;
+  unreachable: readonly string[];
+  runDir: string;
+  exited: Promise<unknown>;
+  signal: AbortSignal;
+}): Promise<void> {
+  let gone = false;
+  void opts.exited.then(() => {
+    gone = true;
+  });
+  const until = Date.now() + NETWORK_DEADLINE_MS;
+  while (!hasDefaultRoute(opts.pid)) {
+    if (gone) throw new VmError("qemu_exited", "QEMU exited before its network namespace was configured");
+    if (opts.signal.aborted) throw new VmError("aborted", "boot aborted");
+    if (Date.now() > until) {
+      throw new VmError("boot_failed", `pasta did not configure the VM network within ${NETWORK_DEADLINE_MS} ms`);
+    }
+    await sleep(2);
+  }
+  if (opts.unreachable.length === 0) return;
+  const batch = join(opts.runDir, "unreachable.ip");
+  await writeFile(batch, opts.unreachable.map((address) => `route add prohibit ${address}\n`).join(""));
+  await runCommand(
+    "nsenter",
+    [
+      `--user=/proc/${opts.pid}/ns/user`,
+      `--net=/proc/${opts.pid}/ns/net`,
+      "--preserve-credentials",
+      "ip",
+      "-batch",
+      batch,
+    ],
+    { timeoutMs: IP_DEADLINE_MS, signal: opts.signal },
+  ).catch((error: unknown) => {
+    throw new VmError("boot_failed", `could not make ${opts.unreachable.join(", ")} unreachable from the VM`, {
+      cause: error,
+    });
+  });
+}
+
+/** Whether the network namespace of `pid` has an IPv4 default route (pasta has configured it). */
+function hasDefaultRoute(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/net/route`, "utf8")
+      .split("\n")
+      .some((line) => line.split("\t")[1] === "00000000");
+  } catch {
+    return false;
+  }
 }
 
 /**

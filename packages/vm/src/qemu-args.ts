@@ -107,8 +107,10 @@ export function qemuArgs(input: QemuArgsInput): string[] {
   }
   if (input.incomingState !== undefined) {
     if (input.incomingState.includes("'")) throw new Error(`unusable state file path: ${input.incomingState}`);
-    // QEMU 7.2 has no file: migration URI; `exec:` runs the command through /bin/sh.
-    args.push("-incoming", `exec:cat '${input.incomingState}'`);
+    // QEMU 7.2 has no file: migration URI; `exec:` runs the command through /bin/sh. `-S`: the
+    // guest stays paused once loaded until it is resumed (`cont`), after the host has made the
+    // VM's network namespace safe (netns-launch.ts, held guests).
+    args.push("-S", "-incoming", `exec:cat '${input.incomingState}'`);
   }
   return args;
 }

@@ -415,6 +415,7 @@ async function bootVm(ctx: {
       sshPort,
       hostPorts: ctx.hostPorts,
       unreachable,
+      guestHeld: ctx.restoreFrom !== undefined,
       signal: boot.signal,
     });
     phases.launched = Date.now() - started;
@@ -447,7 +448,7 @@ async function bootVm(ctx: {
       await saveGuestState({ qmp, capture, agentSocket, statePath: ctx.saveStateTo, signal: boot.signal });
     } else {
       if (ctx.restoreFrom !== undefined) {
-        await resumeIncoming(qmp, boot.signal);
+        await resumeIncoming(qmp, boot.signal, current.network);
         phases.resumed = Date.now() - started;
       }
       if (agentSocket !== undefined) {

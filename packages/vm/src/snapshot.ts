@@ -78,8 +78,8 @@ export async function saveGuestState(opts: {
   }
 }
 
-/** Waits until QEMU has loaded an `-incoming` state, then lets the guest run. */
-export async function resumeIncoming(qmp: QmpClient, signal: AbortSignal): Promise<void> {
+/** Waits until QEMU has loaded an `-incoming` state and `before` has resolved, then lets the guest run. */
+export async function resumeIncoming(qmp: QmpClient, signal: AbortSignal, before?: Promise<void>): Promise<void> {
   for (;;) {
     let reply: unknown;
     try {
@@ -96,6 +96,7 @@ export async function resumeIncoming(qmp: QmpClient, signal: AbortSignal): Promi
     if (status !== "inmigrate") throw new VmError("boot_failed", `restoring the guest state left QEMU ${status}`);
     await sleep(POLL_MS, undefined, { signal });
   }
+  await before;
   await qmp.execute("cont", QMP_STEP_MS);
 }
 

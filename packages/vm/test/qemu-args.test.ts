@@ -141,7 +141,7 @@ describe("QEMU arguments per image boot settings", () => {
     );
   });
 
-  test("a restore adds -incoming and nothing else changes but paths and port", () => {
+  test("a restore adds a held -incoming and nothing else changes but paths and port", () => {
     const boot = qemuArgs(
       base(fast, { agentSocket: "/run/a/ag.sock", overlayPath: "/run/a/overlay.qcow2", qmpSocket: "/run/a/qmp.sock" }),
     );
@@ -154,10 +154,11 @@ describe("QEMU arguments per image boot settings", () => {
         incomingState: "/cache/tiny-fast.state",
       }),
     );
-    assert.deepEqual(restore.slice(-2), ["-incoming", "exec:cat '/cache/tiny-fast.state'"]);
-    assert.equal(restore.length, boot.length + 2);
+    // Held (-S): the guest runs only once the host resumes it.
+    assert.deepEqual(restore.slice(-3), ["-S", "-incoming", "exec:cat '/cache/tiny-fast.state'"]);
+    assert.equal(restore.length, boot.length + 3);
     const strip = (a: string) => a.replace(/\/run\/[ab]\//g, "/run/x/").replace(/\b(2222|3333)\b/, "PORT");
-    assert.deepEqual(restore.slice(0, -2).map(strip), boot.map(strip));
+    assert.deepEqual(restore.slice(0, -3).map(strip), boot.map(strip));
     assert.throws(() => qemuArgs(base(fast, { agentSocket: "/a", incomingState: "/it's" })));
   });
 

@@ -123,10 +123,12 @@ if [ -n "$SESSION" ]; then
   # dropbear's identification line, the host's signal that SSH runs with the keys it sent.
   fresh-start "$SEED" "$CLOCK" --relay 3 dropbear -i -r $KEY -s -W 2097152 &
   session=$!
-  # The agent has nothing urgent left: at the lowest priority from here, it and the listener on
-  # port 22 it starts yield the vCPU to the job's handshake. The listener gets its own
-  # fresh-start, so a reseed precedes it whichever of the two runs first.
+  # The agent has nothing urgent left: at the lowest priority from here, and the listener on
+  # port 22 (debug access) starts only once the job's handshake has had the vCPU: a process
+  # starting beside it under emulation still took tens of milliseconds from the handshake, even
+  # at nice 19. The listener gets its own fresh-start, so a reseed precedes it in any case.
   renice -n 19 -p $$ >/dev/null || say "renice failed"
+  sleep 1
   fresh-start "$SEED" 0 dropbear -r $KEY -s -p 22 -W 2097152 3>&- || say "the listener on port 22 did not start"
   say "ssh session served on $PORT, listener on port 22"
   wait $session

@@ -13,19 +13,10 @@ const IP_DEADLINE_MS = 10_000;
  * there (and pasta gets no more router advertisements to restore one). The SSH forward does not
  * use that link: pasta splices the host's 127.0.0.1:port to the namespace's loopback, where
  * QEMU's hostfwd listens, so the orchestrator keeps its session. `pid` is any process inside the
- * namespace (the QEMU launcher); `ip` runs in its user namespace too, whose root we are (it owns
- * the network namespace), keeping our own credentials. Checks that no route is left before it resolves.
+ * namespace (the QEMU launcher). Checks that no route is left before it resolves.
  */
 export async function cutNamespaceNetwork(pid: number, signal?: AbortSignal): Promise<void> {
-  const inNamespace = (...args: string[]) =>
-    runCommand(
-      "nsenter",
-      [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, "--preserve-credentials", "ip", "-j", ...args],
-      {
-        timeoutMs: IP_DEADLINE_MS,
-        ...(signal ? { signal } : {}),
-      },
-    );
+  const inNamespace = (...args: string[]) => ipInNamespace(pid, ["-j", ...args], signal);
   const links = parseJson<{ ifname?: string; link_type?: string }[]>((await inNamespace("link", "show")).stdout);
   for (const link of links) {
     if (!link.ifname || link.link_type === "loopback") continue;
@@ -40,6 +31,22 @@ export async function cutNamespaceNetwork(pid: number, signal?: AbortSignal): Pr
       hint: "the guest may still reach the network; the job is stopped",
     });
   }
+}
+
+/**
+ * Runs `ip` in the network namespace of `pid` (a process of a VM's launcher), in its user
+ * namespace too, whose root we are (it owns the network namespace), keeping our own credentials.
+ */
+export function ipInNamespace(
+  pid: number,
+  args: readonly string[],
+  signal?: AbortSignal,
+): Promise<{ stdout: string; stderr: string }> {
+  return runCommand(
+    "nsenter",
+    [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, "--preserve-credentials", "ip", ...args],
+    { timeoutMs: IP_DEADLINE_MS, ...(signal ? { signal } : {}) },
+  );
 }
 
 function parseJson<T>(text: string): T {

@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmError } from "./errors.ts";
-import { runCommand } from "./run-command.ts";
+import { ipInNamespace } from "./netns-cut.ts";
 
 /**
  * Run inside the new user and network namespace before QEMU, as that namespace's root: wait until
@@ -39,8 +39,6 @@ const HELD_GUEST_LAUNCH = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", 
 const NAMESPACE_DEADLINE_MS = 5_000;
 /** Bound on pasta configuring the namespace (its default route), as the launcher script's. */
 const NETWORK_DEADLINE_MS = 5_000;
-/** Bound on the `ip` call that makes the addresses unreachable in a held guest's namespace. */
-const IP_DEADLINE_MS = 10_000;
 /** Most stderr kept from each process, for error messages. */
 const MAX_STDERR_BYTES = 8 * 1024;
 
@@ -210,18 +208,7 @@ async function heldNamespaceNetwork(opts: {
   if (opts.unreachable.length === 0) return;
   const batch = join(opts.runDir, "unreachable.ip");
   await writeFile(batch, opts.unreachable.map((address) => `route add prohibit ${address}\n`).join(""));
-  await runCommand(
-    "nsenter",
-    [
-      `--user=/proc/${opts.pid}/ns/user`,
-      `--net=/proc/${opts.pid}/ns/net`,
-      "--preserve-credentials",
-      "ip",
-      "-batch",
-      batch,
-    ],
-    { timeoutMs: IP_DEADLINE_MS, signal: opts.signal },
-  ).catch((error: unknown) => {
+  await ipInNamespace(opts.pid, ["-batch", batch], opts.signal).catch((error: unknown) => {
     throw new VmError("boot_failed", `could not make ${opts.unreachable.join(", ")} unreachable from the VM`, {
       cause: error,
     });

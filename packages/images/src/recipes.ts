@@ -218,8 +218,10 @@ function foreignDebianRecipe(d: ForeignDebian): ImageRecipe {
       ...debianMirrors,
       DISK_SIZE_MIB: "3072",
       // What a C, Python or shell job needs beyond the x86 image's set; kmod loads the build
-      // guest's network and disk drivers.
-      PACKAGES: [...debianPackages(d.kernelMeta), "gcc", "libc6-dev", "make", "kmod"].join(","),
+      // guest's network and disk drivers. e2fsprogs is required in bookworm but not in trixie,
+      // whose minbase then lacks resize2fs (cloud-init's resizefs fails: `status: error`) and
+      // fsck.ext4.
+      PACKAGES: [...debianPackages(d.kernelMeta), "gcc", "libc6-dev", "make", "kmod", "e2fsprogs"].join(","),
       ...(d.aptPackages ? { APT_PACKAGES: d.aptPackages.join(" ") } : {}),
       QEMU_SYSTEM: `qemu-system-${d.arch}`,
       QEMU_MACHINE: d.qemu.machine,

@@ -14,7 +14,7 @@
  * per job) runs only for images with `snapshot` in images.yaml (tiny-fast, with --fast).
  * --arches adds the tiny guests of the other architectures (tiny-arm64, tiny-riscv64, and
  * tiny-arm64-fast, which restores), which a host of another architecture emulates (TCG); with
- * --debian also debian-12-arm64.
+ * --debian also debian-12-arm64 and debian-13-riscv64.
  * --images names the labels instead (comma-separated), for one image's rows.
  * Usage: corepack pnpm bench:start [--runs 10] [--debian] [--fast] [--arches] [--images a,b]
  *        [--modes cold,warm,restore,restore-tcp,restore-aslr] [--accelerator auto|kvm|tcg]
@@ -141,7 +141,7 @@ const images = values.images?.split(",") ?? [
   ...(values.fast ? ["tiny-fast"] : []),
   ...(values.debian ? ["debian-12"] : []),
   ...(values.arches ? ["tiny-arm64", "tiny-riscv64", "tiny-arm64-fast"] : []),
-  ...(values.arches && values.debian ? ["debian-12-arm64"] : []),
+  ...(values.arches && values.debian ? ["debian-12-arm64", "debian-13-riscv64"] : []),
 ];
 // An empty list (`--modes ""`) runs no jobs: only the table of SSH costs on an idle VM.
 const modes = values.modes

@@ -12,7 +12,7 @@ node_modules/.bin/biome check .
 # cores.
 node --import tsx packages/ciadm/src/main.ts images prepare tiny tiny-fast debian-12 tiny-arm64 tiny-riscv64 tiny-arm64-fast debian-12-fast
 # Node 20 neither expands globs nor finds .ts test files itself: list them explicitly.
-# test/long is run by hand (corepack pnpm test:debian-arm64: an image whose build is emulated).
+# test/long is run by hand (corepack pnpm test:debian-arm64, test:debian-riscv64: images whose build is emulated).
 mapfile -t files < <(find packages services test -name '*.test.ts' -not -path '*/node_modules/*' -not -path 'test/serial/*' -not -path 'test/system/*' -not -path 'test/long/*' | sort)
 # test/serial restarts the machine's PostgreSQL (its RabbitMQ test uses a node of its own), so it runs
 # alone, after the rest.

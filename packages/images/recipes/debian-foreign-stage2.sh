@@ -7,7 +7,7 @@
 # initramfs for the finished image, and the finished root written as a tar archive onto the raw
 # virtio disk the host gave it. The host reads "::phase" lines and the last line from the console.
 #
-# Reads /solstice-build.env: SUITE, MIRROR, SECURITY_MIRROR, ROOT_UUID.
+# Reads /solstice-build.env: SUITE, MIRROR, SECURITY_MIRROR, ROOT_UUID, APT_PACKAGES.
 export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 # debootstrap's first stage makes /proc a symlink to /proc when the build host looks like a
 # container (/.dockerenv): inside this guest that is a loop, and nothing mounts on it.
@@ -61,7 +61,8 @@ build() {
   # ahead of /usr/bin on dpkg's PATH, for as long as the updates run.
   printf '#!/bin/sh\nexit 0\n' > /usr/local/sbin/linux-check-removal
   chmod 755 /usr/local/sbin/linux-check-removal
-  debian_update / /var/log/solstice-apt.log
+  # shellcheck disable=SC2086 # APT_PACKAGES is a list of package names.
+  debian_update / /var/log/solstice-apt.log $APT_PACKAGES
   rm -f /usr/local/sbin/linux-check-removal
   phase configuring "systemd, ssh, cloud-init"
   debian_configure / "$ROOT_UUID"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a Debian guest of another architecture than the host's (debian-12-arm64), with nothing of
-# the guest's architecture run on the host, hence no binfmt and no qemu-user:
+# Builds a Debian guest of another architecture than the host's (debian-12-arm64, debian-13-riscv64),
+# with nothing of the guest's architecture run on the host, hence no binfmt and no qemu-user:
 #  1. `debootstrap --foreign --arch=DEB_ARCH` on the host downloads the packages and unpacks the
 #     essential ones (it runs no maintainer script, so it needs no emulation);
 #  2. that half-made root, with debian-foreign-stage2.sh as its /solstice-build, becomes the
@@ -18,7 +18,9 @@
 #        DEB_ARCH, SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache),
 #        PACKAGES (comma-separated, for --include; the kernel among them), DISK_SIZE_MIB,
 #        QEMU_SYSTEM, QEMU_MACHINE, QEMU_CPU, CONSOLE (the arch's emulator, machine, TCG CPU and
-#        serial console), BUILD_CPUS, BUILD_MEMORY_MIB (the build guest; its root lives in RAM)
+#        serial console), BUILD_CPUS, BUILD_MEMORY_MIB (the build guest; its root lives in RAM);
+#        optional: QEMU_BIOS (-bios: riscv64's OpenSBI), APT_PACKAGES (space-separated, installed
+#        by apt after the updates: what debootstrap's --include would not resolve)
 # Prints "::phase <name> <detail>" lines for progress (the guest's among them).
 set -euo pipefail
 OUT=$(realpath "$1") W=$(realpath "$2")
@@ -48,15 +50,15 @@ phase packing "the half-made root as the build guest's initramfs"
 install -m 755 "$STAGE2" "$R/solstice-build"
 install -m 644 "$DEBIAN_CONFIGURE" "$R/solstice-configure.sh"
 ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
-printf 'SUITE=%s\nMIRROR=%s\nSECURITY_MIRROR=%s\nROOT_UUID=%s\n' \
-  "$SUITE" "$MIRROR" "$SECURITY_MIRROR" "$ROOT_UUID" > "$R/solstice-build.env"
+printf "SUITE=%s\nMIRROR=%s\nSECURITY_MIRROR=%s\nROOT_UUID=%s\nAPT_PACKAGES='%s'\n" \
+  "$SUITE" "$MIRROR" "$SECURITY_MIRROR" "$ROOT_UUID" "${APT_PACKAGES:-}" > "$R/solstice-build.env"
 (cd "$R" && find . | LC_ALL=C sort | "$BB" cpio -o -H newc 2>/dev/null) > "$W/stage1.cpio"
 rm -rf "$R"
 truncate -s "${DISK_SIZE_MIB}M" "$W/out.tar"
 phase debootstrap "booting the $DEB_ARCH build guest (emulated: minutes)"
 # The console carries the guest's ::phase lines; CRs dropped so they parse as the host's own.
 "$QEMU_SYSTEM" -nodefaults -no-user-config -nographic -monitor none -serial stdio \
-  -machine "$QEMU_MACHINE" -accel tcg -cpu "$QEMU_CPU" -smp "$BUILD_CPUS" -m "$BUILD_MEMORY_MIB" \
+  -machine "$QEMU_MACHINE" ${QEMU_BIOS:+-bios "$QEMU_BIOS"} -accel tcg -cpu "$QEMU_CPU" -smp "$BUILD_CPUS" -m "$BUILD_MEMORY_MIB" \
   -kernel "$BUILD_KERNEL" -initrd "$W/stage1.cpio" \
   -append "console=$CONSOLE rdinit=/solstice-build quiet panic=-1" -no-reboot \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= -device virtio-rng-pci \

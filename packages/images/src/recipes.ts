@@ -184,56 +184,101 @@ const debian12: ImageRecipe = {
   }),
 };
 
+/** What differs between the Debian guests of other architectures (debian-foreign.sh's parameters). */
+interface ForeignDebian {
+  readonly label: string;
+  readonly arch: Exclude<GuestArch, "x86_64">;
+  readonly suite: string;
+  readonly kernelMeta: string;
+  /** Installed by apt after the updates (it resolves what debootstrap's --include cannot). */
+  readonly aptPackages?: readonly string[];
+  /** The arch's QEMU settings: those of packages/vm/src/guest-machine.ts (this package cannot import it). */
+  readonly qemu: { readonly machine: string; readonly cpu: string; readonly bios?: string };
+  readonly buildTimeoutMs: number;
+}
+
 /**
- * Debian 12 for aarch64, finished inside an emulated arm64 guest at build time
- * (debian-foreign.sh): no binfmt, no qemu-user. Booted with its kernel and initramfs loaded
- * directly; the root is the whole first virtio disk (the job's overlay comes before the seed).
+ * A full Debian for another architecture, finished inside an emulated guest of that architecture
+ * at build time (debian-foreign.sh): no binfmt, no qemu-user. Booted with its kernel and initramfs
+ * loaded directly; the root is the whole first virtio disk (the job's overlay comes before the seed).
  */
-const debian12Arm64: ImageRecipe = {
+function foreignDebianRecipe(d: ForeignDebian): ImageRecipe {
+  const console = tinyArches[d.arch].console;
+  return {
+    label: d.label,
+    aliases: [],
+    arch: d.arch,
+    script: "debian-foreign.sh",
+    needsRoot: true,
+    buildTimeoutMs: d.buildTimeoutMs,
+    inputs: { STAGE2: "debian-foreign-stage2.sh", DEBIAN_CONFIGURE: "debian-configure.sh" },
+    params: {
+      DEB_ARCH: tinyArches[d.arch].debArch,
+      SUITE: d.suite,
+      ...debianMirrors,
+      DISK_SIZE_MIB: "3072",
+      // What a C, Python or shell job needs beyond the x86 image's set; kmod loads the build
+      // guest's network and disk drivers. e2fsprogs is required in bookworm but not in trixie,
+      // whose minbase then lacks resize2fs (cloud-init's resizefs fails: `status: error`) and
+      // fsck.ext4.
+      PACKAGES: [...debianPackages(d.kernelMeta), "gcc", "libc6-dev", "make", "kmod", "e2fsprogs"].join(","),
+      ...(d.aptPackages ? { APT_PACKAGES: d.aptPackages.join(" ") } : {}),
+      QEMU_SYSTEM: `qemu-system-${d.arch}`,
+      QEMU_MACHINE: d.qemu.machine,
+      QEMU_CPU: d.qemu.cpu,
+      ...(d.qemu.bios ? { QEMU_BIOS: d.qemu.bios } : {}),
+      CONSOLE: console,
+      BUILD_CPUS: "2",
+      // The build guest's root lives in RAM (at most half of it): the packages and what they unpack.
+      BUILD_MEMORY_MIB: "6144",
+    },
+    // A .deb cache per architecture: debootstrap does not expect another build (debian-12's, at
+    // the same time) writing the architecture-independent packages both share into the same directory.
+    cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, `debootstrap-debs-${tinyArches[d.arch].debArch}`) }),
+    describe: (dir, recipeHash) => ({
+      label: d.label,
+      disk: join(dir, "disk.qcow2"),
+      diskFormat: "qcow2",
+      kernel: {
+        path: join(dir, "vmlinuz"),
+        initrd: join(dir, "initrd.img"),
+        append: `root=/dev/vda ro console=${console}`,
+      },
+      arch: d.arch,
+      machine: "virt",
+      seedMedium: "virtio",
+      readiness: "cloud-init",
+      sshUser: "root",
+      defaultCpus: 2,
+      defaultMemoryMiB: 1024,
+      recipeHash,
+    }),
+  };
+}
+
+// The second stage and the updates run emulated: far longer than any other build, and longer
+// still on a machine whose cores are taken by others (docs/architectures.md).
+const debian12Arm64 = foreignDebianRecipe({
   label: "debian-12-arm64",
-  aliases: [],
   arch: "aarch64",
-  script: "debian-foreign.sh",
-  needsRoot: true,
-  // The second stage and the updates run emulated: far longer than any other build, and longer
-  // still on a machine whose cores are taken by others (docs/architectures.md).
+  suite: "bookworm",
+  kernelMeta: "linux-image-cloud-arm64",
+  qemu: { machine: "virt,gic-version=max", cpu: "max,pauth-impdef=on" },
   buildTimeoutMs: 120 * 60_000,
-  inputs: { STAGE2: "debian-foreign-stage2.sh", DEBIAN_CONFIGURE: "debian-configure.sh" },
-  params: {
-    DEB_ARCH: "arm64",
-    SUITE: "bookworm",
-    ...debianMirrors,
-    DISK_SIZE_MIB: "3072",
-    // What a C, Python or shell job needs beyond the x86 image's set; kmod loads the build
-    // guest's network and disk drivers.
-    PACKAGES: [...debianPackages("linux-image-cloud-arm64"), "gcc", "libc6-dev", "make", "kmod"].join(","),
-    // The aarch64 settings of packages/vm/src/guest-machine.ts (this package cannot import it).
-    QEMU_SYSTEM: "qemu-system-aarch64",
-    QEMU_MACHINE: "virt,gic-version=max",
-    QEMU_CPU: "max,pauth-impdef=on",
-    CONSOLE: "ttyAMA0",
-    BUILD_CPUS: "2",
-    // The build guest's root lives in RAM (at most half of it): the packages and what they unpack.
-    BUILD_MEMORY_MIB: "6144",
-  },
-  // A .deb cache of its own: debootstrap does not expect another build (debian-12's, at the same
-  // time) writing the architecture-independent packages both share into the same directory.
-  cacheEnv: (cacheDir) => ({ DEB_CACHE: join(cacheDir, "debootstrap-debs-arm64") }),
-  describe: (dir, recipeHash) => ({
-    label: "debian-12-arm64",
-    disk: join(dir, "disk.qcow2"),
-    diskFormat: "qcow2",
-    kernel: { path: join(dir, "vmlinuz"), initrd: join(dir, "initrd.img"), append: "root=/dev/vda ro console=ttyAMA0" },
-    arch: "aarch64",
-    machine: "virt",
-    seedMedium: "virtio",
-    readiness: "cloud-init",
-    sshUser: "root",
-    defaultCpus: 2,
-    defaultMemoryMiB: 1024,
-    recipeHash,
-  }),
-};
+});
+
+// Debian 13: Debian 12 has no riscv64 port. -bios default is OpenSBI, the firmware (SBI) the
+// kernel runs on under TCG. trixie's own Node (20) is there for JavaScript actions, as Node's
+// official builds have no riscv64 Linux one (images.yaml `node:`).
+const debian13Riscv64 = foreignDebianRecipe({
+  label: "debian-13-riscv64",
+  arch: "riscv64",
+  suite: "trixie",
+  kernelMeta: "linux-image-riscv64",
+  aptPackages: ["nodejs"],
+  qemu: { machine: "virt", cpu: "rv64", bios: "default" },
+  buildTimeoutMs: 180 * 60_000,
+});
 
 /**
  * Kernel arguments that cost nothing and trim boot work (BOOT-SPEED.md C). Never
@@ -417,6 +462,7 @@ const recipes: readonly ImageRecipe[] = [
   tinyRiscv64,
   tinyArm64Fast,
   debian12Arm64,
+  debian13Riscv64,
   debian12Fast,
 ];
 

@@ -152,6 +152,15 @@ function debianPackages(kernel: string): string[] {
   ];
 }
 
+/** How every full Debian guest with cloud-init boots (its seed on a virtio disk) and is sized. */
+const cloudInitDebian = {
+  seedMedium: "virtio",
+  readiness: "cloud-init",
+  sshUser: "root",
+  defaultCpus: 2,
+  defaultMemoryMiB: 1024,
+} as const;
+
 const debian12: ImageRecipe = {
   label: "debian-12",
   aliases: ["debian"],
@@ -175,11 +184,7 @@ const debian12: ImageRecipe = {
     machine: "q35",
     // Debian's cloud kernel has no AHCI driver, so a q35 IDE/SATA CD-ROM is invisible to it;
     // cloud-init's NoCloud finds the cidata label on a virtio disk just as well.
-    seedMedium: "virtio",
-    readiness: "cloud-init",
-    sshUser: "root",
-    defaultCpus: 2,
-    defaultMemoryMiB: 1024,
+    ...cloudInitDebian,
     recipeHash,
   }),
 };
@@ -246,11 +251,7 @@ function foreignDebianRecipe(d: ForeignDebian): ImageRecipe {
       },
       arch: d.arch,
       machine: "virt",
-      seedMedium: "virtio",
-      readiness: "cloud-init",
-      sshUser: "root",
-      defaultCpus: 2,
-      defaultMemoryMiB: 1024,
+      ...cloudInitDebian,
       recipeHash,
     }),
   };

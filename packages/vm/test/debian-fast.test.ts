@@ -13,9 +13,13 @@ const log = pino({ level: "warn" });
 const runRoot = join(tmpdir(), `solstice-debfast-${randomUUID().slice(0, 8)}`);
 after(() => rmSync(runRoot, { recursive: true, force: true }));
 
-/** Runs `script` in the guest's login shell over SSH with the VM's pinned host key; stdout lines. */
+/**
+ * Runs `script` in the guest's login shell over SSH with the VM's pinned host key; stdout lines.
+ * On the session the guest served on its agent's channel, as a job does (port 22's listener, for
+ * debug access, starts a second after it), else over TCP.
+ */
 async function run(vm: QemuVm, script: string): Promise<string[]> {
-  const session = await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 });
+  const session = vm.takeSession?.() ?? (await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 }));
   try {
     const out: string[] = [];
     const err: string[] = [];

@@ -192,19 +192,15 @@ async function heldNamespaceNetwork(opts: {
   exited: Promise<unknown>;
   signal: AbortSignal;
 }): Promise<void> {
-  let gone = false;
-  void opts.exited.then(() => {
-    gone = true;
+  await waitForLauncher({
+    ready: () => hasDefaultRoute(opts.pid),
+    exited: opts.exited,
+    signal: opts.signal,
+    deadlineMs: NETWORK_DEADLINE_MS,
+    intervalMs: 2,
+    gone: "QEMU exited before its network namespace was configured",
+    late: new VmError("boot_failed", `pasta did not configure the VM network within ${NETWORK_DEADLINE_MS} ms`),
   });
-  const until = Date.now() + NETWORK_DEADLINE_MS;
-  while (!hasDefaultRoute(opts.pid)) {
-    if (gone) throw new VmError("qemu_exited", "QEMU exited before its network namespace was configured");
-    if (opts.signal.aborted) throw new VmError("aborted", "boot aborted");
-    if (Date.now() > until) {
-      throw new VmError("boot_failed", `pasta did not configure the VM network within ${NETWORK_DEADLINE_MS} ms`);
-    }
-    await sleep(2);
-  }
   if (opts.unreachable.length === 0) return;
   const batch = join(opts.runDir, "unreachable.ip");
   await writeFile(batch, opts.unreachable.map((address) => `route add prohibit ${address}\n`).join(""));
@@ -245,24 +241,49 @@ function hostPortsSpec(ports: readonly number[]): string {
  */
 async function waitForOwnNamespace(pid: number, exited: Promise<unknown>, signal: AbortSignal): Promise<void> {
   const ours = readlinkSync("/proc/self/ns/net");
+  await waitForLauncher({
+    ready: () => {
+      try {
+        const ns = readlinkSync(`/proc/${pid}/ns/net`);
+        return ns !== ours && readFileSync(`/proc/${pid}/uid_map`, "utf8").trim() !== "";
+      } catch {
+        // The process is between execs or gone; the next round tells.
+        return false;
+      }
+    },
+    exited,
+    signal,
+    deadlineMs: NAMESPACE_DEADLINE_MS,
+    intervalMs: 5,
+    gone: "the VM launcher exited before its network namespace was ready",
+    late: new VmError("boot_failed", `the VM network namespace was not ready within ${NAMESPACE_DEADLINE_MS} ms`, {
+      hint: "check that user namespaces work here: unshare --user --map-root-user --net true",
+    }),
+  });
+}
+
+/**
+ * Polls `ready` every `intervalMs` until it holds; fails with `gone` once the launcher (QEMU) has
+ * exited, when the boot is aborted, or with `late` after `deadlineMs`.
+ */
+async function waitForLauncher(opts: {
+  ready: () => boolean;
+  exited: Promise<unknown>;
+  signal: AbortSignal;
+  deadlineMs: number;
+  intervalMs: number;
+  gone: string;
+  late: VmError;
+}): Promise<void> {
   let gone = false;
-  void exited.then(() => {
+  void opts.exited.then(() => {
     gone = true;
   });
-  const until = Date.now() + NAMESPACE_DEADLINE_MS;
-  while (Date.now() < until) {
-    if (gone) throw new VmError("qemu_exited", "the VM launcher exited before its network namespace was ready");
-    if (signal.aborted) throw new VmError("aborted", "boot aborted");
-    try {
-      const ns = readlinkSync(`/proc/${pid}/ns/net`);
-      const mapped = readFileSync(`/proc/${pid}/uid_map`, "utf8").trim() !== "";
-      if (ns !== ours && mapped) return;
-    } catch {
-      // The process is between execs or gone; the next round tells.
-    }
-    await sleep(5);
+  const until = Date.now() + opts.deadlineMs;
+  while (!opts.ready()) {
+    if (gone) throw new VmError("qemu_exited", opts.gone);
+    if (opts.signal.aborted) throw new VmError("aborted", "boot aborted");
+    if (Date.now() > until) throw opts.late;
+    await sleep(opts.intervalMs);
   }
-  throw new VmError("boot_failed", `the VM network namespace was not ready within ${NAMESPACE_DEADLINE_MS} ms`, {
-    hint: "check that user namespaces work here: unshare --user --map-root-user --net true",
-  });
 }

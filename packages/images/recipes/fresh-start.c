@@ -45,60 +45,83 @@ static int usage(void) {
 	return 2;
 }
 
-/* Writes all of buf; on a non-blocking descriptor, waits for room when it is full. */
-static int write_all(int fd, const char *buf, ssize_t len) {
-	while (len > 0) {
-		ssize_t n = write(fd, buf, (size_t)len);
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd room = {.fd = fd, .events = POLLOUT};
-			if (poll(&room, 1, -1) < 0 && errno != EINTR) return -1;
-			continue;
-		}
-		if (n < 0 && errno == EINTR) continue;
-		if (n <= 0) return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /* How long the port may read as hung up (no host) before the host counts as gone. */
 #define HANGUP_MS 5000
 #define HANGUP_RETRY_MS 10
+#define BUF_BYTES 65536
+
+/* Bytes read from one descriptor and not yet written to the other. */
+struct pending {
+	char bytes[BUF_BYTES];
+	size_t start, end;
+};
+
+/* Writes what `p` holds to `fd` as far as it takes it now; -1 when the write failed. */
+static int flush(int fd, struct pending *p) {
+	while (p->start < p->end) {
+		ssize_t n = write(fd, p->bytes + p->start, p->end - p->start);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0 && errno == EAGAIN) return 0;
+		if (n <= 0) return -1;
+		p->start += (size_t)n;
+	}
+	p->start = p->end = 0;
+	return 0;
+}
+
+static int set_nonblocking(int fd) {
+	int flags = fcntl(fd, F_GETFL);
+	return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
 
 /*
  * Copies between the port and the socket until the socket (the server) closes, or the port has
- * read as hung up for HANGUP_MS. A virtio-serial port reads end-of-file whenever the guest
- * believes no host holds it, and right after a restore that belief can lag behind the host's
- * first bytes (the "host connected" notice comes on another queue than the data), so one
- * end-of-file is no hang-up. The port is read without blocking (it may turn from hung up to
- * connected-and-empty between poll and read); blocking on the other writes cannot deadlock:
- * SSH's flow control bounds what either side sends unread (the window).
+ * read as hung up for HANGUP_MS. Both directions are non-blocking with a buffer each: a side
+ * that stops reading holds up only what is sent to it, never the other direction (a blocking
+ * write one way while the other way fills would stop both for good whenever the server stops
+ * reading its input until its output drains). A virtio-serial port reads end-of-file whenever the
+ * guest believes no host holds it, and right after a restore that belief can lag behind the
+ * host's first bytes (the "host connected" notice comes on another queue than the data), so one
+ * end-of-file is no hang-up.
  */
 static int relay(int port, int sock) {
-	static char buf[65536];
+	static struct pending to_sock, to_port;
 	int hung_up_ms = 0;
-	int flags = fcntl(port, F_GETFL);
-	if (flags < 0 || fcntl(port, F_SETFL, flags | O_NONBLOCK) < 0) return -1;
+	if (set_nonblocking(port) < 0 || set_nonblocking(sock) < 0) return -1;
 	for (;;) {
-		struct pollfd fds[2] = {{.fd = sock, .events = POLLIN}, {.fd = port, .events = POLLIN}};
+		/*
+		 * A side is read only while the buffer it fills is empty (its bytes always have room) and
+		 * watched only while there is something to do with it: a hung-up descriptor polls ready at
+		 * once, and watching one that waits on the other side would spin.
+		 */
+		short sock_events = (short)((to_port.end ? 0 : POLLIN) | (to_sock.end ? POLLOUT : 0));
+		short port_events = (short)((to_sock.end ? 0 : POLLIN) | (to_port.end ? POLLOUT : 0));
+		struct pollfd fds[2] = {{.fd = sock_events ? sock : -1, .events = sock_events},
+					{.fd = port_events ? port : -1, .events = port_events}};
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR) continue;
 			return -1;
 		}
-		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = read(sock, buf, sizeof buf);
+		if (fds[0].revents & POLLOUT && flush(sock, &to_sock) < 0) return -1;
+		if (fds[1].revents & POLLOUT && flush(port, &to_port) < 0) return -1;
+		if (sock_events & POLLIN && fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t n = read(sock, to_port.bytes, BUF_BYTES);
+			/* The server closed; everything it wrote before has gone to the port (its buffer was empty). */
 			if (n == 0) return 0;
 			if (n < 0 && errno != EINTR && errno != EAGAIN) return -1;
-			if (n > 0 && write_all(port, buf, n) < 0) return -1;
+			if (n > 0) {
+				to_port.end = (size_t)n;
+				if (flush(port, &to_port) < 0) return -1;
+			}
 		}
-		if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-		ssize_t n = read(port, buf, sizeof buf);
+		if (!(port_events & POLLIN && fds[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+		ssize_t n = read(port, to_sock.bytes, BUF_BYTES);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
 		if (n < 0) return -1;
 		if (n > 0) {
 			hung_up_ms = 0;
-			if (write_all(sock, buf, n) < 0) return -1;
+			to_sock.end = (size_t)n;
+			if (flush(sock, &to_sock) < 0) return -1;
 			continue;
 		}
 		/* End-of-file: no host, for now. Poll would say so at once, so the socket alone a while. */

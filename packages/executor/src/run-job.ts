@@ -371,7 +371,10 @@ async function runStep(ctx: StepContext): Promise<StepResult> {
     unresolved = error;
   }
   // Started under its name as evaluated just now (it may read env or steps), as the forge shows it.
-  await events.stepStarted(step.index, resolved?.name || step.name);
+  // Not awaited: the step's command starts while its start is recorded and published (a database
+  // write and a broker confirm, 5–25 ms on every step's path). Events stay in order behind it, and
+  // a failed publish is reported by `drain()` at the job's end, as any other event's.
+  events.stepStarted(step.index, resolved?.name || step.name).catch(() => {});
   const onLine = (stream: "stdout" | "stderr", text: string, continued: boolean) => {
     // A piece of an overlong line is not a workflow command; it is logged as is.
     const display = commands === undefined || continued ? text : commands.line(text).display;

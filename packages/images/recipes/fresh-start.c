@@ -77,9 +77,10 @@ static int set_nonblocking(int fd) {
 /*
  * Copies between the port and the socket until the socket (the server) closes, or the port has
  * read as hung up for HANGUP_MS. Both directions are non-blocking with a buffer each: a side
- * that stops reading holds up only what is sent to it, never the other direction (a blocking
- * write one way while the other way fills would stop both for good whenever the server stops
- * reading its input until its output drains). A virtio-serial port reads end-of-file whenever the
+ * that stops reading holds up only what is sent to it, never the other direction. dropbear reads
+ * its input only while its queue of output has room, so a relay blocked writing into dropbear
+ * while dropbear's output waits on the relay stops both for good (a job's upload going in while
+ * a step's output comes out did). A virtio-serial port reads end-of-file whenever the
  * guest believes no host holds it, and right after a restore that belief can lag behind the
  * host's first bytes (the "host connected" notice comes on another queue than the data), so one
  * end-of-file is no hang-up.

@@ -4,6 +4,19 @@ import type { JobKeys } from "@solstice/ssh";
 import { runCommand } from "./run-command.ts";
 
 /**
+ * Turns off OpenSSH's per-source penalties (9.8 and later: Debian 13, Ubuntu 24.10, Fedora 41)
+ * where the guest's sshd knows them. Every connection of ours comes from the same address (the
+ * user-mode network's gateway), and a boot's readiness probes hang up before authenticating or
+ * fail while cloud-init has not yet written the key: counted as penalties, they got the host
+ * refused ("connection lost before handshake") right after the guest was found ready. `bootcmd`
+ * runs in cloud-init's network stage, which is ordered before sshd starts; an sshd that does not
+ * know the keyword (older, or not OpenSSH) is left alone, since it would refuse to start on it.
+ */
+const NO_SSH_PENALTIES =
+  "if grep -qsai persourcepenalties /usr/sbin/sshd; then mkdir -p /etc/ssh/sshd_config.d && " +
+  "echo 'PerSourcePenalties no' > /etc/ssh/sshd_config.d/00-solstice-ci.conf; fi";
+
+/**
  * cloud-config for a throwaway job VM: root login with the per-job client key, and the per-job host
  * key so the connection is pinned. No `ssh_pwauth`: setting it makes cloud-init restart sshd under an
  * early connection (guest-images README, finding 2).
@@ -24,6 +37,8 @@ export function cloudConfig(keys: JobKeys): string {
     "  ed25519_private: |",
     indented,
     `  ed25519_public: ${keys.host.publicKey}`,
+    "bootcmd:",
+    `  - ${JSON.stringify(NO_SSH_PENALTIES)}`,
     "",
   ].join("\n");
 }

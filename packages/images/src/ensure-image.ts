@@ -9,7 +9,14 @@ import { ImageBuildError, ImageError, UnknownImageError } from "./errors.ts";
 import { buildOutputLogName, keepFailedBuildLogs } from "./failed-build-logs.ts";
 import type { ImageProgress, LocalImage } from "./local-image.ts";
 import { readManifest, writeManifest } from "./manifest.ts";
-import { findRecipe, type ImageRecipe, knownImageLabels, recipeFiles, recipeHash } from "./recipes.ts";
+import {
+  findRecipe,
+  type ImageRecipe,
+  knownImageLabels,
+  type RecipeSnapshot,
+  readRecipe,
+  writeRecipe,
+} from "./recipes.ts";
 import { runRecipe } from "./run-recipe.ts";
 
 export interface EnsureImageOptions {
@@ -40,7 +47,8 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
   const recipe = findRecipe(label);
   if (!recipe) throw new UnknownImageError(label, knownImageLabels());
   const cacheDir = resolve(options.cacheDir ?? imageCacheDir());
-  const hash = await recipeHash(recipe);
+  const snapshot = await readRecipe(recipe);
+  const { hash } = snapshot;
   const imageDir = join(cacheDir, `${recipe.label}-${hash}`);
 
   const cached = await readManifest(imageDir).catch(ignoreDamage);
@@ -72,14 +80,14 @@ export async function ensureLocalImage(label: string, options: EnsureImageOption
         options.progress?.(event);
         share({ phase: event.phase, ...(event.fraction === undefined ? {} : { fraction: event.fraction }) });
       };
-      return build(recipe, hash, cacheDir, imageDir, { ...options, buildTimeoutMs, progress });
+      return build(recipe, snapshot, cacheDir, imageDir, { ...options, buildTimeoutMs, progress });
     },
   );
 }
 
 async function build(
   recipe: ImageRecipe,
-  hash: string,
+  snapshot: RecipeSnapshot,
   cacheDir: string,
   imageDir: string,
   options: EnsureImageOptions,
@@ -89,6 +97,7 @@ async function build(
       hint: `build it once as root (SOLSTICE_IMAGE_CACHE=${cacheDir}), or use the "tiny" image`,
     });
   }
+  const { hash } = snapshot;
   const tempPrefix = `.build-${recipe.label}-${hash}-`;
   // We hold this image's lock, so any other temp dir of the same build is abandoned.
   await removeAbandonedBuilds(cacheDir, tempPrefix);
@@ -100,7 +109,7 @@ async function build(
   try {
     await mkdir(outDir);
     await mkdir(scratchDir);
-    const files = recipeFiles(recipe);
+    const files = await writeRecipe(recipe, snapshot, join(temp, "recipe"));
     const outputLog = join(temp, buildOutputLogName);
     await runRecipe({
       label: recipe.label,

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GuestArch } from "./guest-arch.ts";
@@ -478,25 +478,61 @@ export function findRecipe(label: string): ImageRecipe | undefined {
 }
 
 /** Absolute paths of a recipe's script and input files. */
-export function recipeFiles(recipe: ImageRecipe): { script: string; inputs: Record<string, string> } {
+function recipeFiles(recipe: ImageRecipe): { script: string; inputs: Record<string, string> } {
   const inputs: Record<string, string> = {};
   for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(recipesDir, file);
   return { script: join(recipesDir, recipe.script), inputs };
 }
 
+/** A recipe's script and input files as read once: what its hash names is what its build runs. */
+export interface RecipeSnapshot {
+  /** 16 hex digits of sha256 over the script, its input files and the parameters. */
+  readonly hash: string;
+  /** File name → content: the script under its own name, then each input under its file's name. */
+  readonly files: ReadonlyMap<string, Buffer>;
+}
+
 /**
- * 16 hex digits of sha256 over the script, its input files and the parameters: editing any
- * of them gives a new cache directory, so the image is rebuilt.
+ * Reads the recipe's files once and hashes them with its parameters: editing any of them gives a
+ * new cache directory, so the image is rebuilt. A build runs from these bytes (`writeRecipe`), not
+ * from `recipes/`, which may change while it runs (an upgrade of the host's Solstice, an edit):
+ * an image must never sit under a hash of files it was not built from.
  */
-export async function recipeHash(recipe: ImageRecipe): Promise<string> {
-  const files = recipeFiles(recipe);
+export async function readRecipe(recipe: ImageRecipe): Promise<RecipeSnapshot> {
+  const paths = recipeFiles(recipe);
+  const files = new Map<string, Buffer>();
   const hash = createHash("sha256");
+  const script = await readFile(paths.script);
+  files.set(recipe.script, script);
   hash.update(`script ${recipe.script}\0`);
-  hash.update(await readFile(files.script));
-  for (const name of Object.keys(files.inputs).sort()) {
+  hash.update(script);
+  for (const name of Object.keys(paths.inputs).sort()) {
+    const content = await readFile(paths.inputs[name] as string);
+    files.set(recipe.inputs[name] as string, content);
     hash.update(`\0input ${name}\0`);
-    hash.update(await readFile(files.inputs[name] as string));
+    hash.update(content);
   }
   for (const name of Object.keys(recipe.params).sort()) hash.update(`\0param ${name}=${recipe.params[name]}`);
-  return hash.digest("hex").slice(0, 16);
+  return { hash: hash.digest("hex").slice(0, 16), files };
+}
+
+/** The recipe's hash (`readRecipe`), for finding its image in the cache. */
+export async function recipeHash(recipe: ImageRecipe): Promise<string> {
+  return (await readRecipe(recipe)).hash;
+}
+
+/**
+ * Writes the snapshot's files into `dir` and returns the script's path and the input variables
+ * (name → path) the build is run with.
+ */
+export async function writeRecipe(
+  recipe: ImageRecipe,
+  snapshot: RecipeSnapshot,
+  dir: string,
+): Promise<{ script: string; inputs: Record<string, string> }> {
+  await mkdir(dir, { recursive: true });
+  for (const [name, content] of snapshot.files) await writeFile(join(dir, name), content, { mode: 0o644 });
+  const inputs: Record<string, string> = {};
+  for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(dir, file);
+  return { script: join(dir, recipe.script), inputs };
 }

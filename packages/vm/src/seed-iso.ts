@@ -6,9 +6,9 @@ import { runCommand } from "./run-command.ts";
 /**
  * Turns off OpenSSH's per-source penalties (9.8 and later: Debian 13, Ubuntu 24.10, Fedora 41)
  * where the guest's sshd knows them. Every connection of ours comes from the same address (the
- * user-mode network's gateway), and a boot's readiness probes hang up before authenticating or
- * fail while cloud-init has not yet written the key: counted as penalties, they got the host
- * refused ("connection lost before handshake") right after the guest was found ready. `bootcmd`
+ * user-mode network's gateway), and a boot's readiness probes hang up before authenticating:
+ * counted as penalties (1 s each, refused from 15 s on), they got the host refused ("connection
+ * lost before handshake") right after the guest was found ready. `bootcmd`
  * runs in cloud-init's network stage, which is ordered before sshd starts; an sshd that does not
  * know the keyword (older, or not OpenSSH) is left alone, since it would refuse to start on it.
  */

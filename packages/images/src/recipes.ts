@@ -477,11 +477,11 @@ export function findRecipe(label: string): ImageRecipe | undefined {
   return recipes.find((r) => r.label === label || r.aliases.includes(label));
 }
 
-/** Absolute paths of a recipe's script and input files. */
-function recipeFiles(recipe: ImageRecipe): { script: string; inputs: Record<string, string> } {
+/** Absolute paths of a recipe's script and input files in `dir` (its own, or a build's copy). */
+function recipeFiles(recipe: ImageRecipe, dir = recipesDir): { script: string; inputs: Record<string, string> } {
   const inputs: Record<string, string> = {};
-  for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(recipesDir, file);
-  return { script: join(recipesDir, recipe.script), inputs };
+  for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(dir, file);
+  return { script: join(dir, recipe.script), inputs };
 }
 
 /** A recipe's script and input files as read once: what its hash names is what its build runs. */
@@ -532,7 +532,5 @@ export async function writeRecipe(
 ): Promise<{ script: string; inputs: Record<string, string> }> {
   await mkdir(dir, { recursive: true });
   for (const [name, content] of snapshot.files) await writeFile(join(dir, name), content, { mode: 0o644 });
-  const inputs: Record<string, string> = {};
-  for (const [name, file] of Object.entries(recipe.inputs)) inputs[name] = join(dir, file);
-  return { script: join(dir, recipe.script), inputs };
+  return recipeFiles(recipe, dir);
 }

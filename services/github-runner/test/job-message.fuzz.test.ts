@@ -94,3 +94,21 @@ test("any single field of the real message replaced by arbitrary JSON decodes an
     RUNS,
   );
 });
+
+// Found by the property above (seed -524999070): JSON may hold an object whose "toString" is not a
+// function, and String() or Number() on it throws a TypeError. Such a value where a scalar belongs
+// is unreadable input, refused with the job's problems, never an exception.
+test('a value like {"toString": {}} where the message has a scalar is refused, not thrown', () => {
+  const poisoned = { toString: {} };
+  decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: 0, lit: poisoned } }] });
+  decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: 3, expr: poisoned } }] });
+  decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: 6, num: poisoned } }] });
+  decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: poisoned } }] });
+  decodeAndPlan({
+    ...fixture,
+    contextData: {
+      ...(fixture.contextData as object),
+      poisoned: { t: 2, d: [{ k: poisoned, v: { t: 4, n: poisoned } }] },
+    },
+  });
+});

@@ -1,4 +1,4 @@
-import { isRecord, list, prop } from "../client/wire-json.ts";
+import { isRecord, list, num, prop, str } from "../client/wire-json.ts";
 
 /**
  * PipelineContextData (a job message's `contextData`) as plain JSON: bare strings, numbers and
@@ -20,12 +20,12 @@ export function contextDataToJson(data: unknown): unknown {
       return Object.fromEntries(
         list(prop(data, "d"))
           .filter(isRecord)
-          .map((pair) => [String(prop(pair, "k") ?? ""), contextDataToJson(prop(pair, "v"))]),
+          .map((pair) => [str(prop(pair, "k")) ?? "", contextDataToJson(prop(pair, "v"))]),
       );
     case 3:
       return prop(data, "b") === true;
     case 4:
-      return Number(prop(data, "n") ?? 0);
+      return num(prop(data, "n")) ?? 0;
     default:
       return null;
   }

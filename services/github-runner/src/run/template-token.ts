@@ -1,4 +1,4 @@
-import { isRecord, list, prop } from "../client/wire-json.ts";
+import { isRecord, list, prop, str } from "../client/wire-json.ts";
 
 /**
  * A TemplateToken of a job message (step inputs, env, defaults, outputs): a bare JSON scalar is
@@ -17,11 +17,11 @@ export function readToken(token: unknown): TokenValue {
   if (token === null || token === undefined) return { kind: "literal", text: "" };
   if (typeof token === "string") return { kind: "literal", text: token };
   if (typeof token === "number" || typeof token === "boolean") return { kind: "literal", text: String(token) };
-  if (!isRecord(token)) return { kind: "other", what: "an unreadable value" };
+  if (!isRecord(token)) return UNREADABLE;
   const type = prop(token, "type") ?? 0;
   switch (type) {
     case 0:
-      return { kind: "literal", text: String(prop(token, "lit") ?? "") };
+      return literal(prop(token, "lit") ?? "");
     case 1:
       return { kind: "sequence", items: list(prop(token, "seq")) };
     case 2:
@@ -32,19 +32,29 @@ export function readToken(token: unknown): TokenValue {
           return [key.kind === "literal" ? key.text : "", prop(pair, "value")];
         }),
       };
-    case 3:
-      return { kind: "expression", expression: String(prop(token, "expr") ?? "") };
+    case 3: {
+      const expression = str(prop(token, "expr") ?? "");
+      return expression === undefined ? UNREADABLE : { kind: "expression", expression };
+    }
     case 4:
-      return { kind: "other", what: `\${{ ${String(prop(token, "directive") ?? "insert")} }}` };
+      return { kind: "other", what: `\${{ ${str(prop(token, "directive")) ?? "insert"} }}` };
     case 5:
       return { kind: "literal", text: String(prop(token, "bool") === true) };
     case 6:
-      return { kind: "literal", text: String(prop(token, "num") ?? 0) };
+      return literal(prop(token, "num") ?? 0);
     case 7:
       return { kind: "literal", text: "" };
     default:
-      return { kind: "other", what: `a token of type ${String(type)}` };
+      return { kind: "other", what: `a token of type ${str(type) ?? "unknown"}` };
   }
+}
+
+const UNREADABLE: TokenValue = { kind: "other", what: "an unreadable value" };
+
+/** A scalar as a literal; an object or a list where the message must have a scalar is unreadable. */
+function literal(value: unknown): TokenValue {
+  const text = str(value);
+  return text === undefined ? UNREADABLE : { kind: "literal", text };
 }
 
 /** The entries of a mapping token; anything else is no entries. */

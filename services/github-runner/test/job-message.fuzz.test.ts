@@ -104,6 +104,8 @@ test('a value like {"toString": {}} where the message has a scalar is refused, n
   decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: 3, expr: poisoned } }] });
   decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: 6, num: poisoned } }] });
   decodeAndPlan({ ...fixture, steps: [{ timeoutInMinutes: { type: poisoned } }] });
+  decodeAndPlan({ ...fixture, steps: [{ type: poisoned }] });
+  decodeAndPlan({ ...fixture, steps: [{ type: "action", reference: { type: poisoned } }] });
   decodeAndPlan({
     ...fixture,
     contextData: {

@@ -124,7 +124,7 @@ function refType(reference: unknown): string {
   if (type === 1) return "repository";
   if (type === 2) return "containerregistry";
   if (type === 3) return "script";
-  return String(type ?? "").toLowerCase();
+  return (str(type) ?? "").toLowerCase();
 }
 
 function usesText(reference: unknown): string {
@@ -188,8 +188,8 @@ export function planJob(message: JobMessage, opts: PlanOptions): JobPlan {
     steps.push({ recordId: str(prop(step, "id")) ?? randomUUID(), name: displayName, refName });
     const where = `steps[${index}] (${displayName})`;
     const stepType = prop(step, "type");
-    if (stepType !== undefined && stepType !== 4 && String(stepType).toLowerCase() !== "action") {
-      problems.add(where, `step type ${String(stepType)} is not supported: ${SUPPORTED}`);
+    if (stepType !== undefined && stepType !== 4 && str(stepType)?.toLowerCase() !== "action") {
+      problems.add(where, `step type ${str(stepType) ?? "(unreadable)"} is not supported: ${SUPPORTED}`);
       return;
     }
     const condition = str(prop(step, "condition")) ?? "";

@@ -23,6 +23,8 @@ export interface NullHostOptions {
   /** The hosts of one process may share a store (a pool), which a real fleet would not. */
   store: JobStore;
   log: Logger;
+  /** Told each time a job really runs here (not when a delivery is answered from the record). */
+  onRun?: (jobId: string, attempt: number) => void;
 }
 
 export interface NullHost {
@@ -62,7 +64,10 @@ export async function startNullHost(options: NullHostOptions): Promise<NullHost>
     },
     accelerator: "none",
     log,
-    runJob: nullJobRunner(options.jobMs),
+    runJob: (run) => {
+      options.onRun?.(run.job.jobId, run.job.attempt);
+      return nullJobRunner(options.jobMs)(run);
+    },
   });
   return {
     orchestrator,

@@ -195,6 +195,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   const cutOffLimitMs = Math.max(leaseMs - 2 * config.heartbeatIntervalMs, config.heartbeatIntervalMs);
   let cutOffSince: number | undefined;
   let droppingEvents = false;
+  /** Set by stop(): an Accepted still waiting for the broker then fails its job instead. */
+  let stopping = false;
   const waitingPublishes = new Set<() => void>();
   const brokerWatch = setInterval(() => {
     if (bus.connected) {
@@ -216,15 +218,23 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
   }, 500);
   brokerWatch.unref();
   // While cut off but within the limit, a job's events wait for the broker (the executor waits
-  // with them, so nothing piles up beyond one pending publish per job); past it they are dropped.
+  // with them, so nothing piles up beyond one pending publish per job); past it they are dropped,
+  // but only while the broker is still away: the watch clears its flag up to 500 ms after a
+  // reconnect, and a job taken in that time must not lose its events.
+  // An Accepted is never dropped: a job starts only once its owner knows which host runs it. One
+  // taken just before the cut waits, unstarted and claimed, for the broker to come back; dropped,
+  // it would run while its owner, who starts the lease with the Accepted, knew nothing of it, and
+  // its end could be dropped as well — a job lost (the cluster fault test found both).
   const publishToOwner = (event: JobEvent, owner: string): Promise<void> =>
     new Promise<void>((resolve, reject) => {
+      const droppable = event.body.case !== "accepted";
+      const dropping = () => droppable && droppingEvents && !bus.connected;
       const attempt = () => {
-        if (droppingEvents) {
+        if (dropping()) {
           resolve();
           return;
         }
-        waitingPublishes.add(resolve);
+        if (droppable) waitingPublishes.add(resolve);
         bus.publishEvent(event, owner).then(
           () => {
             waitingPublishes.delete(resolve);
@@ -232,8 +242,8 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
           },
           (error: unknown) => {
             waitingPublishes.delete(resolve);
-            if (error instanceof BusUnavailableError && !droppingEvents) setTimeout(attempt, 500).unref();
-            else if (droppingEvents) resolve();
+            if (dropping()) resolve();
+            else if (error instanceof BusUnavailableError && !stopping) setTimeout(attempt, 500).unref();
             else reject(error);
           },
         );
@@ -375,6 +385,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     drain: () => setDraining(true),
     undrain: () => setDraining(false),
     async stop(graceMs = config.shutdownGraceMs) {
+      stopping = true;
       await consumerChange;
       await consumer?.stop();
       consumer = undefined;

@@ -8,6 +8,7 @@ import { type Bus, connectBus } from "@solstice/bus";
 import { loadConfig, orchestratorConfigSchema } from "@solstice/config";
 import { createPgJobStore, type JobStore, migrate } from "@solstice/db";
 import { type Orchestrator, startOrchestrator } from "@solstice/orchestrator";
+import { ControlSchema, create, JobRequestSchema, SCHEMA_VERSION } from "@solstice/protocol";
 import { createQemuBackend } from "@solstice/vm";
 import { pino } from "pino";
 import { AMQP_URL, DATABASE_URL, dropSchema, leftovers, tinyJob, waitForFirstStepRunning } from "../support/fleet.ts";
@@ -69,7 +70,7 @@ after(async () => {
   await rm(runRoot, { recursive: true, force: true });
 });
 
-test("a host cut off from the broker cancels its own job and destroys its VM before the owner's lease runs out", {
+test("a host cut off from the broker cancels its own job and destroys its VM before the owner's lease runs out; the retry runs the job again", {
   timeout: 180_000,
 }, async (t) => {
   const job = tinyJob("nobody-follows", [{ name: "long", run: "echo started; sleep 300" }]);
@@ -91,4 +92,26 @@ test("a host cut off from the broker cancels its own job and destroys its VM bef
   const row = await store.getJob(job.jobId);
   assert.equal(row?.state, "cancelled");
   assert.match(row?.reason ?? "", /lost the broker/);
+  assert.equal(row?.givenBack, true, "the attempt is given back for its owner to retry");
+
+  // The owner retries the silent attempt once its lease runs out: the retry runs the job again
+  // rather than being answered with the given-back end.
+  relay.restore();
+  await ownerBus.publishJob(create(JobRequestSchema, { ...job, attempt: 2 }));
+  await waitForFirstStepRunning(store, job.jobId, 120_000);
+  const retried = await store.getJob(job.jobId);
+  assert.equal(retried?.attempt, 2);
+  assert.equal(retried?.state, "running");
+  assert.equal(retried?.reason, null);
+  t.diagnostic(`attempt 2 runs on ${retried?.hostId} ${Date.now() - cutAt} ms after the cut`);
+  await ownerBus.publishControl(
+    create(ControlSchema, {
+      schemaVersion: SCHEMA_VERSION,
+      command: { case: "cancel", value: { jobId: job.jobId, attempt: 2, reason: "the test is done" } },
+    }),
+  );
+  while (orchestrator.running.size > 0) await new Promise((r) => setTimeout(r, 100));
+  const ended = await store.getJob(job.jobId);
+  assert.equal(ended?.state, "cancelled");
+  assert.equal(ended?.givenBack, false, "a cancel by the owner is the job's end");
 });

@@ -48,6 +48,8 @@ export interface JobRecord extends Omit<NewJob, "steps"> {
   reason: string | null;
   /** The finished job's outputs; empty until it finishes. */
   outputs: Record<string, string>;
+  /** A cancelled attempt its host gave back for the owner to retry (JobResult.givenBack). */
+  givenBack: boolean;
   createdAt: Date;
   queuedAt: Date;
   startedAt: Date | null;
@@ -69,6 +71,11 @@ export interface JobResult {
   reason?: string;
   /** The job's outputs, as JobFinished carried them. */
   outputs?: Record<string, string>;
+  /**
+   * A `cancelled` attempt its host gave up because it had lost the broker: the owner retries it,
+   * and the newer attempt takes the job over (markRunning) instead of finding it finished.
+   */
+  givenBack?: boolean;
 }
 
 export interface JobFilter {
@@ -125,8 +132,8 @@ export interface JobStore {
   /** Records a published job and its pending steps for that attempt; repeating it changes nothing. */
   recordQueued(job: NewJob, at?: Date): Promise<void>;
   /**
-   * Claims the attempt for `hostId`: from `queued`, or from `running` of an older attempt. False when
-   * the job is finished or a newer (or the same) attempt already runs. `details` lets a job that was
+   * Claims the attempt for `hostId`: from `queued`, or from `running` or given back (see JobResult)
+   * of an older attempt. False when the job is finished or a newer (or the same) attempt already runs. `details` lets a job that was
    * never recorded be inserted as running (and records this attempt's steps); without it an
    * unknown job is a DbError `unknown_job`.
    */

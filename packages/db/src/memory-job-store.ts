@@ -49,10 +49,22 @@ export class MemoryJobStore implements JobStore {
       this.insertSteps(jobId, attempt, details.steps);
       return true;
     }
+    const givenBack = job.state === "cancelled" && job.givenBack;
     const claimable =
-      (job.state === "queued" && job.attempt <= attempt) || (job.state === "running" && job.attempt < attempt);
+      (job.state === "queued" && job.attempt <= attempt) ||
+      ((job.state === "running" || givenBack) && job.attempt < attempt);
     if (!claimable) return false;
-    Object.assign(job, { state: "running", attempt, hostId, startedAt: at, updatedAt: at });
+    Object.assign(job, {
+      state: "running",
+      attempt,
+      hostId,
+      startedAt: at,
+      updatedAt: at,
+      reason: null,
+      outputs: {},
+      finishedAt: null,
+      givenBack: false,
+    });
     if (details !== undefined) this.insertSteps(jobId, attempt, details.steps);
     return true;
   }
@@ -85,6 +97,7 @@ export class MemoryJobStore implements JobStore {
       outputs: { ...result.outputs },
       finishedAt: at,
       updatedAt: at,
+      givenBack: result.givenBack === true && result.state === "cancelled",
     });
     for (const step of this.stepsOf(jobId, attempt)) {
       if (step.state === "pending") Object.assign(step, { state: "skipped", conclusion: "skipped" });
@@ -240,6 +253,7 @@ function newJob(
     jobName: details.jobName,
     reason: null,
     outputs: {},
+    givenBack: false,
     createdAt: at,
     queuedAt: at,
     finishedAt: null,

@@ -14,16 +14,18 @@ import type { JobDetails, JobResult } from "./job-store.ts";
 
 /**
  * Claims an attempt (markRunning): with `details`, a job never recorded as queued is inserted as
- * running; otherwise (or if it exists) the claim takes a queued attempt or replaces an older
- * running one. Its steps are added either way. The update cannot see the row the insert adds (one
+ * running; otherwise (or if it exists) the claim takes a queued attempt or replaces an older one
+ * that runs or that its host gave back (clearing that attempt's end). Its steps are added either way. The update cannot see the row the insert adds (one
  * snapshot), so at most one of them takes it.
  */
 const CLAIM = (insert: string) => `
   with inserted as (${insert}),
     claimed as (
-      update jobs set state = 'running', attempt = $2, host_id = $3, started_at = $4, updated_at = $4
+      update jobs set state = 'running', attempt = $2, host_id = $3, started_at = $4, updated_at = $4,
+        reason = null, outputs = null, finished_at = null, given_back = false
       where id = $1
-        and ((state = 'queued' and attempt <= $2) or (state = 'running' and attempt < $2))
+        and ((state = 'queued' and attempt <= $2)
+          or ((state = 'running' or (state = 'cancelled' and given_back)) and attempt < $2))
       returning id),
     steps as (
       insert into job_steps (job_id, attempt, idx, name, state)
@@ -49,7 +51,8 @@ const CLAIM_OR_INSERT = CLAIM(`
  */
 const FINISH = `
   with finished as (
-      update jobs set state = $3, reason = $4, outputs = $5::jsonb, finished_at = $6, updated_at = $6
+      update jobs set state = $3, reason = $4, outputs = $5::jsonb, finished_at = $6, updated_at = $6,
+        given_back = $7
       where id = $1 and attempt = $2 and state in ('queued', 'running')
       returning id),
     steps as (
@@ -104,7 +107,15 @@ export class PerJobStatements {
     const { rows } = await this.pool.query<{ finished: boolean }>({
       name: "solstice_finish_job",
       text: FINISH,
-      values: [jobId, attempt, result.state, result.reason ?? null, JSON.stringify(result.outputs ?? {}), at],
+      values: [
+        jobId,
+        attempt,
+        result.state,
+        result.reason ?? null,
+        JSON.stringify(result.outputs ?? {}),
+        at,
+        result.givenBack === true && result.state === "cancelled",
+      ],
     });
     return rows[0]?.finished === true;
   }

@@ -302,6 +302,7 @@ function toJobRecord(row: JobRow, steps: Map<string, StepRow[]>): JobRecord {
     hostId: row.hostId,
     reason: row.reason,
     outputs: row.outputs ?? {},
+    givenBack: row.givenBack,
     createdAt: row.createdAt,
     queuedAt: row.queuedAt,
     startedAt: row.startedAt,

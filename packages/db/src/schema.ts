@@ -55,6 +55,12 @@ export const jobs = pgTable(
      * so a host can answer an owner that lost the job's events with the whole result.
      */
     outputs: jsonb("outputs").$type<Record<string, string>>(),
+    /**
+     * The attempt was cancelled by its own host, which had lost the broker (lease − 2 × heartbeat):
+     * its owner retries it, and the newer attempt may take the job over instead of being answered
+     * with this end.
+     */
+    givenBack: boolean("given_back").notNull().default(false),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
     queuedAt: timestamptz("queued_at").notNull().defaultNow(),
     startedAt: timestamptz("started_at"),

@@ -192,6 +192,48 @@ for (const impl of implementations) {
     );
 
     storeTest(
+      "an attempt its host gave back (cut off from the broker) is taken over by the retry; any other end is kept",
+      async (store) => {
+        const givenBack = newJob();
+        await store.recordQueued(givenBack, at(0));
+        await store.markRunning(givenBack.jobId, 1, "host-1", at(1));
+        const reason = "this host lost the broker for over 6 s";
+        assert.equal(
+          await store.finishJob(givenBack.jobId, 1, { state: "cancelled", reason, givenBack: true }, at(7)),
+          true,
+        );
+        const given = await store.getJob(givenBack.jobId);
+        assert.equal(given?.state, "cancelled");
+        assert.equal(given?.givenBack, true);
+        assert.equal(await store.markRunning(givenBack.jobId, 1, "host-2", at(8)), false, "not by the same attempt");
+        assert.equal(await store.markRunning(givenBack.jobId, 2, "host-2", at(9)), true);
+        const retried = await store.getJob(givenBack.jobId);
+        assert.equal(retried?.state, "running");
+        assert.equal(retried?.attempt, 2);
+        assert.equal(retried?.hostId, "host-2");
+        assert.equal(retried?.reason, null, "the given-back end is cleared");
+        assert.equal(retried?.finishedAt, null);
+        assert.equal(retried?.givenBack, false);
+        assert.equal(await store.finishJob(givenBack.jobId, 2, { state: "succeeded" }, at(20)), true);
+        assert.equal((await store.getJob(givenBack.jobId))?.state, "succeeded");
+
+        // A cancel by its owner, or a failure, is the job's end: a retry finds it finished.
+        const cancelled = newJob();
+        await store.recordQueued(cancelled, at(0));
+        await store.markRunning(cancelled.jobId, 1, "host-1", at(1));
+        await store.finishJob(cancelled.jobId, 1, { state: "cancelled", reason: "cancelled by alice" }, at(2));
+        assert.equal(await store.markRunning(cancelled.jobId, 2, "host-2", at(3)), false);
+        // Given back only means something for a cancelled attempt.
+        const failed = newJob();
+        await store.recordQueued(failed, at(0));
+        await store.markRunning(failed.jobId, 1, "host-1", at(1));
+        await store.finishJob(failed.jobId, 1, { state: "failed", reason: "exit 1", givenBack: true }, at(2));
+        assert.equal((await store.getJob(failed.jobId))?.givenBack, false);
+        assert.equal(await store.markRunning(failed.jobId, 2, "host-2", at(3)), false);
+      },
+    );
+
+    storeTest(
       "steps still pending when a job ends are skipped, and a step still running is cancelled",
       async (store) => {
         const job = newJob();

@@ -213,7 +213,7 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       "cut off from the broker for longer than lease − 2 × heartbeat: cancelling this host's jobs",
     );
     for (const job of running.values()) {
-      job.controller.abort(new Error(`this host lost the broker for over ${Math.round(cutOffLimitMs / 1000)} s`));
+      job.controller.abort(new BrokerLost(`this host lost the broker for over ${Math.round(cutOffLimitMs / 1000)} s`));
     }
   }, 500);
   brokerWatch.unref();
@@ -306,7 +306,11 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
       jobSlots.release(delivery.label);
       return;
     }
-    const recorded = recordingPublisher((event) => publishToOwner(event, job.owner), store, jobLog);
+    const controller = new AbortController();
+    // A job this host gives up because it lost the broker is its owner's to retry: its end is
+    // recorded as given back, so the retry takes the job over instead of finding it cancelled.
+    const givenBack = () => controller.signal.reason instanceof BrokerLost;
+    const recorded = recordingPublisher((event) => publishToOwner(event, job.owner), store, jobLog, givenBack);
     const publish = deps.metrics ? deps.metrics.observeEvents(delivery.label, recorded) : recorded;
     const events = new JobEventStream(job.jobId, job.attempt, publish);
     try {
@@ -331,7 +335,6 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     }
     jobLog.info({ label: delivery.label, steps: job.steps.length }, "job accepted");
 
-    const controller = new AbortController();
     const done = (async () => {
       // From here the job owns its slot, and the warm VM if its label's pool had one.
       const warm = await jobSlots.start(delivery.label);
@@ -412,3 +415,6 @@ export async function startOrchestrator(deps: OrchestratorDeps): Promise<Orchest
     },
   };
 }
+
+/** Why a host cancels its own jobs when it has been cut off from the broker too long. */
+class BrokerLost extends Error {}

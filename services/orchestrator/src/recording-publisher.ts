@@ -9,14 +9,20 @@ import { jobStateOf, stepConclusionOf, stepStateOf } from "./outcome-states.ts";
  * the job's owner, so whoever hears of a boundary finds the row already showing it. A database
  * hiccup is logged, not fatal: the owner, who relays to the forge, still gets every event.
  */
-export function recordingPublisher(publish: PublishEvent, store: JobStore, log: Logger): PublishEvent {
+export function recordingPublisher(
+  publish: PublishEvent,
+  store: JobStore,
+  log: Logger,
+  /** Asked at the job's end: the host gave the attempt up for its owner to retry (JobResult.givenBack). */
+  givenBack: () => boolean,
+): PublishEvent {
   return async (event: JobEvent) => {
-    await record(event, store, log);
+    await record(event, store, log, givenBack);
     await publish(event);
   };
 }
 
-async function record(event: JobEvent, store: JobStore, log: Logger): Promise<void> {
+async function record(event: JobEvent, store: JobStore, log: Logger, givenBack: () => boolean): Promise<void> {
   const at = event.time ? timestampDate(event.time) : new Date();
   const { jobId, attempt, body } = event;
   try {
@@ -45,6 +51,7 @@ async function record(event: JobEvent, store: JobStore, log: Logger): Promise<vo
             state: jobStateOf(body.value.result),
             ...(body.value.reason ? { reason: body.value.reason } : {}),
             outputs: { ...body.value.outputs },
+            givenBack: givenBack(),
           },
           at,
         );

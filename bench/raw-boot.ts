@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
 import { connectSsh, freeLocalPort, generateJobKeys, SshError, type SshTarget, waitForSshBanner } from "@solstice/ssh";
 import {
+  type AgentChannel,
   deliverKeys,
   hostTscKhz,
   QmpClient,
@@ -23,18 +24,18 @@ import {
  * SSH banner; plus `cloud-init status --wait` for cloud-init images). Keys, seed and overlay are
  * made before the clock starts. Images with a key agent get their keys over it (no seed), as the
  * backend gives them. Returns milliseconds from QEMU's start to ready.
- * `agentSession` false asks the agent for no SSH session on its channel (decision 0010).
+ * `agentChannel`: what the agent is asked to serve on its channel (decision 0010; default "commands").
  * With `restoreFrom` (a saved state of the image, as the backend restores it): QEMU starts with
- * `-incoming`, is resumed over QMP once the state is loaded, and is ready once the guest's SSH
- * server answers with its keys (the SSH identification line on the agent's channel, or READY
- * and the banner on port 22): the raw restore our restore is measured against. Its overlay is on
+ * `-incoming`, is resumed over QMP once the state is loaded, and is ready once the guest answers
+ * with its keys (job-commands' greeting or the SSH identification line on the agent's channel, or
+ * READY and the banner on port 22): the raw restore our restore is measured against. Its overlay is on
  * the state's own disk layer, as the backend's restores are (the saved memory refers to it).
  * `tcgAddressRandomization` as the backend's option of that name (decision 0012).
  */
 export async function rawBoot(
   image: LocalImage,
   accelerator: "kvm" | "tcg",
-  opts: { restoreFrom?: string; agentSession?: boolean; tcgAddressRandomization?: boolean } = {},
+  opts: { restoreFrom?: string; agentChannel?: AgentChannel; tcgAddressRandomization?: boolean } = {},
 ): Promise<number> {
   const { restoreFrom } = opts;
   const dir = await mkdtemp(path.join(tmpdir(), "solstice-bench-raw-"));
@@ -87,10 +88,10 @@ export async function rawBoot(
             keys,
             hostname: "bench",
             signal,
-            session: opts.agentSession ?? true,
+            channel: opts.agentChannel ?? "commands",
           })
         : undefined;
-    if (channel) channel.destroy();
+    if (channel) channel.socket.destroy();
     else await waitForSshBanner("127.0.0.1", sshPort, { deadlineMs: 300_000 });
     if (image.readiness === "cloud-init") {
       await waitForCloudInit({

@@ -41,8 +41,8 @@ import {
   SCHEMA_VERSION,
   timestampDate,
 } from "@solstice/protocol";
-import { connectSsh, SshError, type SshSession } from "@solstice/ssh";
-import { createQemuBackend } from "@solstice/vm";
+import { connectSsh, type GuestSession, SshError } from "@solstice/ssh";
+import { type AgentChannel, createQemuBackend } from "@solstice/vm";
 import pg from "pg";
 import { pino } from "pino";
 import { rawBoot } from "./raw-boot.ts";
@@ -54,10 +54,11 @@ interface StartMode {
   /** Whether the backend restores images that have a snapshot (only the restore modes do). */
   readonly snapshots?: boolean;
   /**
-   * false: the key agent is not asked for the job's session on its channel (decision 0010), and
-   * the session connects over TCP to port 22 as before; the alternative, measured side by side.
+   * What the key agent serves the job on its channel (decision 0010; default "commands"): "ssh"
+   * an SSH session there, "none" nothing (the session connects over TCP to port 22); the
+   * alternatives, measured side by side.
    */
-  readonly agentSession?: boolean;
+  readonly agentChannel?: AgentChannel;
   /**
    * true: guests under TCG keep their processes' address randomization (the backend option of that
    * name, decision 0012); the alternative to the default (off), measured side by side.
@@ -91,9 +92,18 @@ const startModes: readonly StartMode[] = [
     startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
   },
   {
+    name: "restore-ssh",
+    snapshots: true,
+    agentChannel: "ssh",
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  },
+  {
     name: "restore-tcp",
     snapshots: true,
-    agentSession: false,
+    agentChannel: "none",
     appliesTo: (image) => image.snapshot === true,
     env: () => ({}),
     ready: async () => {},
@@ -229,7 +239,8 @@ const bus = await connectBus({ url: amqpUrl, namespace, log });
 // Cold boots boot even images that have a snapshot; only the restore mode restores them.
 const backend = createQemuBackend({ log, runRoot, accelerator, snapshots: false });
 const restoringBackend = createQemuBackend({ log, runRoot, accelerator });
-const restoringOverTcp = createQemuBackend({ log, runRoot, accelerator, agentSession: false });
+const restoringOverSsh = createQemuBackend({ log, runRoot, accelerator, agentChannel: "ssh" });
+const restoringOverTcp = createQemuBackend({ log, runRoot, accelerator, agentChannel: "none" });
 const restoringWithAslr = createQemuBackend({ log, runRoot, accelerator, tcgAddressRandomization: true });
 const bootingWithAslr = createQemuBackend({
   log,
@@ -308,11 +319,13 @@ async function startHost(label: string, mode: StartMode): Promise<Orchestrator> 
     store: timedStore,
     backend: !mode.snapshots
       ? backend
-      : mode.agentSession === false
+      : mode.agentChannel === "none"
         ? restoringOverTcp
-        : mode.tcgAddressRandomization
-          ? restoringWithAslr
-          : restoringBackend,
+        : mode.agentChannel === "ssh"
+          ? restoringOverSsh
+          : mode.tcgAddressRandomization
+            ? restoringWithAslr
+            : restoringBackend,
     accelerator,
     log,
   });
@@ -354,7 +367,7 @@ const FORK_COUNT = 'while read -r k v _; do [ "$k" = processes ] && echo "$v"; d
  * Processes the guest forked for `action` (a Linux guest's /proc/stat count, read before and after
  * with builtins only; the second read's own exec channel, one process, is taken off).
  */
-async function forksOf(session: SshSession, action: () => Promise<unknown>): Promise<number> {
+async function forksOf(session: GuestSession, action: () => Promise<unknown>): Promise<number> {
   const count = async () => {
     let value = Number.NaN;
     await session.exec(FORK_COUNT, { onStdout: (line) => (value = Number(line)) });
@@ -545,7 +558,7 @@ try {
         const rawRestores = await rawRuns(label, "raw restore", () =>
           rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg", {
             restoreFrom: state,
-            agentSession: mode.agentSession ?? true,
+            agentChannel: mode.agentChannel ?? "commands",
             ...(mode.tcgAddressRandomization ? { tcgAddressRandomization: true } : {}),
           }),
         );

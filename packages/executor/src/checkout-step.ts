@@ -1,5 +1,5 @@
 import type { Checkout, JobRequest } from "@solstice/protocol";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 
 /**
  * The local repository's commit, for `ciadm run`: a git bundle made on the developer's machine
@@ -111,7 +111,7 @@ function serverOf(repoUrl: string): string {
 }
 
 /** Uploads the local bundle and returns where it is in the guest. */
-export async function uploadBundle(session: SshSession, source: LocalCheckoutSource, jobId: string): Promise<string> {
+export async function uploadBundle(session: GuestSession, source: LocalCheckoutSource, jobId: string): Promise<string> {
   const remote = `/tmp/solstice-checkout-${jobId}.bundle`;
   await session.upload(remote, source.bundle, 0o600);
   return remote;

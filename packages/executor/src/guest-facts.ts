@@ -1,5 +1,5 @@
 import type { JobRequest } from "@solstice/protocol";
-import { type SshSession, shellQuote } from "@solstice/ssh";
+import { type GuestSession, shellQuote } from "@solstice/ssh";
 import { eventPath, type GuestFacts, guestPlatform, workspacePath } from "./step-environment.ts";
 
 /** RUNNER_TEMP: the fresh VM's /tmp, as the planner's runner context says (`runner.temp`). */
@@ -76,7 +76,7 @@ export function rememberBasics(identity: string | undefined, basics: GuestBasics
 }
 
 /** Learns the guest's basics in one round trip (a warm pool does it while its VM waits). */
-export async function learnGuestBasics(session: SshSession, signal?: AbortSignal): Promise<GuestBasics> {
+export async function learnGuestBasics(session: GuestSession, signal?: AbortSignal): Promise<GuestBasics> {
   const lines: string[] = [];
   const result = await session.exec(BASICS_SCRIPT, { ...(signal ? { signal } : {}), onStdout: (l) => lines.push(l) });
   if (result.exitCode !== 0)
@@ -116,7 +116,7 @@ export function guestSetup(guest: PreparedGuest, event: unknown, prelude = ""): 
  * basics, in one round trip. `prelude` (shell, printing nothing) rides on it too.
  */
 export async function prepareGuest(
-  session: SshSession,
+  session: GuestSession,
   job: JobRequest,
   event: unknown,
   signal: AbortSignal,

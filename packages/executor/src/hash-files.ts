@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 import { type CompiledGlobs, compileGlobs } from "./glob-patterns.ts";
 
 /** As the Actions runner: a hashFiles() call that takes longer fails the expression. */
@@ -155,7 +155,7 @@ export function hashFilesCommand(args: readonly string[], roots: HashFilesRoots)
  * hashed there, combined here. Throws HashFilesError naming the call when it cannot.
  */
 export async function hashFilesInGuest(
-  session: SshSession,
+  session: GuestSession,
   args: readonly string[],
   roots: HashFilesRoots,
   signal: AbortSignal,

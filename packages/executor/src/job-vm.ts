@@ -1,6 +1,6 @@
 import type { ImageProgress } from "@solstice/images";
 import type { JobRequest } from "@solstice/protocol";
-import { connectSsh, type SshSession } from "@solstice/ssh";
+import { connectSsh, type GuestSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { type GuestBasics, learnGuestBasics } from "./guest-facts.ts";
@@ -27,7 +27,7 @@ export interface JobVmOptions {
 export interface WarmVm {
   readonly vm: Vm;
   /** An SSH session the pool opened while the VM waited; the job uses it while it is still open. */
-  readonly session?: SshSession;
+  readonly session?: GuestSession;
   /** The guest's basics, learned while it waited: the job then needs no round trip of its own. */
   readonly basics?: GuestBasics;
 }
@@ -75,7 +75,7 @@ export async function attachWarmVm(vm: Vm, signal?: AbortSignal): Promise<Requir
 
 export interface JobVm {
   readonly vm: Vm;
-  readonly session: SshSession;
+  readonly session: GuestSession;
   /** Whether the VM came from the warm pool (its clock may have drifted while it waited). */
   readonly warm: boolean;
 }

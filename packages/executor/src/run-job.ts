@@ -1,6 +1,6 @@
 import type { ImageProgress } from "@solstice/images";
 import { type FleetKeyring, type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 import type { NetworkPolicy, Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 import { type ActionsRuntimeEnv, NO_ACTIONS_RUNTIME, unsealActionsRuntime } from "./actions/actions-runtime.ts";
@@ -125,7 +125,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
 
   const steps: StepResult[] = [];
   let vm: Vm | undefined;
-  let session: SshSession | undefined;
+  let session: GuestSession | undefined;
   let result: Outcome = Outcome.SUCCESS;
   let reason = "";
   let secrets: JobSecrets = new Map();
@@ -315,7 +315,7 @@ export async function runJob(options: RunJobOptions): Promise<JobResult> {
 export interface FailedVm {
   readonly job: JobRequest;
   readonly vm: Vm;
-  readonly session: SshSession;
+  readonly session: GuestSession;
   readonly events: JobEventStream;
 }
 
@@ -323,7 +323,7 @@ async function offerFailedVm(
   options: RunJobOptions,
   result: Outcome,
   vm: Vm | undefined,
-  session: SshSession | undefined,
+  session: GuestSession | undefined,
 ): Promise<boolean> {
   if (!options.keepFailedVm || !vm || !session || result !== Outcome.FAILURE || options.signal.aborted) return false;
   try {
@@ -337,7 +337,7 @@ async function offerFailedVm(
 
 interface StepContext {
   readonly step: PlannedStep;
-  readonly session: SshSession;
+  readonly session: GuestSession;
   readonly events: JobEventStream;
   readonly signal: AbortSignal;
   readonly job: JobRequest;
@@ -542,7 +542,7 @@ async function runPres(
   guestActions: GuestActions,
   job: JobRequest,
   runtime: StepRuntime,
-  session: SshSession,
+  session: GuestSession,
   signal: AbortSignal,
   baseEnv: Record<string, string>,
 ): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { type SshSession, shellQuote } from "@solstice/ssh";
+import { type GuestSession, shellQuote } from "@solstice/ssh";
 
 /** The four files a step writes to talk back to the runner, as on GitHub and Forgejo. */
 export const RUNNER_FILES = {
@@ -32,7 +32,7 @@ export function runnerFilePaths(dir: string, stepIndex: number): Record<RunnerFi
  * change its bytes; a file over MAX_RUNNER_FILE_BYTES is an error naming it.
  */
 export async function readRunnerFiles<K extends string = RunnerFileVariable>(
-  session: SshSession,
+  session: GuestSession,
   paths: Record<K, string>,
   signal: AbortSignal,
 ): Promise<Record<K, string>> {

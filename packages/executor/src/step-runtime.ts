@@ -1,5 +1,5 @@
 import { type JobRequest, Outcome, type PlannedStep } from "@solstice/protocol";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 import {
   type ContextValues,
   DEFAULT_SHELL,
@@ -139,7 +139,7 @@ export class StepRuntime {
   }
 
   /** Evaluates the job env values the planner deferred (they read runner.*, hashFiles…), once, before any step. */
-  async start(session: SshSession, signal: AbortSignal): Promise<void> {
+  async start(session: GuestSession, signal: AbortSignal): Promise<void> {
     const contexts = this.contexts({}, { jobFailed: false, cancelled: false });
     this.jobEnv = await this.withGuestHashes(session, signal, (options) =>
       Object.fromEntries(
@@ -192,7 +192,7 @@ export class StepRuntime {
    * hashFiles() in their `if`, `run`, `env`, `with`… and in input defaults).
    */
   async withGuestHashes<T>(
-    session: SshSession,
+    session: GuestSession,
     signal: AbortSignal,
     compute: (options: EvaluateOptions) => T,
   ): Promise<T> {
@@ -274,7 +274,7 @@ export class StepRuntime {
   }
 
   /** Runs the pending setup on its own, before a command that needs it and is not a step. */
-  async flushSetup(session: SshSession, signal: AbortSignal): Promise<void> {
+  async flushSetup(session: GuestSession, signal: AbortSignal): Promise<void> {
     const setup = this.takeSetup();
     if (!setup) return;
     let done = false;
@@ -298,7 +298,7 @@ export class StepRuntime {
   }
 
   /** Decides the step's `if:`; throws ExpressionError or HashFilesError for one that cannot be evaluated. */
-  shouldRun(step: PlannedStep, status: JobStatus, session: SshSession, signal: AbortSignal): Promise<boolean> {
+  shouldRun(step: PlannedStep, status: JobStatus, session: GuestSession, signal: AbortSignal): Promise<boolean> {
     const contexts = this.contexts({}, status, step);
     return this.withGuestHashes(session, signal, (options) =>
       evaluateCondition(step.condition, { ...contexts, env: this.envFor(step, contexts, options) }, status, options),
@@ -309,7 +309,12 @@ export class StepRuntime {
    * Evaluates the step's deferred expressions (hashFiles() in the guest) and says what its run
    * must check first. Throws ExpressionError or HashFilesError with a message naming the problem.
    */
-  async resolve(step: PlannedStep, status: JobStatus, session: SshSession, signal: AbortSignal): Promise<ResolvedStep> {
+  async resolve(
+    step: PlannedStep,
+    status: JobStatus,
+    session: GuestSession,
+    signal: AbortSignal,
+  ): Promise<ResolvedStep> {
     const contexts = this.contexts({}, status, step);
     const files = runnerFilePaths(this.filesDir, step.index);
     return this.withGuestHashes(session, signal, (options): ResolvedStep => {
@@ -381,7 +386,7 @@ export class StepRuntime {
     step: PlannedStep,
     resolved: ResolvedStep,
     result: { outcome: Outcome; conclusion: Outcome; outputs?: Record<string, string> },
-    session: SshSession,
+    session: GuestSession,
     signal: AbortSignal,
   ): Promise<{ outputs: Record<string, string>; summary: string }> {
     // A composite action's outputs come from its `outputs:`, evaluated after its steps.

@@ -1,6 +1,7 @@
 #!/bin/sh
 # /usr/sbin/dropbear of the debian-12-fast guest (Debian's dropbear is diverted to
-# /usr/sbin/dropbear.real). The key agent starts the SSH server through fresh-start, which sets the
+# /usr/sbin/dropbear.real), and /usr/lib/solstice/job-commands, which the agent starts in its place
+# to serve the job's commands on its channel (decision 0010): the same start either way. The key agent starts the SSH server through fresh-start, which sets the
 # clock and forces the CRNG to reseed first, so this runs once per job, after the reseed, before the
 # agent says READY: the place for what makes a restored clone of the template its own and what a
 # step's environment needs. Builtins only: every process costs 10-40 ms under TCG after a restore.
@@ -28,9 +29,12 @@ if [ -n "$first" ]; then
   read -r name < /proc/sys/kernel/hostname && echo "$name" > /etc/hostname
 fi
 
-# What every SSH command (so every step) starts with, as GitHub's runners give it: dropbear sets
-# USER, LOGNAME, HOME, SHELL and Debian's root PATH itself and, with -e, passes on the rest of this
-# environment, which is LANG and nothing of the agent's unit.
+# What every command (so every step) starts with, as GitHub's runners give it: dropbear and
+# job-commands set USER, LOGNAME, HOME, SHELL and Debian's root PATH themselves and, with -e or
+# --keep-env, pass on the rest of this environment, which is LANG and nothing of the agent's unit.
 unset INVOCATION_ID JOURNAL_STREAM SYSTEMD_EXEC_PID
 export LANG=C.UTF-8
+case "$0" in
+  */job-commands) exec /usr/sbin/job-commands --keep-env ;;
+esac
 exec /usr/sbin/dropbear.real -e "$@"

@@ -13,13 +13,13 @@
 # Env:   DEBIAN_CONFIGURE (debian-configure.sh: the updates and what every Debian guest of ours
 #        shares with this one), SUITE, MIRROR, SECURITY_MIRROR, DEB_CACHE (debootstrap's .deb cache, kept between builds),
 #        DISK_SIZE_MIB, PACKAGES (comma-separated, for --include)
-#        GUEST_INIT (tiny-fast-init.sh, the key agent), FRESH_START_C, DROPBEAR_WRAPPER,
+#        GUEST_INIT (tiny-fast-init.sh, the key agent), FRESH_START_C, JOB_COMMANDS_C, DROPBEAR_WRAPPER,
 #        INITRAMFS_INIT (debian-12-fast-init.sh), KERNEL_META, INITRAMFS_MODULES (in load order)
 # Prints "::phase <name> <detail>" lines for progress.
 set -euo pipefail
 OUT=$(realpath "$1") W=$(realpath "$2")
 : "${DEBIAN_CONFIGURE:?}" "${SUITE:?}" "${MIRROR:?}" "${SECURITY_MIRROR:?}" "${DEB_CACHE:?}" "${DISK_SIZE_MIB:?}" "${PACKAGES:?}"
-: "${GUEST_INIT:?}" "${FRESH_START_C:?}" "${DROPBEAR_WRAPPER:?}" "${INITRAMFS_INIT:?}" "${KERNEL_META:?}" "${INITRAMFS_MODULES:?}"
+: "${GUEST_INIT:?}" "${FRESH_START_C:?}" "${JOB_COMMANDS_C:?}" "${DROPBEAR_WRAPPER:?}" "${INITRAMFS_INIT:?}" "${KERNEL_META:?}" "${INITRAMFS_MODULES:?}"
 phase() { echo "::phase $*"; }
 # Make SIGTERM (an aborted build) run the EXIT trap that unmounts the chroot's /proc.
 trap 'exit 143' TERM INT
@@ -49,6 +49,9 @@ KVER=$(ls "$R/lib/modules" | sort -V | tail -n1)
 # dpkg from putting the binary back over it on an upgrade.
 chroot "$R" dpkg-divert --quiet --local --rename --divert /usr/sbin/dropbear.real --add /usr/sbin/dropbear
 install -m 755 "$DROPBEAR_WRAPPER" "$R/usr/sbin/dropbear"
+# The same wrapper starts the job's commands on the agent's channel (it looks at its name).
+mkdir -p "$R/usr/lib/solstice"
+install -m 755 "$DROPBEAR_WRAPPER" "$R/usr/lib/solstice/job-commands"
 
 # ---- 2. configure -----------------------------------------------------------------
 phase configuring "systemd, key agent, dropbear"
@@ -83,7 +86,8 @@ mkdir -p "$R/usr/lib/solstice" "$R/root/.ssh" "$R/etc/dropbear" "$R/etc/acpi"
 chmod 700 "$R/root/.ssh"
 install -m 755 "$GUEST_INIT" "$R/usr/lib/solstice/key-agent"
 gcc -static -Os -o "$R/usr/sbin/fresh-start" "$FRESH_START_C"
-strip "$R/usr/sbin/fresh-start"
+gcc -static -Os -o "$R/usr/sbin/job-commands" "$JOB_COMMANDS_C"
+strip "$R/usr/sbin/fresh-start" "$R/usr/sbin/job-commands"
 # QMP system_powerdown (a debug VM's graceful end) reaches acpid as the power button; the agent
 # starts acpid with `-c /etc/acpi`, the directory it reads rules from.
 printf 'event=button/power.*\naction=/bin/systemctl --no-block poweroff\n' > "$R/etc/acpi/power-button"

@@ -14,6 +14,10 @@
 #   SESSION                   (before GO) serve the job's SSH session on this port too
 #                             (decision 0010): after GO the port carries SSH, and the guest's
 #                             answer is the SSH server's identification line instead of READY
+#   COMMANDS                  (before GO) serve the job's commands on this port instead
+#                             (decision 0010, option 2): after GO the port carries job-commands'
+#                             frames, and the guest's answer is its greeting line
+#                             "SOLSTICE-COMMANDS 1" instead of READY
 #   GO                        start dropbear through fresh-start (clock, entropy, reseed, then
 #                             dropbear, in one process); the guest answers READY once it listens
 #                             on port 22 (or FAILED <why>); with SESSION, `dropbear -i` speaks on
@@ -76,7 +80,7 @@ say "agent waiting on $PORT"
 # starts before that. The port is never closed meanwhile: Linux drops a port's unread data when
 # it is closed, which would lose items the host sent in that moment.
 exec 3<>"$PORT"
-GO= FAILED= CLOCK=0 SEED= SESSION=
+GO= FAILED= CLOCK=0 SEED= SESSION= COMMANDS=
 while [ -z "$GO" ]; do
   if ! read -r cmd arg <&3; then
     sleep 0.01
@@ -89,6 +93,7 @@ while [ -z "$GO" ]; do
     HOSTKEY_DB) printf "$arg" > /etc/dropbear/dropbear_ed25519_host_key || FAILED="${FAILED}hostkey " ;;
     AUTH) echo "$arg" >> /root/.ssh/authorized_keys ;;
     SESSION) SESSION=1 ;;
+    COMMANDS) COMMANDS=1 ;;
     SCRUB)
       # Freed memory keeps what it held (the unpacked initramfs's 33 MB, for one): filling the
       # free pages with zeros once lets the saved state skip them (QEMU stores a zero page as a
@@ -117,11 +122,18 @@ if [ -n "$FAILED" ]; then
 fi
 # -W: a 2 MB receive window, as in tiny-init.sh (uploads into the guest are round-trip bound without).
 KEY=/etc/dropbear/dropbear_ed25519_host_key
-if [ -n "$SESSION" ]; then
-  # The job's session on this port: fresh-start reseeds, then relays the port to `dropbear -i`
-  # (which needs a socket) and stays until the session ends. Its first bytes on the port are
-  # dropbear's identification line, the host's signal that SSH runs with the keys it sent.
-  fresh-start "$SEED" "$CLOCK" --relay 3 dropbear -i -r $KEY -s -W 2097152 &
+if [ -n "$SESSION$COMMANDS" ]; then
+  # The job's session on this port: fresh-start reseeds, then relays the port to the server
+  # (which needs a socket) and stays until the session ends. Its first bytes on the port are the
+  # server's first line — dropbear's identification, or job-commands' greeting (an image may
+  # start it through a script of its own) —, the host's signal that it runs with what it sent.
+  if [ -z "$COMMANDS" ]; then
+    fresh-start "$SEED" "$CLOCK" --relay 3 dropbear -i -r $KEY -s -W 2097152 &
+  elif [ -x /usr/lib/solstice/job-commands ]; then
+    fresh-start "$SEED" "$CLOCK" --relay 3 /usr/lib/solstice/job-commands &
+  else
+    fresh-start "$SEED" "$CLOCK" --relay 3 job-commands &
+  fi
   session=$!
   # The agent has nothing urgent left: at the lowest priority from here, and the listener on
   # port 22 (debug access) starts only once the job's handshake has had the vCPU: a process

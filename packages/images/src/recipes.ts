@@ -306,6 +306,7 @@ const tinyFastInputs = {
   DEBIAN_APT: "debian-apt.sh",
   GUEST_INIT: "tiny-fast-init.sh",
   FRESH_START_C: "fresh-start.c",
+  JOB_COMMANDS_C: "job-commands.c",
 };
 
 /** The tiny guest for the fast boot paths: microvm, PVH kernel, key agent, snapshot restore. */
@@ -365,6 +366,7 @@ const debian12Fast: ImageRecipe = {
     DEBIAN_CONFIGURE: "debian-configure.sh",
     GUEST_INIT: "tiny-fast-init.sh",
     FRESH_START_C: "fresh-start.c",
+    JOB_COMMANDS_C: "job-commands.c",
     DROPBEAR_WRAPPER: "debian-12-fast-dropbear.sh",
     INITRAMFS_INIT: "debian-12-fast-init.sh",
   },

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { GuestArch, ImageProgress, LocalImage } from "@solstice/images";
-import type { SshSession, SshTarget } from "@solstice/ssh";
+import type { GuestSession, SshTarget } from "@solstice/ssh";
 import type { Logger } from "pino";
 
 /**
@@ -55,12 +55,12 @@ export interface Vm {
    */
   readonly exited?: Promise<void>;
   /**
-   * The SSH session the guest served on its key agent's private channel while it booted
-   * (decision 0010), already authenticated with `ssh`'s keys: handed to the first caller, once;
-   * undefined after that, once it has closed, or for guests that serve SSH on the network only.
-   * Every other session connects to `ssh`.
+   * The session the guest served on its key agent's private channel while it booted (decision
+   * 0010): the job's commands, or SSH already authenticated with `ssh`'s keys. Handed to the
+   * first caller, once; undefined after that, once it has closed, or for guests that serve SSH
+   * on the network only. Every other session connects to `ssh`.
    */
-  takeSession?(): SshSession | undefined;
+  takeSession?(): GuestSession | undefined;
   /**
    * Gives a VM booted with `pooled` to the job named `vmName`. A backend whose guests take their
    * keys after boot (a key agent) sends them here; one with nothing to do leaves it out.

@@ -11,7 +11,14 @@ export { VmError } from "./errors.ts";
 export { qemuSystemBinary } from "./guest-machine.ts";
 // Low-level pieces of a boot, for the boot benchmark's raw-QEMU baseline and the agent's tests.
 export { hostTscKhz } from "./host-tsc.ts";
-export { type AgentDelivery, agentMessage, deliverKeys, tellAgent } from "./key-agent.ts";
+export {
+  type AgentChannel,
+  type AgentDelivery,
+  agentMessage,
+  deliverKeys,
+  type ServedChannel,
+  tellAgent,
+} from "./key-agent.ts";
 export { GUEST_GATEWAY_ADDRESS, type QemuArgsInput, qemuArgs } from "./qemu-args.ts";
 export type { QemuBackend, QemuBackendOptions, QemuVm } from "./qemu-backend.ts";
 export { createQemuBackend } from "./qemu-backend.ts";

@@ -13,14 +13,29 @@ const SCRUB_POLL_MS = 20;
 /** Bytes of host entropy credited to the guest, forcing its CRNG to reseed. */
 const RESEED_BYTES = 32;
 
+/**
+ * What the agent serves on its channel for the job once it has the keys (decision 0010): the
+ * job's commands (job-commands), an SSH session (`dropbear -i`), or nothing (SSH on port 22 only).
+ */
+export type AgentChannel = "commands" | "ssh" | "none";
+
 export interface AgentDelivery {
   readonly socketPath: string;
   readonly keys: JobKeys;
   readonly hostname: string;
   readonly signal: AbortSignal;
-  /** Ask the agent to serve the job's SSH session on its channel (default true; decision 0010). */
-  readonly session?: boolean;
+  /** Default "commands". */
+  readonly channel?: AgentChannel;
 }
+
+/** The agent's channel, serving what it was asked for; its greeting read (SSH's pushed back). */
+export interface ServedChannel {
+  readonly kind: "commands" | "ssh";
+  readonly socket: Socket;
+}
+
+/** job-commands' first line (packages/images/recipes/job-commands.c). */
+const COMMANDS_GREETING = "SOLSTICE-COMMANDS ";
 
 /** Longest answer line the host reads from the agent (an SSH identification line is at most 255 bytes). */
 const MAX_ANSWER_BYTES = 4096;
@@ -28,20 +43,22 @@ const MAX_ANSWER_BYTES = 4096;
 /**
  * Gives the guest's key agent (images with `keys: agent`) its clock, fresh entropy with a forced
  * CRNG reseed, hostname, authorized key and host key, and resolves once its SSH server runs with
- * them. An agent that serves SSH on its own channel (`SESSION`) answers with the server's
- * identification line: the channel is returned, that line still unread, for the job's SSH
- * session (decision 0010). One that does not answers READY once dropbear listens on port 22, and
- * nothing is returned. Lines sent before the guest opens its port wait in the socket: QEMU reads
+ * them. An agent that serves the job's commands on its own channel (`COMMANDS`) answers with
+ * job-commands' greeting, one that serves SSH there (`SESSION`) with the server's identification
+ * line: the channel is returned for the job (decision 0010), the SSH line still unread. One that
+ * serves neither (asked for none, or an older agent) answers READY once dropbear listens on port
+ * 22, and nothing is returned. Lines sent before the guest opens its port wait in the socket: QEMU reads
  * nothing from it until the guest side is open. A FAILED answer, or the agent hanging up, is a
  * boot failure: the guest never runs SSH with keys we did not give it.
  */
-export async function deliverKeys(delivery: AgentDelivery): Promise<Socket | undefined> {
+export async function deliverKeys(delivery: AgentDelivery): Promise<ServedChannel | undefined> {
   const { answer, socket } = await exchange(
     delivery.socketPath,
-    agentMessage(delivery.keys, delivery.hostname, { session: delivery.session ?? true }),
+    agentMessage(delivery.keys, delivery.hostname, { channel: delivery.channel ?? "commands" }),
     delivery.signal,
   );
-  if (answer.startsWith("SSH-")) return socket;
+  if (answer.startsWith(COMMANDS_GREETING)) return { kind: "commands", socket };
+  if (answer.startsWith("SSH-")) return { kind: "ssh", socket };
   socket.destroy();
   if (answer !== "READY") throw new VmError("boot_failed", `the guest's key agent refused to start SSH: ${answer}`);
   return undefined;
@@ -49,8 +66,8 @@ export async function deliverKeys(delivery: AgentDelivery): Promise<Socket | und
 
 /**
  * Sends `message` (items of the agent protocol) to the agent listening on `socketPath`, once QEMU
- * has created it, and returns the agent's answer: `READY`, `FAILED <why>`, or the identification
- * line of the SSH server it serves on the channel.
+ * has created it, and returns the agent's answer: `READY`, `FAILED <why>`, job-commands' greeting
+ * or the identification line of the SSH server it serves on the channel.
  */
 export async function tellAgent(socketPath: string, message: string, signal: AbortSignal): Promise<string> {
   const { answer, socket } = await exchange(socketPath, message, signal);
@@ -60,7 +77,8 @@ export async function tellAgent(socketPath: string, message: string, signal: Abo
 
 /**
  * The agent's answer, and its socket still open. After an SSH identification line the socket is
- * paused with that line pushed back, so an SSH client reads the stream from its start.
+ * paused with that line pushed back, so an SSH client reads the stream from its start; after
+ * job-commands' greeting, paused with what follows the line pushed back.
  */
 async function exchange(
   socketPath: string,
@@ -78,6 +96,13 @@ async function exchange(
         // The SSH server speaks from here on: its first line goes back for the SSH client.
         socket.pause();
         socket.unshift(pending);
+        settle?.resolve(line);
+        return;
+      }
+      if (line.startsWith(COMMANDS_GREETING)) {
+        // job-commands' frames follow its greeting.
+        socket.pause();
+        if (pending.length > end + 1) socket.unshift(pending.subarray(end + 1));
         settle?.resolve(line);
         return;
       }
@@ -114,7 +139,7 @@ async function exchange(
 }
 
 /** The agent's input, one item per line (the protocol is described in recipes/tiny-fast-init.sh). */
-export function agentMessage(keys: JobKeys, hostname: string, opts: { session?: boolean } = {}): string {
+export function agentMessage(keys: JobKeys, hostname: string, opts: { channel?: AgentChannel } = {}): string {
   if (!/^[a-z0-9-]{1,63}$/.test(hostname)) throw new VmError("boot_failed", `unusable hostname ${hostname}`);
   const items = [
     `TIME ${Math.floor(Date.now() / 1000)}`,
@@ -123,9 +148,9 @@ export function agentMessage(keys: JobKeys, hostname: string, opts: { session?: 
     `AUTH ${keys.client.publicKey.replace(/\s+/g, " ").trim()}`,
     // Already in dropbear's format, as printf octal escapes: the guest writes it with a builtin.
     `HOSTKEY_DB ${[...dropbearHostKey(keys.host.privateKey)].map((b) => `\\${b.toString(8).padStart(3, "0")}`).join("")}`,
-    // Serve the job's SSH session on this channel too (decision 0010); an agent that does not
-    // know the item says so on its console and answers READY as before.
-    ...(opts.session === false ? [] : ["SESSION"]),
+    // Serve the job's commands (or an SSH session) on this channel too (decision 0010); an agent
+    // that does not know the item says so on its console and answers READY as before.
+    ...({ commands: ["COMMANDS"], ssh: ["SESSION"], none: [] } as const)[opts.channel ?? "commands"],
     "GO",
   ];
   return `${items.join("\n")}\n`;

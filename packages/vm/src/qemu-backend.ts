@@ -6,8 +6,10 @@ import { isAbsolute, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type GuestArch, hostArch, type ImageProgress, type LocalImage, withBuildLock } from "@solstice/images";
 import {
+  ChannelSession,
   connectSsh,
   freeLocalPort,
+  type GuestSession,
   generateJobKeys,
   SshError,
   type SshSession,
@@ -21,7 +23,7 @@ import { ConsoleCapture } from "./console-capture.ts";
 import { VmError } from "./errors.ts";
 import { qemuSystemBinary, qemuSystemPackage } from "./guest-machine.ts";
 import { hostTscKhz } from "./host-tsc.ts";
-import { deliverKeys } from "./key-agent.ts";
+import { type AgentChannel, deliverKeys } from "./key-agent.ts";
 import { cutNamespaceNetwork } from "./netns-cut.ts";
 import { type LaunchedVm, launchInNetns } from "./netns-launch.ts";
 import { OverlayMaker } from "./overlay.ts";
@@ -54,10 +56,11 @@ export interface QemuBackendOptions {
    */
   snapshots?: boolean;
   /**
-   * Whether guests with a key agent serve the job's SSH session on the agent's channel (default
-   * true, decision 0010); false has them answer READY and listen on port 22 only, to compare.
+   * What guests with a key agent serve the job on the agent's channel (decision 0010): its
+   * commands (default; images whose SSH user is root, whom job-commands runs as), an SSH session,
+   * or nothing (they answer READY and listen on port 22 only). The others are there to compare.
    */
-  agentSession?: boolean;
+  agentChannel?: AgentChannel;
   /**
    * Whether guests under TCG keep their processes' address randomization (default false: the
    * kernel gets `norandmaps`, so every process reuses the code TCG already translated; decision
@@ -280,7 +283,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         qemuBinary: qemuBinaryFor(spec.image.arch),
         accelerator,
         tscKhz,
-        agentSession: opts.agentSession ?? true,
+        agentChannel: opts.agentChannel ?? "commands",
         ...addressRandomization,
       };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
@@ -313,8 +316,8 @@ async function bootVm(ctx: {
   restoreFrom?: string;
   /** Boot only until the key agent waits, save the state here; the caller destroys the VM. */
   saveStateTo?: string;
-  /** Ask the agent for the job's session on its channel (QemuBackendOptions.agentSession). */
-  agentSession?: boolean;
+  /** What the agent serves the job on its channel (QemuBackendOptions.agentChannel). */
+  agentChannel?: AgentChannel;
   /** With `saveStateTo`: where the VM's overlay goes once QEMU has exited (the state's disk layer). */
   saveDiskTo?: string;
   /** QemuBackendOptions.tcgAddressRandomization. */
@@ -341,7 +344,7 @@ async function bootVm(ctx: {
   let qemuGone = false;
   let destroying: Promise<void> | undefined;
   /** The SSH session served on the agent's channel, until someone takes it. */
-  let channelSession: SshSession | undefined;
+  let channelSession: GuestSession | undefined;
 
   const destroy = (): Promise<void> => {
     destroying ??= (async () => {
@@ -453,21 +456,27 @@ async function bootVm(ctx: {
       }
       if (agentSocket !== undefined) {
         // The agent answers once its SSH server runs: no banner probe after it.
+        // job-commands runs commands as the agent's user, root: an image with another SSH user
+        // gets the SSH session on the channel instead.
+        const wanted = ctx.agentChannel ?? "commands";
         const channel = await deliverKeys({
           socketPath: agentSocket,
           keys,
           hostname: hostnameFor(spec.vmName),
           signal: boot.signal,
-          session: ctx.agentSession ?? true,
+          channel: wanted === "commands" && image.sshUser !== "root" ? "ssh" : wanted,
         });
         phases.agent = Date.now() - started;
-        if (channel) {
-          // The job's session, on the agent's private channel (decision 0010): opened as soon as
-          // the guest serves it, with the same pinned host key and per-VM client key as over TCP.
-          // Bounded by the boot's own deadline, not a connection's: it is part of the boot now,
-          // and a guest starved by a busy host may take longer than a TCP handshake's bound.
+        if (channel?.kind === "commands") {
+          // The job's commands, on the agent's private channel (decision 0010): no handshake.
+          channelSession = new ChannelSession(channel.socket, image.sshUser);
+        } else if (channel) {
+          // The job's SSH session, on the agent's private channel: opened as soon as the guest
+          // serves it, with the same pinned host key and per-VM client key as over TCP. Bounded by
+          // the boot's own deadline, not a connection's: it is part of the boot now, and a guest
+          // starved by a busy host may take longer than a TCP handshake's bound.
           channelSession = await connectSsh(ssh, {
-            sock: channel,
+            sock: channel.socket,
             signal: boot.signal,
             readyTimeoutMs: Math.max(bootTimeoutMs - (Date.now() - started), 1_000),
           });

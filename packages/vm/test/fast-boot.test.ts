@@ -7,11 +7,12 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { ensureImage, type LocalImage } from "@solstice/images";
 import {
+  ChannelSession,
   connectSsh,
   freeLocalPort,
+  type GuestSession,
   generateJobKeys,
   HostKeyMismatchError,
-  type SshSession,
   waitForSshBanner,
 } from "@solstice/ssh";
 import {
@@ -36,7 +37,7 @@ const fastImage = (): Promise<LocalImage> => ensureImage("tiny-fast", { log });
  * Runs `script` in the guest over SSH with the VM's pinned host key; stdout lines. The session
  * the guest served on its agent's channel when there is one (the job's), else one over TCP.
  */
-async function run(vm: QemuVm, script: string, given?: SshSession): Promise<string[]> {
+async function run(vm: QemuVm, script: string, given?: GuestSession): Promise<string[]> {
   const session = given ?? vm.takeSession?.() ?? (await connectSsh(vm.ssh, { readyTimeoutMs: 30_000 }));
   try {
     const out: string[] = [];
@@ -80,10 +81,14 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
       const vm = await backend.boot({ vmName: name, image, log });
       try {
         assert.equal(vm.restored, true);
-        // The job's session came up on the agent's private channel, authenticated with the
-        // pinned host key before boot returned (decision 0010); only one caller gets it.
+        // The job's commands came up on the agent's private channel before boot returned
+        // (decision 0010); only one caller gets the session.
         const channelSession = vm.takeSession?.();
-        assert.ok(channelSession?.open, "the restored guest served an SSH session on its agent's channel");
+        assert.ok(
+          channelSession instanceof ChannelSession,
+          "the restored guest served the job's commands on its agent's channel",
+        );
+        assert.ok(channelSession.open);
         assert.equal(vm.takeSession?.(), undefined, "the channel's session is handed out once");
         const [random, hostname, skew] = await run(
           vm,
@@ -139,11 +144,17 @@ describe("tiny-fast", { timeout: 600_000 }, () => {
         privateKey: keys.client.privateKey,
         hostKey: keys.host.publicKey,
       };
-      const channel = await deliverKeys({ socketPath: vm.agentSocket, keys, hostname: "channel-pin", signal });
-      assert.ok(channel, "an agent told SESSION answers with an SSH server on its channel");
+      const channel = await deliverKeys({
+        socketPath: vm.agentSocket,
+        keys,
+        hostname: "channel-pin",
+        signal,
+        channel: "ssh",
+      });
+      assert.equal(channel?.kind, "ssh", "an agent told SESSION answers with an SSH server on its channel");
       // A client that expects another host key is refused on the channel as over TCP.
       await assert.rejects(
-        connectSsh({ ...target, hostKey: generateJobKeys().host.publicKey }, { sock: channel, signal }),
+        connectSsh({ ...target, hostKey: generateJobKeys().host.publicKey }, { sock: channel.socket, signal }),
         HostKeyMismatchError,
       );
       // The listener on port 22 starts beside the session, at low priority: it serves the keys

@@ -52,29 +52,51 @@ async function readAll(socket: Socket, bytes: number): Promise<string> {
 const keys = generateJobKeys();
 const signal = () => AbortSignal.timeout(10_000);
 
-test("an agent serving the session answers with the SSH identification line, which stays on the channel for the client", {
+test("an agent serving the job's commands answers with job-commands' greeting; the frames behind it stay on the channel", {
   timeout: 20_000,
 }, async () => {
-  // The line split across writes, and SSH bytes right behind it in the same write.
-  const agent = await fakeAgent(["SSH-2.0-drop", "bear_2022.83\r\n\x00\x00\x01\x0cKEXINIT..."]);
+  // The greeting split across writes, and a frame right behind it in the same write.
+  const agent = await fakeAgent(["SOLSTICE-COMM", "ANDS 1\nx\x00\x00\x00\x01"]);
   try {
     const channel = await deliverKeys({ socketPath: agent.path, keys, hostname: "a-guest", signal: signal() });
-    assert.ok(channel, "a channel is returned");
+    assert.equal(channel?.kind, "commands");
     const sent = await agent.received;
     assert.match(sent, /^TIME \d+\nRESEED [0-9a-f]{64}\nNAME a-guest\nAUTH ssh-ed25519 \S+ solstice-client\n/);
-    assert.match(sent, /\nSESSION\nGO\n$/);
-    const expected = "SSH-2.0-dropbear_2022.83\r\n\x00\x00\x01\x0cKEXINIT...";
-    assert.equal(await readAll(channel, expected.length), expected);
-    channel.destroy();
+    assert.match(sent, /\nCOMMANDS\nGO\n$/);
+    assert.equal(await readAll(channel.socket, 5), "x\x00\x00\x00\x01");
+    channel.socket.destroy();
   } finally {
     agent.server.close();
   }
 });
 
-test("an agent that does not serve the session answers READY: no channel, SSH on port 22 as before", {
+test("an agent serving an SSH session answers with the SSH identification line, which stays on the channel for the client", {
   timeout: 20_000,
 }, async () => {
-  const agent = await fakeAgent(["solstice-guest: unknown item SESSION\n", "READY\n"]);
+  // The line split across writes, and SSH bytes right behind it in the same write.
+  const agent = await fakeAgent(["SSH-2.0-drop", "bear_2022.83\r\n\x00\x00\x01\x0cKEXINIT..."]);
+  try {
+    const channel = await deliverKeys({
+      socketPath: agent.path,
+      keys,
+      hostname: "a-guest",
+      signal: signal(),
+      channel: "ssh",
+    });
+    assert.equal(channel?.kind, "ssh");
+    assert.match(await agent.received, /\nSESSION\nGO\n$/);
+    const expected = "SSH-2.0-dropbear_2022.83\r\n\x00\x00\x01\x0cKEXINIT...";
+    assert.equal(await readAll(channel.socket, expected.length), expected);
+    channel.socket.destroy();
+  } finally {
+    agent.server.close();
+  }
+});
+
+test("an agent that does not serve the channel answers READY: no channel, SSH on port 22 as before", {
+  timeout: 20_000,
+}, async () => {
+  const agent = await fakeAgent(["solstice-guest: unknown item COMMANDS\n", "READY\n"]);
   try {
     assert.equal(await deliverKeys({ socketPath: agent.path, keys, hostname: "b", signal: signal() }), undefined);
   } finally {
@@ -82,17 +104,17 @@ test("an agent that does not serve the session answers READY: no channel, SSH on
   }
 });
 
-test("FAILED is a boot failure that names the agent's reason; SESSION can be left out", {
+test("FAILED is a boot failure that names the agent's reason; the channel can be left out", {
   timeout: 20_000,
 }, async () => {
   const agent = await fakeAgent(["FAILED no-reseed \n"]);
   try {
     await assert.rejects(
-      deliverKeys({ socketPath: agent.path, keys, hostname: "c", signal: signal(), session: false }),
+      deliverKeys({ socketPath: agent.path, keys, hostname: "c", signal: signal(), channel: "none" }),
       (error: unknown) => error instanceof VmError && /refused to start SSH: FAILED no-reseed/.test(error.message),
     );
-    assert.doesNotMatch(await agent.received, /SESSION/);
-    assert.doesNotMatch(agentMessage(keys, "c", { session: false }), /SESSION/);
+    assert.doesNotMatch(await agent.received, /SESSION|COMMANDS/);
+    assert.doesNotMatch(agentMessage(keys, "c", { channel: "none" }), /SESSION|COMMANDS/);
   } finally {
     agent.server.close();
   }

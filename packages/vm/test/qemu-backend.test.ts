@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LocalImage } from "@solstice/images";
-import { connectSsh, generateJobKeys, HostKeyMismatchError, type SshSession } from "@solstice/ssh";
+import { connectSsh, type GuestSession, generateJobKeys, HostKeyMismatchError } from "@solstice/ssh";
 import { createQemuBackend, type QemuVm, reapOrphans, VmError } from "@solstice/vm";
 import pino from "pino";
 import { tinyImage } from "./tiny-image.ts";
@@ -39,7 +39,7 @@ function freshRunRoot(): string {
 describe("a VM booted by the qemu backend", { timeout: 360_000 }, () => {
   const runRoot = freshRunRoot();
   let vm: QemuVm;
-  let session: SshSession;
+  let session: GuestSession;
 
   before(async () => {
     const backend = createQemuBackend({ runRoot, accelerator: "tcg", log });
@@ -226,7 +226,7 @@ function hostIPv4Addresses(): string[] {
 }
 
 /** Tries a TCP connection from inside the guest to each `ip:port`; one "open"/"closed" line each. */
-async function connectFromGuest(session: SshSession, targets: string[]): Promise<string[]> {
+async function connectFromGuest(session: GuestSession, targets: string[]): Promise<string[]> {
   const script = targets
     .map((t) => {
       const [ip, port] = t.split(":");

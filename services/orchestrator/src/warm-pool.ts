@@ -1,6 +1,6 @@
 import type { CapacitySlotGate } from "@solstice/bus";
 import { attachWarmVm, type GuestBasics } from "@solstice/executor";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 import type { Vm, VmBackend } from "@solstice/vm";
 import type { Logger } from "pino";
 
@@ -12,7 +12,7 @@ export interface PooledVm {
    * An SSH session opened once the VM was ready and kept alive while it waits, so its job skips
    * the handshake (0.3 s under TCG); the job closes it with the VM.
    */
-  readonly session: SshSession;
+  readonly session: GuestSession;
   /** The guest's home, shell, PATH and platform, learned on that session while it waits. */
   readonly basics: GuestBasics;
   readonly memoryMiB: number;
@@ -47,7 +47,7 @@ export interface WarmPoolOptions {
    * Opens the session a pooled VM keeps while it waits and learns the guest's basics on it
    * (default: `attachWarmVm`, SSH with keepalives).
    */
-  readonly attach?: (vm: Vm, signal: AbortSignal) => Promise<{ session: SshSession; basics: GuestBasics }>;
+  readonly attach?: (vm: Vm, signal: AbortSignal) => Promise<{ session: GuestSession; basics: GuestBasics }>;
 }
 
 interface Boot {

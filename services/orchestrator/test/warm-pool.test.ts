@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createSlotGate } from "@solstice/bus";
 import type { LocalImage } from "@solstice/images";
-import type { SshSession } from "@solstice/ssh";
+import type { GuestSession } from "@solstice/ssh";
 import type { Vm, VmBackend, VmSpec } from "@solstice/vm";
 import { pino } from "pino";
 import { JobSlots } from "../src/job-slots.ts";
@@ -90,7 +90,7 @@ function setUp(opts: {
       };
       sessions.push(session);
       const basics = { home: "/root", hasBash: true, path: "/usr/bin:/bin", kernel: "Linux", machine: "x86_64" };
-      return { session: session as unknown as SshSession, basics };
+      return { session: session as unknown as GuestSession, basics };
     },
   });
   const jobSlots = new JobSlots(slots, opts.capacity, pool, log, opts.defers);

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import type { PlannedStep } from "@solstice/protocol";
-import { type SshSession, shellQuote } from "@solstice/ssh";
+import { type GuestSession, shellQuote } from "@solstice/ssh";
 import {
   type ContextValues,
   type EvaluateOptions,
@@ -93,7 +93,7 @@ export class GuestActions {
     private readonly actions: ReadonlyMap<string, ResolvedAction>,
     private readonly provider: ActionProvider,
     private readonly guest: PreparedGuest,
-    private readonly session: SshSession,
+    private readonly session: GuestSession,
     private readonly runtime: StepRuntime,
     private readonly events: JobEventStream,
     private readonly secrets: JobSecrets,

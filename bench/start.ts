@@ -74,6 +74,22 @@ interface StartMode {
   startedAs(systemLines: readonly string[]): boolean;
 }
 
+/** A start mode that restores images with a snapshot; `variant` is what it changes to compare. */
+function restoreMode(
+  name: string,
+  variant: Pick<StartMode, "agentChannel" | "tcgAddressRandomization"> = {},
+): StartMode {
+  return {
+    name,
+    snapshots: true,
+    ...variant,
+    appliesTo: (image) => image.snapshot === true,
+    env: () => ({}),
+    ready: async () => {},
+    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
+  };
+}
+
 const startModes: readonly StartMode[] = [
   {
     name: "cold",
@@ -83,41 +99,10 @@ const startModes: readonly StartMode[] = [
       lines.some((l) => l.startsWith("Booting a fresh VM")) &&
       !lines.some((l) => l.includes("restored from a snapshot")),
   },
-  {
-    name: "restore",
-    snapshots: true,
-    appliesTo: (image) => image.snapshot === true,
-    env: () => ({}),
-    ready: async () => {},
-    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
-  },
-  {
-    name: "restore-ssh",
-    snapshots: true,
-    agentChannel: "ssh",
-    appliesTo: (image) => image.snapshot === true,
-    env: () => ({}),
-    ready: async () => {},
-    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
-  },
-  {
-    name: "restore-tcp",
-    snapshots: true,
-    agentChannel: "none",
-    appliesTo: (image) => image.snapshot === true,
-    env: () => ({}),
-    ready: async () => {},
-    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
-  },
-  {
-    name: "restore-aslr",
-    snapshots: true,
-    tcgAddressRandomization: true,
-    appliesTo: (image) => image.snapshot === true,
-    env: () => ({}),
-    ready: async () => {},
-    startedAs: (lines) => lines.some((l) => l.includes("restored from a snapshot")),
-  },
+  restoreMode("restore"),
+  restoreMode("restore-ssh", { agentChannel: "ssh" }),
+  restoreMode("restore-tcp", { agentChannel: "none" }),
+  restoreMode("restore-aslr", { tcgAddressRandomization: true }),
   {
     name: "warm",
     env: (label) => ({ SOLSTICE_WARM_POOL: `${label}=1` }),

@@ -94,7 +94,11 @@ export class ChannelSession extends GuestSession {
         return;
       }
       if (full.length > MAX_PAYLOAD) {
-        reject(new SshError("channel_failed", `a command of ${full.length} bytes is longer than the channel takes`));
+        reject(
+          new SshError("command_too_long", `a command line of ${full.length} bytes is longer than the channel takes`, {
+            hint: `pass long data on standard input; a command line may be ${MAX_PAYLOAD} bytes`,
+          }),
+        );
         return;
       }
       const id = this.nextId++;

@@ -5,6 +5,7 @@ export type SshErrorCode =
   | "banner_timeout"
   | "aborted"
   | "channel_failed"
+  | "command_too_long"
   | "upload_failed";
 
 /** An SSH failure with a code, an actionable message and an optional hint. Never carries key material. */

@@ -141,7 +141,7 @@ export abstract class GuestSession {
       "umask 077\n" +
       "refused=\n" +
       `trap 'rm -f -- ${[scriptPath, envPath, pidFile, cancelFile].map(shellQuote).join(" ")}' EXIT\n` +
-      // Standard input is a pipe under dropbear: the shell sources it, no process. Not
+      // Standard input is a pipe under dropbear and job-commands: the shell sources it, no process. Not
       // `/dev/stdin`: minimal guests (devtmpfs without udev) have none. A socket (OpenSSH's
       // standard input) cannot be opened by name: `cat` reads it.
       'if [ -p /proc/self/fd/0 ]; then . /proc/self/fd/0; else eval "$(cat)"; fi || exit 1\n' +

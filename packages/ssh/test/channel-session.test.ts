@@ -189,6 +189,19 @@ test("the channel closing ends running commands without a status; a new command 
   );
 });
 
+test("a command line longer than a frame is refused on the host, and the session goes on", async () => {
+  const { session } = await startSession();
+  try {
+    await assert.rejects(
+      session.exec(`echo ${"x".repeat(70_000)}`),
+      (error: unknown) => error instanceof SshError && error.code === "command_too_long",
+    );
+    assert.deepEqual((await run(session, "echo still")).out, ["still"]);
+  } finally {
+    session.close();
+  }
+});
+
 test("a frame longer than the protocol allows ends the server with status 5", async () => {
   const { server, exited } = await startSession();
   const head = Buffer.alloc(9);

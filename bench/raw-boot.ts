@@ -88,7 +88,7 @@ export async function rawBoot(
             keys,
             hostname: "bench",
             signal,
-            channel: opts.agentChannel ?? "commands",
+            ...(opts.agentChannel ? { channel: opts.agentChannel } : {}),
           })
         : undefined;
     if (channel) channel.socket.destroy();

@@ -543,7 +543,7 @@ try {
         const rawRestores = await rawRuns(label, "raw restore", () =>
           rawBoot(image, acceleratorUsed === "kvm" ? "kvm" : "tcg", {
             restoreFrom: state,
-            agentChannel: mode.agentChannel ?? "commands",
+            ...(mode.agentChannel ? { agentChannel: mode.agentChannel } : {}),
             ...(mode.tcgAddressRandomization ? { tcgAddressRandomization: true } : {}),
           }),
         );

@@ -78,6 +78,11 @@ export interface JobResult {
   givenBack?: boolean;
 }
 
+/** Whether `result` is recorded as given back: only a cancelled attempt can be. */
+export function isGivenBack(result: JobResult): boolean {
+  return result.givenBack === true && result.state === "cancelled";
+}
+
 export interface JobFilter {
   state?: JobState;
   label?: string;

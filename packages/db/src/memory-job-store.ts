@@ -12,7 +12,7 @@ import type {
   StepRecord,
   StepResult,
 } from "./job-store.ts";
-import { FINISHED_STATES, listLimit } from "./job-store.ts";
+import { FINISHED_STATES, isGivenBack, listLimit } from "./job-store.ts";
 
 type StoredJob = Omit<JobRecord, "steps">;
 
@@ -97,7 +97,7 @@ export class MemoryJobStore implements JobStore {
       outputs: { ...result.outputs },
       finishedAt: at,
       updatedAt: at,
-      givenBack: result.givenBack === true && result.state === "cancelled",
+      givenBack: isGivenBack(result),
     });
     for (const step of this.stepsOf(jobId, attempt)) {
       if (step.state === "pending") Object.assign(step, { state: "skipped", conclusion: "skipped" });

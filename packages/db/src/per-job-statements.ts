@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { JobDetails, JobResult } from "./job-store.ts";
+import { isGivenBack, type JobDetails, type JobResult } from "./job-store.ts";
 
 /**
  * The statements every job (or every host heartbeat) of a busy fleet runs, as fixed SQL text under
@@ -114,7 +114,7 @@ export class PerJobStatements {
         result.reason ?? null,
         JSON.stringify(result.outputs ?? {}),
         at,
-        result.givenBack === true && result.state === "cancelled",
+        isGivenBack(result),
       ],
     });
     return rows[0]?.finished === true;

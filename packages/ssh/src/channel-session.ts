@@ -20,9 +20,9 @@ const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, numbe
 interface RunningCommand {
   readonly out: LineSplitter;
   readonly err: LineSplitter;
-  /** Input still to send, in order, then end-of-file once `inputEnded`. */
+  /** Input still to send, in order; end-of-file follows it. */
   readonly input: Buffer[];
-  inputEnded: boolean;
+  endSent: boolean;
   /** Input bytes the guest will take now. */
   credit: number;
   finish(result: ExecResult): void;
@@ -67,19 +67,7 @@ export class ChannelSession extends GuestSession {
   /** Writes `content` to `remotePath` with `mode`: the bytes on a command's standard input. */
   async upload(remotePath: string, content: string | Buffer, mode: number): Promise<void> {
     const path = shellQuote(remotePath);
-    const errors: string[] = [];
-    const result = await this.exec(`umask 077 && cat > ${path} && chmod ${mode.toString(8)} ${path}`, {
-      stdin: content,
-      onStderr: (line) => {
-        if (errors.length < 5) errors.push(line);
-      },
-    });
-    if (result.exitCode !== 0) {
-      throw new SshError(
-        "upload_failed",
-        `could not upload ${remotePath} (exit ${result.exitCode}): ${errors.join("; ")}`,
-      );
-    }
+    await this.feed(`umask 077 && cat > ${path} && chmod ${mode.toString(8)} ${path}`, content, `upload ${remotePath}`);
   }
 
   protected execOnce(command: string, opts: ExecOptions): Promise<ExecResult> {
@@ -102,7 +90,8 @@ export class ChannelSession extends GuestSession {
         return;
       }
       const id = this.nextId++;
-      const stdin = opts.stdin === undefined ? Buffer.alloc(0) : Buffer.from(opts.stdin);
+      // A Buffer is sent as it is (an action's archive is tens of MB): only text is encoded.
+      const stdin = typeof opts.stdin === "string" ? Buffer.from(opts.stdin) : (opts.stdin ?? Buffer.alloc(0));
       const onAbort = () => {
         this.commands.delete(id);
         this.send("C", id);
@@ -112,7 +101,7 @@ export class ChannelSession extends GuestSession {
         out: new LineSplitter((line, continued) => opts.onStdout?.(line, continued)),
         err: new LineSplitter((line, continued) => opts.onStderr?.(line, continued)),
         input: stdin.length > 0 ? [stdin] : [],
-        inputEnded: true,
+        endSent: false,
         credit: STDIN_WINDOW,
         finish: (result) => {
           opts.signal?.removeEventListener("abort", onAbort);
@@ -138,8 +127,8 @@ export class ChannelSession extends GuestSession {
       if (size === head.length) command.input.shift();
       else command.input[0] = head.subarray(size);
     }
-    if (command.input.length === 0 && command.inputEnded) {
-      command.inputEnded = false;
+    if (command.input.length === 0 && !command.endSent) {
+      command.endSent = true;
       this.send("i", id);
     }
   }

@@ -202,19 +202,29 @@ export abstract class GuestSession {
    */
   async unpackArchive(directory: string, archive: Buffer, signal?: AbortSignal): Promise<void> {
     const dir = shellQuote(directory);
+    await this.feed(
+      `mkdir -p -- ${dir} && tar -xzf - -C ${dir}`,
+      archive,
+      `unpack an archive into ${directory}`,
+      signal,
+    );
+  }
+
+  /**
+   * Runs `command` with `input` on its standard input; a non-zero exit is an `upload_failed`
+   * naming `what` could not be done, with the first lines the command printed on stderr.
+   */
+  protected async feed(command: string, input: string | Buffer, what: string, signal?: AbortSignal): Promise<void> {
     const errors: string[] = [];
-    const result = await this.exec(`mkdir -p -- ${dir} && tar -xzf - -C ${dir}`, {
-      stdin: archive,
+    const result = await this.exec(command, {
+      stdin: input,
       ...(signal ? { signal } : {}),
       onStderr: (line) => {
         if (errors.length < 5) errors.push(line);
       },
     });
     if (result.exitCode !== 0) {
-      throw new SshError(
-        "upload_failed",
-        `could not unpack an archive into ${directory} (exit ${result.exitCode}): ${errors.join("; ")}`,
-      );
+      throw new SshError("upload_failed", `could not ${what} (exit ${result.exitCode}): ${errors.join("; ")}`);
     }
   }
 

@@ -283,7 +283,7 @@ export function createQemuBackend(opts: QemuBackendOptions): QemuBackend {
         qemuBinary: qemuBinaryFor(spec.image.arch),
         accelerator,
         tscKhz,
-        agentChannel: opts.agentChannel ?? "commands",
+        ...(opts.agentChannel ? { agentChannel: opts.agentChannel } : {}),
         ...addressRandomization,
       };
       if (spec.image.snapshot && spec.image.keys === "agent" && opts.snapshots !== false) {
@@ -316,7 +316,7 @@ async function bootVm(ctx: {
   restoreFrom?: string;
   /** Boot only until the key agent waits, save the state here; the caller destroys the VM. */
   saveStateTo?: string;
-  /** What the agent serves the job on its channel (QemuBackendOptions.agentChannel). */
+  /** What the agent serves the job on its channel (QemuBackendOptions.agentChannel; default "commands"). */
   agentChannel?: AgentChannel;
   /** With `saveStateTo`: where the VM's overlay goes once QEMU has exited (the state's disk layer). */
   saveDiskTo?: string;
@@ -343,7 +343,7 @@ async function bootVm(ctx: {
   let launched: LaunchedVm | undefined;
   let qemuGone = false;
   let destroying: Promise<void> | undefined;
-  /** The SSH session served on the agent's channel, until someone takes it. */
+  /** The session served on the agent's channel (commands or SSH), until someone takes it. */
   let channelSession: GuestSession | undefined;
 
   const destroy = (): Promise<void> => {
